@@ -1,0 +1,32 @@
+//! PGD in the L∞ ball (Madry et al., torchattacks' `PGD`): `steps` signed-gradient steps of size
+//! alpha, each followed by projection onto the eps-ball around the clean images and onto [0, 1];
+//! optionally from a uniform random start in the ball.
+
+use tch::{TchError, Tensor};
+
+use super::linf::LinfSteps;
+use super::{Adversarial, Attack, Goal};
+use crate::model::ConvNet;
+
+/// L∞ projected gradient descent.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pgd {
+    schedule: LinfSteps,
+}
+
+impl Pgd {
+    /// PGD with budget `eps` in [0, 1], step `alpha`, `steps` steps.
+    pub fn new(eps: f64, alpha: f64, steps: u32, random_start: bool) -> Result<Self, String> {
+        Ok(Self { schedule: LinfSteps::new(eps, alpha, steps, random_start)? })
+    }
+}
+
+impl Attack for Pgd {
+    fn max_steps(&self) -> u32 {
+        self.schedule.steps
+    }
+
+    fn perturb(&self, model: &ConvNet, images: &Tensor, goal: &Goal) -> Result<Adversarial, TchError> {
+        self.schedule.run(model, images, goal)
+    }
+}

@@ -1,0 +1,61 @@
+//! The seam between the worker (leases, heartbeats, the wire) and the ML work.
+//!
+//! The worker calls a [`Backend`] on a dedicated blocking thread; the backend trains a model or
+//! attacks one and reports progress and honours cancellation through a [`TaskContext`]. The tch
+//! implementation is [`crate::tch_backend::TchBackend`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use beard_proto::v1::{AttackShard, AttackSpec, TaskFailure, TrainResult, TrainSpec};
+
+/// What a running task may use to talk back to the worker.
+pub struct TaskContext {
+    progress: Box<dyn Fn(String) + Send + Sync>,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl TaskContext {
+    /// A context that forwards progress to `progress` and reads cancellation from `cancelled`.
+    pub fn new(progress: impl Fn(String) + Send + Sync + 'static, cancelled: Arc<AtomicBool>) -> Self {
+        Self { progress: Box::new(progress), cancelled }
+    }
+
+    /// A context that drops progress and is never cancelled (tests, one-off evaluations).
+    pub fn detached() -> Self {
+        Self::new(|_| {}, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// Report progress, e.g. `"epoch 12/300"`; shown in heartbeats and logs.
+    pub fn progress(&self, message: impl Into<String>) {
+        (self.progress)(message.into());
+    }
+
+    /// True once the lease was revoked or the agent is shutting down; long loops check this and
+    /// return [`cancelled`] early.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+}
+
+/// The failure a backend returns when it stopped because [`TaskContext::is_cancelled`] said so.
+pub fn cancelled() -> TaskFailure {
+    TaskFailure::retryable("cancelled", "the task was cancelled before it finished")
+}
+
+/// Trains models and attacks them on one device.
+pub trait Backend: Send + 'static {
+    /// The device as people read it, e.g. `cpu (2 threads)` or `cuda:0`.
+    fn device_description(&self) -> String;
+
+    /// Train the model a train task describes; returns the checkpoint as safetensors bytes.
+    fn train(&mut self, spec: &TrainSpec, ctx: &TaskContext) -> Result<TrainResult, TaskFailure>;
+
+    /// Run one attack task against the checkpoint (safetensors bytes) of its train task.
+    fn attack(
+        &mut self,
+        spec: &AttackSpec,
+        checkpoint: &[u8],
+        ctx: &TaskContext,
+    ) -> Result<AttackShard, TaskFailure>;
+}

@@ -1,0 +1,141 @@
+//! Datasets and distilled training sets, resident on the device.
+//!
+//! - [`DatasetInfo`]: what the model needs to know about a dataset (classes, image size, the
+//!   normalization constants the model applies inside itself), for every known dataset.
+//! - [`Dataset`]: a loaded dataset, both splits uploaded to the device once. Only the built-in
+//!   [`synthetic`] dataset loads today; the real CIFAR-10/100 and TinyImageNet loaders come later
+//!   and fail with [`DataError::Unavailable`] until then.
+//! - [`distilled`]: the training set of one train task (`random` subsets of the train split).
+//! - [`rng`]: the host RNG behind every seeded draw.
+
+pub mod distilled;
+pub mod rng;
+pub mod synthetic;
+
+use beard_proto::v1::DatasetRef;
+use tch::{Device, TchError, Tensor};
+
+/// Per-channel mean and standard deviation of a dataset's pixels in [0, 1].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Normalization {
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+/// The static facts about a dataset.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DatasetInfo {
+    /// Canonical name as in sweep files.
+    pub name: &'static str,
+    pub classes: usize,
+    /// Height and width of the (square) images.
+    pub image_size: usize,
+    pub normalization: Normalization,
+}
+
+const CIFAR10: DatasetInfo = DatasetInfo {
+    name: "cifar10",
+    classes: 10,
+    image_size: 32,
+    normalization: Normalization { mean: [0.4914, 0.4822, 0.4465], std: [0.2023, 0.1994, 0.2010] },
+};
+const CIFAR100: DatasetInfo = DatasetInfo {
+    name: "cifar100",
+    classes: 100,
+    image_size: 32,
+    normalization: Normalization { mean: [0.5071, 0.4866, 0.4409], std: [0.2673, 0.2564, 0.2762] },
+};
+const TINY_IMAGENET: DatasetInfo = DatasetInfo {
+    name: "tinyimagenet",
+    classes: 200,
+    image_size: 64,
+    normalization: Normalization { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
+};
+const SYNTHETIC: DatasetInfo = DatasetInfo {
+    name: "synthetic",
+    classes: synthetic::CLASSES,
+    image_size: synthetic::IMAGE_SIZE,
+    normalization: synthetic::NORMALIZATION,
+};
+const KNOWN: [DatasetInfo; 4] = [SYNTHETIC, CIFAR10, CIFAR100, TINY_IMAGENET];
+
+/// Why a dataset or a distilled set could not be provided.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("unknown dataset {0:?}; known datasets: synthetic, cifar10, cifar100, tinyimagenet")]
+    UnknownDataset(String),
+    #[error("dataset {0} cannot be loaded by this agent yet: only the built-in `synthetic` dataset is available")]
+    Unavailable(&'static str),
+    #[error("the train spec names no distilled-set source")]
+    MissingSource,
+    #[error("distilled-set files ({0}) cannot be loaded by this agent yet: only the `random` source is available")]
+    DistilledSourceUnavailable(String),
+    #[error("ipc {ipc} is not possible: the train split has {available} images of class {class}")]
+    NotEnoughImages { ipc: u32, class: usize, available: usize },
+    #[error("ipc must be at least 1")]
+    ZeroIpc,
+    #[error(transparent)]
+    Torch(#[from] TchError),
+}
+
+/// The facts about a dataset by its canonical name.
+pub fn dataset_info(name: &str) -> Result<DatasetInfo, DataError> {
+    KNOWN.into_iter().find(|info| info.name == name).ok_or_else(|| DataError::UnknownDataset(name.to_owned()))
+}
+
+/// One split on the device.
+pub struct Split {
+    /// `[n, 3, h, w]` float32 pixels in [0, 1].
+    pub images: Tensor,
+    /// `[n]` int64 class indices.
+    pub labels: Tensor,
+    /// The labels on the host, for seeded draws without device round trips.
+    labels_host: Vec<i64>,
+}
+
+impl Split {
+    /// Upload host pixels (`[n, 3, size, size]` row-major) and labels to `device`.
+    pub fn upload(pixels: &[f32], labels: Vec<i64>, image_size: usize, device: Device) -> Result<Self, TchError> {
+        let shape = [labels.len() as i64, 3, image_size as i64, image_size as i64];
+        let images = Tensor::f_from_slice(pixels)?.f_reshape(shape)?.f_to(device)?;
+        let labels_tensor = Tensor::f_from_slice(&labels)?.f_to(device)?;
+        Ok(Self { images, labels: labels_tensor, labels_host: labels })
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels_host.len()
+    }
+
+    /// True when the split holds no image.
+    pub fn is_empty(&self) -> bool {
+        self.labels_host.is_empty()
+    }
+
+    /// The labels, on the host.
+    pub fn labels_host(&self) -> &[i64] {
+        &self.labels_host
+    }
+}
+
+/// A dataset with both splits on one device.
+pub struct Dataset {
+    pub info: DatasetInfo,
+    pub train: Split,
+    pub test: Split,
+}
+
+impl Dataset {
+    /// Load the dataset `reference` names onto `device`.
+    pub fn load(reference: &DatasetRef, device: Device) -> Result<Self, DataError> {
+        let info = dataset_info(&reference.name)?;
+        if info.name != SYNTHETIC.name {
+            return Err(DataError::Unavailable(info.name));
+        }
+        let upload = |part| {
+            let host = synthetic::generate(part);
+            Split::upload(&host.pixels, host.labels, info.image_size, device)
+        };
+        Ok(Self { info, train: upload(synthetic::Part::Train)?, test: upload(synthetic::Part::Test)? })
+    }
+}

@@ -1,0 +1,22 @@
+//! The beard-rs agent: leases tasks from the coordinator, trains DC-bench ConvNets and attacks
+//! them with libtorch, and sends back checkpoints and result shards.
+//!
+//! # Layout
+//!
+//! - [`backend`]: the `Backend` trait between the worker and the ML work.
+//! - [`tch_backend`]: the libtorch implementation, built from:
+//!   - [`data`]: datasets (the built-in `synthetic` one) and distilled-set sources (`random`);
+//!   - [`model`]: the ConvNet family with normalization inside the model;
+//!   - [`train`]: training a model on a distilled set;
+//!   - [`attacks`]: one module per attack behind one trait;
+//!   - [`eval`]: one attack task to one result shard.
+//! - [`worker`]: registration, the lease loop, heartbeats, cancellation and drain.
+
+pub mod attacks;
+pub mod backend;
+pub mod data;
+pub mod eval;
+pub mod model;
+pub mod tch_backend;
+pub mod train;
+pub mod worker;

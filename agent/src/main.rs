@@ -1,0 +1,109 @@
+//! The `agent` binary: parses flags, reports the devices libtorch sees, runs the worker.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use beard_agent::tch_backend::{TchBackend, parse_device};
+use beard_agent::worker::{self, WorkerConfig};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "agent", version, about = "Train and attack BEARD models on this node's devices", long_about = None)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "BEARD_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Lease tasks from a coordinator and run them on one device until stopped.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The coordinator's address.
+    #[arg(long, default_value = "http://127.0.0.1:50051", env = "BEARD_COORDINATOR")]
+    coordinator: String,
+    /// Device to run on: `cpu` or `cuda:N`.
+    #[arg(long, default_value = "cpu", env = "BEARD_DEVICE")]
+    device: String,
+    /// Directory for cached checkpoints and datasets.
+    #[arg(long, default_value = "beard-agent", env = "BEARD_WORK_DIR")]
+    work_dir: PathBuf,
+    /// Name of this agent; defaults to `<hostname>-<device>`.
+    #[arg(long, env = "BEARD_AGENT_NAME")]
+    name: Option<String>,
+    /// Seconds a running task may take to finish after SIGTERM before it is handed back.
+    #[arg(long, default_value_t = 60.0)]
+    drain_timeout_secs: f64,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    beard_proto::process::init_tracing(matches!(cli.log_format, LogFormat::Json));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => runtime.block_on(run(args)),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    log_visible_devices();
+    let device = parse_device(&args.device)?;
+    let name = args.name.unwrap_or_else(|| format!("{}-{}", hostname(), args.device.replace(':', "")));
+    let config = WorkerConfig {
+        coordinator: args.coordinator,
+        name,
+        work_dir: args.work_dir,
+        drain_timeout: Duration::from_secs_f64(args.drain_timeout_secs),
+    };
+    std::fs::create_dir_all(&config.work_dir)
+        .with_context(|| format!("cannot create the work dir {}", config.work_dir.display()))?;
+    worker::run(config, TchBackend::new(device), beard_proto::process::shutdown_signal()).await
+}
+
+/// Log what libtorch sees, so an operator can tell at once whether the GPUs are usable.
+fn log_visible_devices() {
+    let cuda = tch::Cuda::is_available();
+    let count = if cuda { tch::Cuda::device_count() } else { 0 };
+    tracing::info!(
+        cuda_available = cuda,
+        cuda_devices = count,
+        cudnn = tch::Cuda::cudnn_is_available(),
+        cpu_threads = tch::get_num_threads(),
+        "libtorch devices"
+    );
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "agent".to_owned())
+}

@@ -1,0 +1,349 @@
+//! The agent's worker: registration, the lease loop, heartbeats, checkpoint cache, drain.
+//!
+//! - The process registers once with a fresh generation id, so the coordinator tells a
+//!   restarted agent from the old one and requeues the old one's leases at once.
+//! - Heartbeats run on their own task and never wait for the ML work, which runs on a blocking
+//!   thread; a heartbeat answer that revokes the current lease sets the task's cancel flag.
+//! - Checkpoints of train tasks are cached in `work_dir/checkpoints/<train task id>`; attack
+//!   tasks fetch missing ones from the coordinator and verify their SHA-256 before use, and the
+//!   agent tells the coordinator which ones it holds so attack tasks go where their model is.
+//! - On shutdown (SIGTERM / Ctrl-C) the agent stops leasing, gives the running task the drain
+//!   timeout to finish, then cancels it and hands it back as a retryable failure.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use beard_proto::keys::{is_valid_key, sha256_hex};
+use beard_proto::v1::agent_service_client::AgentServiceClient;
+use beard_proto::v1::{
+    AttackSpec, CompleteRequest, FetchCheckpointRequest, HeartbeatRequest, LeaseRequest, LeasedTask,
+    RegisterRequest, TaskFailure, TrainSpec, complete_request, task_spec,
+};
+use beard_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
+use tokio::sync::watch;
+use tonic::transport::Channel;
+
+use crate::backend::{Backend, TaskContext};
+
+/// How the worker reaches its coordinator and where it keeps files.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub coordinator: String,
+    pub name: String,
+    pub work_dir: PathBuf,
+    pub drain_timeout: Duration,
+}
+
+type Client = AgentServiceClient<Channel>;
+
+/// The lease currently being worked on, shared with the heartbeat task.
+#[derive(Default)]
+struct Current {
+    lease: Option<(String, Arc<AtomicBool>)>,
+    progress: String,
+}
+
+/// Identity of this agent process.
+#[derive(Clone)]
+struct Identity {
+    name: String,
+    generation: String,
+    device: String,
+}
+
+/// Run the agent until `shutdown` resolves (then drain) or a fatal error occurs.
+pub async fn run<B: Backend>(
+    config: WorkerConfig,
+    backend: B,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let checkpoints = config.work_dir.join("checkpoints");
+    std::fs::create_dir_all(&checkpoints).with_context(|| format!("cannot create {}", checkpoints.display()))?;
+    let identity = Identity {
+        name: config.name.clone(),
+        generation: uuid::Uuid::new_v4().to_string(),
+        device: backend.device_description(),
+    };
+
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    let Some(mut client) = connect(&config.coordinator, &mut stop_rx).await else { return Ok(()) };
+    let heartbeat_every = register(&mut client, &identity).await?;
+    tracing::info!(agent = %identity.name, generation = %identity.generation, device = %identity.device, "registered");
+
+    let current = Arc::new(Mutex::new(Current::default()));
+    let heartbeats = tokio::spawn(heartbeat_loop(client.clone(), identity.clone(), current.clone(), heartbeat_every));
+    let backend = Arc::new(Mutex::new(backend));
+
+    while !*stop_rx.borrow() {
+        let request = LeaseRequest {
+            agent_name: identity.name.clone(),
+            generation: identity.generation.clone(),
+            cached_checkpoints: cached_checkpoints(&checkpoints),
+        };
+        let response = match client.lease(request).await {
+            Ok(response) => response.into_inner(),
+            Err(status) => {
+                tracing::warn!(error = %status.message(), code = ?status.code(), "lease failed");
+                if matches!(status.code(), tonic::Code::NotFound | tonic::Code::FailedPrecondition) {
+                    register(&mut client, &identity).await.ok();
+                }
+                sleep_or_stop(Duration::from_secs(2), &mut stop_rx).await;
+                continue;
+            }
+        };
+        let Some(task) = response.task else {
+            sleep_or_stop(Duration::from_millis(response.retry_after_ms.clamp(100, 10_000)), &mut stop_rx).await;
+            continue;
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        {
+            let mut guard = lock(&current);
+            guard.lease = Some((task.lease_token.clone(), cancel.clone()));
+            guard.progress.clear();
+        }
+        let outcome = run_task(&task, &mut client, &checkpoints, &backend, &current, cancel, &mut stop_rx, config.drain_timeout).await;
+        lock(&current).lease = None;
+        complete(&mut client, &identity, &task, outcome).await;
+    }
+    heartbeats.abort();
+    tracing::info!(agent = %identity.name, "stopped");
+    Ok(())
+}
+
+fn lock(current: &Mutex<Current>) -> std::sync::MutexGuard<'_, Current> {
+    current.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Connect, retrying with backoff until the coordinator answers or shutdown is requested.
+async fn connect(url: &str, stop: &mut watch::Receiver<bool>) -> Option<Client> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let attempt = async {
+            let channel = Channel::from_shared(url.to_owned())?.connect_timeout(Duration::from_secs(5)).connect().await?;
+            Ok::<_, anyhow::Error>(
+                AgentServiceClient::new(channel)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
+        };
+        match attempt.await {
+            Ok(client) => return Some(client),
+            Err(error) => tracing::warn!(coordinator = url, error = %error, "coordinator unreachable; retrying"),
+        }
+        if sleep_or_stop(delay, stop).await {
+            return None;
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Sleep for `duration`; true when shutdown was requested meanwhile.
+async fn sleep_or_stop(duration: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    matches!(tokio::time::timeout(duration, stop.wait_for(|stopped| *stopped)).await, Ok(Ok(_)))
+}
+
+async fn register(client: &mut Client, identity: &Identity) -> anyhow::Result<Duration> {
+    let response = client
+        .register(RegisterRequest {
+            protocol_version: PROTOCOL_VERSION,
+            agent_name: identity.name.clone(),
+            generation: identity.generation.clone(),
+            device: identity.device.clone(),
+        })
+        .await
+        .map_err(|status| anyhow::anyhow!("registration refused: {}", status.message()))?
+        .into_inner();
+    Ok(Duration::from_millis(response.heartbeat_interval_ms.max(100)))
+}
+
+async fn heartbeat_loop(mut client: Client, identity: Identity, current: Arc<Mutex<Current>>, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        let (tokens, progress) = {
+            let guard = lock(&current);
+            (guard.lease.iter().map(|(token, _)| token.clone()).collect::<Vec<_>>(), guard.progress.clone())
+        };
+        let request = HeartbeatRequest {
+            agent_name: identity.name.clone(),
+            generation: identity.generation.clone(),
+            lease_tokens: tokens,
+            progress,
+        };
+        match client.heartbeat(request).await {
+            Ok(response) => {
+                let revoked = response.into_inner().revoked_lease_tokens;
+                let guard = lock(&current);
+                if let Some((token, cancel)) = &guard.lease
+                    && revoked.contains(token)
+                {
+                    tracing::warn!("lease revoked by the coordinator; cancelling the task");
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            }
+            Err(status) if matches!(status.code(), tonic::Code::NotFound | tonic::Code::FailedPrecondition) => {
+                tracing::warn!(error = %status.message(), "coordinator forgot this agent; registering again");
+                register(&mut client, &identity).await.ok();
+            }
+            Err(status) => tracing::warn!(error = %status.message(), "heartbeat failed"),
+        }
+    }
+}
+
+/// What a task produced, ready to be sent.
+type Outcome = complete_request::Outcome;
+
+#[allow(clippy::too_many_arguments)]
+async fn run_task<B: Backend>(
+    task: &LeasedTask,
+    client: &mut Client,
+    checkpoints: &Path,
+    backend: &Arc<Mutex<B>>,
+    current: &Arc<Mutex<Current>>,
+    cancel: Arc<AtomicBool>,
+    stop: &mut watch::Receiver<bool>,
+    drain_timeout: Duration,
+) -> Outcome {
+    let spec = task.spec.as_ref().and_then(|s| s.kind.clone());
+    tracing::info!(task = %task.task_id, attempt = task.attempt, "task started");
+    let job = match spec {
+        Some(task_spec::Kind::Train(train)) => Job::Train(train),
+        Some(task_spec::Kind::Attack(attack)) => match ensure_checkpoint(client, checkpoints, &attack.train_task_id).await {
+            Ok(bytes) => Job::Attack(attack, bytes),
+            Err(failure) => return Outcome::Failure(failure),
+        },
+        None => return Outcome::Failure(TaskFailure::permanent("empty_task", "the leased task has no spec")),
+    };
+    let progress_sink = current.clone();
+    let ctx = TaskContext::new(move |message| lock(&progress_sink).progress = message, cancel.clone());
+    let backend = backend.clone();
+    let mut handle = tokio::task::spawn_blocking(move || {
+        let mut backend = backend.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        job.run(&mut *backend, &ctx)
+    });
+    let joined = tokio::select! {
+        joined = &mut handle => joined,
+        _ = stop.wait_for(|stopped| *stopped) => {
+            tracing::info!(timeout = ?drain_timeout, "draining: waiting for the running task");
+            match tokio::time::timeout(drain_timeout, &mut handle).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    tracing::warn!("drain timeout reached; cancelling the task and handing it back");
+                    cancel.store(true, Ordering::Relaxed);
+                    handle.await
+                }
+            }
+        }
+    };
+    let outcome = match joined {
+        Ok(outcome) => outcome,
+        Err(error) => Err(TaskFailure::retryable("agent_panic", format!("the task panicked: {error}"))),
+    };
+    match outcome {
+        Ok(Outcome::Train(result)) => {
+            if let Err(error) = write_atomically(&checkpoints.join(&task.task_id), &result.checkpoint) {
+                tracing::warn!(%error, "cannot cache the checkpoint locally");
+            }
+            Outcome::Train(result)
+        }
+        Ok(other) => other,
+        Err(failure) => Outcome::Failure(failure),
+    }
+}
+
+/// The ML half of a task, moved onto the blocking thread.
+enum Job {
+    Train(TrainSpec),
+    Attack(AttackSpec, Vec<u8>),
+}
+
+impl Job {
+    fn run<B: Backend>(self, backend: &mut B, ctx: &TaskContext) -> Result<Outcome, TaskFailure> {
+        match self {
+            Job::Train(spec) => backend.train(&spec, ctx).map(Outcome::Train),
+            Job::Attack(spec, checkpoint) => backend.attack(&spec, &checkpoint, ctx).map(Outcome::Attack),
+        }
+    }
+}
+
+/// The checkpoint of a train task: from the local cache, else fetched and verified.
+async fn ensure_checkpoint(client: &mut Client, dir: &Path, train_task_id: &str) -> Result<Vec<u8>, TaskFailure> {
+    if !is_valid_key(train_task_id) {
+        return Err(TaskFailure::permanent("malformed_task", format!("bad train task id {train_task_id:?}")));
+    }
+    let path = dir.join(train_task_id);
+    if let Ok(bytes) = std::fs::read(&path) {
+        return Ok(bytes);
+    }
+    let response = client
+        .fetch_checkpoint(FetchCheckpointRequest { train_task_id: train_task_id.to_owned() })
+        .await
+        .map_err(|status| TaskFailure::retryable("checkpoint_unavailable", status.message().to_owned()))?
+        .into_inner();
+    let actual = sha256_hex(&response.checkpoint);
+    if actual != response.checkpoint_sha256 {
+        return Err(TaskFailure::retryable(
+            "checkpoint_corrupt",
+            format!("fetched checkpoint has digest {actual}, expected {}", response.checkpoint_sha256),
+        ));
+    }
+    if let Err(error) = write_atomically(&path, &response.checkpoint) {
+        tracing::warn!(%error, "cannot cache the fetched checkpoint");
+    }
+    Ok(response.checkpoint)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Train task ids whose checkpoints are in the cache directory.
+fn cached_checkpoints(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| is_valid_key(name))
+        .collect()
+}
+
+/// Send a task's outcome, retrying while the coordinator is unreachable (completion is
+/// idempotent on the lease token, so a repeated delivery is harmless).
+async fn complete(client: &mut Client, identity: &Identity, task: &LeasedTask, outcome: Outcome) {
+    let request = CompleteRequest {
+        task_id: task.task_id.clone(),
+        lease_token: task.lease_token.clone(),
+        agent_name: identity.name.clone(),
+        outcome: Some(outcome),
+    };
+    let mut delay = Duration::from_millis(200);
+    for _ in 0..8 {
+        match client.complete(request.clone()).await {
+            Ok(response) => {
+                let response = response.into_inner();
+                if response.accepted {
+                    tracing::info!(task = %task.task_id, "completion accepted");
+                } else {
+                    tracing::warn!(task = %task.task_id, reason = %response.reason, "completion rejected");
+                }
+                return;
+            }
+            Err(status) => {
+                tracing::warn!(task = %task.task_id, error = %status.message(), "completion not delivered; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    tracing::error!(task = %task.task_id, "giving up on delivering the completion; the lease will expire");
+}

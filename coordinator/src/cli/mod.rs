@@ -1,0 +1,267 @@
+//! The `coordinator` command line: `serve`, `submit`, `status`, `cancel`, `report`.
+//!
+//! Commands other than `serve` are thin gRPC clients of a running coordinator; `submit
+//! --dry-run` validates and expands a sweep file locally without a server.
+
+mod progress;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use beard_proto::MAX_MESSAGE_BYTES;
+use beard_proto::describe::{describe_attack, describe_train};
+use beard_proto::v1::control_service_client::ControlServiceClient;
+use beard_proto::v1::{CancelRequest, ReportRequest, StatusRequest, SubmitRequest, SweepStatus};
+use clap::{Parser, Subcommand, ValueEnum};
+use tonic::transport::Channel;
+
+use crate::scheduler::SchedulerConfig;
+use crate::sweep;
+
+const DEFAULT_COORDINATOR: &str = "http://127.0.0.1:50051";
+
+#[derive(Parser)]
+#[command(name = "coordinator", version, about = "Run BEARD robustness sweeps across GPU agents", long_about = None)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "BEARD_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the coordinator: keep sweep state in DIR and lease tasks to agents.
+    Serve(ServeArgs),
+    /// Validate a sweep file, expand it into tasks and submit it.
+    Submit(SubmitArgs),
+    /// Show the progress of one sweep, or of all sweeps.
+    Status {
+        /// Sweep id (as printed by `submit`); all sweeps when omitted.
+        sweep: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Stop leasing the tasks of a sweep; running tasks are revoked at their next heartbeat.
+    Cancel {
+        sweep: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print or write the BEARD report (leaderboards, RR / AE / CREI tables) of a sweep.
+    Report {
+        sweep: String,
+        /// Format printed to standard output.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+        format: ReportFormat,
+        /// Write report.md and report.json into this directory instead of printing.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on; loopback unless you say otherwise.
+    #[arg(long, default_value = "127.0.0.1:50051", env = "BEARD_LISTEN")]
+    listen: SocketAddr,
+    /// Directory for the durable state (SQLite database and checkpoint blobs).
+    #[arg(long, default_value = "beard-state", env = "BEARD_STATE_DIR")]
+    state: PathBuf,
+    /// Seconds an agent keeps a lease without a heartbeat.
+    #[arg(long, default_value_t = 30.0)]
+    lease_ttl_secs: f64,
+    /// Seconds between agent heartbeats.
+    #[arg(long, default_value_t = 10.0)]
+    heartbeat_secs: f64,
+    /// Attempts before a failing task is quarantined.
+    #[arg(long, default_value_t = 5)]
+    max_attempts: u32,
+    /// Base delay before a failed task is retried (doubles per attempt).
+    #[arg(long, default_value_t = 2.0)]
+    retry_backoff_secs: f64,
+    /// Write the bound address to this file once listening (useful with port 0).
+    #[arg(long)]
+    addr_file: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct SubmitArgs {
+    /// The sweep file (YAML).
+    file: PathBuf,
+    /// Only validate and expand: print task counts and the first tasks, contact no server.
+    #[arg(long)]
+    dry_run: bool,
+    /// Wait for the sweep to finish, showing progress.
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(clap::Args)]
+struct Target {
+    /// Coordinator to talk to.
+    #[arg(long, default_value = DEFAULT_COORDINATOR, env = "BEARD_COORDINATOR")]
+    coordinator: String,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum ReportFormat {
+    Md,
+    Json,
+}
+
+/// Parse the command line and run the command.
+pub async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    beard_proto::process::init_tracing(matches!(cli.log_format, LogFormat::Json));
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Submit(args) => submit(args).await,
+        Command::Status { sweep, target } => {
+            let mut client = connect(&target.coordinator).await?;
+            let response = client.status(StatusRequest { sweep_id: sweep.unwrap_or_default() }).await?.into_inner();
+            if response.sweeps.is_empty() {
+                println!("no sweeps");
+            }
+            for sweep in &response.sweeps {
+                print_status(sweep);
+            }
+            Ok(())
+        }
+        Command::Cancel { sweep, target } => {
+            let mut client = connect(&target.coordinator).await?;
+            let response = client.cancel(CancelRequest { sweep_id: sweep.clone() }).await?.into_inner();
+            println!("cancelled {sweep}: {} unfinished tasks will not be leased", response.cancelled_tasks);
+            Ok(())
+        }
+        Command::Report { sweep, format, out, target } => {
+            let mut client = connect(&target.coordinator).await?;
+            let report = client.report(ReportRequest { sweep_id: sweep }).await?.into_inner();
+            match out {
+                Some(dir) => {
+                    write_report(&dir, &report.markdown, &report.json)?;
+                    println!("wrote {} and {}", dir.join("report.md").display(), dir.join("report.json").display());
+                }
+                None if format == ReportFormat::Json => println!("{}", report.json),
+                None => println!("{}", report.markdown),
+            }
+            Ok(())
+        }
+    }
+}
+
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = SchedulerConfig {
+        lease_ttl: Duration::from_secs_f64(args.lease_ttl_secs),
+        heartbeat_interval: Duration::from_secs_f64(args.heartbeat_secs),
+        max_attempts: args.max_attempts.max(1),
+        retry_backoff: Duration::from_secs_f64(args.retry_backoff_secs),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let bound = listener.local_addr()?;
+    if let Some(path) = &args.addr_file {
+        std::fs::write(path, bound.to_string()).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    tracing::info!(address = %bound, state = %args.state.display(), "coordinator listening");
+    crate::service::run(listener, &args.state, config, beard_proto::process::shutdown_signal()).await?;
+    tracing::info!("coordinator stopped");
+    Ok(())
+}
+
+async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
+    let yaml = std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let file_name = args.file.display().to_string();
+    if args.dry_run {
+        return dry_run(&yaml, &file_name);
+    }
+    let mut client = connect(&args.target.coordinator).await?;
+    let response = match client.submit(SubmitRequest { yaml, file_name }).await {
+        Ok(response) => response.into_inner(),
+        Err(status) if status.code() == tonic::Code::InvalidArgument => bail!("{}", status.message()),
+        Err(status) => return Err(status.into()),
+    };
+    println!(
+        "submitted {} ({}): {} train tasks, {} attack tasks, {} already done",
+        response.sweep_id, response.name, response.train_tasks, response.attack_tasks, response.reused_tasks
+    );
+    if args.wait {
+        let status = progress::wait_for(&mut client, &response.sweep_id).await?;
+        print_status(&status);
+        if status.failed > 0 {
+            bail!("{} of {} tasks failed", status.failed, status.total);
+        }
+    }
+    Ok(())
+}
+
+fn dry_run(yaml: &str, file_name: &str) -> anyhow::Result<()> {
+    let sweep = sweep::parse(yaml, file_name)?;
+    let expansion = sweep.expand();
+    println!("sweep {}: {} train tasks, {} attack tasks", sweep.name, expansion.trains.len(), expansion.attacks.len());
+    const SHOWN: usize = 5;
+    println!("first train tasks:");
+    for train in expansion.trains.iter().take(SHOWN) {
+        println!("  {}", describe_train(train));
+    }
+    println!("first attack tasks:");
+    for attack in expansion.attacks.iter().take(SHOWN) {
+        println!("  {}", describe_attack(attack));
+    }
+    Ok(())
+}
+
+async fn connect(url: &str) -> anyhow::Result<ControlServiceClient<Channel>> {
+    let channel = Channel::from_shared(url.to_owned())
+        .with_context(|| format!("invalid coordinator address {url:?}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the coordinator at {url} (is `coordinator serve` running?)"))?;
+    Ok(ControlServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+fn print_status(sweep: &SweepStatus) {
+    println!(
+        "{} ({}): {} — {}/{} done, {} running, {} pending, {} failed; {} agents alive",
+        sweep.sweep_id,
+        sweep.name,
+        sweep.state,
+        sweep.done,
+        sweep.total,
+        sweep.leased,
+        sweep.pending,
+        sweep.failed,
+        sweep.agents_alive
+    );
+    for error in &sweep.errors {
+        let reason = error.failure.as_ref().map_or_else(|| "unknown error".to_owned(), ToString::to_string);
+        println!("  failed: {} — {reason}", error.description);
+    }
+}
+
+fn write_report(dir: &Path, markdown: &str, json: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (name, text) in [("report.md", markdown), ("report.json", json)] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}

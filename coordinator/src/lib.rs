@@ -1,0 +1,20 @@
+//! The beard-rs coordinator: expands sweeps into tasks, keeps them durable, leases them to agents
+//! over gRPC and turns result shards into BEARD reports.
+//!
+//! # Layout
+//!
+//! - [`sweep`]: the sweep.yaml schema, strict parsing with file:line:column errors, grid expansion.
+//! - [`metrics`]: RR / AE / CREI as pure functions.
+//! - [`report`]: result shards -> leaderboards and tables (Markdown, JSON).
+//! - [`store`]: durable state in SQLite (sweeps, tasks, leases, attempts, results, blobs).
+//! - [`scheduler`]: the one writer of state: leasing, dependencies, expiry, retries.
+//! - [`service`]: the tonic services for agents and the CLI, and [`service::run`].
+//! - [`cli`]: the `coordinator` command line.
+
+pub mod cli;
+pub mod metrics;
+pub mod report;
+pub mod scheduler;
+pub mod service;
+pub mod store;
+pub mod sweep;

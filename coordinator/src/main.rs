@@ -1,0 +1,12 @@
+//! The `coordinator` binary; see [`beard_coordinator::cli`].
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match beard_coordinator::cli::main().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

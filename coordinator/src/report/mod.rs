@@ -1,0 +1,84 @@
+//! Result shards -> the BEARD report: leaderboards per (dataset, IPC, mode) and the multi-IPC
+//! table per dataset, as JSON and Markdown.
+//!
+//! # Layout
+//!
+//! - timing: the times a shard contributes under each time basis.
+//! - observe: grouping into settings, averaging over seeds, the clean-time rule;
+//!   [`observations`] exposes the resulting metric inputs for independent recomputation.
+//! - tables: leaderboards and multi-IPC tables, scored with [`crate::metrics`].
+//! - markdown: the human-readable rendering.
+//!
+//! A report is a pure function of its [`ReportInput`]: the order of `results` does not matter,
+//! missing results make rows incomplete rather than failing, and no input produces a panic.
+
+mod markdown;
+mod observe;
+mod tables;
+mod timing;
+
+#[cfg(test)]
+mod tests;
+
+use beard_proto::v1::{AttackShard, AttackSpec};
+use serde::Serialize;
+
+use crate::metrics::MetricOptions;
+
+pub use observe::{ATTACK_ORDER, Mode, SettingKey, Stat, observations};
+pub use tables::{
+    AttackCell, Leaderboard, LeaderboardRow, MissingAttack, MultiIpcRow, MultiIpcTable,
+};
+
+/// What a report is built from: a sweep's accepted attack results, in any order, each once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportInput {
+    pub sweep_name: String,
+    pub options: MetricOptions,
+    /// The sweep's methods in its order, for stable output and to name methods without results.
+    pub method_order: Vec<String>,
+    pub results: Vec<(AttackSpec, AttackShard)>,
+}
+
+/// A BEARD report. Accuracies and scores are in percent; times in the units of the time basis.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub sweep_name: String,
+    pub options: MetricOptions,
+    /// Results the report was built from.
+    pub results: usize,
+    /// Results left out because their spec names no dataset or no attack.
+    pub unplaced_results: usize,
+    /// Datasets by name, then IPC ascending, untargeted before targeted.
+    pub leaderboards: Vec<Leaderboard>,
+    /// One per dataset, datasets by name.
+    pub multi_ipc: Vec<MultiIpcTable>,
+}
+
+/// Builds the report of an input.
+pub fn build(input: &ReportInput) -> Report {
+    let summaries = observe::summarize(input);
+    let (leaderboards, multi_ipc) =
+        tables::tables(&summaries.settings, &input.options, &input.method_order);
+    Report {
+        sweep_name: input.sweep_name.clone(),
+        options: input.options,
+        results: input.results.len() - summaries.unplaced,
+        unplaced_results: summaries.unplaced,
+        leaderboards,
+        multi_ipc,
+    }
+}
+
+impl Report {
+    /// Pretty-printed JSON; non-finite numbers (which only malformed shards can produce) are null.
+    pub fn to_json(&self) -> String {
+        // Plain structs with string keys: serialization cannot fail, whatever the input was.
+        serde_json::to_string_pretty(self).expect("a report always serializes to JSON")
+    }
+
+    /// The report as Markdown: options, then per dataset its leaderboards and multi-IPC table.
+    pub fn to_markdown(&self) -> String {
+        markdown::render(self)
+    }
+}

@@ -1,0 +1,269 @@
+//! Result shards -> one summary per setting (dataset, method, IPC, mode).
+//!
+//! Per setting and seed, the clean accuracy and clean time are the means over that seed's shards
+//! in the setting, and each attack's robust accuracy and time the mean over its shards (one, when
+//! the caller passes each accepted task once). Over seeds, accuracies are mean ± sample std and
+//! times are means. The clean time t_c of a setting is the smaller of the mean clean times of the
+//! targeted and untargeted settings of the same (dataset, method, IPC), where both exist.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use beard_proto::describe::attack_name;
+use beard_proto::v1::{AttackConfig, AttackShard, AttackSpec};
+use serde::Serialize;
+
+use super::ReportInput;
+use super::timing::shard_times;
+use crate::metrics::stats::{mean, sample_std};
+use crate::metrics::{AttackObservation, SettingObservation, TimeBasis};
+
+/// Attack columns in report order, as [`attack_name`] spells them.
+pub const ATTACK_ORDER: [&str; 6] = ["fgsm", "pgd", "pgdl2", "cw", "deepfool", "autoattack"];
+
+/// An attack column of the report, ordered as [`ATTACK_ORDER`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Attack(usize);
+
+impl Attack {
+    /// The column of a configured attack; `None` for an empty attack config.
+    fn of(config: &AttackConfig) -> Option<Self> {
+        let name = attack_name(config);
+        ATTACK_ORDER.iter().position(|known| *known == name).map(Self)
+    }
+
+    pub fn name(self) -> &'static str {
+        ATTACK_ORDER[self.0]
+    }
+}
+
+/// Whether the attacks of a setting aim at a chosen target class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Untargeted,
+    Targeted,
+}
+
+impl Mode {
+    pub fn of(targeted: bool) -> Self {
+        if targeted { Self::Targeted } else { Self::Untargeted }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Untargeted => "untargeted",
+            Self::Targeted => "targeted",
+        }
+    }
+
+    fn other(self) -> Self {
+        match self {
+            Self::Untargeted => Self::Targeted,
+            Self::Targeted => Self::Untargeted,
+        }
+    }
+}
+
+/// One model setting: the unit the metrics score.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct SettingKey {
+    pub dataset: String,
+    pub method: String,
+    pub ipc: u32,
+    pub mode: Mode,
+}
+
+impl SettingKey {
+    fn with_mode(&self, mode: Mode) -> Self {
+        Self { mode, ..self.clone() }
+    }
+}
+
+/// Mean and sample standard deviation over seeds (std 0 for one seed).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Stat {
+    pub mean: f64,
+    pub std: f64,
+}
+
+impl Stat {
+    fn of(values: &[f64]) -> Self {
+        Self { mean: mean(values), std: sample_std(values) }
+    }
+}
+
+/// One attack of a setting, averaged over the seeds that have it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AttackSummary {
+    pub attack: Attack,
+    pub robust_accuracy: Stat,
+    pub time: f64,
+    pub seeds: BTreeSet<u32>,
+}
+
+/// One setting, averaged over seeds; `attacks` in [`ATTACK_ORDER`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SettingSummary {
+    pub key: SettingKey,
+    pub seeds: BTreeSet<u32>,
+    pub clean_accuracy: Stat,
+    /// t_c after the rule "the smaller of the targeted and untargeted clean times".
+    pub clean_time: f64,
+    pub attacks: Vec<AttackSummary>,
+}
+
+impl SettingSummary {
+    pub fn observation(&self) -> SettingObservation {
+        SettingObservation {
+            clean_accuracy: self.clean_accuracy.mean,
+            clean_time: self.clean_time,
+            attacks: self
+                .attacks
+                .iter()
+                .map(|attack| AttackObservation {
+                    robust_accuracy: attack.robust_accuracy.mean,
+                    time: attack.time,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The settings of an input, sorted by key, and how many results could not be placed.
+pub(crate) struct Summaries {
+    pub settings: Vec<SettingSummary>,
+    pub unplaced: usize,
+}
+
+/// The metric inputs of every setting with results, sorted by key: what the report scores, for
+/// recomputing its numbers independently.
+pub fn observations(input: &ReportInput) -> Vec<(SettingKey, SettingObservation)> {
+    summarize(input)
+        .settings
+        .into_iter()
+        .map(|setting| {
+            let observation = setting.observation();
+            (setting.key, observation)
+        })
+        .collect()
+}
+
+pub(crate) fn summarize(input: &ReportInput) -> Summaries {
+    let mut settings: BTreeMap<SettingKey, BTreeMap<u32, SeedResults>> = BTreeMap::new();
+    let mut unplaced = 0;
+    for (spec, shard) in &input.results {
+        match place(spec) {
+            Some(place) => settings
+                .entry(place.key)
+                .or_default()
+                .entry(place.seed)
+                .or_default()
+                .add(place.attack, shard, input.options.time_basis),
+            None => unplaced += 1,
+        }
+    }
+    let settings = settings
+        .iter()
+        .map(|(key, seeds)| {
+            let own = mean_clean_time(seeds);
+            let other = settings.get(&key.with_mode(key.mode.other())).map(mean_clean_time);
+            summarize_setting(key, seeds, other.map_or(own, |other| own.min(other)))
+        })
+        .collect();
+    Summaries { settings, unplaced }
+}
+
+/// Where a result belongs; `None` for a spec without dataset, method or known attack.
+struct Place {
+    key: SettingKey,
+    seed: u32,
+    attack: Attack,
+}
+
+fn place(spec: &AttackSpec) -> Option<Place> {
+    let train = spec.train.as_ref()?;
+    let dataset = train.dataset.as_ref()?;
+    let attack = Attack::of(spec.attack.as_ref()?)?;
+    let key = SettingKey {
+        dataset: dataset.name.clone(),
+        method: train.method.clone(),
+        ipc: train.ipc,
+        mode: Mode::of(spec.targeted),
+    };
+    Some(Place { key, seed: train.seed, attack })
+}
+
+/// Accuracy and time values of one quantity, to be averaged. Each list is kept sorted, so that
+/// its floating-point mean does not depend on the order the shards arrived in.
+#[derive(Default)]
+struct Values {
+    accuracy: Vec<f64>,
+    time: Vec<f64>,
+}
+
+impl Values {
+    fn push(&mut self, accuracy: f64, time: f64) {
+        insert_sorted(&mut self.accuracy, accuracy);
+        insert_sorted(&mut self.time, time);
+    }
+}
+
+fn insert_sorted(values: &mut Vec<f64>, value: f64) {
+    let at = values.partition_point(|known| known.total_cmp(&value).is_lt());
+    values.insert(at, value);
+}
+
+/// The shards of one seed of one setting.
+#[derive(Default)]
+struct SeedResults {
+    clean: Values,
+    attacks: BTreeMap<Attack, Values>,
+}
+
+impl SeedResults {
+    fn add(&mut self, attack: Attack, shard: &AttackShard, basis: TimeBasis) {
+        let times = shard_times(shard, basis);
+        self.clean.push(shard.clean_accuracy, times.clean);
+        self.attacks.entry(attack).or_default().push(shard.robust_accuracy, times.attack);
+    }
+}
+
+fn mean_clean_time(seeds: &BTreeMap<u32, SeedResults>) -> f64 {
+    let per_seed: Vec<f64> = seeds.values().map(|seed| mean(&seed.clean.time)).collect();
+    mean(&per_seed)
+}
+
+fn summarize_setting(
+    key: &SettingKey,
+    seeds: &BTreeMap<u32, SeedResults>,
+    clean_time: f64,
+) -> SettingSummary {
+    let clean: Vec<f64> = seeds.values().map(|seed| mean(&seed.clean.accuracy)).collect();
+    let columns: BTreeSet<Attack> =
+        seeds.values().flat_map(|seed| seed.attacks.keys().copied()).collect();
+    let attacks = columns
+        .into_iter()
+        .map(|attack| {
+            let per_seed: Vec<(u32, &Values)> = seeds
+                .iter()
+                .filter_map(|(seed, results)| Some((*seed, results.attacks.get(&attack)?)))
+                .collect();
+            let accuracies: Vec<f64> =
+                per_seed.iter().map(|(_, values)| mean(&values.accuracy)).collect();
+            let times: Vec<f64> = per_seed.iter().map(|(_, values)| mean(&values.time)).collect();
+            AttackSummary {
+                attack,
+                robust_accuracy: Stat::of(&accuracies),
+                time: mean(&times),
+                seeds: per_seed.iter().map(|(seed, _)| *seed).collect(),
+            }
+        })
+        .collect();
+    SettingSummary {
+        key: key.clone(),
+        seeds: seeds.keys().copied().collect(),
+        clean_accuracy: Stat::of(&clean),
+        clean_time,
+        attacks,
+    }
+}

@@ -1,0 +1,586 @@
+//! Report tests on hand-built shards: grouping, seed averaging, ranking, the clean-time rule, the
+//! time bases, completeness, robustness, and a golden rendering of a tiny sweep.
+
+use std::path::PathBuf;
+
+use beard_proto::v1::{
+    AttackConfig, AttackShard, AttackSpec, AutoAttack, CarliniWagner, DatasetRef, DeepFool, Fgsm,
+    Pgd, PgdL2, SampleOutcome, TrainSpec, attack_config,
+};
+
+use super::*;
+use crate::metrics::{
+    AttackObservation, RrVariant, SettingObservation, TimeBasis, evaluate, pool_across_ipcs,
+};
+
+// ----- fixtures -------------------------------------------------------------------------------
+
+fn attack(name: &str) -> AttackConfig {
+    let attack = match name {
+        "fgsm" => attack_config::Attack::Fgsm(Fgsm { eps: 8.0 / 255.0 }),
+        "pgd" => attack_config::Attack::Pgd(Pgd::default()),
+        "pgdl2" => attack_config::Attack::Pgdl2(PgdL2::default()),
+        "cw" => attack_config::Attack::Cw(CarliniWagner::default()),
+        "deepfool" => attack_config::Attack::Deepfool(DeepFool::default()),
+        _ => attack_config::Attack::Autoattack(AutoAttack::default()),
+    };
+    AttackConfig { attack: Some(attack) }
+}
+
+/// Where a result belongs: dataset, method, IPC, seed, attack, targeted.
+struct Cell<'a>(&'a str, &'a str, u32, u32, &'a str, bool);
+
+fn spec(cell: &Cell<'_>) -> AttackSpec {
+    let Cell(dataset, method, ipc, seed, name, targeted) = *cell;
+    AttackSpec {
+        train: Some(TrainSpec {
+            dataset: Some(DatasetRef { name: dataset.into(), root: String::new() }),
+            method: method.into(),
+            ipc,
+            seed,
+            ..Default::default()
+        }),
+        attack: Some(attack(name)),
+        targeted,
+        ..Default::default()
+    }
+}
+
+/// A shard of 100 samples and 10 steps: clean and robust accuracy, attack and clean seconds.
+fn shard(clean: f64, robust: f64, attack_seconds: f64, clean_seconds: f64) -> AttackShard {
+    AttackShard {
+        samples: 100,
+        clean_accuracy: clean,
+        robust_accuracy: robust,
+        attack_seconds,
+        clean_seconds,
+        max_steps: 10,
+        ..Default::default()
+    }
+}
+
+fn result(cell: Cell<'_>, shard: AttackShard) -> (AttackSpec, AttackShard) {
+    (spec(&cell), shard)
+}
+
+fn input(results: Vec<(AttackSpec, AttackShard)>) -> ReportInput {
+    ReportInput {
+        sweep_name: "unit".into(),
+        options: MetricOptions::default(),
+        method_order: vec!["dc".into(), "dsa".into(), "dm".into()],
+        results,
+    }
+}
+
+fn close(left: f64, right: f64) -> bool {
+    (left - right).abs() < 1e-9
+}
+
+fn board<'a>(report: &'a Report, dataset: &str, ipc: u32, mode: Mode) -> &'a Leaderboard {
+    report
+        .leaderboards
+        .iter()
+        .find(|board| board.dataset == dataset && board.ipc == ipc && board.mode == mode)
+        .unwrap_or_else(|| panic!("no leaderboard {dataset} ipc {ipc} {mode:?}"))
+}
+
+fn row<'a>(board: &'a Leaderboard, method: &str) -> &'a LeaderboardRow {
+    board.rows.iter().find(|row| row.method == method).unwrap_or_else(|| panic!("no row {method}"))
+}
+
+fn cell<'a>(row: &'a LeaderboardRow, attack: &str) -> &'a AttackCell {
+    row.attacks
+        .iter()
+        .find(|cell| cell.attack == attack)
+        .unwrap_or_else(|| panic!("no cell {attack}"))
+}
+
+/// dc on cifar10 IPC 10, untargeted, seeds 0 and 1, attacks fgsm / pgd / cw:
+///
+/// | seed | clean | fgsm (acc, s) | pgd (acc, s) | cw (acc, s) | clean s |
+/// |    0 |    50 | 30, 2         | 10, 8        | 20, 20      | 1       |
+/// |    1 |    54 | 34, 4         | 14, 12       | 28, 28      | 1       |
+fn two_seed_setting() -> Vec<(AttackSpec, AttackShard)> {
+    vec![
+        result(Cell("cifar10", "dc", 10, 0, "fgsm", false), shard(50.0, 30.0, 2.0, 1.0)),
+        result(Cell("cifar10", "dc", 10, 0, "pgd", false), shard(50.0, 10.0, 8.0, 1.0)),
+        result(Cell("cifar10", "dc", 10, 0, "cw", false), shard(50.0, 20.0, 20.0, 1.0)),
+        result(Cell("cifar10", "dc", 10, 1, "fgsm", false), shard(54.0, 34.0, 4.0, 1.0)),
+        result(Cell("cifar10", "dc", 10, 1, "pgd", false), shard(54.0, 14.0, 12.0, 1.0)),
+        result(Cell("cifar10", "dc", 10, 1, "cw", false), shard(54.0, 28.0, 28.0, 1.0)),
+    ]
+}
+
+/// The same setting averaged by hand: c = 52; fgsm (32, 3), pgd (12, 10), cw (24, 24); t_c = 1.
+fn two_seed_observation() -> SettingObservation {
+    SettingObservation {
+        clean_accuracy: 52.0,
+        clean_time: 1.0,
+        attacks: vec![
+            AttackObservation { robust_accuracy: 32.0, time: 3.0 },
+            AttackObservation { robust_accuracy: 12.0, time: 10.0 },
+            AttackObservation { robust_accuracy: 24.0, time: 24.0 },
+        ],
+    }
+}
+
+// ----- grouping and averaging -----------------------------------------------------------------
+
+#[test]
+fn empty_input_gives_a_report_saying_there_are_no_results() {
+    let report = build(&input(vec![]));
+    assert!(report.leaderboards.is_empty() && report.multi_ipc.is_empty());
+    assert_eq!(report.results, 0);
+    assert!(report.to_markdown().contains("No results yet."));
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["leaderboards"], serde_json::json!([]));
+    assert!(observations(&input(vec![])).is_empty());
+}
+
+#[test]
+fn seeds_are_averaged_with_sample_std() {
+    let report = build(&input(two_seed_setting()));
+    let dc = row(board(&report, "cifar10", 10, Mode::Untargeted), "dc");
+    assert_eq!(dc.seeds, 2);
+    // clean 50, 54: mean 52, sample std sqrt(((-2)^2 + 2^2) / 1) = sqrt(8).
+    assert!(close(dc.clean_accuracy.mean, 52.0));
+    assert!(close(dc.clean_accuracy.std, 8.0_f64.sqrt()));
+    // cw 20, 28: mean 24, std sqrt(32); time (20 + 28) / 2 = 24.
+    let cw = cell(dc, "cw");
+    assert!(close(cw.robust_accuracy.mean, 24.0));
+    assert!(close(cw.robust_accuracy.std, 32.0_f64.sqrt()));
+    assert!(close(cw.time, 24.0));
+    assert_eq!(cw.seeds, 2);
+    assert!(dc.complete && dc.missing.is_empty());
+}
+
+#[test]
+fn one_seed_has_zero_std() {
+    let report = build(&input(two_seed_setting()[..3].to_vec()));
+    let dc = row(board(&report, "cifar10", 10, Mode::Untargeted), "dc");
+    assert_eq!(dc.clean_accuracy, Stat { mean: 50.0, std: 0.0 });
+    assert!(dc.attacks.iter().all(|cell| cell.robust_accuracy.std == 0.0));
+}
+
+#[test]
+fn a_seeds_clean_accuracy_is_the_mean_of_its_shards() {
+    let results = vec![
+        result(Cell("cifar10", "dc", 1, 0, "fgsm", false), shard(50.0, 30.0, 2.0, 1.0)),
+        result(Cell("cifar10", "dc", 1, 0, "pgd", false), shard(52.0, 10.0, 8.0, 1.0)),
+    ];
+    let report = build(&input(results));
+    let dc = row(board(&report, "cifar10", 1, Mode::Untargeted), "dc");
+    // One seed: clean (50 + 52) / 2 = 51, std 0 (a spread over shards is not a spread over seeds).
+    assert_eq!(dc.clean_accuracy, Stat { mean: 51.0, std: 0.0 });
+}
+
+#[test]
+fn settings_are_grouped_by_dataset_ipc_mode_and_method() {
+    let results = vec![
+        result(Cell("cifar100", "dc", 1, 0, "fgsm", false), shard(20.0, 5.0, 1.0, 1.0)),
+        result(Cell("cifar10", "dm", 50, 0, "fgsm", true), shard(60.0, 40.0, 1.0, 1.0)),
+        result(Cell("cifar10", "dm", 10, 0, "fgsm", false), shard(50.0, 30.0, 1.0, 1.0)),
+        result(Cell("cifar10", "dc", 10, 0, "fgsm", false), shard(45.0, 25.0, 1.0, 1.0)),
+        result(Cell("cifar10", "dc", 10, 0, "pgd", true), shard(45.0, 35.0, 1.0, 1.0)),
+    ];
+    let report = build(&input(results));
+    let boards: Vec<(&str, u32, Mode, usize)> = report
+        .leaderboards
+        .iter()
+        .map(|board| (board.dataset.as_str(), board.ipc, board.mode, board.rows.len()))
+        .collect();
+    assert_eq!(
+        boards,
+        vec![
+            ("cifar10", 10, Mode::Untargeted, 2),
+            ("cifar10", 10, Mode::Targeted, 1),
+            ("cifar10", 50, Mode::Targeted, 1),
+            ("cifar100", 1, Mode::Untargeted, 1),
+        ]
+    );
+    // Attack columns are per dataset and mode.
+    assert_eq!(board(&report, "cifar10", 10, Mode::Untargeted).attacks, vec!["fgsm"]);
+    assert_eq!(board(&report, "cifar10", 10, Mode::Targeted).attacks, vec!["fgsm", "pgd"]);
+    let datasets: Vec<&str> = report.multi_ipc.iter().map(|t| t.dataset.as_str()).collect();
+    assert_eq!(datasets, vec!["cifar10", "cifar100"]);
+}
+
+#[test]
+fn attack_columns_follow_the_attack_order() {
+    let names = ["autoattack", "deepfool", "cw", "pgdl2", "pgd", "fgsm"];
+    let results = names
+        .iter()
+        .map(|name| result(Cell("cifar10", "dc", 1, 0, name, false), shard(50.0, 10.0, 1.0, 1.0)))
+        .collect();
+    let report = build(&input(results));
+    let board = board(&report, "cifar10", 1, Mode::Untargeted);
+    assert_eq!(board.attacks, ATTACK_ORDER.to_vec());
+    let cells: Vec<&str> = board.rows[0].attacks.iter().map(|cell| cell.attack).collect();
+    assert_eq!(cells, ATTACK_ORDER.to_vec());
+}
+
+// ----- scores ---------------------------------------------------------------------------------
+
+#[test]
+fn report_scores_equal_the_metrics_of_hand_computed_observations() {
+    let input = input(two_seed_setting());
+    let hand = two_seed_observation();
+    let key = SettingKey {
+        dataset: "cifar10".into(),
+        method: "dc".into(),
+        ipc: 10,
+        mode: Mode::Untargeted,
+    };
+    assert_eq!(observations(&input), vec![(key, hand.clone())]);
+
+    // RR: mean a = 68/3, min a = 12: 100 (1 - (52 - 68/3) / 40) = 100 (1 - 88/120) = 26.667.
+    // AE: mean t = 37/3, max t = 24: 100 (37/3 - 1) / 23 = 100 * 34 / 69 = 49.275.
+    let report = build(&input);
+    let dc = row(board(&report, "cifar10", 10, Mode::Untargeted), "dc");
+    let scores = evaluate(&hand, &MetricOptions::default());
+    assert!(close(dc.rr, 80.0 / 3.0) && close(scores.rr, dc.rr));
+    assert!(close(dc.ae, 3400.0 / 69.0) && close(scores.ae, dc.ae));
+    assert!(close(dc.crei, scores.crei));
+    // Per-attack: RRS pgd = 0 (the weakest robust accuracy); AES cw = 100 (the slowest).
+    assert!(close(cell(dc, "pgd").rrs, 0.0));
+    assert!(close(cell(dc, "cw").aes, 100.0));
+    // fgsm: RRS = 100 (1 - 20/40) = 50; AES = 100 * 2 / 23.
+    assert!(close(cell(dc, "fgsm").rrs, 50.0));
+    assert!(close(cell(dc, "fgsm").aes, 200.0 / 23.0));
+}
+
+#[test]
+fn options_reach_the_scores() {
+    let mut input = input(two_seed_setting());
+    input.options =
+        MetricOptions { alpha: 1.0, rr_variant: RrVariant::IRr, ..MetricOptions::default() };
+    let report = build(&input);
+    let dc = row(board(&report, "cifar10", 10, Mode::Untargeted), "dc");
+    // I-RR: 100 (1 - (52 - 68/3) * 40 / 52^2) = 100 (1 - (88/3) * 40 / 2704) = 56.607...
+    let expected = 100.0 * (1.0 - (88.0 / 3.0) * 40.0 / 2704.0);
+    assert!(close(dc.rr, expected));
+    assert!(close(dc.crei, expected));
+}
+
+#[test]
+fn rows_are_ranked_by_crei_descending() {
+    // c = 50 and the same times for all, so AE ties and RR decides:
+    // dsa a = [45, 44, 20]: 100 (1 - (50 - 109/3) / 30) = 54.44;
+    // dc  a = [40, 30, 20]: 100 (1 - 20 / 30) = 33.33;
+    // dm  a = [40, 0, 0]:   100 (1 - (50 - 40/3) / 50) = 26.67.
+    let mut results = Vec::new();
+    for (method, fgsm, pgd, cw) in
+        [("dm", 40.0, 0.0, 0.0), ("dc", 40.0, 30.0, 20.0), ("dsa", 45.0, 44.0, 20.0)]
+    {
+        let mut push = |attack, robust, seconds| {
+            let cell = Cell("cifar10", method, 1, 0, attack, false);
+            results.push(result(cell, shard(50.0, robust, seconds, 1.0)));
+        };
+        push("fgsm", fgsm, 2.0);
+        push("pgd", pgd, 4.0);
+        push("cw", cw, 8.0);
+    }
+    let report = build(&input(results));
+    let board = board(&report, "cifar10", 1, Mode::Untargeted);
+    let ranking: Vec<(usize, &str)> =
+        board.rows.iter().map(|row| (row.rank, row.method.as_str())).collect();
+    assert_eq!(ranking, vec![(1, "dsa"), (2, "dc"), (3, "dm")]);
+    assert!(board.rows.windows(2).all(|pair| pair[0].crei >= pair[1].crei));
+}
+
+#[test]
+fn ties_follow_the_sweep_method_order_then_names() {
+    let results = ["zeta", "dm", "alpha", "dc"]
+        .iter()
+        .map(|method| {
+            result(Cell("cifar10", method, 1, 0, "fgsm", false), shard(50.0, 10.0, 2.0, 1.0))
+        })
+        .collect();
+    let report = build(&input(results));
+    let methods: Vec<&str> = board(&report, "cifar10", 1, Mode::Untargeted)
+        .rows
+        .iter()
+        .map(|row| row.method.as_str())
+        .collect();
+    assert_eq!(methods, vec!["dc", "dm", "alpha", "zeta"]);
+}
+
+#[test]
+fn clean_time_is_the_smaller_of_targeted_and_untargeted() {
+    let results = vec![
+        result(Cell("cifar10", "dc", 1, 0, "fgsm", false), shard(50.0, 30.0, 5.0, 3.0)),
+        result(Cell("cifar10", "dc", 1, 0, "pgd", false), shard(50.0, 10.0, 9.0, 3.0)),
+        result(Cell("cifar10", "dc", 1, 0, "fgsm", true), shard(50.0, 40.0, 6.0, 2.0)),
+        result(Cell("cifar10", "dc", 1, 0, "pgd", true), shard(50.0, 20.0, 10.0, 2.0)),
+        // Another model with only untargeted results keeps its own clean time.
+        result(Cell("cifar10", "dm", 1, 0, "fgsm", false), shard(50.0, 30.0, 5.0, 4.0)),
+    ];
+    let report = build(&input(results));
+    let untargeted = row(board(&report, "cifar10", 1, Mode::Untargeted), "dc");
+    let targeted = row(board(&report, "cifar10", 1, Mode::Targeted), "dc");
+    assert_eq!(untargeted.clean_time, 2.0);
+    assert_eq!(targeted.clean_time, 2.0);
+    // Untargeted AE with t_c = 2: 100 (7 - 2) / (9 - 2) = 71.43 (with t_c = 3 it would be 66.67).
+    assert!(close(untargeted.ae, 500.0 / 7.0));
+    assert_eq!(row(board(&report, "cifar10", 1, Mode::Untargeted), "dm").clean_time, 4.0);
+}
+
+// ----- time bases -----------------------------------------------------------------------------
+
+fn outcomes(steps: &[u32]) -> Vec<SampleOutcome> {
+    steps
+        .iter()
+        .map(|&step| SampleOutcome { success: step > 0, success_step: step, ..Default::default() })
+        .collect()
+}
+
+/// Two seeds of one pgd setting with per-sample outcomes, under a time basis.
+fn timed_pgd(basis: TimeBasis) -> LeaderboardRow {
+    let mut seed0 = shard(50.0, 10.0, 20.0, 4.0);
+    seed0.outcomes = outcomes(&[5, 10, 0]);
+    let mut seed1 = shard(50.0, 10.0, 40.0, 5.0);
+    seed1.outcomes = outcomes(&[0, 0, 0]);
+    let mut input = input(vec![
+        result(Cell("cifar10", "dc", 1, 0, "pgd", false), seed0),
+        result(Cell("cifar10", "dc", 1, 1, "pgd", false), seed1),
+    ]);
+    input.options.time_basis = basis;
+    let report = build(&input);
+    row(board(&report, "cifar10", 1, Mode::Untargeted), "dc").clone()
+}
+
+#[test]
+fn wall_time_basis_averages_measured_seconds() {
+    let dc = timed_pgd(TimeBasis::Wall);
+    assert!(close(cell(&dc, "pgd").time, 30.0));
+    assert!(close(dc.clean_time, 4.5));
+}
+
+#[test]
+fn per_sample_time_basis_is_mean_time_to_first_success() {
+    let dc = timed_pgd(TimeBasis::PerSample);
+    // Seed 0: a step costs 20 s / (10 steps * 100 samples) = 0.02 s; successes at steps 5 and 10
+    // take 0.1 s and 0.2 s, mean 0.15 s. Seed 1: no success, 0. Over seeds: 0.075 s.
+    assert!(close(cell(&dc, "pgd").time, 0.075));
+    // Clean: 4 s / 100 = 0.04 s and 5 s / 100 = 0.05 s: 0.045 s.
+    assert!(close(dc.clean_time, 0.045));
+}
+
+#[test]
+fn normalized_time_basis_divides_by_each_shards_clean_time() {
+    let dc = timed_pgd(TimeBasis::Normalized);
+    // 20 / 4 = 5 and 40 / 5 = 8: 6.5 clean times.
+    assert!(close(cell(&dc, "pgd").time, 6.5));
+    assert_eq!(dc.clean_time, 1.0);
+}
+
+// ----- multi-IPC ------------------------------------------------------------------------------
+
+#[test]
+fn multi_ipc_rows_pool_the_ipcs_of_a_method() {
+    // IPC 1: c = 30, t_c = 1, fgsm (20, 3), pgd (10, 5).
+    // IPC 10: c = 50, t_c = 3, fgsm (40, 4), pgd (30, 9).
+    let results = vec![
+        result(Cell("cifar10", "dc", 1, 0, "fgsm", false), shard(30.0, 20.0, 3.0, 1.0)),
+        result(Cell("cifar10", "dc", 1, 0, "pgd", false), shard(30.0, 10.0, 5.0, 1.0)),
+        result(Cell("cifar10", "dc", 10, 0, "fgsm", false), shard(50.0, 40.0, 4.0, 3.0)),
+        result(Cell("cifar10", "dc", 10, 0, "pgd", false), shard(50.0, 30.0, 9.0, 3.0)),
+    ];
+    let input = input(results);
+    let report = build(&input);
+    let table = &report.multi_ipc[0];
+    assert_eq!(table.ipcs, vec![1, 10]);
+    let dc = &table.rows[0];
+    assert_eq!(
+        (dc.method.as_str(), dc.mode, dc.ipcs.clone()),
+        ("dc", Mode::Untargeted, vec![1, 10])
+    );
+    // Pooled: c = 40, t_c = 2, a = [20, 10, 40, 30] -> RRM = 100 (1 - 15/30) = 50;
+    // t = [3, 5, 4, 9] -> AEM = 100 * 3.25 / 7 = 46.43.
+    assert!(close(dc.rrm, 50.0));
+    assert!(close(dc.aem, 325.0 / 7.0));
+    let settings: Vec<SettingObservation> =
+        observations(&input).into_iter().map(|(_, observation)| observation).collect();
+    let scores = evaluate(&pool_across_ipcs(&settings), &input.options);
+    assert!(close(dc.crei, scores.crei));
+    assert!(dc.complete);
+}
+
+// ----- completeness and robustness ------------------------------------------------------------
+
+#[test]
+fn missing_seeds_attacks_and_methods_are_reported() {
+    let mut results = two_seed_setting();
+    // dm has seed 0 only and no cw.
+    results.push(result(Cell("cifar10", "dm", 10, 0, "fgsm", false), shard(50.0, 30.0, 2.0, 1.0)));
+    results.push(result(Cell("cifar10", "dm", 10, 0, "pgd", false), shard(50.0, 10.0, 8.0, 1.0)));
+    let report = build(&input(results));
+    let board = board(&report, "cifar10", 10, Mode::Untargeted);
+    assert_eq!(board.seeds, vec![0, 1]);
+    assert!(row(board, "dc").complete);
+    let dm = row(board, "dm");
+    assert!(!dm.complete);
+    assert_eq!(
+        dm.missing,
+        vec![
+            MissingAttack { attack: "fgsm", seeds: vec![1] },
+            MissingAttack { attack: "pgd", seeds: vec![1] },
+            MissingAttack { attack: "cw", seeds: vec![0, 1] },
+        ]
+    );
+    assert_eq!(board.methods_without_results, vec!["dsa".to_owned()]);
+    let multi: Vec<bool> = report.multi_ipc[0].rows.iter().map(|row| row.complete).collect();
+    assert_eq!(multi, vec![true, false]);
+    let markdown = report.to_markdown();
+    assert!(markdown.contains("| dm* |"), "{markdown}");
+    assert!(markdown.contains("dm is missing fgsm seed 1; pgd seed 1; cw seeds 0, 1."));
+    assert!(markdown.contains("No results yet: dsa."));
+}
+
+#[test]
+fn the_order_of_results_does_not_matter() {
+    let mut results = two_seed_setting();
+    results.push(result(Cell("cifar10", "dm", 10, 0, "fgsm", true), shard(40.0, 30.0, 2.0, 0.5)));
+    results.push(result(Cell("cifar10", "dm", 1, 1, "pgd", false), shard(30.0, 3.0, 7.0, 0.7)));
+    // Clean times measured per shard differ in their last bits: a seed's mean must not depend on
+    // the order its shards arrive in ((0.1 + 0.2 + 0.3) / 3 != (0.3 + 0.2 + 0.1) / 3 in binary).
+    for (index, (attack, clean_seconds)) in
+        [("fgsm", 0.1), ("pgd", 0.2), ("cw", 0.3)].iter().enumerate()
+    {
+        let cell = Cell("cifar100", "dc", 1, 0, attack, false);
+        results.push(result(cell, shard(30.0 + index as f64 / 3.0, 3.0, 7.0, *clean_seconds)));
+    }
+    let forward = build(&input(results.clone()));
+    for turn in 0..results.len() {
+        results.rotate_left(1);
+        assert_eq!(build(&input(results.clone())), forward, "rotation {turn}");
+    }
+    results.reverse();
+    assert_eq!(build(&input(results.clone())), forward);
+    assert_eq!(build(&input(results)).to_markdown(), forward.to_markdown());
+}
+
+#[test]
+fn results_without_dataset_or_attack_are_counted_and_left_out() {
+    let mut results = two_seed_setting();
+    results.push((AttackSpec::default(), shard(1.0, 1.0, 1.0, 1.0)));
+    let mut no_attack = spec(&Cell("cifar10", "dc", 10, 0, "fgsm", false));
+    no_attack.attack = Some(AttackConfig { attack: None });
+    results.push((no_attack, shard(1.0, 1.0, 1.0, 1.0)));
+    let report = build(&input(results));
+    assert_eq!((report.results, report.unplaced_results), (6, 2));
+    assert_eq!(report.leaderboards, build(&input(two_seed_setting())).leaderboards);
+    assert!(report.to_markdown().contains("2 results were left out"));
+}
+
+#[test]
+fn degenerate_shards_do_not_panic_or_produce_nan() {
+    let empty = AttackShard::default();
+    for basis in [TimeBasis::Wall, TimeBasis::PerSample, TimeBasis::Normalized] {
+        let mut input = input(vec![
+            result(Cell("cifar10", "dc", 1, 0, "fgsm", false), empty.clone()),
+            result(Cell("cifar10", "dc", 1, 0, "pgd", true), empty.clone()),
+        ]);
+        input.options.time_basis = basis;
+        let report = build(&input);
+        let json = report.to_json();
+        assert!(!json.contains("null"), "{json}");
+        for board in &report.leaderboards {
+            assert!(
+                board
+                    .rows
+                    .iter()
+                    .all(|row| [row.rr, row.ae, row.crei].iter().all(|score| score.is_finite()))
+            );
+        }
+        assert!(!report.to_markdown().contains("NaN"));
+    }
+}
+
+#[test]
+fn non_finite_shard_values_still_render() {
+    let results = vec![
+        result(Cell("cifar10", "dc", 1, 0, "fgsm", false), shard(f64::NAN, 3.0, 1.0, 1.0)),
+        result(Cell("cifar10", "dm", 1, 0, "fgsm", false), shard(50.0, 3.0, 1.0, 1.0)),
+        result(Cell("cifar10", "dm", 1, 0, "pgd", false), shard(50.0, 1.0, 2.0, 1.0)),
+    ];
+    let report = build(&input(results));
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert!(json["leaderboards"][0]["rows"][1]["clean_accuracy"]["mean"].is_null());
+    // A NaN score ranks last.
+    assert_eq!(board(&report, "cifar10", 1, Mode::Untargeted).rows[1].method, "dc");
+    assert!(report.to_markdown().contains("| dc* |"));
+}
+
+#[test]
+fn names_cannot_break_markdown_tables() {
+    let results =
+        vec![result(Cell("cifar10", "a|b", 1, 0, "fgsm", false), shard(50.0, 3.0, 1.0, 1.0))];
+    let markdown = build(&input(results)).to_markdown();
+    assert!(markdown.contains("| a\\|b |"), "{markdown}");
+}
+
+// ----- golden ---------------------------------------------------------------------------------
+
+/// A tiny sweep: cifar10, dc and dm at IPC 1 and 10, two seeds, fgsm and pgd in both modes;
+/// dm's IPC 10 lacks seed 1 of untargeted pgd.
+fn golden_input() -> ReportInput {
+    let mut results = Vec::new();
+    for (method, ipc, clean, fgsm, pgd) in [
+        ("dc", 1, 28.0, 20.0, 12.0),
+        ("dc", 10, 44.0, 30.0, 18.0),
+        ("dm", 1, 26.0, 22.0, 15.0),
+        ("dm", 10, 48.0, 36.0, 20.0),
+    ] {
+        for seed in 0..2 {
+            let wobble = f64::from(seed) * 1.5;
+            let clean = clean + wobble;
+            results.push(result(
+                Cell("cifar10", method, ipc, seed, "fgsm", false),
+                shard(clean, fgsm + wobble, 2.0 + wobble, 0.5),
+            ));
+            results.push(result(
+                Cell("cifar10", method, ipc, seed, "fgsm", true),
+                shard(clean, fgsm + 5.0 - wobble, 2.5, 0.4),
+            ));
+            results.push(result(
+                Cell("cifar10", method, ipc, seed, "pgd", true),
+                shard(clean, pgd + 8.0 - wobble, 7.0 + wobble, 0.4),
+            ));
+            if !(method == "dm" && ipc == 10 && seed == 1) {
+                results.push(result(
+                    Cell("cifar10", method, ipc, seed, "pgd", false),
+                    shard(clean, pgd - wobble, 9.0 + wobble, 0.5),
+                ));
+            }
+        }
+    }
+    ReportInput {
+        sweep_name: "golden".into(),
+        options: MetricOptions::default(),
+        method_order: vec!["dc".into(), "dsa".into(), "dm".into()],
+        results,
+    }
+}
+
+/// Compares `actual` with the golden file, or rewrites the file when `BLESS=1`.
+fn golden(name: &str, actual: &str) {
+    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "golden", name].iter().collect();
+    if std::env::var("BLESS").is_ok_and(|value| value == "1") {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("{}: {error} (run with BLESS=1 to create)", path.display()));
+    assert_eq!(actual, expected, "{} differs (run with BLESS=1 to update)", path.display());
+}
+
+#[test]
+fn golden_markdown() {
+    golden("report_small.md", &build(&golden_input()).to_markdown());
+}
+
+#[test]
+fn golden_json() {
+    golden("report_small.json", &build(&golden_input()).to_json());
+}

@@ -1,0 +1,561 @@
+//! The scheduler: the one writer of coordinator state, and the task state machine it enforces.
+//!
+//! # State machine of a task
+//!
+//! ```text
+//!             lease (train first; attack only when its train task is done)
+//!   pending ─────────────────────────────────────────────▶ leased
+//!      ▲  ▲                                                 │ │ │
+//!      │  └── lease expired / retryable failure (backoff) ──┘ │ │
+//!      │                                                      │ │ completion with the live token
+//!      │ re-submitted            permanent failure, or        │ ▼
+//!   failed ◀────────────────── attempts exhausted ────────────┘ done
+//! ```
+//!
+//! # Failure model
+//!
+//! - Every lease carries a fresh random token. A completion is accepted only with the token of
+//!   the live lease; once accepted, the same token is answered "accepted" again (idempotent
+//!   retries of a lost reply), any other token is rejected, so nothing is counted twice.
+//! - An agent that stops heartbeating loses its leases after the TTL; they return to the queue
+//!   and count as attempts. A late completion from such an agent is rejected.
+//! - Each agent process registers with a fresh generation. A new generation under a known name
+//!   means the old process is gone: its leases are requeued at once.
+//! - Failures are typed: retryable ones (and out-of-memory) are retried with exponential
+//!   backoff until `max_attempts`; permanent ones fail the task at once. A failed train task
+//!   fails its attack tasks with `dependency_failed`. Failed tasks stay visible in `status`.
+//! - When no agent is alive the queue simply waits; `status` reports the number of live agents.
+//!
+//! All methods take the current time in milliseconds, so tests drive time by hand. The server
+//! runs the scheduler on a dedicated thread ([`SchedulerHandle`]) and talks to it by messages.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use beard_proto::describe::describe_task;
+use beard_proto::failure::codes;
+use beard_proto::keys::{is_valid_key, sha256_hex, task_key};
+use beard_proto::v1::{
+    AttackShard, CancelResponse, CompleteRequest, CompleteResponse, LeaseResponse, LeasedTask,
+    RegisterRequest, RegisterResponse, StatusResponse, SubmitResponse, SweepStatus, TaskError, TaskFailure,
+    TaskSpec, TrainResult, complete_request, task_spec,
+};
+use prost::Message;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::report::ReportInput;
+use crate::store::{NewTask, Store, StoreError, SweepRow, TaskRow, TaskState};
+use crate::sweep::{self, SweepError};
+
+/// Tunables of leasing and retries.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    pub lease_ttl: Duration,
+    pub heartbeat_interval: Duration,
+    pub max_attempts: u32,
+    pub retry_backoff: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(10),
+            max_attempts: 5,
+            retry_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Errors a scheduler call can end in; each maps to one gRPC status code.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    InvalidSweep(#[from] SweepError),
+    #[error("no sweep {0:?}")]
+    UnknownSweep(String),
+    #[error("agent {0:?} is not registered; register first")]
+    UnknownAgent(String),
+    #[error("agent {name:?} generation {generation} was replaced by a newer process; register again")]
+    StaleGeneration { name: String, generation: String },
+    #[error("protocol version {got} is not supported (this coordinator speaks {want})")]
+    ProtocolMismatch { got: u32, want: u32 },
+    #[error("no checkpoint for train task {0:?}")]
+    NoCheckpoint(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+impl From<SchedulerError> for tonic::Status {
+    fn from(error: SchedulerError) -> Self {
+        use tonic::Status;
+        let message = error.to_string();
+        match error {
+            SchedulerError::InvalidSweep(_) | SchedulerError::InvalidArgument(_) => Status::invalid_argument(message),
+            SchedulerError::UnknownSweep(_) | SchedulerError::UnknownAgent(_) | SchedulerError::NoCheckpoint(_) => {
+                Status::not_found(message)
+            }
+            SchedulerError::StaleGeneration { .. } | SchedulerError::ProtocolMismatch { .. } => {
+                Status::failed_precondition(message)
+            }
+            SchedulerError::Store(_) | SchedulerError::Corrupt(_) => Status::internal(message),
+        }
+    }
+}
+
+pub type SchedulerResult<T> = Result<T, SchedulerError>;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn millis(duration: Duration) -> i64 {
+    duration.as_millis() as i64
+}
+
+/// The task state machine over a [`Store`].
+pub struct Scheduler {
+    store: Store,
+    config: SchedulerConfig,
+}
+
+impl Scheduler {
+    pub fn new(store: Store, config: SchedulerConfig) -> Self {
+        Self { store, config }
+    }
+
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.config
+    }
+
+    /// Validate and expand a sweep file and record its tasks. Nothing is written when the file
+    /// is invalid.
+    pub fn submit(&mut self, yaml: &str, file_name: &str, now: i64) -> SchedulerResult<SubmitResponse> {
+        let sweep = sweep::parse(yaml, file_name)?;
+        let expansion = sweep.expand();
+        let sweep_id = format!("{}-{}", slug(&sweep.name), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let row = SweepRow {
+            id: sweep_id.clone(),
+            name: sweep.name.clone(),
+            file_name: file_name.to_owned(),
+            yaml: yaml.to_owned(),
+            state: "running".to_owned(),
+            created_ms: now,
+        };
+        let trains: Vec<TaskSpec> =
+            expansion.trains.into_iter().map(|t| TaskSpec { kind: Some(task_spec::Kind::Train(t)) }).collect();
+        let attacks: Vec<TaskSpec> =
+            expansion.attacks.into_iter().map(|a| TaskSpec { kind: Some(task_spec::Kind::Attack(a)) }).collect();
+        let (train_tasks, attack_tasks) = (trains.len() as u32, attacks.len() as u32);
+        let reused = self.store.transaction(|tx| {
+            tx.insert_sweep(&row)?;
+            let mut reused = 0;
+            for spec in trains.iter().chain(&attacks) {
+                let id = task_key(spec);
+                let depends_on = match &spec.kind {
+                    Some(task_spec::Kind::Attack(attack)) => Some(attack.train_task_id.as_str()),
+                    _ => None,
+                };
+                let kind = if depends_on.is_some() { "attack" } else { "train" };
+                let description = describe_task(spec);
+                let bytes = spec.encode_to_vec();
+                let new = NewTask { id: &id, kind, description: &description, spec: &bytes, depends_on };
+                match tx.upsert_task(&sweep_id, &new)? {
+                    TaskState::Done => reused += 1,
+                    TaskState::Failed => tx.reset_failed(&id)?,
+                    TaskState::Pending | TaskState::Leased => {}
+                }
+            }
+            Ok(reused)
+        })?;
+        tracing::info!(sweep = %sweep_id, train_tasks, attack_tasks, reused, "sweep submitted");
+        Ok(SubmitResponse { sweep_id, name: sweep.name, train_tasks, attack_tasks, reused_tasks: reused })
+    }
+
+    /// Register an agent process. A new generation under a known name requeues the leases the
+    /// previous process held.
+    pub fn register(&mut self, request: &RegisterRequest, now: i64) -> SchedulerResult<RegisterResponse> {
+        if request.protocol_version != beard_proto::PROTOCOL_VERSION {
+            return Err(SchedulerError::ProtocolMismatch {
+                got: request.protocol_version,
+                want: beard_proto::PROTOCOL_VERSION,
+            });
+        }
+        if request.agent_name.is_empty() || request.generation.is_empty() {
+            return Err(SchedulerError::InvalidArgument("agent name and generation must not be empty".into()));
+        }
+        let name = request.agent_name.clone();
+        self.store.transaction(|tx| {
+            let previous = tx.register_agent(&name, &request.generation, &request.device, now)?;
+            if previous.is_some_and(|p| p != request.generation) {
+                for task in tx.leases_of(&name)? {
+                    let failure = TaskFailure::retryable("agent_restarted", format!("agent {name} restarted"));
+                    tx.record_error(&task.id, task.attempts, &name, &failure.encode_to_vec(), now)?;
+                    tx.requeue(&task.id, now)?;
+                    tracing::warn!(task = %task.description, agent = %name, "agent restarted; lease requeued");
+                }
+            }
+            Ok(())
+        })?;
+        tracing::info!(agent = %name, generation = %request.generation, device = %request.device, "agent registered");
+        Ok(RegisterResponse {
+            heartbeat_interval_ms: millis(self.config.heartbeat_interval) as u64,
+            lease_ttl_ms: millis(self.config.lease_ttl) as u64,
+        })
+    }
+
+    fn check_generation(&mut self, name: &str, generation: &str, now: i64) -> SchedulerResult<()> {
+        let current = self.store.transaction(|tx| {
+            let current = tx.agent_generation(name)?;
+            if current.as_deref() == Some(generation) {
+                tx.touch_agent(name, now)?;
+            }
+            Ok(current)
+        })?;
+        match current {
+            None => Err(SchedulerError::UnknownAgent(name.to_owned())),
+            Some(current) if current != generation => {
+                Err(SchedulerError::StaleGeneration { name: name.to_owned(), generation: generation.to_owned() })
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Hand the next leasable task to an agent, or tell it when to ask again.
+    pub fn lease(&mut self, agent: &str, generation: &str, cached: &[String], now: i64) -> SchedulerResult<LeaseResponse> {
+        self.check_generation(agent, generation, now)?;
+        self.expire(now)?;
+        let expires = now + millis(self.config.lease_ttl);
+        let leased = self.store.transaction(|tx| {
+            let Some(task) = tx.next_leasable(now, cached)? else { return Ok(None) };
+            let token = uuid::Uuid::new_v4().to_string();
+            let attempt = tx.mark_leased(&task.id, &token, agent, expires)?;
+            Ok(Some((task, token, attempt)))
+        })?;
+        let Some((task, token, attempt)) = leased else {
+            return Ok(LeaseResponse { task: None, retry_after_ms: 1000 });
+        };
+        let spec = TaskSpec::decode(task.spec.as_slice())
+            .map_err(|e| SchedulerError::Corrupt(format!("task {}: {e}", task.id)))?;
+        tracing::info!(task = %task.description, agent, attempt, "task leased");
+        Ok(LeaseResponse {
+            task: Some(LeasedTask { task_id: task.id, lease_token: token, attempt, spec: Some(spec) }),
+            retry_after_ms: 0,
+        })
+    }
+
+    /// Renew the leases an agent still works on; returns the tokens it must stop working on.
+    pub fn heartbeat(&mut self, agent: &str, generation: &str, tokens: &[String], now: i64) -> SchedulerResult<Vec<String>> {
+        self.check_generation(agent, generation, now)?;
+        let expires = now + millis(self.config.lease_ttl);
+        Ok(self.store.transaction(|tx| {
+            let mut revoked = Vec::new();
+            for token in tokens {
+                if !tx.renew_lease(token, agent, expires)? {
+                    revoked.push(token.clone());
+                }
+            }
+            Ok(revoked)
+        })?)
+    }
+
+    /// Requeue (or quarantine) every task whose lease ran out. Returns how many expired.
+    pub fn expire(&mut self, now: i64) -> SchedulerResult<usize> {
+        let max_attempts = self.config.max_attempts;
+        // The holder is gone, not the task at fault: requeue at once, without backoff.
+        let backoff = Duration::ZERO;
+        Ok(self.store.transaction(|tx| {
+            let expired = tx.expired_leases(now)?;
+            for task in &expired {
+                let agent = task.lease_agent.clone().unwrap_or_default();
+                let failure = TaskFailure::retryable("lease_expired", format!("agent {agent} stopped renewing its lease"));
+                tracing::warn!(task = %task.description, agent = %agent, "lease expired");
+                settle_failure(tx, task, &agent, &failure, now, max_attempts, backoff)?;
+            }
+            Ok(expired.len())
+        })?)
+    }
+
+    /// Accept or reject a completion. See the module documentation for the rules.
+    pub fn complete(&mut self, request: CompleteRequest, now: i64) -> SchedulerResult<CompleteResponse> {
+        let max_attempts = self.config.max_attempts;
+        let backoff = self.config.retry_backoff;
+        let CompleteRequest { task_id, lease_token, agent_name, outcome } = request;
+        let agent = agent_name.as_str();
+        let response = self.store.transaction(|tx| {
+            let Some(task) = tx.task(&task_id)? else {
+                return Ok(rejected(format!("unknown task {task_id}")));
+            };
+            let holds_lease = task.state == TaskState::Leased && task.lease_token.as_deref() == Some(lease_token.as_str());
+            if !holds_lease {
+                if task.state == TaskState::Done && tx.accepted_token(&task_id)?.as_deref() == Some(lease_token.as_str()) {
+                    return Ok(CompleteResponse { accepted: true, reason: "already accepted".into() });
+                }
+                tracing::warn!(task = %task.description, agent, "stale completion rejected");
+                return Ok(rejected("stale lease: the task was re-leased or finished elsewhere".into()));
+            }
+            match outcome {
+                Some(complete_request::Outcome::Train(result)) => match verify_checkpoint(&result) {
+                    Ok(()) => {
+                        tx.put_blob(&result.checkpoint_sha256, &result.checkpoint)?;
+                        tx.insert_result(&task_id, &lease_token, agent, now, None, Some(&result.checkpoint_sha256))?;
+                        tx.set_state(&task_id, TaskState::Done)?;
+                        tracing::info!(task = %task.description, agent, "train result accepted");
+                    }
+                    Err(failure) => settle_failure(tx, &task, agent, &failure, now, max_attempts, backoff)?,
+                },
+                Some(complete_request::Outcome::Attack(shard)) => match verify_shard(&shard) {
+                    Ok(()) => {
+                        tx.insert_result(&task_id, &lease_token, agent, now, Some(&shard.encode_to_vec()), None)?;
+                        tx.set_state(&task_id, TaskState::Done)?;
+                        tracing::info!(task = %task.description, agent, robust = shard.robust_accuracy, "shard accepted");
+                    }
+                    Err(failure) => settle_failure(tx, &task, agent, &failure, now, max_attempts, backoff)?,
+                },
+                Some(complete_request::Outcome::Failure(failure)) => {
+                    tracing::warn!(task = %task.description, agent, error = %failure, "task failed");
+                    settle_failure(tx, &task, agent, &failure, now, max_attempts, backoff)?;
+                }
+                None => {
+                    let failure = TaskFailure::retryable("empty_completion", "the completion carried no outcome");
+                    settle_failure(tx, &task, agent, &failure, now, max_attempts, backoff)?;
+                }
+            }
+            Ok(CompleteResponse { accepted: true, reason: String::new() })
+        })?;
+        Ok(response)
+    }
+
+    /// The checkpoint bytes and digest of a finished train task.
+    pub fn checkpoint(&mut self, train_task_id: &str) -> SchedulerResult<(Vec<u8>, String)> {
+        if !is_valid_key(train_task_id) {
+            return Err(SchedulerError::InvalidArgument(format!("malformed task id {train_task_id:?}")));
+        }
+        Ok(self.store.transaction(|tx| {
+            let Some(digest) = tx.checkpoint_digest(train_task_id)? else {
+                return Ok(Err(SchedulerError::NoCheckpoint(train_task_id.to_owned())));
+            };
+            Ok(Ok((tx.get_blob(&digest)?, digest)))
+        })??)
+    }
+
+    /// Progress of one sweep, or of all.
+    pub fn status(&mut self, sweep_id: Option<&str>, now: i64) -> SchedulerResult<StatusResponse> {
+        let alive_since = now - millis(self.config.lease_ttl);
+        Ok(self.store.transaction(|tx| {
+            let sweeps = match sweep_id {
+                Some(id) => match tx.sweep(id)? {
+                    Some(row) => vec![row],
+                    None => return Ok(Err(SchedulerError::UnknownSweep(id.to_owned()))),
+                },
+                None => tx.sweeps()?,
+            };
+            let agents_alive = tx.agents_seen_since(alive_since)?;
+            let mut out = Vec::with_capacity(sweeps.len());
+            for sweep in sweeps {
+                let counts = tx.state_counts(&sweep.id)?;
+                let mut errors = Vec::new();
+                for task in tx.failed_tasks(&sweep.id)? {
+                    let failure = tx.last_error(&task.id)?.and_then(|bytes| TaskFailure::decode(bytes.as_slice()).ok());
+                    errors.push(TaskError { task_id: task.id, description: task.description, failure });
+                }
+                let state = if sweep.state == "running" && counts.pending + counts.leased == 0 {
+                    "completed".to_owned()
+                } else {
+                    sweep.state.clone()
+                };
+                out.push(SweepStatus {
+                    sweep_id: sweep.id,
+                    name: sweep.name,
+                    state,
+                    total: counts.total(),
+                    pending: counts.pending,
+                    leased: counts.leased,
+                    done: counts.done,
+                    failed: counts.failed,
+                    errors,
+                    agents_alive,
+                    created_unix: sweep.created_ms / 1000,
+                });
+            }
+            Ok(Ok(StatusResponse { sweeps: out }))
+        })??)
+    }
+
+    /// Stop leasing the tasks of a sweep; leases in flight are revoked at their next heartbeat.
+    pub fn cancel(&mut self, sweep_id: &str) -> SchedulerResult<CancelResponse> {
+        Ok(self.store.transaction(|tx| {
+            if tx.sweep(sweep_id)?.is_none() {
+                return Ok(Err(SchedulerError::UnknownSweep(sweep_id.to_owned())));
+            }
+            tx.set_sweep_state(sweep_id, "cancelled")?;
+            let counts = tx.state_counts(sweep_id)?;
+            tracing::info!(sweep = %sweep_id, "sweep cancelled");
+            Ok(Ok(CancelResponse { cancelled_tasks: counts.pending + counts.leased }))
+        })??)
+    }
+
+    /// Everything the report of a sweep is built from.
+    pub fn report_input(&mut self, sweep_id: &str) -> SchedulerResult<ReportInput> {
+        let (row, raw) = self.store.transaction(|tx| {
+            let Some(row) = tx.sweep(sweep_id)? else { return Ok(None) };
+            Ok(Some((row, tx.attack_results(sweep_id)?)))
+        })?
+        .ok_or_else(|| SchedulerError::UnknownSweep(sweep_id.to_owned()))?;
+        let sweep = sweep::parse(&row.yaml, &row.file_name)?;
+        let mut results = Vec::with_capacity(raw.len());
+        for (spec, shard) in raw {
+            let corrupt = |e: prost::DecodeError| SchedulerError::Corrupt(e.to_string());
+            let spec = TaskSpec::decode(spec.as_slice()).map_err(corrupt)?;
+            let shard = AttackShard::decode(shard.as_slice()).map_err(corrupt)?;
+            if let Some(task_spec::Kind::Attack(attack)) = spec.kind {
+                results.push((attack, shard));
+            }
+        }
+        Ok(ReportInput {
+            sweep_name: sweep.name.clone(),
+            options: sweep.metrics,
+            method_order: sweep.method_names().into_iter().map(str::to_owned).collect(),
+            results,
+        })
+    }
+}
+
+fn rejected(reason: String) -> CompleteResponse {
+    CompleteResponse { accepted: false, reason }
+}
+
+/// Record a failed attempt, then retry the task later or fail it for good (cascading to the
+/// tasks that depend on it).
+fn settle_failure(
+    tx: &crate::store::Tx<'_>,
+    task: &TaskRow,
+    agent: &str,
+    failure: &TaskFailure,
+    now: i64,
+    max_attempts: u32,
+    backoff: Duration,
+) -> Result<(), StoreError> {
+    tx.record_error(&task.id, task.attempts, agent, &failure.encode_to_vec(), now)?;
+    if failure.is_retryable() && task.attempts < max_attempts {
+        let delay = millis(backoff).saturating_mul(1 << task.attempts.saturating_sub(1).min(5));
+        tx.requeue(&task.id, now + delay)?;
+        return Ok(());
+    }
+    let final_failure = if failure.is_retryable() {
+        TaskFailure::permanent(
+            codes::RETRIES_EXHAUSTED,
+            format!("failed {} times; last error: {failure}", task.attempts),
+        )
+    } else {
+        failure.clone()
+    };
+    if final_failure.code != failure.code {
+        tx.record_error(&task.id, task.attempts, agent, &final_failure.encode_to_vec(), now)?;
+    }
+    tx.set_state(&task.id, TaskState::Failed)?;
+    tracing::error!(task = %task.description, error = %final_failure, "task failed for good");
+    for dependent in tx.dependents(&task.id)? {
+        let failure = TaskFailure::permanent(
+            codes::DEPENDENCY_FAILED,
+            format!("{} failed: {}", task.description, final_failure),
+        );
+        tx.record_error(&dependent.id, dependent.attempts, agent, &failure.encode_to_vec(), now)?;
+        tx.set_state(&dependent.id, TaskState::Failed)?;
+    }
+    Ok(())
+}
+
+fn verify_checkpoint(result: &TrainResult) -> Result<(), TaskFailure> {
+    let actual = sha256_hex(&result.checkpoint);
+    if result.checkpoint.is_empty() || actual != result.checkpoint_sha256 {
+        return Err(TaskFailure::retryable(
+            "corrupt_checkpoint",
+            format!("checkpoint digest {actual} does not match the declared {}", result.checkpoint_sha256),
+        ));
+    }
+    Ok(())
+}
+
+fn verify_shard(shard: &AttackShard) -> Result<(), TaskFailure> {
+    let in_range = |v: f64| (0.0..=100.0).contains(&v);
+    if shard.samples == 0
+        || shard.outcomes.len() != shard.samples as usize
+        || !in_range(shard.clean_accuracy)
+        || !in_range(shard.robust_accuracy)
+    {
+        return Err(TaskFailure::retryable(
+            "malformed_shard",
+            format!(
+                "shard has {} samples, {} outcomes, accuracies {} / {}",
+                shard.samples,
+                shard.outcomes.len(),
+                shard.clean_accuracy,
+                shard.robust_accuracy
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A sweep name reduced to `[a-z0-9-]` for ids.
+fn slug(name: &str) -> String {
+    let slug: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    let slug = slug.trim_matches('-');
+    if slug.is_empty() { "sweep".to_owned() } else { slug.chars().take(40).collect() }
+}
+
+type Job = Box<dyn FnOnce(&mut Scheduler) + Send>;
+
+/// The handle async code uses to talk to the scheduler thread.
+#[derive(Clone)]
+pub struct SchedulerHandle {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// The scheduler thread has stopped (the server is shutting down).
+#[derive(Debug, thiserror::Error)]
+#[error("the scheduler has stopped")]
+pub struct SchedulerStopped;
+
+impl From<SchedulerStopped> for tonic::Status {
+    fn from(error: SchedulerStopped) -> Self {
+        tonic::Status::unavailable(error.to_string())
+    }
+}
+
+impl SchedulerHandle {
+    /// Move the scheduler onto its own thread; it runs until every handle is dropped.
+    pub fn spawn(mut scheduler: Scheduler) -> std::io::Result<Self> {
+        let (jobs, mut rx) = mpsc::channel::<Job>(1024);
+        std::thread::Builder::new().name("scheduler".into()).spawn(move || {
+            while let Some(job) = rx.blocking_recv() {
+                job(&mut scheduler);
+            }
+        })?;
+        Ok(Self { jobs })
+    }
+
+    /// Run `f` on the scheduler thread and wait for its answer.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Scheduler) -> T + Send + 'static,
+    ) -> Result<T, SchedulerStopped> {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |scheduler| {
+            let _ = reply.send(f(scheduler));
+        });
+        self.jobs.send(job).await.map_err(|_| SchedulerStopped)?;
+        answer.await.map_err(|_| SchedulerStopped)
+    }
+}
+
+#[cfg(test)]
+mod tests;

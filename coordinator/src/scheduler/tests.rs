@@ -1,0 +1,219 @@
+//! Scheduler state-machine tests with a real SQLite store and time driven by hand.
+
+use beard_proto::v1::{
+    AttackShard, CompleteRequest, RegisterRequest, SampleOutcome, TaskFailure, TrainResult, complete_request,
+    task_spec,
+};
+
+use super::*;
+
+const SWEEP: &str = r#"
+name: unit
+datasets:
+  synthetic: {}
+methods:
+  random: random
+ipc: [1]
+attacks:
+  fgsm: {}
+targeted: [false]
+seeds: 1
+"#;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    scheduler: Scheduler,
+    sweep: String,
+}
+
+fn fixture(max_attempts: u32) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    let config = SchedulerConfig {
+        lease_ttl: Duration::from_secs(30),
+        heartbeat_interval: Duration::from_secs(10),
+        max_attempts,
+        retry_backoff: Duration::from_secs(1),
+    };
+    let mut scheduler = Scheduler::new(store, config);
+    let sweep = scheduler.submit(SWEEP, "unit.yaml", 0).expect("submit").sweep_id;
+    for name in ["a", "b"] {
+        let request = RegisterRequest {
+            protocol_version: beard_proto::PROTOCOL_VERSION,
+            agent_name: name.into(),
+            generation: format!("{name}-1"),
+            device: "cpu".into(),
+        };
+        scheduler.register(&request, 0).expect("register");
+    }
+    Fixture { _dir: dir, scheduler, sweep }
+}
+
+fn lease(s: &mut Scheduler, agent: &str, now: i64) -> Option<LeasedTask> {
+    s.lease(agent, &format!("{agent}-1"), &[], now).expect("lease").task
+}
+
+fn train_done(task: &LeasedTask, agent: &str) -> CompleteRequest {
+    let checkpoint = b"not really safetensors".to_vec();
+    CompleteRequest {
+        task_id: task.task_id.clone(),
+        lease_token: task.lease_token.clone(),
+        agent_name: agent.into(),
+        outcome: Some(complete_request::Outcome::Train(TrainResult {
+            checkpoint_sha256: sha256_hex(&checkpoint),
+            checkpoint,
+            ..Default::default()
+        })),
+    }
+}
+
+fn shard_done(task: &LeasedTask, agent: &str) -> CompleteRequest {
+    CompleteRequest {
+        task_id: task.task_id.clone(),
+        lease_token: task.lease_token.clone(),
+        agent_name: agent.into(),
+        outcome: Some(complete_request::Outcome::Attack(AttackShard {
+            samples: 1,
+            clean_accuracy: 100.0,
+            robust_accuracy: 0.0,
+            outcomes: vec![SampleOutcome { clean_correct: true, success: true, success_step: 1, ..Default::default() }],
+            ..Default::default()
+        })),
+    }
+}
+
+fn failed(task: &LeasedTask, failure: TaskFailure) -> CompleteRequest {
+    CompleteRequest {
+        task_id: task.task_id.clone(),
+        lease_token: task.lease_token.clone(),
+        agent_name: "a".into(),
+        outcome: Some(complete_request::Outcome::Failure(failure)),
+    }
+}
+
+fn is_train(task: &LeasedTask) -> bool {
+    matches!(task.spec.as_ref().and_then(|s| s.kind.as_ref()), Some(task_spec::Kind::Train(_)))
+}
+
+#[test]
+fn attack_tasks_wait_for_their_train_task() {
+    let mut f = fixture(3);
+    let train = lease(&mut f.scheduler, "a", 1).expect("the train task is leasable");
+    assert!(is_train(&train));
+    assert!(lease(&mut f.scheduler, "b", 2).is_none(), "the attack task waits for its checkpoint");
+    assert!(f.scheduler.complete(train_done(&train, "a"), 3).expect("complete").accepted);
+    let attack = lease(&mut f.scheduler, "b", 4).expect("the attack task is leasable now");
+    assert!(!is_train(&attack));
+    assert!(f.scheduler.complete(shard_done(&attack, "b"), 5).expect("complete").accepted);
+    let status = f.scheduler.status(Some(&f.sweep), 6).expect("status").sweeps.remove(0);
+    assert_eq!((status.state.as_str(), status.done, status.total), ("completed", 2, 2));
+}
+
+#[test]
+fn an_expired_lease_is_requeued_and_its_late_completion_rejected() {
+    let mut f = fixture(3);
+    let first = lease(&mut f.scheduler, "a", 0).expect("leased");
+    // No heartbeat for longer than the TTL: the lease goes back to the queue.
+    assert_eq!(f.scheduler.expire(31_000).expect("expire"), 1);
+    let second = lease(&mut f.scheduler, "b", 31_001).expect("re-leased");
+    assert_eq!(second.task_id, first.task_id);
+    assert_eq!(second.attempt, 2);
+    let late = f.scheduler.complete(train_done(&first, "a"), 31_002).expect("complete");
+    assert!(!late.accepted, "a completion from the lost lease is rejected");
+    assert!(f.scheduler.complete(train_done(&second, "b"), 31_003).expect("complete").accepted);
+}
+
+#[test]
+fn a_repeated_completion_is_idempotent_and_counted_once() {
+    let mut f = fixture(3);
+    let task = lease(&mut f.scheduler, "a", 0).expect("leased");
+    assert!(f.scheduler.complete(train_done(&task, "a"), 1).expect("complete").accepted);
+    let again = f.scheduler.complete(train_done(&task, "a"), 2).expect("complete");
+    assert!(again.accepted);
+    assert_eq!(again.reason, "already accepted");
+    let status = f.scheduler.status(Some(&f.sweep), 3).expect("status").sweeps.remove(0);
+    assert_eq!(status.done, 1);
+}
+
+#[test]
+fn heartbeats_keep_a_lease_alive() {
+    let mut f = fixture(3);
+    let task = lease(&mut f.scheduler, "a", 0).expect("leased");
+    let revoked = f.scheduler.heartbeat("a", "a-1", &[task.lease_token.clone()], 20_000).expect("heartbeat");
+    assert!(revoked.is_empty());
+    assert_eq!(f.scheduler.expire(40_000).expect("expire"), 0, "renewed until 50 s");
+    let unknown = f.scheduler.heartbeat("a", "a-1", &["nope".into()], 40_001).expect("heartbeat");
+    assert_eq!(unknown, vec!["nope".to_owned()]);
+}
+
+#[test]
+fn retryable_failures_back_off_then_quarantine_and_fail_dependents() {
+    let mut f = fixture(2);
+    let task = lease(&mut f.scheduler, "a", 0).expect("leased");
+    f.scheduler.complete(failed(&task, TaskFailure::retryable("flaky", "boom")), 1).expect("complete");
+    assert!(lease(&mut f.scheduler, "a", 2).is_none(), "backoff delays the retry");
+    let retry = lease(&mut f.scheduler, "a", 5_000).expect("retried after the backoff");
+    f.scheduler.complete(failed(&retry, TaskFailure::retryable("flaky", "boom")), 5_001).expect("complete");
+    let status = f.scheduler.status(Some(&f.sweep), 5_002).expect("status").sweeps.remove(0);
+    assert_eq!(status.state, "completed");
+    assert_eq!(status.failed, 2, "the train task and its attack task");
+    let codes: Vec<_> = status.errors.iter().filter_map(|e| e.failure.as_ref()).map(|f| f.code.as_str()).collect();
+    assert!(codes.contains(&codes::RETRIES_EXHAUSTED), "{codes:?}");
+    assert!(codes.contains(&codes::DEPENDENCY_FAILED), "{codes:?}");
+}
+
+#[test]
+fn a_permanent_failure_is_not_retried() {
+    let mut f = fixture(5);
+    let train = lease(&mut f.scheduler, "a", 0).expect("leased");
+    f.scheduler.complete(train_done(&train, "a"), 1).expect("complete");
+    let attack = lease(&mut f.scheduler, "a", 2).expect("leased");
+    let unsupported = TaskFailure::permanent(codes::UNSUPPORTED_ATTACK, "no such attack here");
+    f.scheduler.complete(failed(&attack, unsupported), 3).expect("complete");
+    assert!(lease(&mut f.scheduler, "a", 60_000).is_none());
+    let status = f.scheduler.status(Some(&f.sweep), 60_001).expect("status").sweeps.remove(0);
+    assert_eq!(status.failed, 1);
+    assert_eq!(status.errors[0].failure.as_ref().map(|f| f.code.as_str()), Some(codes::UNSUPPORTED_ATTACK));
+}
+
+#[test]
+fn a_restarted_agent_loses_the_leases_of_its_previous_generation() {
+    let mut f = fixture(3);
+    let task = lease(&mut f.scheduler, "a", 0).expect("leased");
+    let restarted = RegisterRequest {
+        protocol_version: beard_proto::PROTOCOL_VERSION,
+        agent_name: "a".into(),
+        generation: "a-2".into(),
+        device: "cpu".into(),
+    };
+    f.scheduler.register(&restarted, 1).expect("register");
+    let again = f.scheduler.lease("b", "b-1", &[], 2).expect("lease").task.expect("requeued at once");
+    assert_eq!(again.task_id, task.task_id);
+    assert!(matches!(
+        f.scheduler.lease("a", "a-1", &[], 3),
+        Err(SchedulerError::StaleGeneration { .. })
+    ));
+}
+
+#[test]
+fn resubmitting_reuses_finished_tasks_and_invalid_files_write_nothing() {
+    let mut f = fixture(3);
+    let task = lease(&mut f.scheduler, "a", 0).expect("leased");
+    f.scheduler.complete(train_done(&task, "a"), 1).expect("complete");
+    let again = f.scheduler.submit(SWEEP, "unit.yaml", 2).expect("submit");
+    assert_eq!(again.reused_tasks, 1);
+    let before = f.scheduler.status(None, 3).expect("status").sweeps.len();
+    assert!(f.scheduler.submit("name: x\nipc: [0]\n", "bad.yaml", 4).is_err());
+    assert_eq!(f.scheduler.status(None, 5).expect("status").sweeps.len(), before);
+}
+
+#[test]
+fn cancelled_sweeps_lease_nothing_and_revoke_running_leases() {
+    let mut f = fixture(3);
+    let task = lease(&mut f.scheduler, "a", 0).expect("leased");
+    f.scheduler.cancel(&f.sweep).expect("cancel");
+    let revoked = f.scheduler.heartbeat("a", "a-1", &[task.lease_token.clone()], 1).expect("heartbeat");
+    assert_eq!(revoked, vec![task.lease_token.clone()]);
+    f.scheduler.expire(60_000).expect("expire");
+    assert!(lease(&mut f.scheduler, "b", 60_001).is_none());
+}

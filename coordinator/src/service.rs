@@ -1,0 +1,171 @@
+//! The coordinator's gRPC server: the agent service, the control service, health, and
+//! [`run`], which serves them on a bound listener until a shutdown future resolves.
+//!
+//! Handlers only translate requests into scheduler calls; every decision is the scheduler's.
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use beard_proto::MAX_MESSAGE_BYTES;
+use beard_proto::v1::agent_service_server::{AgentService, AgentServiceServer};
+use beard_proto::v1::control_service_server::{ControlService, ControlServiceServer};
+use beard_proto::v1::{
+    CancelRequest, CancelResponse, CompleteRequest, CompleteResponse, FetchCheckpointRequest,
+    FetchCheckpointResponse, HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse,
+    RegisterRequest, RegisterResponse, ReportRequest, ReportResponse, StatusRequest, StatusResponse,
+    SubmitRequest, SubmitResponse,
+};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status};
+
+use crate::report;
+use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerHandle, SchedulerResult, now_ms};
+use crate::store::Store;
+
+/// How often expired leases are swept even when no agent asks for work.
+const EXPIRY_SWEEP: Duration = Duration::from_secs(1);
+
+/// Errors that stop the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot open the state directory: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot start the scheduler thread: {0}")]
+    Thread(#[from] std::io::Error),
+    #[error("grpc server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serve the coordinator on `listener` with state in `state_dir` until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    state_dir: &Path,
+    config: SchedulerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let store = Store::open(state_dir)?;
+    let scheduler = SchedulerHandle::spawn(Scheduler::new(store, config))?;
+
+    let expiry = scheduler.clone();
+    let expiry_task = tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(EXPIRY_SWEEP);
+        loop {
+            ticker.tick().await;
+            match expiry.call(|s| s.expire(now_ms())).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::error!(%error, "lease expiry failed"),
+                Err(_) => break,
+            }
+        }
+    });
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<AgentServiceServer<Agents>>().await;
+    health_reporter.set_serving::<ControlServiceServer<Control>>().await;
+
+    let agents = AgentServiceServer::new(Agents { scheduler: scheduler.clone() })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let control = ControlServiceServer::new(Control { scheduler })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+
+    let result = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(agents)
+        .add_service(control)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await;
+    expiry_task.abort();
+    Ok(result?)
+}
+
+/// Run a scheduler call and turn both failure layers into a gRPC status.
+async fn call<T: Send + 'static>(
+    scheduler: &SchedulerHandle,
+    f: impl FnOnce(&mut Scheduler) -> SchedulerResult<T> + Send + 'static,
+) -> Result<Response<T>, Status> {
+    Ok(Response::new(scheduler.call(f).await??))
+}
+
+/// The service agents talk to.
+pub struct Agents {
+    scheduler: SchedulerHandle,
+}
+
+#[tonic::async_trait]
+impl AgentService for Agents {
+    async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<RegisterResponse>, Status> {
+        let request = request.into_inner();
+        call(&self.scheduler, move |s| s.register(&request, now_ms())).await
+    }
+
+    async fn lease(&self, request: Request<LeaseRequest>) -> Result<Response<LeaseResponse>, Status> {
+        let r = request.into_inner();
+        call(&self.scheduler, move |s| s.lease(&r.agent_name, &r.generation, &r.cached_checkpoints, now_ms())).await
+    }
+
+    async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
+        let r = request.into_inner();
+        if !r.progress.is_empty() {
+            tracing::debug!(agent = %r.agent_name, progress = %r.progress, "heartbeat");
+        }
+        call(&self.scheduler, move |s| {
+            let revoked_lease_tokens = s.heartbeat(&r.agent_name, &r.generation, &r.lease_tokens, now_ms())?;
+            Ok(HeartbeatResponse { revoked_lease_tokens })
+        })
+        .await
+    }
+
+    async fn complete(&self, request: Request<CompleteRequest>) -> Result<Response<CompleteResponse>, Status> {
+        let request = request.into_inner();
+        call(&self.scheduler, move |s| s.complete(request, now_ms())).await
+    }
+
+    async fn fetch_checkpoint(
+        &self,
+        request: Request<FetchCheckpointRequest>,
+    ) -> Result<Response<FetchCheckpointResponse>, Status> {
+        let id = request.into_inner().train_task_id;
+        call(&self.scheduler, move |s| {
+            let (checkpoint, checkpoint_sha256) = s.checkpoint(&id)?;
+            Ok(FetchCheckpointResponse { checkpoint, checkpoint_sha256 })
+        })
+        .await
+    }
+}
+
+/// The service the CLI talks to.
+pub struct Control {
+    scheduler: SchedulerHandle,
+}
+
+#[tonic::async_trait]
+impl ControlService for Control {
+    async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<SubmitResponse>, Status> {
+        let r = request.into_inner();
+        call(&self.scheduler, move |s| s.submit(&r.yaml, &r.file_name, now_ms())).await
+    }
+
+    async fn status(&self, request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        let id = request.into_inner().sweep_id;
+        call(&self.scheduler, move |s| s.status((!id.is_empty()).then_some(id.as_str()), now_ms())).await
+    }
+
+    async fn cancel(&self, request: Request<CancelRequest>) -> Result<Response<CancelResponse>, Status> {
+        let id = request.into_inner().sweep_id;
+        call(&self.scheduler, move |s| s.cancel(&id)).await
+    }
+
+    async fn report(&self, request: Request<ReportRequest>) -> Result<Response<ReportResponse>, Status> {
+        let id = request.into_inner().sweep_id;
+        let input = self.scheduler.call(move |s| s.report_input(&id)).await??;
+        // Building the report is pure CPU work over all shards: keep it off the async workers.
+        let built = tokio::task::spawn_blocking(move || report::build(&input))
+            .await
+            .map_err(|e| Status::internal(format!("report builder panicked: {e}")))?;
+        Ok(Response::new(ReportResponse { markdown: built.to_markdown(), json: built.to_json() }))
+    }
+}

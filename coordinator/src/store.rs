@@ -1,0 +1,557 @@
+//! Durable coordinator state in one SQLite file (WAL), plus a content-addressed blob directory.
+//!
+//! The store is plain data access: it knows tables and rows, not policies. The
+//! [`crate::scheduler`] is its only writer and decides what the rows mean.
+//!
+//! Tables:
+//! - `sweeps`: one row per submitted sweep (its YAML kept verbatim, its state).
+//! - `tasks`: one row per content key, shared by every sweep that asks for it; state machine
+//!   `pending -> leased -> done | failed`, lease token, attempts, retry-not-before.
+//! - `sweep_tasks`: which sweeps want which tasks.
+//! - `results`: the accepted result of a task (attack shard bytes, or the checkpoint digest).
+//! - `task_errors`: every failed attempt with its typed failure.
+//! - `agents`: the last registration and heartbeat of each agent name.
+//!
+//! Checkpoints live in `blobs/<sha256>` beside the database, written atomically.
+
+use std::path::{Path, PathBuf};
+
+use beard_proto::keys::is_valid_key;
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("i/o error on {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("invalid blob digest {0:?}")]
+    InvalidDigest(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS sweeps (
+    id           TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    file_name    TEXT NOT NULL,
+    yaml         TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    created_ms   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    id               TEXT PRIMARY KEY,
+    seq              INTEGER NOT NULL,
+    kind             TEXT NOT NULL,
+    description      TEXT NOT NULL,
+    spec             BLOB NOT NULL,
+    depends_on       TEXT,
+    state            TEXT NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    not_before_ms    INTEGER NOT NULL DEFAULT 0,
+    lease_token      TEXT,
+    lease_agent      TEXT,
+    lease_expires_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state, kind, seq);
+CREATE INDEX IF NOT EXISTS tasks_by_token ON tasks(lease_token);
+CREATE TABLE IF NOT EXISTS sweep_tasks (
+    sweep_id TEXT NOT NULL,
+    task_id  TEXT NOT NULL,
+    PRIMARY KEY (sweep_id, task_id)
+);
+CREATE INDEX IF NOT EXISTS sweep_tasks_by_task ON sweep_tasks(task_id);
+CREATE TABLE IF NOT EXISTS results (
+    task_id           TEXT PRIMARY KEY,
+    lease_token       TEXT NOT NULL,
+    agent             TEXT NOT NULL,
+    accepted_ms       INTEGER NOT NULL,
+    shard             BLOB,
+    checkpoint_sha256 TEXT
+);
+CREATE TABLE IF NOT EXISTS task_errors (
+    task_id  TEXT NOT NULL,
+    attempt  INTEGER NOT NULL,
+    agent    TEXT NOT NULL,
+    failure  BLOB NOT NULL,
+    at_ms    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS task_errors_by_task ON task_errors(task_id);
+CREATE TABLE IF NOT EXISTS agents (
+    name        TEXT PRIMARY KEY,
+    generation  TEXT NOT NULL,
+    device      TEXT NOT NULL,
+    last_seen_ms INTEGER NOT NULL
+);
+"#;
+
+/// Lifecycle of a task row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    Pending,
+    Leased,
+    Done,
+    Failed,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Leased => "leased",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> StoreResult<Self> {
+        Ok(match text {
+            "pending" => Self::Pending,
+            "leased" => Self::Leased,
+            "done" => Self::Done,
+            "failed" => Self::Failed,
+            other => return Err(StoreError::Corrupt(format!("unknown task state {other:?}"))),
+        })
+    }
+}
+
+/// A task row as the scheduler needs it.
+#[derive(Debug, Clone)]
+pub struct TaskRow {
+    pub id: String,
+    pub kind: String,
+    pub description: String,
+    pub spec: Vec<u8>,
+    pub depends_on: Option<String>,
+    pub state: TaskState,
+    pub attempts: u32,
+    pub lease_token: Option<String>,
+    pub lease_agent: Option<String>,
+}
+
+/// A new task to insert at submit time.
+pub struct NewTask<'a> {
+    pub id: &'a str,
+    pub kind: &'a str,
+    pub description: &'a str,
+    pub spec: &'a [u8],
+    pub depends_on: Option<&'a str>,
+}
+
+/// A sweep row.
+#[derive(Debug, Clone)]
+pub struct SweepRow {
+    pub id: String,
+    pub name: String,
+    pub file_name: String,
+    pub yaml: String,
+    pub state: String,
+    pub created_ms: i64,
+}
+
+/// Task counts of one sweep by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    pub pending: u32,
+    pub leased: u32,
+    pub done: u32,
+    pub failed: u32,
+}
+
+impl StateCounts {
+    pub fn total(&self) -> u32 {
+        self.pending + self.leased + self.done + self.failed
+    }
+}
+
+/// The durable store: a SQLite connection and the blob directory.
+pub struct Store {
+    conn: Connection,
+    blob_dir: PathBuf,
+}
+
+const TASK_COLUMNS: &str =
+    "id, kind, description, spec, depends_on, state, attempts, lease_token, lease_agent";
+
+fn task_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(TaskRow, String)> {
+    let state: String = row.get(5)?;
+    Ok((
+        TaskRow {
+            id: row.get(0)?,
+            kind: row.get(1)?,
+            description: row.get(2)?,
+            spec: row.get(3)?,
+            depends_on: row.get(4)?,
+            state: TaskState::Pending,
+            attempts: row.get(6)?,
+            lease_token: row.get(7)?,
+            lease_agent: row.get(8)?,
+        },
+        state,
+    ))
+}
+
+fn finish_task((mut task, state): (TaskRow, String)) -> StoreResult<TaskRow> {
+    task.state = TaskState::parse(&state)?;
+    Ok(task)
+}
+
+impl Store {
+    /// Open (or create) the state in `dir`: `dir/state.db` and `dir/blobs/`.
+    pub fn open(dir: &Path) -> StoreResult<Self> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StoreError::Io { path, source }
+        };
+        let blob_dir = dir.join("blobs");
+        std::fs::create_dir_all(&blob_dir).map_err(io(&blob_dir))?;
+        let conn = Connection::open(dir.join("state.db"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn, blob_dir })
+    }
+
+    /// Run `f` in one transaction; nothing it wrote survives an error.
+    pub fn transaction<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let tx = self.conn.transaction()?;
+        let value = f(&Tx { tx: &tx, blob_dir: &self.blob_dir })?;
+        tx.commit()?;
+        Ok(value)
+    }
+}
+
+/// Data access inside one transaction.
+pub struct Tx<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    blob_dir: &'a Path,
+}
+
+impl Tx<'_> {
+    // ---- sweeps ---------------------------------------------------------------------------
+
+    pub fn insert_sweep(&self, sweep: &SweepRow) -> StoreResult<()> {
+        self.tx.execute(
+            "INSERT INTO sweeps (id, name, file_name, yaml, state, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![sweep.id, sweep.name, sweep.file_name, sweep.yaml, sweep.state, sweep.created_ms],
+        )?;
+        Ok(())
+    }
+
+    pub fn sweep(&self, id: &str) -> StoreResult<Option<SweepRow>> {
+        Ok(self
+            .tx
+            .query_row(
+                "SELECT id, name, file_name, yaml, state, created_ms FROM sweeps WHERE id = ?1",
+                [id],
+                sweep_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn sweeps(&self) -> StoreResult<Vec<SweepRow>> {
+        let mut stmt = self
+            .tx
+            .prepare("SELECT id, name, file_name, yaml, state, created_ms FROM sweeps ORDER BY created_ms, id")?;
+        let rows = stmt.query_map([], sweep_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn set_sweep_state(&self, id: &str, state: &str) -> StoreResult<()> {
+        self.tx.execute("UPDATE sweeps SET state = ?2 WHERE id = ?1", params![id, state])?;
+        Ok(())
+    }
+
+    // ---- tasks ----------------------------------------------------------------------------
+
+    /// Insert a task unless its content key exists; link it to the sweep either way.
+    /// Returns the state of the task after the call.
+    pub fn upsert_task(&self, sweep_id: &str, task: &NewTask<'_>) -> StoreResult<TaskState> {
+        self.tx.execute(
+            "INSERT OR IGNORE INTO tasks (id, seq, kind, description, spec, depends_on, state)
+             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks), ?2, ?3, ?4, ?5, 'pending')",
+            params![task.id, task.kind, task.description, task.spec, task.depends_on],
+        )?;
+        self.tx.execute(
+            "INSERT OR IGNORE INTO sweep_tasks (sweep_id, task_id) VALUES (?1, ?2)",
+            params![sweep_id, task.id],
+        )?;
+        let state: String =
+            self.tx.query_row("SELECT state FROM tasks WHERE id = ?1", [task.id], |r| r.get(0))?;
+        TaskState::parse(&state)
+    }
+
+    pub fn task(&self, id: &str) -> StoreResult<Option<TaskRow>> {
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1");
+        self.tx.query_row(&sql, [id], task_from_row).optional()?.map(finish_task).transpose()
+    }
+
+    /// The next leasable task: pending, due, wanted by a running sweep, its dependency done.
+    /// Train tasks first; among attack tasks, those whose checkpoint the agent holds; then in
+    /// submission order.
+    pub fn next_leasable(&self, now_ms: i64, cached_deps: &[String]) -> StoreResult<Option<TaskRow>> {
+        let cached = serde_json::to_string(cached_deps)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode cached list: {e}")))?;
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks t
+             WHERE t.state = 'pending' AND t.not_before_ms <= ?1
+               AND EXISTS (SELECT 1 FROM sweep_tasks st JOIN sweeps s ON s.id = st.sweep_id
+                           WHERE st.task_id = t.id AND s.state = 'running')
+               AND (t.depends_on IS NULL OR EXISTS
+                    (SELECT 1 FROM tasks d WHERE d.id = t.depends_on AND d.state = 'done'))
+             ORDER BY (t.kind = 'train') DESC,
+                      (t.depends_on IN (SELECT value FROM json_each(?2))) DESC,
+                      t.seq
+             LIMIT 1"
+        );
+        self.tx
+            .query_row(&sql, params![now_ms, cached], task_from_row)
+            .optional()?
+            .map(finish_task)
+            .transpose()
+    }
+
+    pub fn mark_leased(&self, id: &str, token: &str, agent: &str, expires_ms: i64) -> StoreResult<u32> {
+        self.tx.execute(
+            "UPDATE tasks SET state = 'leased', attempts = attempts + 1, lease_token = ?2,
+                              lease_agent = ?3, lease_expires_ms = ?4 WHERE id = ?1",
+            params![id, token, agent, expires_ms],
+        )?;
+        Ok(self.tx.query_row("SELECT attempts FROM tasks WHERE id = ?1", [id], |r| r.get(0))?)
+    }
+
+    /// Extend a lease if `token` still holds it for `agent`; false when it does not.
+    pub fn renew_lease(&self, token: &str, agent: &str, expires_ms: i64) -> StoreResult<bool> {
+        let changed = self.tx.execute(
+            "UPDATE tasks SET lease_expires_ms = ?3
+             WHERE lease_token = ?1 AND lease_agent = ?2 AND state = 'leased'
+               AND EXISTS (SELECT 1 FROM sweep_tasks st JOIN sweeps s ON s.id = st.sweep_id
+                           WHERE st.task_id = tasks.id AND s.state = 'running')",
+            params![token, agent, expires_ms],
+        )?;
+        Ok(changed > 0)
+    }
+
+    /// Leased tasks whose lease ran out before `now_ms`.
+    pub fn expired_leases(&self, now_ms: i64) -> StoreResult<Vec<TaskRow>> {
+        self.tasks_where("state = 'leased' AND lease_expires_ms < ?1", params![now_ms])
+    }
+
+    /// Leased tasks held by `agent` (any generation).
+    pub fn leases_of(&self, agent: &str) -> StoreResult<Vec<TaskRow>> {
+        self.tasks_where("state = 'leased' AND lease_agent = ?1", params![agent])
+    }
+
+    /// Pending attack tasks that depend on `train_id`.
+    pub fn dependents(&self, train_id: &str) -> StoreResult<Vec<TaskRow>> {
+        self.tasks_where("depends_on = ?1 AND state IN ('pending', 'leased')", params![train_id])
+    }
+
+    fn tasks_where(&self, condition: &str, args: impl rusqlite::Params) -> StoreResult<Vec<TaskRow>> {
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE {condition} ORDER BY seq");
+        let mut stmt = self.tx.prepare(&sql)?;
+        let rows = stmt.query_map(args, task_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(finish_task).collect()
+    }
+
+    /// Move a task back to the queue, clearing its lease; it becomes leasable at `not_before_ms`.
+    pub fn requeue(&self, id: &str, not_before_ms: i64) -> StoreResult<()> {
+        self.tx.execute(
+            "UPDATE tasks SET state = 'pending', lease_token = NULL, lease_agent = NULL,
+                              lease_expires_ms = NULL, not_before_ms = ?2 WHERE id = ?1",
+            params![id, not_before_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Give a failed task a fresh start (a new sweep asked for it again).
+    pub fn reset_failed(&self, id: &str) -> StoreResult<()> {
+        self.tx.execute(
+            "UPDATE tasks SET state = 'pending', attempts = 0, not_before_ms = 0 WHERE id = ?1 AND state = 'failed'",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_state(&self, id: &str, state: TaskState) -> StoreResult<()> {
+        self.tx.execute(
+            "UPDATE tasks SET state = ?2, lease_expires_ms = NULL WHERE id = ?1",
+            params![id, state.as_str()],
+        )?;
+        Ok(())
+    }
+
+    pub fn record_error(&self, id: &str, attempt: u32, agent: &str, failure: &[u8], at_ms: i64) -> StoreResult<()> {
+        self.tx.execute(
+            "INSERT INTO task_errors (task_id, attempt, agent, failure, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, attempt, agent, failure, at_ms],
+        )?;
+        Ok(())
+    }
+
+    /// The most recent recorded failure of a task.
+    pub fn last_error(&self, id: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self
+            .tx
+            .query_row(
+                "SELECT failure FROM task_errors WHERE task_id = ?1 ORDER BY at_ms DESC, rowid DESC LIMIT 1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    // ---- results --------------------------------------------------------------------------
+
+    pub fn insert_result(
+        &self,
+        task_id: &str,
+        token: &str,
+        agent: &str,
+        at_ms: i64,
+        shard: Option<&[u8]>,
+        checkpoint_sha256: Option<&str>,
+    ) -> StoreResult<()> {
+        self.tx.execute(
+            "INSERT INTO results (task_id, lease_token, agent, accepted_ms, shard, checkpoint_sha256)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![task_id, token, agent, at_ms, shard, checkpoint_sha256],
+        )?;
+        Ok(())
+    }
+
+    /// The lease token whose result was accepted for a task, if any.
+    pub fn accepted_token(&self, task_id: &str) -> StoreResult<Option<String>> {
+        Ok(self
+            .tx
+            .query_row("SELECT lease_token FROM results WHERE task_id = ?1", [task_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn checkpoint_digest(&self, train_task_id: &str) -> StoreResult<Option<String>> {
+        Ok(self
+            .tx
+            .query_row(
+                "SELECT checkpoint_sha256 FROM results WHERE task_id = ?1",
+                [train_task_id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// (task spec, shard) of every accepted attack task of a sweep.
+    pub fn attack_results(&self, sweep_id: &str) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut stmt = self.tx.prepare(
+            "SELECT t.spec, r.shard FROM sweep_tasks st
+             JOIN tasks t ON t.id = st.task_id JOIN results r ON r.task_id = t.id
+             WHERE st.sweep_id = ?1 AND t.kind = 'attack' AND r.shard IS NOT NULL ORDER BY t.seq",
+        )?;
+        let rows = stmt.query_map([sweep_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    // ---- sweep views ----------------------------------------------------------------------
+
+    pub fn state_counts(&self, sweep_id: &str) -> StoreResult<StateCounts> {
+        let mut stmt = self.tx.prepare(
+            "SELECT t.state, COUNT(*) FROM sweep_tasks st JOIN tasks t ON t.id = st.task_id
+             WHERE st.sweep_id = ?1 GROUP BY t.state",
+        )?;
+        let mut counts = StateCounts::default();
+        let rows = stmt.query_map([sweep_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?;
+        for row in rows {
+            let (state, n) = row?;
+            match TaskState::parse(&state)? {
+                TaskState::Pending => counts.pending = n,
+                TaskState::Leased => counts.leased = n,
+                TaskState::Done => counts.done = n,
+                TaskState::Failed => counts.failed = n,
+            }
+        }
+        Ok(counts)
+    }
+
+    pub fn failed_tasks(&self, sweep_id: &str) -> StoreResult<Vec<TaskRow>> {
+        self.tasks_where(
+            "state = 'failed' AND id IN (SELECT task_id FROM sweep_tasks WHERE sweep_id = ?1)",
+            params![sweep_id],
+        )
+    }
+
+    // ---- agents ---------------------------------------------------------------------------
+
+    /// Record a registration; returns the generation registered before, if any.
+    pub fn register_agent(&self, name: &str, generation: &str, device: &str, now_ms: i64) -> StoreResult<Option<String>> {
+        let previous: Option<String> = self
+            .tx
+            .query_row("SELECT generation FROM agents WHERE name = ?1", [name], |r| r.get(0))
+            .optional()?;
+        self.tx.execute(
+            "INSERT INTO agents (name, generation, device, last_seen_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(name) DO UPDATE SET generation = ?2, device = ?3, last_seen_ms = ?4",
+            params![name, generation, device, now_ms],
+        )?;
+        Ok(previous)
+    }
+
+    pub fn agent_generation(&self, name: &str) -> StoreResult<Option<String>> {
+        Ok(self
+            .tx
+            .query_row("SELECT generation FROM agents WHERE name = ?1", [name], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn touch_agent(&self, name: &str, now_ms: i64) -> StoreResult<()> {
+        self.tx.execute("UPDATE agents SET last_seen_ms = ?2 WHERE name = ?1", params![name, now_ms])?;
+        Ok(())
+    }
+
+    pub fn agents_seen_since(&self, since_ms: i64) -> StoreResult<u32> {
+        Ok(self.tx.query_row("SELECT COUNT(*) FROM agents WHERE last_seen_ms >= ?1", [since_ms], |r| r.get(0))?)
+    }
+
+    // ---- blobs ----------------------------------------------------------------------------
+
+    /// Store bytes under their SHA-256 (already verified by the caller); atomic via rename.
+    pub fn put_blob(&self, digest: &str, bytes: &[u8]) -> StoreResult<()> {
+        let path = self.blob_path(digest)?;
+        if path.exists() {
+            return Ok(());
+        }
+        let tmp = path.with_extension("partial");
+        let io = |source| StoreError::Io { path: tmp.clone(), source };
+        std::fs::write(&tmp, bytes).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        Ok(())
+    }
+
+    pub fn get_blob(&self, digest: &str) -> StoreResult<Vec<u8>> {
+        let path = self.blob_path(digest)?;
+        std::fs::read(&path).map_err(|source| StoreError::Io { path, source })
+    }
+
+    fn blob_path(&self, digest: &str) -> StoreResult<PathBuf> {
+        if !is_valid_key(digest) {
+            return Err(StoreError::InvalidDigest(digest.to_owned()));
+        }
+        Ok(self.blob_dir.join(digest))
+    }
+}
+
+fn sweep_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SweepRow> {
+    Ok(SweepRow {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        file_name: row.get(2)?,
+        yaml: row.get(3)?,
+        state: row.get(4)?,
+        created_ms: row.get(5)?,
+    })
+}

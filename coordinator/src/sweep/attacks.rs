@@ -1,0 +1,368 @@
+//! The `attacks:` section: one entry per attack with its torchattacks-named parameters, BEARD's
+//! reference defaults, an optional per-attack `targeted:` override, and the proto config each
+//! entry becomes.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+use beard_proto::v1::{self, attack_config};
+
+use super::collections::{NonEmpty, read_entries};
+use super::names::AttackName;
+use super::scalars::{Count, NonNegative, Positive};
+
+/// One attack as the file configures it, defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct AttackEntry {
+    pub(super) name: AttackName,
+    pub(super) config: attack_config::Attack,
+    /// The attack's own `targeted:` list, overriding the sweep-level one.
+    pub(super) targeted: Option<Vec<bool>>,
+}
+
+/// The whole `attacks:` mapping, in the order written.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Attacks(pub(super) Vec<AttackEntry>);
+
+impl<'de> Deserialize<'de> for Attacks {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(AttacksVisitor)
+    }
+}
+
+struct AttacksVisitor;
+
+impl<'de> Visitor<'de> for AttacksVisitor {
+    type Value = Attacks;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a mapping from attack names to their settings")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Attacks, A::Error> {
+        let entries = read_entries(map, |name: &AttackName, map| {
+            let (config, targeted) = match name {
+                AttackName::Fgsm => read_settings::<FgsmSettings, _>(map)?,
+                AttackName::Pgd => read_settings::<PgdSettings, _>(map)?,
+                AttackName::PgdL2 => read_settings::<PgdL2Settings, _>(map)?,
+                AttackName::Cw => read_settings::<CwSettings, _>(map)?,
+                AttackName::DeepFool => read_settings::<DeepFoolSettings, _>(map)?,
+                AttackName::AutoAttack => read_settings::<AutoAttackSettings, _>(map)?,
+            };
+            Ok(AttackEntry { name: *name, config, targeted })
+        })?;
+        Ok(Attacks(entries.into_iter().map(|(_, entry)| entry).collect()))
+    }
+}
+
+/// The settings of one attack: `{}` or an empty value means all defaults.
+trait Settings: Default + for<'de> Deserialize<'de> {
+    fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>);
+}
+
+fn read_settings<'de, S: Settings, A: MapAccess<'de>>(
+    map: &mut A,
+) -> Result<(attack_config::Attack, Option<Vec<bool>>), A::Error> {
+    Ok(map.next_value::<Option<S>>()?.unwrap_or_default().into_config())
+}
+
+fn modes(list: Option<NonEmpty<bool>>) -> Option<Vec<bool>> {
+    list.map(|list| list.0)
+}
+
+/// FGSM (L∞, one step).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default, expecting = "fgsm settings (eps, targeted)")]
+struct FgsmSettings {
+    eps: Positive,
+    targeted: Option<NonEmpty<bool>>,
+}
+
+impl Default for FgsmSettings {
+    fn default() -> Self {
+        Self { eps: Positive(8.0 / 255.0), targeted: None }
+    }
+}
+
+impl Settings for FgsmSettings {
+    fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>) {
+        (attack_config::Attack::Fgsm(v1::Fgsm { eps: self.eps.0 }), modes(self.targeted))
+    }
+}
+
+/// PGD under L∞.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "pgd settings (eps, alpha, steps, random_start, targeted)"
+)]
+struct PgdSettings {
+    eps: Positive,
+    alpha: Positive,
+    steps: Count,
+    random_start: bool,
+    targeted: Option<NonEmpty<bool>>,
+}
+
+impl Default for PgdSettings {
+    fn default() -> Self {
+        Self {
+            eps: Positive(8.0 / 255.0),
+            alpha: Positive(2.0 / 255.0),
+            steps: Count(10),
+            random_start: false,
+            targeted: None,
+        }
+    }
+}
+
+impl Settings for PgdSettings {
+    fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>) {
+        let pgd = v1::Pgd {
+            eps: self.eps.0,
+            alpha: self.alpha.0,
+            steps: self.steps.0,
+            random_start: self.random_start,
+        };
+        (attack_config::Attack::Pgd(pgd), modes(self.targeted))
+    }
+}
+
+/// PGD under L2.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "pgdl2 settings (eps, alpha, steps, random_start, targeted)"
+)]
+struct PgdL2Settings {
+    eps: Positive,
+    alpha: Positive,
+    steps: Count,
+    random_start: bool,
+    targeted: Option<NonEmpty<bool>>,
+}
+
+impl Default for PgdL2Settings {
+    fn default() -> Self {
+        Self {
+            eps: Positive(128.0 / 255.0),
+            alpha: Positive(15.0 / 255.0),
+            steps: Count(10),
+            random_start: false,
+            targeted: None,
+        }
+    }
+}
+
+impl Settings for PgdL2Settings {
+    fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>) {
+        let pgdl2 = v1::PgdL2 {
+            eps: self.eps.0,
+            alpha: self.alpha.0,
+            steps: self.steps.0,
+            random_start: self.random_start,
+        };
+        (attack_config::Attack::Pgdl2(pgdl2), modes(self.targeted))
+    }
+}
+
+/// Carlini & Wagner L2.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default, expecting = "cw settings (c, kappa, steps, lr, targeted)")]
+struct CwSettings {
+    c: Positive,
+    kappa: NonNegative,
+    steps: Count,
+    lr: Positive,
+    targeted: Option<NonEmpty<bool>>,
+}
+
+impl Default for CwSettings {
+    fn default() -> Self {
+        Self {
+            c: Positive(1.0),
+            kappa: NonNegative(0.0),
+            steps: Count(100),
+            lr: Positive(0.01),
+            targeted: None,
+        }
+    }
+}
+
+impl Settings for CwSettings {
+    fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>) {
+        let cw = v1::CarliniWagner {
+            c: self.c.0,
+            kappa: self.kappa.0,
+            steps: self.steps.0,
+            lr: self.lr.0,
+        };
+        (attack_config::Attack::Cw(cw), modes(self.targeted))
+    }
+}
+
+/// A `targeted:` entry of an attack that BEARD runs untargeted only: must be `false`.
+#[derive(Debug)]
+struct Untargeted;
+
+impl<'de> Deserialize<'de> for Untargeted {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_bool(UntargetedVisitor)
+    }
+}
+
+struct UntargetedVisitor;
+
+impl Visitor<'_> for UntargetedVisitor {
+    type Value = Untargeted;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("false")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Untargeted, E> {
+        if v {
+            Err(E::custom("this attack runs untargeted only (as in BEARD), expected false"))
+        } else {
+            Ok(Untargeted)
+        }
+    }
+}
+
+fn untargeted_modes(list: Option<NonEmpty<Untargeted>>) -> Option<Vec<bool>> {
+    list.map(|list| vec![false; list.0.len()])
+}
+
+/// DeepFool (untargeted only).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default, expecting = "deepfool settings (steps, overshoot, targeted)")]
+struct DeepFoolSettings {
+    steps: Count,
+    overshoot: NonNegative,
+    targeted: Option<NonEmpty<Untargeted>>,
+}
+
+impl Default for DeepFoolSettings {
+    fn default() -> Self {
+        Self { steps: Count(50), overshoot: NonNegative(0.02), targeted: None }
+    }
+}
+
+impl Settings for DeepFoolSettings {
+    fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>) {
+        let deepfool = v1::DeepFool { steps: self.steps.0, overshoot: self.overshoot.0 };
+        (attack_config::Attack::Deepfool(deepfool), untargeted_modes(self.targeted))
+    }
+}
+
+/// AutoAttack's ensemble versions.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum AutoAttackVersion {
+    /// APGD-CE, APGD-T, FAB-T, Square, as fra31/auto-attack runs them.
+    #[default]
+    Standard,
+}
+
+impl AutoAttackVersion {
+    fn as_str(self) -> &'static str {
+        match self {
+            AutoAttackVersion::Standard => "standard",
+        }
+    }
+}
+
+/// AutoAttack under L∞ (untargeted only).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default, expecting = "autoattack settings (eps, version, targeted)")]
+struct AutoAttackSettings {
+    eps: Positive,
+    version: AutoAttackVersion,
+    targeted: Option<NonEmpty<Untargeted>>,
+}
+
+impl Default for AutoAttackSettings {
+    fn default() -> Self {
+        Self { eps: Positive(8.0 / 255.0), version: AutoAttackVersion::default(), targeted: None }
+    }
+}
+
+impl Settings for AutoAttackSettings {
+    fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>) {
+        let autoattack =
+            v1::AutoAttack { eps: self.eps.0, version: self.version.as_str().to_owned() };
+        (attack_config::Attack::Autoattack(autoattack), untargeted_modes(self.targeted))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Vec<AttackEntry> {
+        yaml_serde::from_str::<Attacks>(text).map(|a| a.0).unwrap()
+    }
+
+    #[test]
+    fn empty_settings_take_beard_defaults() {
+        let entries = parse("fgsm: {}\npgd:\npgdl2: ~\ncw: {}\ndeepfool: {}\nautoattack: {}\n");
+        let configs: Vec<attack_config::Attack> = entries.into_iter().map(|e| e.config).collect();
+        assert_eq!(
+            configs,
+            [
+                attack_config::Attack::Fgsm(v1::Fgsm { eps: 8.0 / 255.0 }),
+                attack_config::Attack::Pgd(v1::Pgd {
+                    eps: 8.0 / 255.0,
+                    alpha: 2.0 / 255.0,
+                    steps: 10,
+                    random_start: false
+                }),
+                attack_config::Attack::Pgdl2(v1::PgdL2 {
+                    eps: 128.0 / 255.0,
+                    alpha: 15.0 / 255.0,
+                    steps: 10,
+                    random_start: false
+                }),
+                attack_config::Attack::Cw(v1::CarliniWagner {
+                    c: 1.0,
+                    kappa: 0.0,
+                    steps: 100,
+                    lr: 0.01
+                }),
+                attack_config::Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02 }),
+                attack_config::Attack::Autoattack(v1::AutoAttack {
+                    eps: 8.0 / 255.0,
+                    version: "standard".into()
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn settings_override_defaults_and_keep_the_targeted_override() {
+        let entries = parse(
+            "pgd: { eps: 4/255, steps: 20, targeted: [true] }\ndeepfool: { targeted: [false] }\n",
+        );
+        assert_eq!(
+            entries[0].config,
+            attack_config::Attack::Pgd(v1::Pgd {
+                eps: 4.0 / 255.0,
+                alpha: 2.0 / 255.0,
+                steps: 20,
+                random_start: false
+            })
+        );
+        assert_eq!(entries[0].targeted, Some(vec![true]));
+        assert_eq!(entries[1].targeted, Some(vec![false]));
+    }
+
+    #[test]
+    fn parameters_of_other_attacks_are_refused() {
+        let err = yaml_serde::from_str::<Attacks>("fgsm: { steps: 3 }").unwrap_err();
+        assert!(err.to_string().contains("unknown field `steps`"), "{err}");
+    }
+}

@@ -1,0 +1,201 @@
+//! The sweep file as written: the top-level mapping and its sections, strictly typed, with the
+//! defaults a section takes when it (or one of its fields) is left out.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+use super::attacks::Attacks;
+use super::collections::{NonEmpty, OrderedMap};
+use super::methods::{MethodName, MethodSource};
+use super::names::DatasetName;
+use super::scalars::{Count, NonNegative, Positive, Text};
+use crate::metrics::MetricOptions;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a sweep: a mapping with name, datasets, methods, ipc, attacks and settings"
+)]
+pub(super) struct SweepFile {
+    pub(super) name: Text,
+    /// Directory that relative method file paths are joined onto.
+    #[serde(default)]
+    pub(super) pool_dir: Option<Text>,
+    pub(super) datasets: OrderedMap<DatasetName, DatasetSettings>,
+    pub(super) methods: OrderedMap<MethodName, MethodSource>,
+    pub(super) ipc: NonEmpty<Count>,
+    pub(super) attacks: Attacks,
+    #[serde(default = "both_modes")]
+    pub(super) targeted: NonEmpty<bool>,
+    #[serde(default = "five_seeds")]
+    pub(super) seeds: Count,
+    #[serde(default)]
+    pub(super) training: Training,
+    #[serde(default)]
+    pub(super) model: Model,
+    #[serde(default)]
+    pub(super) evaluation: Evaluation,
+    #[serde(default)]
+    pub(super) metrics: MetricOptions,
+}
+
+fn both_modes() -> NonEmpty<bool> {
+    NonEmpty(vec![false, true])
+}
+
+fn five_seeds() -> Count {
+    Count(5)
+}
+
+/// One entry of `datasets:`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default, expecting = "dataset settings (root)")]
+pub(super) struct DatasetSettings {
+    /// Directory holding the dataset's files on the agents; real datasets only.
+    pub(super) root: Option<Text>,
+}
+
+/// `training:` — how a ConvNet is trained on a distilled set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "training settings (optimizer, lr, momentum, weight_decay, epochs, batch_size)"
+)]
+pub(super) struct Training {
+    pub(super) optimizer: Optimizer,
+    pub(super) lr: Positive,
+    pub(super) momentum: NonNegative,
+    pub(super) weight_decay: NonNegative,
+    pub(super) epochs: Count,
+    pub(super) batch_size: Count,
+}
+
+/// The paper's appendix: Adam, lr 1e-4, batch 128, 1000 epochs.
+impl Default for Training {
+    fn default() -> Self {
+        Self {
+            optimizer: Optimizer::Adam,
+            lr: Positive(1e-4),
+            momentum: NonNegative(0.9),
+            weight_decay: NonNegative(0.0),
+            epochs: Count(1000),
+            batch_size: Count(128),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Optimizer {
+    Adam,
+    Sgd,
+}
+
+/// `model:` — the DC-bench ConvNet.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default, expecting = "model settings (width, depth, norm, pool)")]
+pub(super) struct Model {
+    pub(super) width: Count,
+    pub(super) depth: Depth,
+    pub(super) norm: Norm,
+    pub(super) pool: Pool,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Self { width: Count(128), depth: Depth::Auto, norm: Norm::Instance, pool: Pool::Avg }
+    }
+}
+
+/// Number of conv blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Depth {
+    /// 3 for 32x32 datasets, 4 for TinyImageNet.
+    Auto,
+    Fixed(Count),
+}
+
+impl<'de> Deserialize<'de> for Depth {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(DepthVisitor)
+    }
+}
+
+struct DepthVisitor;
+
+impl Visitor<'_> for DepthVisitor {
+    type Value = Depth;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("`auto` or an integer >= 1")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Depth, E> {
+        match v {
+            "auto" => Ok(Depth::Auto),
+            _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+        }
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Depth, E> {
+        match u32::try_from(v) {
+            Ok(depth) if depth >= 1 => Ok(Depth::Fixed(Count(depth))),
+            _ => Err(E::custom(format_args!("expected `auto` or an integer >= 1, found {v}"))),
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Depth, E> {
+        Err(E::custom(format_args!("expected `auto` or an integer >= 1, found {v}")))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Norm {
+    Instance,
+    Batch,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Pool {
+    Avg,
+    Max,
+}
+
+/// `evaluation:` — how attack tasks evaluate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "evaluation settings (test_samples, batch_size, target_policy)"
+)]
+pub(super) struct Evaluation {
+    /// First N test images; 0 means the whole test split.
+    pub(super) test_samples: u32,
+    pub(super) batch_size: Count,
+    pub(super) target_policy: TargetPolicy,
+}
+
+impl Default for Evaluation {
+    fn default() -> Self {
+        Self { test_samples: 0, batch_size: Count(256), target_policy: TargetPolicy::Next }
+    }
+}
+
+/// How a targeted attack picks its target label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum TargetPolicy {
+    /// (y + 1) mod classes.
+    Next,
+    /// Seeded, never y.
+    Random,
+    /// The class the clean model finds least likely.
+    LeastLikely,
+}

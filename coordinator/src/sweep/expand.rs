@@ -1,0 +1,63 @@
+//! Grid expansion: a [`Sweep`] becomes one train task per (dataset, method, IPC, seed) and one
+//! attack task per (train task, attack, mode), in a deterministic order.
+
+use beard_proto::keys::train_key;
+use beard_proto::v1::{AttackSpec, TrainSpec};
+
+use super::plan::Sweep;
+
+/// The tasks of a sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expansion {
+    /// Ordered by dataset, method, IPC, seed (datasets, methods and IPCs in file order).
+    pub trains: Vec<TrainSpec>,
+    /// Ordered by train task (as in `trains`), attack (file order), mode (as listed).
+    pub attacks: Vec<AttackSpec>,
+}
+
+impl Sweep {
+    /// Every task of the sweep. The same sweep always gives the same tasks in the same order.
+    pub fn expand(&self) -> Expansion {
+        let trains = self.train_specs();
+        let attacks = trains
+            .iter()
+            .flat_map(|train| {
+                let train_task_id = train_key(train);
+                self.attacks.iter().flat_map(move |attack| {
+                    let train_task_id = train_task_id.clone();
+                    attack.modes.iter().map(move |&targeted| AttackSpec {
+                        train_task_id: train_task_id.clone(),
+                        train: Some(train.clone()),
+                        attack: Some(attack.config.clone()),
+                        targeted,
+                        evaluation: Some(self.evaluation),
+                    })
+                })
+            })
+            .collect();
+        Expansion { trains, attacks }
+    }
+
+    fn train_specs(&self) -> Vec<TrainSpec> {
+        let mut trains = Vec::new();
+        for dataset in &self.datasets {
+            for method in &self.methods {
+                for &ipc in &self.ipcs {
+                    let Some(source) = method.distilled(dataset.name, ipc) else { continue };
+                    for seed in 0..self.seeds {
+                        trains.push(TrainSpec {
+                            dataset: Some(dataset.reference()),
+                            method: method.name.clone(),
+                            ipc,
+                            seed,
+                            source: Some(source.clone()),
+                            training: Some(self.training),
+                            model: Some(dataset.model),
+                        });
+                    }
+                }
+            }
+        }
+        trains
+    }
+}

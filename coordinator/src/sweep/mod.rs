@@ -1,0 +1,71 @@
+//! Sweeps: the `sweep.yaml` schema, strict parsing with `file:line:column: field.path: …` errors,
+//! and expansion of a sweep into train and attack tasks.
+//!
+//! # Layout
+//!
+//! - [`parse`] reads a file into a [`Sweep`]; [`Sweep::expand`] gives its [`Expansion`].
+//! - `document`: the file's structure as written, with section defaults; `attacks` and
+//!   `methods` hold the two sections whose value types depend on their keys; `names` the closed
+//!   sets of dataset and attack names.
+//! - `scalars` and `collections`: validated building blocks (counts, fractions, non-empty lists,
+//!   ordered maps with unique keys) that check themselves while deserializing, so errors carry
+//!   the offending node's position.
+//! - `validate`: cross-field rules; `locate` finds their node's position in a second pass.
+//! - `plan`: the validated [`Sweep`] and its proto configs; `expand`: the task grid.
+//! - `error` and `path`: [`SweepError`] and the field paths it names.
+//!
+//! # The file
+//!
+//! ```yaml
+//! name: demo                       # required
+//! pool_dir: /data/beard/pool       # optional; relative method file paths are joined onto it
+//! datasets:                        # synthetic | cifar10 | cifar100 | tinyimagenet
+//!   cifar10: { root: /data/cifar-10-batches-bin }   # all but synthetic need a root
+//! methods:                         # name -> `random` or files per dataset and IPC
+//!   random: random
+//!   DC:
+//!     files: { cifar10: { 1: DC/res_DC_CIFAR10_ConvNet_1ipc.pt } }
+//!     stored: normalized           # normalized | pixels
+//!     experiment: 0
+//! ipc: [1]
+//! attacks:                         # fgsm | pgd | pgdl2 | cw | deepfool | autoattack
+//!   pgd: { eps: 8/255, alpha: 2/255, steps: 10, random_start: false }
+//!   deepfool: { targeted: [false] } # untargeted only
+//! targeted: [false, true]          # default
+//! seeds: 5                         # seeds 0..5; default
+//! training: { optimizer: adam, lr: 1e-4, momentum: 0.9, weight_decay: 0, epochs: 1000 }
+//! model: { width: 128, depth: auto, norm: instance, pool: avg }   # depth auto: 4 for tinyimagenet
+//! evaluation: { test_samples: 0, batch_size: 256, target_policy: next }
+//! metrics: { alpha: 0.5, rr_variant: beard, time_basis: wall }
+//! ```
+
+mod attacks;
+mod collections;
+mod document;
+mod error;
+mod expand;
+mod locate;
+mod methods;
+mod names;
+mod path;
+mod plan;
+mod scalars;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::SweepError;
+pub use expand::Expansion;
+pub use names::{AttackName, DatasetName};
+pub use plan::{Attack, Dataset, Method, PoolFile, Source, Sweep};
+
+use document::SweepFile;
+
+/// Parses and validates a sweep file. `file_name` is only used to cite the file in errors.
+pub fn parse(text: &str, file_name: &str) -> Result<Sweep, SweepError> {
+    let deserializer = yaml_serde::Deserializer::from_str(text);
+    let file: SweepFile = serde_path_to_error::deserialize(deserializer)
+        .map_err(|err| SweepError::from_deserialize(file_name, text, &err))?;
+    Sweep::from_document(file).map_err(|issue| SweepError::from_issue(file_name, text, issue))
+}

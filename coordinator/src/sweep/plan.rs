@@ -1,0 +1,238 @@
+//! [`Sweep`]: a validated sweep file resolved into the proto configs its tasks carry — defaults
+//! filled in, model depth chosen per dataset, method files joined onto `pool_dir`, attack modes
+//! decided.
+
+use std::path::Path;
+
+use beard_proto::v1::{
+    self, AttackConfig, DatasetRef, DistilledFile, DistilledSource, EvaluationConfig, ModelConfig,
+    NormKind, PoolKind, TargetPolicy, TrainingConfig, distilled_source,
+};
+
+use super::document::{self, Depth, Norm, Optimizer, Pool, SweepFile};
+use super::error::Issue;
+use super::methods::{FileSet, MethodSource};
+use super::names::{AttackName, DatasetName};
+use super::validate;
+use crate::metrics::MetricOptions;
+
+/// A validated sweep, ready to [expand](Sweep::expand) into tasks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sweep {
+    pub name: String,
+    /// In the order the file lists them.
+    pub datasets: Vec<Dataset>,
+    /// In the order the file lists them.
+    pub methods: Vec<Method>,
+    /// IPCs in the order the file lists them.
+    pub ipcs: Vec<u32>,
+    /// Seeds are `0..seeds`.
+    pub seeds: u32,
+    /// In the order the file lists them.
+    pub attacks: Vec<Attack>,
+    pub training: TrainingConfig,
+    pub evaluation: EvaluationConfig,
+    pub metrics: MetricOptions,
+}
+
+/// A dataset of the sweep and the model trained for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    pub name: DatasetName,
+    /// Directory of the dataset's files on the agents; empty for `synthetic`.
+    pub root: String,
+    /// The ConvNet, its depth resolved for this dataset's image size.
+    pub model: ModelConfig,
+}
+
+impl Dataset {
+    /// The proto reference to this dataset.
+    pub fn reference(&self) -> DatasetRef {
+        DatasetRef { name: self.name.as_str().to_owned(), root: self.root.clone() }
+    }
+}
+
+/// A distillation method of the sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Method {
+    pub name: String,
+    pub source: Source,
+}
+
+/// Where a method's distilled sets come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// IPC real images per class drawn from the training split with the task's seed.
+    Random,
+    /// Distilled-set files; every (dataset, IPC) of the sweep has one.
+    Files {
+        files: Vec<PoolFile>,
+        /// Index of the experiment inside DC/DSA/DM/IDM result files.
+        experiment: u32,
+        /// `normalized` or `pixels`.
+        stored: String,
+    },
+}
+
+/// One distilled-set file of a method.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolFile {
+    pub dataset: DatasetName,
+    pub ipc: u32,
+    /// Joined onto `pool_dir` when written relative and `pool_dir` is set.
+    pub path: String,
+}
+
+impl Method {
+    /// The distilled training set of this method for one dataset and IPC; `None` only for a
+    /// file-based method without a file for them, which [`parse`](super::parse) never lets
+    /// through.
+    pub fn distilled(&self, dataset: DatasetName, ipc: u32) -> Option<DistilledSource> {
+        let source = match &self.source {
+            Source::Random => distilled_source::Source::Random(v1::RandomSubset {}),
+            Source::Files { files, experiment, stored } => {
+                let file = files.iter().find(|file| file.dataset == dataset && file.ipc == ipc)?;
+                distilled_source::Source::File(DistilledFile {
+                    path: file.path.clone(),
+                    experiment: *experiment,
+                    stored: stored.clone(),
+                })
+            }
+        };
+        Some(DistilledSource { source: Some(source) })
+    }
+}
+
+/// An attack of the sweep with the modes it runs in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attack {
+    pub name: AttackName,
+    /// Parameters, defaults filled in.
+    pub config: AttackConfig,
+    /// `false` = untargeted, `true` = targeted: the attack's own `targeted:` list, else the
+    /// sweep's.
+    pub modes: Vec<bool>,
+}
+
+impl Sweep {
+    /// Checks the cross-field rules of a deserialized file and resolves it.
+    pub(super) fn from_document(file: SweepFile) -> Result<Sweep, Issue> {
+        validate::check(&file)?;
+        let pool_dir = file.pool_dir.map(|dir| dir.0);
+        let model = &file.model;
+        let datasets = file
+            .datasets
+            .0
+            .into_iter()
+            .map(|(name, settings)| Dataset {
+                name,
+                root: settings.root.map(|root| root.0).unwrap_or_default(),
+                model: model_config(model, name),
+            })
+            .collect();
+        let methods = file
+            .methods
+            .0
+            .into_iter()
+            .map(|(name, source)| Method {
+                name: name.0,
+                source: match source {
+                    MethodSource::Random => Source::Random,
+                    MethodSource::Files(set) => files_source(set, pool_dir.as_deref()),
+                },
+            })
+            .collect();
+        let sweep_modes = file.targeted.0;
+        let attacks = file
+            .attacks
+            .0
+            .into_iter()
+            .map(|entry| Attack {
+                name: entry.name,
+                config: AttackConfig { attack: Some(entry.config) },
+                modes: entry.targeted.unwrap_or_else(|| sweep_modes.clone()),
+            })
+            .collect();
+        Ok(Sweep {
+            name: file.name.0,
+            datasets,
+            methods,
+            ipcs: file.ipc.0.into_iter().map(|ipc| ipc.0).collect(),
+            seeds: file.seeds.0,
+            attacks,
+            training: training_config(&file.training),
+            evaluation: evaluation_config(&file.evaluation),
+            metrics: file.metrics,
+        })
+    }
+
+    /// Method names in the order the file lists them.
+    pub fn method_names(&self) -> Vec<&str> {
+        self.methods.iter().map(|method| method.name.as_str()).collect()
+    }
+}
+
+fn files_source(set: FileSet, pool_dir: Option<&str>) -> Source {
+    let files = set
+        .files
+        .0
+        .into_iter()
+        .flat_map(|(dataset, per_ipc)| {
+            per_ipc.0.into_iter().map(move |(ipc, path)| PoolFile {
+                dataset,
+                ipc: ipc.0,
+                path: match pool_dir {
+                    // `join` keeps an absolute path as it is.
+                    Some(dir) => Path::new(dir).join(&path.0).to_string_lossy().into_owned(),
+                    None => path.0,
+                },
+            })
+        })
+        .collect();
+    Source::Files { files, experiment: set.experiment, stored: set.stored.as_str().to_owned() }
+}
+
+fn training_config(training: &document::Training) -> TrainingConfig {
+    let optimizer = match training.optimizer {
+        Optimizer::Adam => v1::Optimizer::Adam,
+        Optimizer::Sgd => v1::Optimizer::Sgd,
+    };
+    TrainingConfig {
+        optimizer: optimizer.into(),
+        lr: training.lr.0,
+        momentum: training.momentum.0,
+        weight_decay: training.weight_decay.0,
+        epochs: training.epochs.0,
+        batch_size: training.batch_size.0,
+    }
+}
+
+fn model_config(model: &document::Model, dataset: DatasetName) -> ModelConfig {
+    let norm = match model.norm {
+        Norm::Instance => NormKind::Instance,
+        Norm::Batch => NormKind::Batch,
+        Norm::None => NormKind::None,
+    };
+    let pool = match model.pool {
+        Pool::Avg => PoolKind::Avg,
+        Pool::Max => PoolKind::Max,
+    };
+    let depth = match model.depth {
+        Depth::Auto => dataset.auto_depth(),
+        Depth::Fixed(depth) => depth.0,
+    };
+    ModelConfig { width: model.width.0, depth, norm: norm.into(), pool: pool.into() }
+}
+
+fn evaluation_config(evaluation: &document::Evaluation) -> EvaluationConfig {
+    let policy = match evaluation.target_policy {
+        document::TargetPolicy::Next => TargetPolicy::Next,
+        document::TargetPolicy::Random => TargetPolicy::Random,
+        document::TargetPolicy::LeastLikely => TargetPolicy::LeastLikely,
+    };
+    EvaluationConfig {
+        test_samples: evaluation.test_samples,
+        batch_size: evaluation.batch_size.0,
+        target_policy: policy.into(),
+    }
+}

@@ -1,0 +1,550 @@
+//! Tests of the sweep module as a whole: `parse` on whole files (rejections with their positions
+//! and paths, defaults, order) and `expand` on the shipped examples.
+
+use std::collections::HashSet;
+
+use beard_proto::keys::{attack_key, train_key};
+use beard_proto::v1::{
+    self, AttackConfig, DatasetRef, DistilledFile, DistilledSource, EvaluationConfig, ModelConfig,
+    TrainingConfig, attack_config, distilled_source,
+};
+
+use super::*;
+use crate::metrics::MetricOptions;
+
+/// A valid sweep; tests replace single lines (numbered from 1) to break it.
+const BASE: &str = "\
+name: test
+datasets:
+  synthetic: {}
+methods:
+  random: random
+ipc: [1, 10]
+attacks:
+  fgsm: {}
+  pgd: { eps: 8/255, steps: 10 }
+targeted: [false, true]
+seeds: 2
+";
+
+/// `BASE` with line `line` replaced by `replacement` (which may span several lines).
+fn with(line: usize, replacement: &str) -> String {
+    let mut lines: Vec<&str> = BASE.lines().collect();
+    lines[line - 1] = replacement;
+    lines.join("\n") + "\n"
+}
+
+/// `BASE` with `extra` appended.
+fn plus(extra: &str) -> String {
+    format!("{BASE}{extra}\n")
+}
+
+fn rejected(text: &str) -> SweepError {
+    match parse(text, "sweep.yaml") {
+        Ok(sweep) => panic!("accepted {sweep:?} from:\n{text}"),
+        Err(err) => err,
+    }
+}
+
+/// Asserts the error's line, its field path, and a part of its message.
+fn assert_rejected(text: &str, line: usize, path: &str, needle: &str) -> SweepError {
+    let err = rejected(text);
+    let shown = err.to_string();
+    assert_eq!((err.line, err.path.as_str()), (line, path), "{shown}\n---\n{text}");
+    assert!(err.message.contains(needle), "message lacks {needle:?}: {shown}");
+    assert!(shown.starts_with(&format!("sweep.yaml:{line}:")), "{shown}");
+    assert!(path.is_empty() || shown.contains(&format!(": {path}: ")), "{shown}");
+    err
+}
+
+fn accepted(text: &str) -> Sweep {
+    match parse(text, "sweep.yaml") {
+        Ok(sweep) => sweep,
+        Err(err) => panic!("{err}\n---\n{text}"),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Rejections
+// ------------------------------------------------------------------------------------------
+
+#[test]
+fn errors_read_file_line_column_path_message() {
+    let text = "name: x\ndatasets: { synthetic: {} }\nmethods: { random: random }\nipc: [1]\n\
+                targeted: [false]\nattacks:\n    pgdd: {}\n";
+    let err = parse(text, "demo.yaml").expect_err("pgdd is no attack");
+    assert_eq!(
+        err.to_string(),
+        "demo.yaml:7:5: attacks.pgdd: unknown attack 'pgdd', expected one of fgsm, pgd, pgdl2, cw, \
+         deepfool, autoattack"
+    );
+    assert_eq!(
+        (err.file.as_str(), err.line, err.column, err.path.as_str()),
+        ("demo.yaml", 7, 5, "attacks.pgdd")
+    );
+}
+
+#[test]
+fn unknown_top_level_key() {
+    assert_rejected(&with(11, "seed: 2"), 11, "seed", "unknown field `seed`");
+}
+
+#[test]
+fn unknown_nested_keys() {
+    assert_rejected(
+        &plus("training:\n  optimizer: sgd\n  learning_rate: 0.1"),
+        14,
+        "training.learning_rate",
+        "unknown field `learning_rate`",
+    );
+    assert_rejected(
+        &with(9, "  pgd: { eps: 8/255, stepz: 10 }"),
+        9,
+        "attacks.pgd.stepz",
+        "unknown field `stepz`",
+    );
+    assert_rejected(
+        &with(3, "  synthetic: { rot: /x }"),
+        3,
+        "datasets.synthetic.rot",
+        "unknown field `rot`",
+    );
+    assert_rejected(&plus("metrics:\n  beta: 0.5"), 13, "metrics.beta", "unknown field `beta`");
+}
+
+#[test]
+fn parameters_of_another_attack_are_unknown_keys() {
+    assert_rejected(
+        &with(8, "  fgsm: { steps: 3 }"),
+        8,
+        "attacks.fgsm.steps",
+        "unknown field `steps`",
+    );
+}
+
+#[test]
+fn wrong_types() {
+    assert_rejected(&with(11, "seeds: five"), 11, "seeds", "an integer >= 1");
+    assert_rejected(&with(6, "ipc: 10"), 6, "ipc", "invalid type");
+    assert_rejected(&with(10, "targeted: [false, yes]"), 10, "targeted[1]", "invalid type");
+    assert_rejected(&with(9, "  pgd: { eps: big }"), 9, "attacks.pgd.eps", "a number > 0");
+    assert_rejected(
+        &with(9, "  pgd: { random_start: 1 }"),
+        9,
+        "attacks.pgd.random_start",
+        "invalid type",
+    );
+    assert_rejected(&with(1, "name: [a, b]"), 1, "name", "invalid type");
+    assert_rejected(&with(5, "  random: [random]"), 5, "methods.random", "invalid type");
+    assert_rejected(
+        &plus("training: { optimizer: adamw }"),
+        12,
+        "training.optimizer",
+        "unknown variant `adamw`",
+    );
+    assert_rejected(
+        &plus("model: { depth: deep }"),
+        12,
+        "model.depth",
+        "`auto` or an integer >= 1",
+    );
+    assert_rejected(
+        &plus("evaluation: { test_samples: -1 }"),
+        12,
+        "evaluation.test_samples",
+        "invalid",
+    );
+}
+
+#[test]
+fn empty_lists_and_maps() {
+    assert_rejected(&with(6, "ipc: []"), 6, "ipc", "non-empty list");
+    assert_rejected(&with(10, "targeted: []"), 10, "targeted", "non-empty list");
+    let no_attacks =
+        BASE.replace("attacks:\n  fgsm: {}\n  pgd: { eps: 8/255, steps: 10 }", "attacks: {}");
+    assert_rejected(&no_attacks, 7, "attacks", "at least one attack");
+    let no_datasets = BASE.replace("datasets:\n  synthetic: {}", "datasets: {}\n# none");
+    assert_rejected(&no_datasets, 2, "datasets", "at least one dataset");
+    let no_methods = BASE.replace("  random: random", "  # none yet");
+    let err = rejected(&no_methods);
+    assert_eq!(err.path, "methods", "{err}");
+    assert!(err.message.contains("at least one method"), "{err}");
+    assert_rejected(&with(1, "name: ''"), 1, "name", "non-empty string");
+}
+
+#[test]
+fn unknown_attack_names() {
+    let err = assert_rejected(&with(9, "  pgdd: {}"), 9, "attacks.pgdd", "unknown attack 'pgdd'");
+    assert!(
+        err.message.ends_with("expected one of fgsm, pgd, pgdl2, cw, deepfool, autoattack"),
+        "{err}"
+    );
+    assert_eq!(err.column, 3);
+}
+
+#[test]
+fn unknown_dataset_names() {
+    let err = assert_rejected(
+        &with(3, "  cifar-10: { root: /data }"),
+        3,
+        "datasets.cifar-10",
+        "unknown dataset 'cifar-10', expected one of synthetic, cifar10, cifar100, tinyimagenet",
+    );
+    assert_eq!(err.column, 3);
+}
+
+#[test]
+fn ipc_below_one() {
+    let err =
+        assert_rejected(&with(6, "ipc: [1, 0]"), 6, "ipc[1]", "expected an integer >= 1, found 0");
+    assert_eq!(err.column, 10);
+    assert_rejected(&with(6, "ipc:\n  - 1\n  - -3"), 8, "ipc[1]", "found -3");
+}
+
+#[test]
+fn seeds_below_one() {
+    let err =
+        assert_rejected(&with(11, "seeds: 0"), 11, "seeds", "expected an integer >= 1, found 0");
+    assert_eq!(err.column, 8);
+}
+
+#[test]
+fn alpha_outside_the_unit_interval() {
+    let err = assert_rejected(
+        &plus("metrics:\n  rr_variant: i-rr\n  alpha: 1.5"),
+        14,
+        "metrics.alpha",
+        "expected a number in [0, 1], found 1.5",
+    );
+    assert_eq!(err.column, 3);
+    assert_rejected(&plus("metrics: { alpha: -0.1 }"), 12, "metrics.alpha", "[0, 1]");
+}
+
+#[test]
+fn deepfool_under_sweep_level_targeted_modes_asks_for_an_override() {
+    let err = assert_rejected(
+        &with(8, "  deepfool: { steps: 20 }"),
+        8,
+        "attacks.deepfool",
+        "add `targeted: [false]` to this attack",
+    );
+    assert!(err.message.starts_with("deepfool runs untargeted only"), "{err}");
+    assert_rejected(&with(8, "  autoattack:"), 8, "attacks.autoattack", "untargeted only");
+}
+
+#[test]
+fn targeted_override_of_an_untargeted_attack_is_refused_at_the_true() {
+    let text = with(8, "  deepfool:\n    targeted:\n      - false\n      - true");
+    let err = assert_rejected(&text, 11, "attacks.deepfool.targeted[1]", "untargeted only");
+    assert_eq!(err.column, 9);
+}
+
+#[test]
+fn untargeted_attacks_are_fine_with_an_override_or_untargeted_sweeps() {
+    accepted(&with(8, "  deepfool: { targeted: [false] }"));
+    let untargeted = with(10, "targeted: [false]");
+    let text = untargeted.replace("  fgsm: {}", "  deepfool: {}\n  autoattack: ~");
+    let sweep = accepted(&text);
+    assert!(sweep.attacks.iter().all(|attack| attack.modes == [false]));
+}
+
+#[test]
+fn repeated_entries() {
+    assert_rejected(&with(6, "ipc: [1, 10, 1]"), 6, "ipc[2]", "duplicate ipc 1");
+    assert_rejected(
+        &with(10, "targeted:\n  - true\n  - true"),
+        12,
+        "targeted[1]",
+        "duplicate mode true",
+    );
+    assert_rejected(&with(9, "  fgsm: {}"), 9, "attacks.fgsm", "duplicate attack 'fgsm'");
+    assert_rejected(&with(11, "seeds: 2\nname: again"), 12, "name", "duplicate field `name`");
+    assert_rejected(
+        &with(9, "  pgd: { targeted: [true, true] }"),
+        9,
+        "attacks.pgd.targeted[1]",
+        "duplicate mode true",
+    );
+}
+
+#[test]
+fn real_datasets_need_a_root_and_synthetic_takes_none() {
+    let err = assert_rejected(&with(3, "  cifar10:"), 3, "datasets.cifar10", "needs `root:`");
+    assert_eq!(err.column, 3);
+    assert_rejected(
+        &with(3, "  synthetic: { root: /x }"),
+        3,
+        "datasets.synthetic.root",
+        "takes no root",
+    );
+}
+
+#[test]
+fn file_methods_need_a_file_per_dataset_and_ipc() {
+    let text = with(5, "  DC:\n    files:\n      synthetic:\n        1: a.pt");
+    assert_rejected(&text, 7, "methods.DC.files.synthetic", "no file for ipc 10");
+    let text = with(3, "  synthetic: {}\n  cifar10: { root: /c }")
+        .replace("  random: random", "  DC:\n    files:\n      synthetic: { 1: a.pt, 10: b.pt }");
+    assert_rejected(&text, 7, "methods.DC.files", "no files for dataset cifar10");
+    let text = with(5, "  DC:\n    files: { synthetic: { 1: a.pt, 10: b.pt } }\n    stored: raw");
+    assert_rejected(&text, 7, "methods.DC.stored", "unknown variant `raw`");
+    assert_rejected(
+        &with(5, "  DC: gaussian"),
+        5,
+        "methods.DC",
+        "unknown built-in method 'gaussian'",
+    );
+    assert_rejected(
+        &with(5, "  DC: { files: { synthetic: { 0: a.pt } } }"),
+        5,
+        "methods.DC.files.synthetic.0",
+        "found 0",
+    );
+}
+
+#[test]
+fn missing_required_fields() {
+    let text: String =
+        BASE.lines().filter(|line| !line.starts_with("name:")).map(|l| format!("{l}\n")).collect();
+    assert_rejected(&text, 1, "", "missing field `name`");
+}
+
+#[test]
+fn yaml_syntax_errors_and_empty_files_have_a_position() {
+    let err = rejected(&with(9, "  pgd: { eps: 8/255"));
+    assert!(err.line >= 9, "{err}");
+    let err = rejected("");
+    assert_eq!((err.line, err.column), (1, 1), "{err}");
+    let err = rejected("- a\n- b\n");
+    assert_eq!(err.line, 1, "{err}");
+}
+
+// ------------------------------------------------------------------------------------------
+// Accepted files
+// ------------------------------------------------------------------------------------------
+
+#[test]
+fn defaults_are_filled_in() {
+    let text = "name: d\ndatasets:\n  cifar10: { root: /c }\n  tinyimagenet: { root: /t }\n\
+                methods: { random: random }\nipc: [1]\n\
+                attacks: { fgsm: {}, deepfool: { targeted: [false] } }\n";
+    let sweep = accepted(text);
+    assert_eq!(sweep.seeds, 5);
+    assert_eq!(sweep.attacks[0].modes, [false, true]);
+    assert_eq!(sweep.attacks[1].modes, [false]);
+    assert_eq!(
+        sweep.training,
+        TrainingConfig {
+            optimizer: v1::Optimizer::Adam.into(),
+            lr: 1e-4,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            epochs: 1000,
+            batch_size: 128,
+        }
+    );
+    let model = |depth| ModelConfig {
+        width: 128,
+        depth,
+        norm: v1::NormKind::Instance.into(),
+        pool: v1::PoolKind::Avg.into(),
+    };
+    assert_eq!(sweep.datasets[0].model, model(3));
+    assert_eq!(sweep.datasets[1].model, model(4));
+    assert_eq!(
+        sweep.evaluation,
+        EvaluationConfig {
+            test_samples: 0,
+            batch_size: 256,
+            target_policy: v1::TargetPolicy::Next.into()
+        }
+    );
+    assert_eq!(sweep.metrics, MetricOptions::default());
+    assert_eq!(
+        sweep.attacks[0].config,
+        AttackConfig { attack: Some(attack_config::Attack::Fgsm(v1::Fgsm { eps: 8.0 / 255.0 })) }
+    );
+}
+
+#[test]
+fn explicit_settings_are_kept() {
+    let sweep = accepted(&plus(
+        "training: { optimizer: sgd, lr: 0.01, momentum: 0.9, weight_decay: 5e-4 }\n\
+         model: { width: 64, depth: 2, norm: batch, pool: max }\n\
+         evaluation: { test_samples: 500, batch_size: 50, target_policy: least-likely }\n\
+         metrics: { alpha: 1, rr_variant: i-rr, time_basis: per-sample }",
+    ));
+    assert_eq!(sweep.training.optimizer, i32::from(v1::Optimizer::Sgd));
+    assert_eq!((sweep.training.weight_decay, sweep.training.epochs), (5e-4, 1000));
+    assert_eq!(
+        sweep.datasets[0].model,
+        ModelConfig {
+            width: 64,
+            depth: 2,
+            norm: v1::NormKind::Batch.into(),
+            pool: v1::PoolKind::Max.into()
+        }
+    );
+    assert_eq!(sweep.evaluation.target_policy, i32::from(v1::TargetPolicy::LeastLikely));
+    assert_eq!(sweep.metrics.alpha, 1.0);
+}
+
+#[test]
+fn numbers_may_be_written_as_fractions() {
+    let sweep = accepted(&with(
+        9,
+        "  pgd: { eps: '16/255', alpha: 2 / 255, steps: 5 }\n  cw: { c: 0.5, lr: 1e-2 }",
+    ));
+    let Some(attack_config::Attack::Pgd(pgd)) = &sweep.attacks[1].config.attack else {
+        panic!("expected pgd: {:?}", sweep.attacks[1]);
+    };
+    assert_eq!((pgd.eps, pgd.alpha, pgd.steps), (16.0 / 255.0, 2.0 / 255.0, 5));
+    let Some(attack_config::Attack::Cw(cw)) = &sweep.attacks[2].config.attack else {
+        panic!("expected cw: {:?}", sweep.attacks[2]);
+    };
+    assert_eq!((cw.c, cw.lr, cw.steps), (0.5, 0.01, 100));
+}
+
+#[test]
+fn methods_keep_yaml_order() {
+    let sweep = accepted(&with(5, "  zeta: random\n  alpha: random\n  mid: random"));
+    assert_eq!(sweep.method_names(), ["zeta", "alpha", "mid"]);
+    let trains = sweep.expand().trains;
+    let order: Vec<&str> = trains.iter().map(|t| t.method.as_str()).collect();
+    assert_eq!(order[..4], ["zeta"; 4]);
+    assert_eq!(order[4..8], ["alpha"; 4]);
+    assert_eq!(order[8..], ["mid"; 4]);
+}
+
+#[test]
+fn file_paths_are_joined_onto_the_pool_dir() {
+    let text = with(
+        5,
+        "  DC:\n    files:\n      synthetic: { 1: DC/a.pt, 10: /abs/b.pt }\n    experiment: 2",
+    ) + "pool_dir: /pool\n";
+    let sweep = accepted(&text);
+    let source = |ipc| sweep.methods[0].distilled(DatasetName::Synthetic, ipc);
+    let file = |path: &str| DistilledSource {
+        source: Some(distilled_source::Source::File(DistilledFile {
+            path: path.into(),
+            experiment: 2,
+            stored: "normalized".into(),
+        })),
+    };
+    assert_eq!(source(1), Some(file("/pool/DC/a.pt")));
+    assert_eq!(source(10), Some(file("/abs/b.pt")));
+    let without_pool = accepted(&text.replace("pool_dir: /pool\n", ""));
+    assert_eq!(without_pool.methods[0].distilled(DatasetName::Synthetic, 1), Some(file("DC/a.pt")));
+}
+
+// ------------------------------------------------------------------------------------------
+// Expansion
+// ------------------------------------------------------------------------------------------
+
+#[test]
+fn expansion_is_deterministic_with_unique_keys() {
+    let sweep = accepted(BASE);
+    let first = sweep.expand();
+    assert_eq!(first, accepted(BASE).expand());
+    assert_eq!(first.trains.len(), 2 * 2);
+    assert_eq!(first.attacks.len(), 4 * 2 * 2);
+    let train_keys: HashSet<String> = first.trains.iter().map(train_key).collect();
+    let attack_keys: HashSet<String> = first.attacks.iter().map(attack_key).collect();
+    assert_eq!(train_keys.len(), first.trains.len());
+    assert_eq!(attack_keys.len(), first.attacks.len());
+    assert!(train_keys.is_disjoint(&attack_keys));
+}
+
+#[test]
+fn attack_tasks_carry_their_train_task_and_full_configs() {
+    let expansion = accepted(BASE).expand();
+    let first = &expansion.trains[0];
+    assert_eq!(first.dataset, Some(DatasetRef { name: "synthetic".into(), root: String::new() }));
+    assert_eq!((first.method.as_str(), first.ipc, first.seed), ("random", 1, 0));
+    assert_eq!(
+        first.source,
+        Some(DistilledSource {
+            source: Some(distilled_source::Source::Random(v1::RandomSubset {}))
+        })
+    );
+    let seeds: Vec<(u32, u32)> = expansion.trains.iter().map(|t| (t.ipc, t.seed)).collect();
+    assert_eq!(seeds, [(1, 0), (1, 1), (10, 0), (10, 1)]);
+    for attack in &expansion.attacks {
+        let train = attack.train.as_ref().expect("attack tasks carry their train task");
+        assert_eq!(attack.train_task_id, train_key(train));
+        assert!(attack.attack.as_ref().is_some_and(|config| config.attack.is_some()));
+        assert_eq!(
+            attack.evaluation.as_ref().map(|e| e.target_policy),
+            Some(v1::TargetPolicy::Next.into())
+        );
+        assert!(
+            train.training.as_ref().is_some_and(|t| t.optimizer == i32::from(v1::Optimizer::Adam))
+        );
+        let model = train.model.as_ref().expect("train tasks carry their model");
+        assert_ne!(model.norm, i32::from(v1::NormKind::Unspecified));
+        assert_ne!(model.pool, i32::from(v1::PoolKind::Unspecified));
+    }
+    let modes: Vec<(&str, bool)> = expansion.attacks[..4]
+        .iter()
+        .map(|a| {
+            (beard_proto::describe::attack_name(a.attack.as_ref().expect("config")), a.targeted)
+        })
+        .collect();
+    assert_eq!(modes, [("fgsm", false), ("fgsm", true), ("pgd", false), ("pgd", true)]);
+}
+
+#[test]
+fn the_module_documentation_example_parses() {
+    let doc = include_str!("mod.rs");
+    let yaml: String = doc
+        .lines()
+        .skip_while(|line| *line != "//! ```yaml")
+        .skip(1)
+        .take_while(|line| *line != "//! ```")
+        .map(|line| format!("{}\n", line.trim_start_matches("//!").strip_prefix(' ').unwrap_or("")))
+        .collect();
+    let sweep = accepted(&yaml);
+    assert_eq!(sweep.method_names(), ["random", "DC"]);
+    assert_eq!(sweep.expand().trains.len(), 2 * 5);
+}
+
+fn example(name: &str) -> Sweep {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    accepted(&text)
+}
+
+#[test]
+fn the_demo_example_is_small() {
+    let sweep = example("demo.yaml");
+    let expansion = sweep.expand();
+    assert_eq!((expansion.trains.len(), expansion.attacks.len()), (4, 16));
+    assert_eq!(sweep.name, "demo");
+    let train = &expansion.trains[0];
+    assert_eq!(train.model.as_ref().map(|m| (m.width, m.depth)), Some((32, 3)));
+    assert_eq!(train.training.as_ref().map(|t| (t.lr, t.epochs)), Some((1e-3, 40)));
+    assert_eq!(sweep.evaluation.test_samples, 200);
+}
+
+#[test]
+fn the_beard_example_is_the_papers_grid() {
+    let sweep = example("beard.yaml");
+    let expansion = sweep.expand();
+    assert_eq!((expansion.trains.len(), expansion.attacks.len()), (270, 2700));
+    assert_eq!(sweep.method_names(), ["DC", "DSA", "MTT", "DM", "IDM", "BACON"]);
+    let tiny = expansion
+        .trains
+        .iter()
+        .find(|t| t.dataset.as_ref().is_some_and(|d| d.name == "tinyimagenet"))
+        .expect("tinyimagenet tasks");
+    assert_eq!(tiny.model.as_ref().map(|m| m.depth), Some(4));
+    let Some(distilled_source::Source::File(file)) =
+        tiny.source.as_ref().and_then(|s| s.source.as_ref())
+    else {
+        panic!("expected a file source: {tiny:?}");
+    };
+    assert!(file.path.starts_with("/data/beard/dataset_pool/DC/"), "{}", file.path);
+    let keys: HashSet<String> = expansion.attacks.iter().map(attack_key).collect();
+    assert_eq!(keys.len(), 2700);
+}

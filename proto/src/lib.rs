@@ -1,0 +1,31 @@
+//! The wire protocol of beard-rs and the domain types both sides share.
+//!
+//! # Layout
+//!
+//! - [`v1`]: the generated prost/tonic types of `proto/beard/v1/beard.proto` — task specs, results,
+//!   the agent service and the control service.
+//! - [`keys`]: content keys of tasks (SHA-256 of the canonical prost encoding).
+//! - [`describe`]: short human-readable descriptions of specs for logs, status and dry runs.
+//! - [`failure`]: the typed task failure that crosses the wire, with its retry classification.
+//! - [`process`]: logging setup and the shutdown signal both binaries use.
+//!
+//! Task specs are prost messages and double as domain types: proto3 without maps encodes
+//! deterministically, so the encoding is a canonical form to hash.
+
+pub mod describe;
+pub mod failure;
+pub mod keys;
+pub mod process;
+
+/// Generated types of the `beard.v1` package.
+#[allow(clippy::all, missing_docs)]
+pub mod v1 {
+    tonic::include_proto!("beard.v1");
+}
+
+/// Bumped on every incompatible change of the agent protocol; agents with another version are
+/// refused at registration.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest gRPC message either side accepts (checkpoints and shards travel inline).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
