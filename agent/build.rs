@@ -3,8 +3,8 @@
 //! - An rpath to libtorch's lib directory, so the binaries run without LD_LIBRARY_PATH.
 //! - `libtorch_cuda` linked with `--no-as-needed` when the wheel carries it: nothing in our code
 //!   references its symbols directly, so under `--as-needed` the linker would drop it and the
-//!   agent would silently see no GPU. These go to binaries and tests only, never to proc-macros
-//!   (which a global RUSTFLAGS would reach).
+//!   agent would silently see no GPU. These go to this package's binaries and tests only, never
+//!   to proc-macros (which a global RUSTFLAGS would reach).
 use std::path::Path;
 
 fn main() {
@@ -22,9 +22,9 @@ fn main() {
             "-Wl,--as-needed".to_owned(),
         ]);
     }
+    // `rustc-link-arg` reaches every linked target of this package (the binary and all test
+    // binaries, the library's unit tests included) and nothing outside it.
     for arg in args {
-        println!("cargo:rustc-link-arg-bins={arg}");
-        println!("cargo:rustc-link-arg-tests={arg}");
-        println!("cargo:rustc-link-arg-benches={arg}");
+        println!("cargo:rustc-link-arg={arg}");
     }
 }

@@ -52,10 +52,5 @@ pub trait Backend: Send + 'static {
     fn train(&mut self, spec: &TrainSpec, ctx: &TaskContext) -> Result<TrainResult, TaskFailure>;
 
     /// Run one attack task against the checkpoint (safetensors bytes) of its train task.
-    fn attack(
-        &mut self,
-        spec: &AttackSpec,
-        checkpoint: &[u8],
-        ctx: &TaskContext,
-    ) -> Result<AttackShard, TaskFailure>;
+    fn attack(&mut self, spec: &AttackSpec, checkpoint: &[u8], ctx: &TaskContext) -> Result<AttackShard, TaskFailure>;
 }

@@ -71,7 +71,6 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     log_visible_devices();
     let device = parse_device(&args.device)?;

@@ -12,11 +12,9 @@ use tch::{COptimizer, Reduction, TchError, Tensor};
 
 use crate::backend::TaskContext;
 use crate::data::distilled::DistilledSet;
-use crate::data::rng::Rng;
+use crate::data::rng::{Rng, streams};
 use crate::model::ConvNet;
 
-/// Stream label of the per-epoch shuffles.
-const SHUFFLE_STREAM: u64 = 2;
 const ADAM_BETAS: (f64, f64) = (0.9, 0.999);
 const ADAM_EPS: f64 = 1e-8;
 
@@ -43,7 +41,7 @@ pub fn train(
     if set.is_empty() {
         return Err(TrainError::InvalidConfig("the distilled set is empty".into()));
     }
-    let optimizer = optimizer(config)?;
+    let mut optimizer = optimizer(config)?;
     for variable in model.trainable_variables() {
         optimizer.add_parameters(&variable, 0)?;
     }
@@ -56,7 +54,7 @@ pub fn train(
         if ctx.is_cancelled() {
             return Err(TrainError::Cancelled);
         }
-        Rng::stream(u64::from(seed), &[SHUFFLE_STREAM, u64::from(epoch)]).shuffle(&mut order);
+        Rng::stream(u64::from(seed), &[streams::SHUFFLE, u64::from(epoch)]).shuffle(&mut order);
         let permutation = Tensor::f_from_slice(&order)?.f_to(device)?;
         let mut loss_sum = Tensor::f_zeros([], (tch::Kind::Float, device))?;
         for start in (0..count).step_by(batch) {

@@ -20,8 +20,8 @@ use anyhow::Context;
 use beard_proto::keys::{is_valid_key, sha256_hex};
 use beard_proto::v1::agent_service_client::AgentServiceClient;
 use beard_proto::v1::{
-    AttackSpec, CompleteRequest, FetchCheckpointRequest, HeartbeatRequest, LeaseRequest, LeasedTask,
-    RegisterRequest, TaskFailure, TrainSpec, complete_request, task_spec,
+    AttackSpec, CompleteRequest, FetchCheckpointRequest, HeartbeatRequest, LeaseRequest, LeasedTask, RegisterRequest,
+    TaskFailure, TrainSpec, complete_request, task_spec,
 };
 use beard_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
 use tokio::sync::watch;
@@ -110,7 +110,9 @@ pub async fn run<B: Backend>(
             guard.lease = Some((task.lease_token.clone(), cancel.clone()));
             guard.progress.clear();
         }
-        let outcome = run_task(&task, &mut client, &checkpoints, &backend, &current, cancel, &mut stop_rx, config.drain_timeout).await;
+        let outcome =
+            run_task(&task, &mut client, &checkpoints, &backend, &current, cancel, &mut stop_rx, config.drain_timeout)
+                .await;
         lock(&current).lease = None;
         complete(&mut client, &identity, &task, outcome).await;
     }
@@ -128,7 +130,8 @@ async fn connect(url: &str, stop: &mut watch::Receiver<bool>) -> Option<Client> 
     let mut delay = Duration::from_millis(200);
     loop {
         let attempt = async {
-            let channel = Channel::from_shared(url.to_owned())?.connect_timeout(Duration::from_secs(5)).connect().await?;
+            let channel =
+                Channel::from_shared(url.to_owned())?.connect_timeout(Duration::from_secs(5)).connect().await?;
             Ok::<_, anyhow::Error>(
                 AgentServiceClient::new(channel)
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -217,10 +220,12 @@ async fn run_task<B: Backend>(
     tracing::info!(task = %task.task_id, attempt = task.attempt, "task started");
     let job = match spec {
         Some(task_spec::Kind::Train(train)) => Job::Train(train),
-        Some(task_spec::Kind::Attack(attack)) => match ensure_checkpoint(client, checkpoints, &attack.train_task_id).await {
-            Ok(bytes) => Job::Attack(attack, bytes),
-            Err(failure) => return Outcome::Failure(failure),
-        },
+        Some(task_spec::Kind::Attack(attack)) => {
+            match ensure_checkpoint(client, checkpoints, &attack.train_task_id).await {
+                Ok(bytes) => Job::Attack(attack, bytes),
+                Err(failure) => return Outcome::Failure(failure),
+            }
+        }
         None => return Outcome::Failure(TaskFailure::permanent("empty_task", "the leased task has no spec")),
     };
     let progress_sink = current.clone();
@@ -311,10 +316,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Train task ids whose checkpoints are in the cache directory.
 fn cached_checkpoints(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| is_valid_key(name))
-        .collect()
+    entries.filter_map(|entry| entry.ok()?.file_name().into_string().ok()).filter(|name| is_valid_key(name)).collect()
 }
 
 /// Send a task's outcome, retrying while the coordinator is unreachable (completion is

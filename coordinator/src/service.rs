@@ -11,10 +11,9 @@ use beard_proto::MAX_MESSAGE_BYTES;
 use beard_proto::v1::agent_service_server::{AgentService, AgentServiceServer};
 use beard_proto::v1::control_service_server::{ControlService, ControlServiceServer};
 use beard_proto::v1::{
-    CancelRequest, CancelResponse, CompleteRequest, CompleteResponse, FetchCheckpointRequest,
-    FetchCheckpointResponse, HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse,
-    RegisterRequest, RegisterResponse, ReportRequest, ReportResponse, StatusRequest, StatusResponse,
-    SubmitRequest, SubmitResponse,
+    CancelRequest, CancelResponse, CompleteRequest, CompleteResponse, FetchCheckpointRequest, FetchCheckpointResponse,
+    HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse, RegisterRequest, RegisterResponse, ReportRequest,
+    ReportResponse, StatusRequest, StatusResponse, SubmitRequest, SubmitResponse,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;

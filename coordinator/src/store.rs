@@ -174,8 +174,7 @@ pub struct Store {
     blob_dir: PathBuf,
 }
 
-const TASK_COLUMNS: &str =
-    "id, kind, description, spec, depends_on, state, attempts, lease_token, lease_agent";
+const TASK_COLUMNS: &str = "id, kind, description, spec, depends_on, state, attempts, lease_token, lease_agent";
 
 fn task_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(TaskRow, String)> {
     let state: String = row.get(5)?;
@@ -282,8 +281,7 @@ impl Tx<'_> {
             "INSERT OR IGNORE INTO sweep_tasks (sweep_id, task_id) VALUES (?1, ?2)",
             params![sweep_id, task.id],
         )?;
-        let state: String =
-            self.tx.query_row("SELECT state FROM tasks WHERE id = ?1", [task.id], |r| r.get(0))?;
+        let state: String = self.tx.query_row("SELECT state FROM tasks WHERE id = ?1", [task.id], |r| r.get(0))?;
         TaskState::parse(&state)
     }
 
@@ -310,11 +308,7 @@ impl Tx<'_> {
                       t.seq
              LIMIT 1"
         );
-        self.tx
-            .query_row(&sql, params![now_ms, cached], task_from_row)
-            .optional()?
-            .map(finish_task)
-            .transpose()
+        self.tx.query_row(&sql, params![now_ms, cached], task_from_row).optional()?.map(finish_task).transpose()
     }
 
     pub fn mark_leased(&self, id: &str, token: &str, agent: &str, expires_ms: i64) -> StoreResult<u32> {
@@ -437,11 +431,9 @@ impl Tx<'_> {
     pub fn checkpoint_digest(&self, train_task_id: &str) -> StoreResult<Option<String>> {
         Ok(self
             .tx
-            .query_row(
-                "SELECT checkpoint_sha256 FROM results WHERE task_id = ?1",
-                [train_task_id],
-                |r| r.get::<_, Option<String>>(0),
-            )
+            .query_row("SELECT checkpoint_sha256 FROM results WHERE task_id = ?1", [train_task_id], |r| {
+                r.get::<_, Option<String>>(0)
+            })
             .optional()?
             .flatten())
     }
@@ -488,11 +480,15 @@ impl Tx<'_> {
     // ---- agents ---------------------------------------------------------------------------
 
     /// Record a registration; returns the generation registered before, if any.
-    pub fn register_agent(&self, name: &str, generation: &str, device: &str, now_ms: i64) -> StoreResult<Option<String>> {
-        let previous: Option<String> = self
-            .tx
-            .query_row("SELECT generation FROM agents WHERE name = ?1", [name], |r| r.get(0))
-            .optional()?;
+    pub fn register_agent(
+        &self,
+        name: &str,
+        generation: &str,
+        device: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<String>> {
+        let previous: Option<String> =
+            self.tx.query_row("SELECT generation FROM agents WHERE name = ?1", [name], |r| r.get(0)).optional()?;
         self.tx.execute(
             "INSERT INTO agents (name, generation, device, last_seen_ms) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(name) DO UPDATE SET generation = ?2, device = ?3, last_seen_ms = ?4",
@@ -502,10 +498,7 @@ impl Tx<'_> {
     }
 
     pub fn agent_generation(&self, name: &str) -> StoreResult<Option<String>> {
-        Ok(self
-            .tx
-            .query_row("SELECT generation FROM agents WHERE name = ?1", [name], |r| r.get(0))
-            .optional()?)
+        Ok(self.tx.query_row("SELECT generation FROM agents WHERE name = ?1", [name], |r| r.get(0)).optional()?)
     }
 
     pub fn touch_agent(&self, name: &str, now_ms: i64) -> StoreResult<()> {

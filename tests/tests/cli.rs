@@ -52,7 +52,10 @@ async fn a_bad_sweep_is_rejected_at_submit_with_its_line_and_field_and_nothing_i
     let dir = tempfile::tempdir()?;
     let coordinator = start_coordinator(dir.path(), 30.0)?;
     let bad = dir.path().join("bad.yaml");
-    std::fs::write(&bad, "name: bad\ndatasets:\n  synthetic: {}\nmethods:\n  random: random\nipc: [1, 0]\nattacks:\n  fgsm: {}\n")?;
+    std::fs::write(
+        &bad,
+        "name: bad\ndatasets:\n  synthetic: {}\nmethods:\n  random: random\nipc: [1, 0]\nattacks:\n  fgsm: {}\n",
+    )?;
     let output = run("coordinator", &["submit", bad.to_str().unwrap_or_default(), "--coordinator", &coordinator.url])?;
     let stderr = text(&output.stderr);
     assert!(!output.status.success());

@@ -33,7 +33,11 @@ fn stored_shards(conn: &rusqlite::Connection, sweep: &str) -> anyhow::Result<Raw
         let train = attack.train.clone().unwrap_or_default();
         let name = attack.attack.as_ref().map(attack_name).unwrap_or("none").to_owned();
         let cell = (shard.clean_accuracy, shard.robust_accuracy, shard.clean_seconds, shard.attack_seconds);
-        raw.entry((train.method, train.ipc, attack.targeted)).or_default().entry(name).or_default().insert(train.seed, cell);
+        raw.entry((train.method, train.ipc, attack.targeted))
+            .or_default()
+            .entry(name)
+            .or_default()
+            .insert(train.seed, cell);
     }
     Ok(raw)
 }
@@ -72,10 +76,8 @@ fn number(value: &Value, field: &str) -> f64 {
 async fn a_small_sweep_completes_once_per_task_and_its_report_matches_the_shards() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let coordinator = start_coordinator(dir.path(), 10.0)?;
-    let _agents = [
-        start_agent(dir.path(), &coordinator.url, "agent-0")?,
-        start_agent(dir.path(), &coordinator.url, "agent-1")?,
-    ];
+    let _agents =
+        [start_agent(dir.path(), &coordinator.url, "agent-0")?, start_agent(dir.path(), &coordinator.url, "agent-1")?];
     let mut client = control(&coordinator.url).await?;
     let sweep = submit(&mut client, &small_sweep("end-to-end", 30)).await?;
     let status = wait_finished(&mut client, &sweep, Duration::from_secs(900)).await?;

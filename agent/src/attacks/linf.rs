@@ -42,8 +42,7 @@ impl LinfSteps {
         let images = images.f_detach()?;
         let (count, ..) = images.size4()?;
         let mut adversarial = if self.random_start {
-            let mut noise = images.f_empty_like()?;
-            noise.f_uniform_(-self.eps, self.eps)?;
+            let noise = images.f_empty_like()?.f_uniform_(-self.eps, self.eps)?;
             images.f_add(&noise)?.f_clamp(0.0, 1.0)?
         } else {
             images.shallow_clone()

@@ -92,9 +92,9 @@ pub fn from_config(config: &AttackConfig) -> Result<Box<dyn Attack>, AttackConfi
     match &config.attack {
         None => Err(AttackConfigError::Missing),
         Some(attack_config::Attack::Fgsm(fgsm)) => Ok(Box::new(Fgsm::new(fgsm.eps).map_err(|m| invalid(name, m))?)),
-        Some(attack_config::Attack::Pgd(pgd)) => Ok(Box::new(
-            Pgd::new(pgd.eps, pgd.alpha, pgd.steps, pgd.random_start).map_err(|m| invalid(name, m))?,
-        )),
+        Some(attack_config::Attack::Pgd(pgd)) => {
+            Ok(Box::new(Pgd::new(pgd.eps, pgd.alpha, pgd.steps, pgd.random_start).map_err(|m| invalid(name, m))?))
+        }
         Some(
             attack_config::Attack::Pgdl2(_)
             | attack_config::Attack::Cw(_)

@@ -5,13 +5,10 @@
 //! [`DataError::DistilledSourceUnavailable`].
 
 use beard_proto::v1::{DistilledSource, distilled_source};
-use tch::{Tensor, TchError};
+use tch::{TchError, Tensor};
 
-use super::rng::Rng;
+use super::rng::{Rng, streams};
 use super::{DataError, Split};
-
-/// Stream label of the random-subset draws.
-const RANDOM_SUBSET_STREAM: u64 = 1;
 
 /// Images and labels a model is trained on.
 pub struct DistilledSet {
@@ -64,7 +61,7 @@ pub fn random_subset(train: &Split, classes: usize, ipc: u32, seed: u32) -> Resu
         if members.len() < ipc as usize {
             return Err(DataError::NotEnoughImages { ipc, class, available: members.len() });
         }
-        Rng::stream(u64::from(seed), &[RANDOM_SUBSET_STREAM, class as u64]).shuffle(&mut members);
+        Rng::stream(u64::from(seed), &[streams::RANDOM_SUBSET, class as u64]).shuffle(&mut members);
         chosen.extend_from_slice(&members[..ipc as usize]);
     }
     Ok(gather(train, &chosen)?)
@@ -72,5 +69,8 @@ pub fn random_subset(train: &Split, classes: usize, ipc: u32, seed: u32) -> Resu
 
 fn gather(train: &Split, indices: &[i64]) -> Result<DistilledSet, TchError> {
     let index = Tensor::f_from_slice(indices)?.f_to(train.images.device())?;
-    Ok(DistilledSet { images: train.images.f_index_select(0, &index)?, labels: train.labels.f_index_select(0, &index)? })
+    Ok(DistilledSet {
+        images: train.images.f_index_select(0, &index)?,
+        labels: train.labels.f_index_select(0, &index)?,
+    })
 }

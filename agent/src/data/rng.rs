@@ -9,6 +9,19 @@ use std::f64::consts::TAU;
 
 const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
+/// The first label of every stream the agent draws from, one per purpose, so that no two
+/// purposes ever share draws under the same seed.
+pub mod streams {
+    /// Random-subset distilled sets: `[RANDOM_SUBSET, class]`.
+    pub const RANDOM_SUBSET: u64 = 1;
+    /// Training shuffles: `[SHUFFLE, epoch]`.
+    pub const SHUFFLE: u64 = 2;
+    /// `random` target classes: `[TARGETS]`.
+    pub const TARGETS: u64 = 3;
+    /// Model initialization: `[INIT]`.
+    pub const INIT: u64 = 4;
+}
+
 /// A SplitMix64 generator.
 #[derive(Clone, Debug)]
 pub struct Rng {
@@ -19,8 +32,7 @@ impl Rng {
     /// A generator for one labelled stream under `seed`; different labels give independent
     /// streams.
     pub fn stream(seed: u64, labels: &[u64]) -> Self {
-        let state =
-            labels.iter().fold(mix(seed), |state, &label| mix(state ^ mix(label.wrapping_add(GOLDEN_GAMMA))));
+        let state = labels.iter().fold(mix(seed), |state, &label| mix(state ^ mix(label.wrapping_add(GOLDEN_GAMMA))));
         Self { state }
     }
 

@@ -41,7 +41,9 @@ pub fn save(tensors: &HashMap<String, Tensor>) -> Result<Vec<u8>, ModelError> {
 /// Copy the tensors of safetensors `bytes` into `targets` (same names, shapes, float32).
 pub fn load(bytes: &[u8], targets: &HashMap<String, Tensor>) -> Result<(), ModelError> {
     let file = SafeTensors::deserialize(bytes).map_err(checkpoint_error)?;
-    if let Some(extra) = file.names().into_iter().find(|name| !name.ends_with(IGNORED_SUFFIX) && !targets.contains_key(*name)) {
+    if let Some(extra) =
+        file.names().into_iter().find(|name| !name.ends_with(IGNORED_SUFFIX) && !targets.contains_key(*name))
+    {
         return Err(ModelError::Checkpoint(format!("unexpected tensor {extra:?}")));
     }
     let mut entries: Vec<(&String, &Tensor)> = targets.iter().collect();

@@ -7,7 +7,9 @@
 //! Parameters live in a [`VarStore`] under PyTorch's `state_dict` names: `features.N.weight` /
 //! `.bias` with `N` counting `nn.Sequential` modules (conv, norm, relu, pool per block; conv,
 //! relu, pool without norm), batch norm's `running_mean` / `running_var`, and
-//! `classifier.weight` / `.bias`. Initialization follows PyTorch's defaults. Every op uses tch's
+//! `classifier.weight` / `.bias`. Initialization has PyTorch's default distributions, drawn from
+//! the host RNG with the task's seed, so a seed gives the same initial weights on every device
+//! and no other thread's use of torch's global generator can change them. Every op uses tch's
 //! fallible variants, so device errors (out of memory) come back as values, not panics.
 //!
 //! [`checkpoint`] turns the state dict into safetensors bytes and back.
@@ -15,9 +17,10 @@
 pub mod checkpoint;
 
 use beard_proto::v1::{ModelConfig, NormKind, PoolKind};
-use tch::nn::{Init, Path, VarStore};
+use tch::nn::{Path, VarStore};
 use tch::{Device, TchError, Tensor};
 
+use crate::data::rng::{Rng, streams};
 use crate::data::{DatasetInfo, Normalization};
 
 /// The normalization layer of each block.
@@ -130,16 +133,16 @@ const NORM_EPS: f64 = 1e-5;
 const BATCH_NORM_MOMENTUM: f64 = 0.1;
 
 impl ConvNet {
-    /// A freshly initialized model (PyTorch's default initialization, drawn from torch's RNG:
-    /// seed it with `tch::manual_seed` first for reproducible weights).
-    pub fn new(config: &ConvNetConfig, device: Device) -> Result<Self, ModelError> {
+    /// A freshly initialized model, its random weights drawn with `seed`.
+    pub fn new(config: &ConvNetConfig, seed: u64, device: Device) -> Result<Self, ModelError> {
+        let mut rng = Rng::stream(seed, &[streams::INIT]);
         let vs = VarStore::new(device);
         let features = vs.root().sub("features");
         let mut blocks = Vec::with_capacity(config.depth as usize);
         let mut index = 0;
         let mut channels = 3;
         for _ in 0..config.depth {
-            let conv = uniform_affine(&features.sub(index), &[config.width, channels, 3, 3])?;
+            let conv = uniform_affine(&features.sub(index), &[config.width, channels, 3, 3], &mut rng)?;
             index += 1;
             let norm = norm_layer(&features.sub(index), config.norm, config.width)?;
             if norm.is_some() {
@@ -150,7 +153,7 @@ impl ConvNet {
             channels = config.width;
         }
         let flat = config.width * config.feature_size() * config.feature_size();
-        let classifier = uniform_affine(&vs.root().sub("classifier"), &[config.classes, flat])?;
+        let classifier = uniform_affine(&vs.root().sub("classifier"), &[config.classes, flat], &mut rng)?;
         let normalization = &config.normalization;
         let column = |values: &[f32; 3]| Tensor::f_from_slice(values)?.f_reshape([1, 3, 1, 1])?.f_to(device);
         let (mean, std) = (column(&normalization.mean)?, column(&normalization.std)?);
@@ -159,7 +162,7 @@ impl ConvNet {
 
     /// A model with the weights of a safetensors checkpoint.
     pub fn from_checkpoint(config: &ConvNetConfig, bytes: &[u8], device: Device) -> Result<Self, ModelError> {
-        let model = Self::new(config, device)?;
+        let model = Self::new(config, 0, device)?;
         checkpoint::load(bytes, &model.vs.variables())?;
         Ok(model)
     }
@@ -216,20 +219,19 @@ impl ConvNet {
         names.sort_unstable();
         names
     }
-
-    /// The device the weights live on.
-    pub fn device(&self) -> Device {
-        self.vs.device()
-    }
 }
 
 /// `weight` of `dims` and `bias` of `dims[0]`, both U(-1/sqrt(fan_in), 1/sqrt(fan_in)): what
 /// PyTorch's `Conv2d` and `Linear` default to (kaiming_uniform with a = sqrt(5)).
-fn uniform_affine(path: &Path, dims: &[i64]) -> Result<Affine, TchError> {
+fn uniform_affine(path: &Path, dims: &[i64], rng: &mut Rng) -> Result<Affine, TchError> {
     let fan_in: i64 = dims.iter().skip(1).product();
     let bound = 1.0 / (fan_in as f64).sqrt();
-    let init = Init::Uniform { lo: -bound, up: bound };
-    Ok(Affine { weight: path.f_var("weight", dims, init)?, bias: path.f_var("bias", &dims[..1], init)? })
+    let mut draw = |dims: &[i64]| {
+        let values: Vec<f32> =
+            (0..dims.iter().product::<i64>()).map(|_| ((2.0 * rng.uniform() - 1.0) * bound) as f32).collect();
+        Tensor::f_from_slice(&values)?.f_reshape(dims)
+    };
+    Ok(Affine { weight: path.f_var_copy("weight", &draw(dims)?)?, bias: path.f_var_copy("bias", &draw(&dims[..1])?)? })
 }
 
 fn norm_layer(path: &Path, norm: Norm, width: i64) -> Result<Option<NormLayer>, TchError> {

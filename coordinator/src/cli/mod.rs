@@ -163,7 +163,6 @@ pub async fn main() -> anyhow::Result<()> {
     }
 }
 
-
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = SchedulerConfig {
         lease_ttl: Duration::from_secs_f64(args.lease_ttl_secs),

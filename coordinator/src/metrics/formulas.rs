@@ -111,14 +111,12 @@ mod tests {
     #[test]
     fn single_adversary_terms_of_hand_worked_numbers() {
         // RRS: a = 60 -> 100 (1 - 20/60) = 66.67; a = 40 -> 33.33; a = 20 -> 0.
-        let rrs: Vec<f64> =
-            ROBUST.iter().map(|&a| single_robustness(CLEAN, a, 20.0, RrVariant::Beard)).collect();
+        let rrs: Vec<f64> = ROBUST.iter().map(|&a| single_robustness(CLEAN, a, 20.0, RrVariant::Beard)).collect();
         for (got, want) in rrs.iter().zip([200.0 / 3.0, 100.0 / 3.0, 0.0]) {
             assert!(close(*got, want), "{got} != {want}");
         }
         // I-RR terms: 60 -> 100 (1 - 20*60/6400) = 81.25; 40 -> 62.5; 20 -> 100 (1 - 3600/6400) = 43.75.
-        let irr: Vec<f64> =
-            ROBUST.iter().map(|&a| single_robustness(CLEAN, a, 20.0, RrVariant::IRr)).collect();
+        let irr: Vec<f64> = ROBUST.iter().map(|&a| single_robustness(CLEAN, a, 20.0, RrVariant::IRr)).collect();
         for (got, want) in irr.iter().zip([81.25, 62.5, 43.75]) {
             assert!(close(*got, want), "{got} != {want}");
         }
@@ -132,12 +130,10 @@ mod tests {
     #[test]
     fn multi_adversary_forms_are_means_of_single_adversary_terms() {
         for variant in [RrVariant::Beard, RrVariant::IRr] {
-            let terms: Vec<f64> =
-                ROBUST.iter().map(|&a| single_robustness(CLEAN, a, 20.0, variant)).collect();
+            let terms: Vec<f64> = ROBUST.iter().map(|&a| single_robustness(CLEAN, a, 20.0, variant)).collect();
             assert!(close(mean(&terms), robustness_ratio(CLEAN, &ROBUST, variant)));
         }
-        let terms: Vec<f64> =
-            TIMES.iter().map(|&t| single_efficiency(CLEAN_TIME, t, 10.0)).collect();
+        let terms: Vec<f64> = TIMES.iter().map(|&t| single_efficiency(CLEAN_TIME, t, 10.0)).collect();
         assert!(close(mean(&terms), attack_efficiency(CLEAN_TIME, &TIMES)));
     }
 

@@ -19,11 +19,8 @@ mod observation;
 mod options;
 pub mod stats;
 
-pub use formulas::{
-    attack_efficiency, crei, robustness_ratio, single_efficiency, single_robustness,
-};
+pub use formulas::{attack_efficiency, crei, robustness_ratio, single_efficiency, single_robustness};
 pub use observation::{
-    AttackObservation, Scores, SettingObservation, SingleScores, evaluate, pool_across_ipcs,
-    single_adversary,
+    AttackObservation, Scores, SettingObservation, SingleScores, evaluate, pool_across_ipcs, single_adversary,
 };
 pub use options::{MetricOptions, RrVariant, TimeBasis};

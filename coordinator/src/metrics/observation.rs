@@ -4,9 +4,7 @@
 
 use serde::Serialize;
 
-use super::formulas::{
-    attack_efficiency, crei, robustness_ratio, single_efficiency, single_robustness,
-};
+use super::formulas::{attack_efficiency, crei, robustness_ratio, single_efficiency, single_robustness};
 use super::options::{MetricOptions, RrVariant};
 use super::stats::{max, mean, min};
 
@@ -54,11 +52,7 @@ pub struct SingleScores {
 
 /// RR (in the options' variant), AE and CREI (with the options' alpha) of a setting.
 pub fn evaluate(observation: &SettingObservation, options: &MetricOptions) -> Scores {
-    let rr = robustness_ratio(
-        observation.clean_accuracy,
-        &observation.robust_accuracies(),
-        options.rr_variant,
-    );
+    let rr = robustness_ratio(observation.clean_accuracy, &observation.robust_accuracies(), options.rr_variant);
     let ae = attack_efficiency(observation.clean_time, &observation.times());
     Scores { rr, ae, crei: crei(rr, ae, options.alpha) }
 }
@@ -72,12 +66,7 @@ pub fn single_adversary(observation: &SettingObservation, variant: RrVariant) ->
         .attacks
         .iter()
         .map(|attack| SingleScores {
-            rrs: single_robustness(
-                observation.clean_accuracy,
-                attack.robust_accuracy,
-                min_robust,
-                variant,
-            ),
+            rrs: single_robustness(observation.clean_accuracy, attack.robust_accuracy, min_robust, variant),
             aes: single_efficiency(observation.clean_time, attack.time, max_time),
         })
         .collect()
@@ -139,8 +128,7 @@ mod tests {
 
     #[test]
     fn rrm_and_aem_are_means_of_single_adversary_scores() {
-        let setting =
-            observation(71.3, 0.4, &[(55.1, 2.5), (12.9, 30.0), (3.2, 41.7), (60.0, 0.9)]);
+        let setting = observation(71.3, 0.4, &[(55.1, 2.5), (12.9, 30.0), (3.2, 41.7), (60.0, 0.9)]);
         for variant in [RrVariant::Beard, RrVariant::IRr] {
             let scores = evaluate(&setting, &options(0.5, variant));
             let singles = single_adversary(&setting, variant);

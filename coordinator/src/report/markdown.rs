@@ -69,10 +69,7 @@ fn leaderboard(out: &mut String, board: &Leaderboard) {
             .iter()
             .map(|attack| {
                 let cell = row.attacks.iter().find(|cell| cell.attack == *attack);
-                format!(
-                    " {} |",
-                    cell.map_or_else(|| "—".to_owned(), |cell| stat(cell.robust_accuracy))
-                )
+                format!(" {} |", cell.map_or_else(|| "—".to_owned(), |cell| stat(cell.robust_accuracy)))
             })
             .collect();
         let _ = writeln!(
@@ -99,18 +96,13 @@ fn leaderboard(out: &mut String, board: &Leaderboard) {
         let _ = write!(out, "\n\\* {} is missing {}.\n", escape(&row.method), gaps.join("; "));
     }
     if !board.methods_without_results.is_empty() {
-        let methods: Vec<String> =
-            board.methods_without_results.iter().map(|method| escape(method)).collect();
+        let methods: Vec<String> = board.methods_without_results.iter().map(|method| escape(method)).collect();
         let _ = write!(out, "\nNo results yet: {}.\n", methods.join(", "));
     }
 }
 
 fn multi_ipc(out: &mut String, table: &MultiIpcTable) {
-    let _ = write!(
-        out,
-        "\n### All IPCs ({}): RRM, AEM, CREI pooled across IPCs\n\n",
-        list(&table.ipcs)
-    );
+    let _ = write!(out, "\n### All IPCs ({}): RRM, AEM, CREI pooled across IPCs\n\n", list(&table.ipcs));
     out.push_str("| Method | Mode | IPCs | RRM | AEM | CREI |\n");
     out.push_str("| :-- | :-- | :-- | --: | --: | --: |\n");
     for row in &table.rows {

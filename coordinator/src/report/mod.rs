@@ -26,9 +26,7 @@ use serde::Serialize;
 use crate::metrics::MetricOptions;
 
 pub use observe::{ATTACK_ORDER, Mode, SettingKey, Stat, observations};
-pub use tables::{
-    AttackCell, Leaderboard, LeaderboardRow, MissingAttack, MultiIpcRow, MultiIpcTable,
-};
+pub use tables::{AttackCell, Leaderboard, LeaderboardRow, MissingAttack, MultiIpcRow, MultiIpcTable};
 
 /// What a report is built from: a sweep's accepted attack results, in any order, each once.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,8 +56,7 @@ pub struct Report {
 /// Builds the report of an input.
 pub fn build(input: &ReportInput) -> Report {
     let summaries = observe::summarize(input);
-    let (leaderboards, multi_ipc) =
-        tables::tables(&summaries.settings, &input.options, &input.method_order);
+    let (leaderboards, multi_ipc) = tables::tables(&summaries.settings, &input.options, &input.method_order);
     Report {
         sweep_name: input.sweep_name.clone(),
         options: input.options,

@@ -120,10 +120,7 @@ impl SettingSummary {
             attacks: self
                 .attacks
                 .iter()
-                .map(|attack| AttackObservation {
-                    robust_accuracy: attack.robust_accuracy.mean,
-                    time: attack.time,
-                })
+                .map(|attack| AttackObservation { robust_accuracy: attack.robust_accuracy.mean, time: attack.time })
                 .collect(),
         }
     }
@@ -153,12 +150,11 @@ pub(crate) fn summarize(input: &ReportInput) -> Summaries {
     let mut unplaced = 0;
     for (spec, shard) in &input.results {
         match place(spec) {
-            Some(place) => settings
-                .entry(place.key)
-                .or_default()
-                .entry(place.seed)
-                .or_default()
-                .add(place.attack, shard, input.options.time_basis),
+            Some(place) => settings.entry(place.key).or_default().entry(place.seed).or_default().add(
+                place.attack,
+                shard,
+                input.options.time_basis,
+            ),
             None => unplaced += 1,
         }
     }
@@ -233,23 +229,15 @@ fn mean_clean_time(seeds: &BTreeMap<u32, SeedResults>) -> f64 {
     mean(&per_seed)
 }
 
-fn summarize_setting(
-    key: &SettingKey,
-    seeds: &BTreeMap<u32, SeedResults>,
-    clean_time: f64,
-) -> SettingSummary {
+fn summarize_setting(key: &SettingKey, seeds: &BTreeMap<u32, SeedResults>, clean_time: f64) -> SettingSummary {
     let clean: Vec<f64> = seeds.values().map(|seed| mean(&seed.clean.accuracy)).collect();
-    let columns: BTreeSet<Attack> =
-        seeds.values().flat_map(|seed| seed.attacks.keys().copied()).collect();
+    let columns: BTreeSet<Attack> = seeds.values().flat_map(|seed| seed.attacks.keys().copied()).collect();
     let attacks = columns
         .into_iter()
         .map(|attack| {
-            let per_seed: Vec<(u32, &Values)> = seeds
-                .iter()
-                .filter_map(|(seed, results)| Some((*seed, results.attacks.get(&attack)?)))
-                .collect();
-            let accuracies: Vec<f64> =
-                per_seed.iter().map(|(_, values)| mean(&values.accuracy)).collect();
+            let per_seed: Vec<(u32, &Values)> =
+                seeds.iter().filter_map(|(seed, results)| Some((*seed, results.attacks.get(&attack)?))).collect();
+            let accuracies: Vec<f64> = per_seed.iter().map(|(_, values)| mean(&values.accuracy)).collect();
             let times: Vec<f64> = per_seed.iter().map(|(_, values)| mean(&values.time)).collect();
             AttackSummary {
                 attack,

@@ -184,23 +184,16 @@ fn dataset_leaderboards(
     boards
         .into_iter()
         .map(|((ipc, mode), settings)| {
-            let mut rows: Vec<LeaderboardRow> = settings
-                .iter()
-                .map(|setting| leaderboard_row(setting, expected, options))
-                .collect();
+            let mut rows: Vec<LeaderboardRow> =
+                settings.iter().map(|setting| leaderboard_row(setting, expected, options)).collect();
             rows.sort_by(|left, right| {
-                descending(left.crei, right.crei)
-                    .then_with(|| order.compare(&left.method, &right.method))
+                descending(left.crei, right.crei).then_with(|| order.compare(&left.method, &right.method))
             });
             for (index, row) in rows.iter_mut().enumerate() {
                 row.rank = index + 1;
             }
-            let methods_without_results = order
-                .0
-                .iter()
-                .filter(|method| rows.iter().all(|row| &row.method != *method))
-                .cloned()
-                .collect();
+            let methods_without_results =
+                order.0.iter().filter(|method| rows.iter().all(|row| &row.method != *method)).cloned().collect();
             Leaderboard {
                 dataset: dataset.to_owned(),
                 ipc,
@@ -215,11 +208,7 @@ fn dataset_leaderboards(
 }
 
 /// A row with rank 0; ranks are given once the leaderboard is sorted.
-fn leaderboard_row(
-    setting: &SettingSummary,
-    expected: &Expected,
-    options: &MetricOptions,
-) -> LeaderboardRow {
+fn leaderboard_row(setting: &SettingSummary, expected: &Expected, options: &MetricOptions) -> LeaderboardRow {
     let observation = setting.observation();
     let scores = evaluate(&observation, options);
     let singles = single_adversary(&observation, options.rr_variant);
@@ -267,12 +256,11 @@ fn multi_ipc_table(
     let mut rows: Vec<MultiIpcRow> = groups
         .into_iter()
         .map(|((method, mode), settings)| {
-            let observations: Vec<_> =
-                settings.iter().map(|setting| setting.observation()).collect();
+            let observations: Vec<_> = settings.iter().map(|setting| setting.observation()).collect();
             let scores = evaluate(&pool_across_ipcs(&observations), options);
             let row_ipcs: Vec<u32> = settings.iter().map(|setting| setting.key.ipc).collect();
-            let complete = row_ipcs.len() == ipcs.len()
-                && settings.iter().all(|setting| expected.missing(setting).is_empty());
+            let complete =
+                row_ipcs.len() == ipcs.len() && settings.iter().all(|setting| expected.missing(setting).is_empty());
             MultiIpcRow {
                 method: method.to_owned(),
                 mode,
@@ -284,8 +272,6 @@ fn multi_ipc_table(
             }
         })
         .collect();
-    rows.sort_by(|left, right| {
-        order.compare(&left.method, &right.method).then(left.mode.cmp(&right.mode))
-    });
+    rows.sort_by(|left, right| order.compare(&left.method, &right.method).then(left.mode.cmp(&right.mode)));
     MultiIpcTable { dataset: dataset.to_owned(), ipcs: ipcs.into_iter().collect(), rows }
 }

@@ -4,14 +4,12 @@
 use std::path::PathBuf;
 
 use beard_proto::v1::{
-    AttackConfig, AttackShard, AttackSpec, AutoAttack, CarliniWagner, DatasetRef, DeepFool, Fgsm,
-    Pgd, PgdL2, SampleOutcome, TrainSpec, attack_config,
+    AttackConfig, AttackShard, AttackSpec, AutoAttack, CarliniWagner, DatasetRef, DeepFool, Fgsm, Pgd, PgdL2,
+    SampleOutcome, TrainSpec, attack_config,
 };
 
 use super::*;
-use crate::metrics::{
-    AttackObservation, RrVariant, SettingObservation, TimeBasis, evaluate, pool_across_ipcs,
-};
+use crate::metrics::{AttackObservation, RrVariant, SettingObservation, TimeBasis, evaluate, pool_across_ipcs};
 
 // ----- fixtures -------------------------------------------------------------------------------
 
@@ -89,10 +87,7 @@ fn row<'a>(board: &'a Leaderboard, method: &str) -> &'a LeaderboardRow {
 }
 
 fn cell<'a>(row: &'a LeaderboardRow, attack: &str) -> &'a AttackCell {
-    row.attacks
-        .iter()
-        .find(|cell| cell.attack == attack)
-        .unwrap_or_else(|| panic!("no cell {attack}"))
+    row.attacks.iter().find(|cell| cell.attack == attack).unwrap_or_else(|| panic!("no cell {attack}"))
 }
 
 /// dc on cifar10 IPC 10, untargeted, seeds 0 and 1, attacks fgsm / pgd / cw:
@@ -225,12 +220,7 @@ fn attack_columns_follow_the_attack_order() {
 fn report_scores_equal_the_metrics_of_hand_computed_observations() {
     let input = input(two_seed_setting());
     let hand = two_seed_observation();
-    let key = SettingKey {
-        dataset: "cifar10".into(),
-        method: "dc".into(),
-        ipc: 10,
-        mode: Mode::Untargeted,
-    };
+    let key = SettingKey { dataset: "cifar10".into(), method: "dc".into(), ipc: 10, mode: Mode::Untargeted };
     assert_eq!(observations(&input), vec![(key, hand.clone())]);
 
     // RR: mean a = 68/3, min a = 12: 100 (1 - (52 - 68/3) / 40) = 100 (1 - 88/120) = 26.667.
@@ -252,8 +242,7 @@ fn report_scores_equal_the_metrics_of_hand_computed_observations() {
 #[test]
 fn options_reach_the_scores() {
     let mut input = input(two_seed_setting());
-    input.options =
-        MetricOptions { alpha: 1.0, rr_variant: RrVariant::IRr, ..MetricOptions::default() };
+    input.options = MetricOptions { alpha: 1.0, rr_variant: RrVariant::IRr, ..MetricOptions::default() };
     let report = build(&input);
     let dc = row(board(&report, "cifar10", 10, Mode::Untargeted), "dc");
     // I-RR: 100 (1 - (52 - 68/3) * 40 / 52^2) = 100 (1 - (88/3) * 40 / 2704) = 56.607...
@@ -269,9 +258,7 @@ fn rows_are_ranked_by_crei_descending() {
     // dc  a = [40, 30, 20]: 100 (1 - 20 / 30) = 33.33;
     // dm  a = [40, 0, 0]:   100 (1 - (50 - 40/3) / 50) = 26.67.
     let mut results = Vec::new();
-    for (method, fgsm, pgd, cw) in
-        [("dm", 40.0, 0.0, 0.0), ("dc", 40.0, 30.0, 20.0), ("dsa", 45.0, 44.0, 20.0)]
-    {
+    for (method, fgsm, pgd, cw) in [("dm", 40.0, 0.0, 0.0), ("dc", 40.0, 30.0, 20.0), ("dsa", 45.0, 44.0, 20.0)] {
         let mut push = |attack, robust, seconds| {
             let cell = Cell("cifar10", method, 1, 0, attack, false);
             results.push(result(cell, shard(50.0, robust, seconds, 1.0)));
@@ -282,8 +269,7 @@ fn rows_are_ranked_by_crei_descending() {
     }
     let report = build(&input(results));
     let board = board(&report, "cifar10", 1, Mode::Untargeted);
-    let ranking: Vec<(usize, &str)> =
-        board.rows.iter().map(|row| (row.rank, row.method.as_str())).collect();
+    let ranking: Vec<(usize, &str)> = board.rows.iter().map(|row| (row.rank, row.method.as_str())).collect();
     assert_eq!(ranking, vec![(1, "dsa"), (2, "dc"), (3, "dm")]);
     assert!(board.rows.windows(2).all(|pair| pair[0].crei >= pair[1].crei));
 }
@@ -292,16 +278,11 @@ fn rows_are_ranked_by_crei_descending() {
 fn ties_follow_the_sweep_method_order_then_names() {
     let results = ["zeta", "dm", "alpha", "dc"]
         .iter()
-        .map(|method| {
-            result(Cell("cifar10", method, 1, 0, "fgsm", false), shard(50.0, 10.0, 2.0, 1.0))
-        })
+        .map(|method| result(Cell("cifar10", method, 1, 0, "fgsm", false), shard(50.0, 10.0, 2.0, 1.0)))
         .collect();
     let report = build(&input(results));
-    let methods: Vec<&str> = board(&report, "cifar10", 1, Mode::Untargeted)
-        .rows
-        .iter()
-        .map(|row| row.method.as_str())
-        .collect();
+    let methods: Vec<&str> =
+        board(&report, "cifar10", 1, Mode::Untargeted).rows.iter().map(|row| row.method.as_str()).collect();
     assert_eq!(methods, vec!["dc", "dm", "alpha", "zeta"]);
 }
 
@@ -328,10 +309,7 @@ fn clean_time_is_the_smaller_of_targeted_and_untargeted() {
 // ----- time bases -----------------------------------------------------------------------------
 
 fn outcomes(steps: &[u32]) -> Vec<SampleOutcome> {
-    steps
-        .iter()
-        .map(|&step| SampleOutcome { success: step > 0, success_step: step, ..Default::default() })
-        .collect()
+    steps.iter().map(|&step| SampleOutcome { success: step > 0, success_step: step, ..Default::default() }).collect()
 }
 
 /// Two seeds of one pgd setting with per-sample outcomes, under a time basis.
@@ -391,10 +369,7 @@ fn multi_ipc_rows_pool_the_ipcs_of_a_method() {
     let table = &report.multi_ipc[0];
     assert_eq!(table.ipcs, vec![1, 10]);
     let dc = &table.rows[0];
-    assert_eq!(
-        (dc.method.as_str(), dc.mode, dc.ipcs.clone()),
-        ("dc", Mode::Untargeted, vec![1, 10])
-    );
+    assert_eq!((dc.method.as_str(), dc.mode, dc.ipcs.clone()), ("dc", Mode::Untargeted, vec![1, 10]));
     // Pooled: c = 40, t_c = 2, a = [20, 10, 40, 30] -> RRM = 100 (1 - 15/30) = 50;
     // t = [3, 5, 4, 9] -> AEM = 100 * 3.25 / 7 = 46.43.
     assert!(close(dc.rrm, 50.0));
@@ -444,9 +419,7 @@ fn the_order_of_results_does_not_matter() {
     results.push(result(Cell("cifar10", "dm", 1, 1, "pgd", false), shard(30.0, 3.0, 7.0, 0.7)));
     // Clean times measured per shard differ in their last bits: a seed's mean must not depend on
     // the order its shards arrive in ((0.1 + 0.2 + 0.3) / 3 != (0.3 + 0.2 + 0.1) / 3 in binary).
-    for (index, (attack, clean_seconds)) in
-        [("fgsm", 0.1), ("pgd", 0.2), ("cw", 0.3)].iter().enumerate()
-    {
+    for (index, (attack, clean_seconds)) in [("fgsm", 0.1), ("pgd", 0.2), ("cw", 0.3)].iter().enumerate() {
         let cell = Cell("cifar100", "dc", 1, 0, attack, false);
         results.push(result(cell, shard(30.0 + index as f64 / 3.0, 3.0, 7.0, *clean_seconds)));
     }
@@ -486,12 +459,7 @@ fn degenerate_shards_do_not_panic_or_produce_nan() {
         let json = report.to_json();
         assert!(!json.contains("null"), "{json}");
         for board in &report.leaderboards {
-            assert!(
-                board
-                    .rows
-                    .iter()
-                    .all(|row| [row.rr, row.ae, row.crei].iter().all(|score| score.is_finite()))
-            );
+            assert!(board.rows.iter().all(|row| [row.rr, row.ae, row.crei].iter().all(|score| score.is_finite())));
         }
         assert!(!report.to_markdown().contains("NaN"));
     }
@@ -514,8 +482,7 @@ fn non_finite_shard_values_still_render() {
 
 #[test]
 fn names_cannot_break_markdown_tables() {
-    let results =
-        vec![result(Cell("cifar10", "a|b", 1, 0, "fgsm", false), shard(50.0, 3.0, 1.0, 1.0))];
+    let results = vec![result(Cell("cifar10", "a|b", 1, 0, "fgsm", false), shard(50.0, 3.0, 1.0, 1.0))];
     let markdown = build(&input(results)).to_markdown();
     assert!(markdown.contains("| a\\|b |"), "{markdown}");
 }

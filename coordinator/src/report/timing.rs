@@ -26,21 +26,18 @@ pub(crate) fn shard_times(shard: &AttackShard, basis: TimeBasis) -> ShardTimes {
     let samples = f64::from(shard.samples);
     match basis {
         TimeBasis::Wall => ShardTimes { attack: shard.attack_seconds, clean: shard.clean_seconds },
-        TimeBasis::PerSample => ShardTimes {
-            attack: time_to_success(shard),
-            clean: ratio_or_zero(shard.clean_seconds, samples),
-        },
-        TimeBasis::Normalized => ShardTimes {
-            attack: ratio_or_zero(shard.attack_seconds, shard.clean_seconds),
-            clean: 1.0,
-        },
+        TimeBasis::PerSample => {
+            ShardTimes { attack: time_to_success(shard), clean: ratio_or_zero(shard.clean_seconds, samples) }
+        }
+        TimeBasis::Normalized => {
+            ShardTimes { attack: ratio_or_zero(shard.attack_seconds, shard.clean_seconds), clean: 1.0 }
+        }
     }
 }
 
 /// Mean time to first success over the successful samples (the paper's AST).
 fn time_to_success(shard: &AttackShard) -> f64 {
-    let step_seconds =
-        ratio_or_zero(shard.attack_seconds, f64::from(shard.max_steps) * f64::from(shard.samples));
+    let step_seconds = ratio_or_zero(shard.attack_seconds, f64::from(shard.max_steps) * f64::from(shard.samples));
     let times: Vec<f64> = shard
         .outcomes
         .iter()
@@ -70,12 +67,7 @@ mod tests {
             attack_seconds: 8.0,
             clean_seconds: 2.0,
             max_steps: 10,
-            outcomes: vec![
-                outcome(true, 5),
-                outcome(false, 0),
-                outcome(true, 10),
-                outcome(false, 0),
-            ],
+            outcomes: vec![outcome(true, 5), outcome(false, 0), outcome(true, 10), outcome(false, 0)],
             ..Default::default()
         }
     }
@@ -89,18 +81,12 @@ mod tests {
     fn per_sample_is_mean_time_to_first_success() {
         // One step of one sample costs 8 s / (10 steps * 4 samples) = 0.2 s. Successes at steps 5
         // and 10 take 1.0 s and 2.0 s: mean 1.5 s. Clean: 2 s / 4 samples = 0.5 s.
-        assert_eq!(
-            shard_times(&shard(), TimeBasis::PerSample),
-            ShardTimes { attack: 1.5, clean: 0.5 }
-        );
+        assert_eq!(shard_times(&shard(), TimeBasis::PerSample), ShardTimes { attack: 1.5, clean: 0.5 });
     }
 
     #[test]
     fn normalized_divides_by_the_same_shards_clean_time() {
-        assert_eq!(
-            shard_times(&shard(), TimeBasis::Normalized),
-            ShardTimes { attack: 4.0, clean: 1.0 }
-        );
+        assert_eq!(shard_times(&shard(), TimeBasis::Normalized), ShardTimes { attack: 4.0, clean: 1.0 });
     }
 
     #[test]
@@ -109,10 +95,7 @@ mod tests {
         for basis in [TimeBasis::Wall, TimeBasis::PerSample] {
             assert_eq!(shard_times(&empty, basis), ShardTimes { attack: 0.0, clean: 0.0 });
         }
-        assert_eq!(
-            shard_times(&empty, TimeBasis::Normalized),
-            ShardTimes { attack: 0.0, clean: 1.0 }
-        );
+        assert_eq!(shard_times(&empty, TimeBasis::Normalized), ShardTimes { attack: 0.0, clean: 1.0 });
         let failed = AttackShard { outcomes: vec![outcome(false, 0)], ..shard() };
         assert_eq!(shard_times(&failed, TimeBasis::PerSample).attack, 0.0);
     }

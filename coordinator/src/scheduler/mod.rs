@@ -35,9 +35,9 @@ use beard_proto::describe::describe_task;
 use beard_proto::failure::codes;
 use beard_proto::keys::{is_valid_key, sha256_hex, task_key};
 use beard_proto::v1::{
-    AttackShard, CancelResponse, CompleteRequest, CompleteResponse, LeaseResponse, LeasedTask,
-    RegisterRequest, RegisterResponse, StatusResponse, SubmitResponse, SweepStatus, TaskError, TaskFailure,
-    TaskSpec, TrainResult, complete_request, task_spec,
+    AttackShard, CancelResponse, CompleteRequest, CompleteResponse, LeaseResponse, LeasedTask, RegisterRequest,
+    RegisterResponse, StatusResponse, SubmitResponse, SweepStatus, TaskError, TaskFailure, TaskSpec, TrainResult,
+    complete_request, task_spec,
 };
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
@@ -226,7 +226,13 @@ impl Scheduler {
     }
 
     /// Hand the next leasable task to an agent, or tell it when to ask again.
-    pub fn lease(&mut self, agent: &str, generation: &str, cached: &[String], now: i64) -> SchedulerResult<LeaseResponse> {
+    pub fn lease(
+        &mut self,
+        agent: &str,
+        generation: &str,
+        cached: &[String],
+        now: i64,
+    ) -> SchedulerResult<LeaseResponse> {
         self.check_generation(agent, generation, now)?;
         self.expire(now)?;
         let expires = now + millis(self.config.lease_ttl);
@@ -249,7 +255,13 @@ impl Scheduler {
     }
 
     /// Renew the leases an agent still works on; returns the tokens it must stop working on.
-    pub fn heartbeat(&mut self, agent: &str, generation: &str, tokens: &[String], now: i64) -> SchedulerResult<Vec<String>> {
+    pub fn heartbeat(
+        &mut self,
+        agent: &str,
+        generation: &str,
+        tokens: &[String],
+        now: i64,
+    ) -> SchedulerResult<Vec<String>> {
         self.check_generation(agent, generation, now)?;
         let expires = now + millis(self.config.lease_ttl);
         Ok(self.store.transaction(|tx| {
@@ -272,7 +284,8 @@ impl Scheduler {
             let expired = tx.expired_leases(now)?;
             for task in &expired {
                 let agent = task.lease_agent.clone().unwrap_or_default();
-                let failure = TaskFailure::retryable("lease_expired", format!("agent {agent} stopped renewing its lease"));
+                let failure =
+                    TaskFailure::retryable("lease_expired", format!("agent {agent} stopped renewing its lease"));
                 tracing::warn!(task = %task.description, agent = %agent, "lease expired");
                 settle_failure(tx, task, &agent, &failure, now, max_attempts, backoff)?;
             }
@@ -335,18 +348,18 @@ impl Scheduler {
         if !is_valid_key(train_task_id) {
             return Err(SchedulerError::InvalidArgument(format!("malformed task id {train_task_id:?}")));
         }
-        Ok(self.store.transaction(|tx| {
+        self.store.transaction(|tx| {
             let Some(digest) = tx.checkpoint_digest(train_task_id)? else {
                 return Ok(Err(SchedulerError::NoCheckpoint(train_task_id.to_owned())));
             };
             Ok(Ok((tx.get_blob(&digest)?, digest)))
-        })??)
+        })?
     }
 
     /// Progress of one sweep, or of all.
     pub fn status(&mut self, sweep_id: Option<&str>, now: i64) -> SchedulerResult<StatusResponse> {
         let alive_since = now - millis(self.config.lease_ttl);
-        Ok(self.store.transaction(|tx| {
+        self.store.transaction(|tx| {
             let sweeps = match sweep_id {
                 Some(id) => match tx.sweep(id)? {
                     Some(row) => vec![row],
@@ -383,12 +396,12 @@ impl Scheduler {
                 });
             }
             Ok(Ok(StatusResponse { sweeps: out }))
-        })??)
+        })?
     }
 
     /// Stop leasing the tasks of a sweep; leases in flight are revoked at their next heartbeat.
     pub fn cancel(&mut self, sweep_id: &str) -> SchedulerResult<CancelResponse> {
-        Ok(self.store.transaction(|tx| {
+        self.store.transaction(|tx| {
             if tx.sweep(sweep_id)?.is_none() {
                 return Ok(Err(SchedulerError::UnknownSweep(sweep_id.to_owned())));
             }
@@ -396,16 +409,18 @@ impl Scheduler {
             let counts = tx.state_counts(sweep_id)?;
             tracing::info!(sweep = %sweep_id, "sweep cancelled");
             Ok(Ok(CancelResponse { cancelled_tasks: counts.pending + counts.leased }))
-        })??)
+        })?
     }
 
     /// Everything the report of a sweep is built from.
     pub fn report_input(&mut self, sweep_id: &str) -> SchedulerResult<ReportInput> {
-        let (row, raw) = self.store.transaction(|tx| {
-            let Some(row) = tx.sweep(sweep_id)? else { return Ok(None) };
-            Ok(Some((row, tx.attack_results(sweep_id)?)))
-        })?
-        .ok_or_else(|| SchedulerError::UnknownSweep(sweep_id.to_owned()))?;
+        let (row, raw) = self
+            .store
+            .transaction(|tx| {
+                let Some(row) = tx.sweep(sweep_id)? else { return Ok(None) };
+                Ok(Some((row, tx.attack_results(sweep_id)?)))
+            })?
+            .ok_or_else(|| SchedulerError::UnknownSweep(sweep_id.to_owned()))?;
         let sweep = sweep::parse(&row.yaml, &row.file_name)?;
         let mut results = Vec::with_capacity(raw.len());
         for (spec, shard) in raw {
@@ -460,10 +475,8 @@ fn settle_failure(
     tx.set_state(&task.id, TaskState::Failed)?;
     tracing::error!(task = %task.description, error = %final_failure, "task failed for good");
     for dependent in tx.dependents(&task.id)? {
-        let failure = TaskFailure::permanent(
-            codes::DEPENDENCY_FAILED,
-            format!("{} failed: {}", task.description, final_failure),
-        );
+        let failure =
+            TaskFailure::permanent(codes::DEPENDENCY_FAILED, format!("{} failed: {}", task.description, final_failure));
         tx.record_error(&dependent.id, dependent.attempts, agent, &failure.encode_to_vec(), now)?;
         tx.set_state(&dependent.id, TaskState::Failed)?;
     }
@@ -504,10 +517,8 @@ fn verify_shard(shard: &AttackShard) -> Result<(), TaskFailure> {
 
 /// A sweep name reduced to `[a-z0-9-]` for ids.
 fn slug(name: &str) -> String {
-    let slug: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
-        .collect();
+    let slug: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
     let slug = slug.trim_matches('-');
     if slug.is_empty() { "sweep".to_owned() } else { slug.chars().take(40).collect() }
 }

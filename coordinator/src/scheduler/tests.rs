@@ -1,8 +1,7 @@
 //! Scheduler state-machine tests with a real SQLite store and time driven by hand.
 
 use beard_proto::v1::{
-    AttackShard, CompleteRequest, RegisterRequest, SampleOutcome, TaskFailure, TrainResult, complete_request,
-    task_spec,
+    AttackShard, CompleteRequest, RegisterRequest, SampleOutcome, TaskFailure, TrainResult, complete_request, task_spec,
 };
 
 use super::*;
@@ -139,7 +138,8 @@ fn a_repeated_completion_is_idempotent_and_counted_once() {
 fn heartbeats_keep_a_lease_alive() {
     let mut f = fixture(3);
     let task = lease(&mut f.scheduler, "a", 0).expect("leased");
-    let revoked = f.scheduler.heartbeat("a", "a-1", &[task.lease_token.clone()], 20_000).expect("heartbeat");
+    let revoked =
+        f.scheduler.heartbeat("a", "a-1", std::slice::from_ref(&task.lease_token), 20_000).expect("heartbeat");
     assert!(revoked.is_empty());
     assert_eq!(f.scheduler.expire(40_000).expect("expire"), 0, "renewed until 50 s");
     let unknown = f.scheduler.heartbeat("a", "a-1", &["nope".into()], 40_001).expect("heartbeat");
@@ -189,10 +189,7 @@ fn a_restarted_agent_loses_the_leases_of_its_previous_generation() {
     f.scheduler.register(&restarted, 1).expect("register");
     let again = f.scheduler.lease("b", "b-1", &[], 2).expect("lease").task.expect("requeued at once");
     assert_eq!(again.task_id, task.task_id);
-    assert!(matches!(
-        f.scheduler.lease("a", "a-1", &[], 3),
-        Err(SchedulerError::StaleGeneration { .. })
-    ));
+    assert!(matches!(f.scheduler.lease("a", "a-1", &[], 3), Err(SchedulerError::StaleGeneration { .. })));
 }
 
 #[test]
@@ -212,7 +209,7 @@ fn cancelled_sweeps_lease_nothing_and_revoke_running_leases() {
     let mut f = fixture(3);
     let task = lease(&mut f.scheduler, "a", 0).expect("leased");
     f.scheduler.cancel(&f.sweep).expect("cancel");
-    let revoked = f.scheduler.heartbeat("a", "a-1", &[task.lease_token.clone()], 1).expect("heartbeat");
+    let revoked = f.scheduler.heartbeat("a", "a-1", std::slice::from_ref(&task.lease_token), 1).expect("heartbeat");
     assert_eq!(revoked, vec![task.lease_token.clone()]);
     f.scheduler.expire(60_000).expect("expire");
     assert!(lease(&mut f.scheduler, "b", 60_001).is_none());

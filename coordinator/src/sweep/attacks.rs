@@ -94,11 +94,7 @@ impl Settings for FgsmSettings {
 
 /// PGD under L∞.
 #[derive(Debug, Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    default,
-    expecting = "pgd settings (eps, alpha, steps, random_start, targeted)"
-)]
+#[serde(deny_unknown_fields, default, expecting = "pgd settings (eps, alpha, steps, random_start, targeted)")]
 struct PgdSettings {
     eps: Positive,
     alpha: Positive,
@@ -121,23 +117,15 @@ impl Default for PgdSettings {
 
 impl Settings for PgdSettings {
     fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>) {
-        let pgd = v1::Pgd {
-            eps: self.eps.0,
-            alpha: self.alpha.0,
-            steps: self.steps.0,
-            random_start: self.random_start,
-        };
+        let pgd =
+            v1::Pgd { eps: self.eps.0, alpha: self.alpha.0, steps: self.steps.0, random_start: self.random_start };
         (attack_config::Attack::Pgd(pgd), modes(self.targeted))
     }
 }
 
 /// PGD under L2.
 #[derive(Debug, Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    default,
-    expecting = "pgdl2 settings (eps, alpha, steps, random_start, targeted)"
-)]
+#[serde(deny_unknown_fields, default, expecting = "pgdl2 settings (eps, alpha, steps, random_start, targeted)")]
 struct PgdL2Settings {
     eps: Positive,
     alpha: Positive,
@@ -160,12 +148,8 @@ impl Default for PgdL2Settings {
 
 impl Settings for PgdL2Settings {
     fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>) {
-        let pgdl2 = v1::PgdL2 {
-            eps: self.eps.0,
-            alpha: self.alpha.0,
-            steps: self.steps.0,
-            random_start: self.random_start,
-        };
+        let pgdl2 =
+            v1::PgdL2 { eps: self.eps.0, alpha: self.alpha.0, steps: self.steps.0, random_start: self.random_start };
         (attack_config::Attack::Pgdl2(pgdl2), modes(self.targeted))
     }
 }
@@ -183,24 +167,13 @@ struct CwSettings {
 
 impl Default for CwSettings {
     fn default() -> Self {
-        Self {
-            c: Positive(1.0),
-            kappa: NonNegative(0.0),
-            steps: Count(100),
-            lr: Positive(0.01),
-            targeted: None,
-        }
+        Self { c: Positive(1.0), kappa: NonNegative(0.0), steps: Count(100), lr: Positive(0.01), targeted: None }
     }
 }
 
 impl Settings for CwSettings {
     fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>) {
-        let cw = v1::CarliniWagner {
-            c: self.c.0,
-            kappa: self.kappa.0,
-            steps: self.steps.0,
-            lr: self.lr.0,
-        };
+        let cw = v1::CarliniWagner { c: self.c.0, kappa: self.kappa.0, steps: self.steps.0, lr: self.lr.0 };
         (attack_config::Attack::Cw(cw), modes(self.targeted))
     }
 }
@@ -293,8 +266,7 @@ impl Default for AutoAttackSettings {
 
 impl Settings for AutoAttackSettings {
     fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>) {
-        let autoattack =
-            v1::AutoAttack { eps: self.eps.0, version: self.version.as_str().to_owned() };
+        let autoattack = v1::AutoAttack { eps: self.eps.0, version: self.version.as_str().to_owned() };
         (attack_config::Attack::Autoattack(autoattack), untargeted_modes(self.targeted))
     }
 }
@@ -327,26 +299,16 @@ mod tests {
                     steps: 10,
                     random_start: false
                 }),
-                attack_config::Attack::Cw(v1::CarliniWagner {
-                    c: 1.0,
-                    kappa: 0.0,
-                    steps: 100,
-                    lr: 0.01
-                }),
+                attack_config::Attack::Cw(v1::CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01 }),
                 attack_config::Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02 }),
-                attack_config::Attack::Autoattack(v1::AutoAttack {
-                    eps: 8.0 / 255.0,
-                    version: "standard".into()
-                }),
+                attack_config::Attack::Autoattack(v1::AutoAttack { eps: 8.0 / 255.0, version: "standard".into() }),
             ]
         );
     }
 
     #[test]
     fn settings_override_defaults_and_keep_the_targeted_override() {
-        let entries = parse(
-            "pgd: { eps: 4/255, steps: 20, targeted: [true] }\ndeepfool: { targeted: [false] }\n",
-        );
+        let entries = parse("pgd: { eps: 4/255, steps: 20, targeted: [true] }\ndeepfool: { targeted: [false] }\n");
         assert_eq!(
             entries[0].config,
             attack_config::Attack::Pgd(v1::Pgd {

@@ -61,11 +61,7 @@ pub(super) struct KeySeed<'s, K> {
 
 impl<K: MapKey> KeySeed<'_, K> {
     fn unique<E: de::Error>(&self, key: K) -> Result<K, E> {
-        if self.seen.contains(&key) {
-            Err(E::custom(format_args!("duplicate {} '{key}'", K::WHAT)))
-        } else {
-            Ok(key)
-        }
+        if self.seen.contains(&key) { Err(E::custom(format_args!("duplicate {} '{key}'", K::WHAT))) } else { Ok(key) }
     }
 }
 

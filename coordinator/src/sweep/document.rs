@@ -15,10 +15,7 @@ use crate::metrics::MetricOptions;
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "a sweep: a mapping with name, datasets, methods, ipc, attacks and settings"
-)]
+#[serde(deny_unknown_fields, expecting = "a sweep: a mapping with name, datasets, methods, ipc, attacks and settings")]
 pub(super) struct SweepFile {
     pub(super) name: Text,
     /// Directory that relative method file paths are joined onto.
@@ -170,11 +167,7 @@ pub(super) enum Pool {
 
 /// `evaluation:` — how attack tasks evaluate.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    default,
-    expecting = "evaluation settings (test_samples, batch_size, target_policy)"
-)]
+#[serde(deny_unknown_fields, default, expecting = "evaluation settings (test_samples, batch_size, target_policy)")]
 pub(super) struct Evaluation {
     /// First N test images; 0 means the whole test split.
     pub(super) test_samples: u32,

@@ -41,13 +41,7 @@ impl SweepError {
     /// Places a cross-field issue at its node.
     pub(super) fn from_issue(file: &str, text: &str, issue: Issue) -> Self {
         let (line, column) = locate(text, &issue.path, 1);
-        Self {
-            file: file.to_owned(),
-            line,
-            column,
-            path: issue.path.to_string(),
-            message: issue.message,
-        }
+        Self { file: file.to_owned(), line, column, path: issue.path.to_string(), message: issue.message }
     }
 
     /// Converts a deserialization error; `yaml_serde` gives the position and the message,
@@ -59,8 +53,7 @@ impl SweepError {
     ) -> Self {
         let mut path = FieldPath::from(err.path());
         let inner = err.inner();
-        let (mut line, mut column) =
-            inner.location().map_or((1, 1), |location| (location.line(), location.column()));
+        let (mut line, mut column) = inner.location().map_or((1, 1), |location| (location.line(), location.column()));
         let message = bare_message(inner, &path);
         // serde blames a repeated field on its whole mapping; point at the repetition instead.
         if let Some(field) = repeated_field(&message) {

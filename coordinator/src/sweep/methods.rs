@@ -129,8 +129,7 @@ mod tests {
         let random: MethodSource = yaml_serde::from_str("random").unwrap();
         assert_eq!(random, MethodSource::Random);
         let files: MethodSource =
-            yaml_serde::from_str("files: { cifar10: { 1: a.pt, 10: b.pt } }\nstored: pixels\n")
-                .unwrap();
+            yaml_serde::from_str("files: { cifar10: { 1: a.pt, 10: b.pt } }\nstored: pixels\n").unwrap();
         let MethodSource::Files(set) = files else { panic!("expected files") };
         assert_eq!(set.stored, Stored::Pixels);
         assert_eq!(set.experiment, 0);
@@ -142,9 +141,6 @@ mod tests {
     fn other_sources_are_refused() {
         assert!(yaml_serde::from_str::<MethodSource>("gaussian").is_err());
         assert!(yaml_serde::from_str::<MethodSource>("files: { cifar10: { 0: a.pt } }").is_err());
-        assert!(
-            yaml_serde::from_str::<MethodSource>("{ files: { cifar10: { 1: a.pt } }, x: 1 }")
-                .is_err()
-        );
+        assert!(yaml_serde::from_str::<MethodSource>("{ files: { cifar10: { 1: a.pt } }, x: 1 }").is_err());
     }
 }

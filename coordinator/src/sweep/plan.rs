@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use beard_proto::v1::{
-    self, AttackConfig, DatasetRef, DistilledFile, DistilledSource, EvaluationConfig, ModelConfig,
-    NormKind, PoolKind, TargetPolicy, TrainingConfig, distilled_source,
+    self, AttackConfig, DatasetRef, DistilledFile, DistilledSource, EvaluationConfig, ModelConfig, NormKind, PoolKind,
+    TargetPolicy, TrainingConfig, distilled_source,
 };
 
 use super::document::{self, Depth, Norm, Optimizer, Pool, SweepFile};

@@ -37,9 +37,7 @@ impl Visitor<'_> for CountVisitor {
         match u32::try_from(v) {
             Ok(0) => Err(E::custom("expected an integer >= 1, found 0")),
             Ok(count) => Ok(Count(count)),
-            Err(_) => {
-                Err(E::custom(format_args!("{v} is too large, expected at most {}", u32::MAX)))
-            }
+            Err(_) => Err(E::custom(format_args!("{v} is too large, expected at most {}", u32::MAX))),
         }
     }
 
@@ -111,11 +109,7 @@ impl Visitor<'_> for NumberVisitor {
     type Value = f64;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (a decimal such as 0.03 or 1e-4, or a fraction such as 8/255)",
-            self.0.describe()
-        )
+        write!(f, "{} (a decimal such as 0.03 or 1e-4, or a fraction such as 8/255)", self.0.describe())
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
@@ -172,11 +166,7 @@ impl Visitor<'_> for TextVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
-        if v.trim().is_empty() {
-            Err(E::custom("expected a non-empty string"))
-        } else {
-            Ok(Text(v.to_owned()))
-        }
+        if v.trim().is_empty() { Err(E::custom("expected a non-empty string")) } else { Ok(Text(v.to_owned())) }
     }
 }
 
@@ -198,15 +188,10 @@ mod tests {
 
     #[test]
     fn yaml_scalars_of_every_spelling_become_numbers() {
-        for (text, expected) in [
-            ("8/255", 8.0 / 255.0),
-            ("'8/255'", 8.0 / 255.0),
-            ("0.5", 0.5),
-            ("2", 2.0),
-            ("1e-4", 1e-4),
-        ] {
-            let parsed: Positive =
-                yaml_serde::from_str(text).map_err(|e| format!("{text}: {e}")).unwrap();
+        for (text, expected) in
+            [("8/255", 8.0 / 255.0), ("'8/255'", 8.0 / 255.0), ("0.5", 0.5), ("2", 2.0), ("1e-4", 1e-4)]
+        {
+            let parsed: Positive = yaml_serde::from_str(text).map_err(|e| format!("{text}: {e}")).unwrap();
             assert_eq!(parsed.0, expected, "{text}");
         }
         assert!(yaml_serde::from_str::<Positive>("0").is_err());
@@ -225,9 +210,6 @@ mod tests {
     #[test]
     fn text_must_not_be_empty() {
         assert!(yaml_serde::from_str::<Text>("''").is_err());
-        assert_eq!(
-            yaml_serde::from_str::<Text>("a/b.pt").map(|t| t.0).ok().as_deref(),
-            Some("a/b.pt")
-        );
+        assert_eq!(yaml_serde::from_str::<Text>("a/b.pt").map(|t| t.0).ok().as_deref(), Some("a/b.pt"));
     }
 }

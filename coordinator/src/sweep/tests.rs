@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use beard_proto::keys::{attack_key, train_key};
 use beard_proto::v1::{
-    self, AttackConfig, DatasetRef, DistilledFile, DistilledSource, EvaluationConfig, ModelConfig,
-    TrainingConfig, attack_config, distilled_source,
+    self, AttackConfig, DatasetRef, DistilledFile, DistilledSource, EvaluationConfig, ModelConfig, TrainingConfig,
+    attack_config, distilled_source,
 };
 
 use super::*;
@@ -78,10 +78,7 @@ fn errors_read_file_line_column_path_message() {
         "demo.yaml:7:5: attacks.pgdd: unknown attack 'pgdd', expected one of fgsm, pgd, pgdl2, cw, \
          deepfool, autoattack"
     );
-    assert_eq!(
-        (err.file.as_str(), err.line, err.column, err.path.as_str()),
-        ("demo.yaml", 7, 5, "attacks.pgdd")
-    );
+    assert_eq!((err.file.as_str(), err.line, err.column, err.path.as_str()), ("demo.yaml", 7, 5, "attacks.pgdd"));
 }
 
 #[test]
@@ -97,29 +94,14 @@ fn unknown_nested_keys() {
         "training.learning_rate",
         "unknown field `learning_rate`",
     );
-    assert_rejected(
-        &with(9, "  pgd: { eps: 8/255, stepz: 10 }"),
-        9,
-        "attacks.pgd.stepz",
-        "unknown field `stepz`",
-    );
-    assert_rejected(
-        &with(3, "  synthetic: { rot: /x }"),
-        3,
-        "datasets.synthetic.rot",
-        "unknown field `rot`",
-    );
+    assert_rejected(&with(9, "  pgd: { eps: 8/255, stepz: 10 }"), 9, "attacks.pgd.stepz", "unknown field `stepz`");
+    assert_rejected(&with(3, "  synthetic: { rot: /x }"), 3, "datasets.synthetic.rot", "unknown field `rot`");
     assert_rejected(&plus("metrics:\n  beta: 0.5"), 13, "metrics.beta", "unknown field `beta`");
 }
 
 #[test]
 fn parameters_of_another_attack_are_unknown_keys() {
-    assert_rejected(
-        &with(8, "  fgsm: { steps: 3 }"),
-        8,
-        "attacks.fgsm.steps",
-        "unknown field `steps`",
-    );
+    assert_rejected(&with(8, "  fgsm: { steps: 3 }"), 8, "attacks.fgsm.steps", "unknown field `steps`");
 }
 
 #[test]
@@ -128,40 +110,19 @@ fn wrong_types() {
     assert_rejected(&with(6, "ipc: 10"), 6, "ipc", "invalid type");
     assert_rejected(&with(10, "targeted: [false, yes]"), 10, "targeted[1]", "invalid type");
     assert_rejected(&with(9, "  pgd: { eps: big }"), 9, "attacks.pgd.eps", "a number > 0");
-    assert_rejected(
-        &with(9, "  pgd: { random_start: 1 }"),
-        9,
-        "attacks.pgd.random_start",
-        "invalid type",
-    );
+    assert_rejected(&with(9, "  pgd: { random_start: 1 }"), 9, "attacks.pgd.random_start", "invalid type");
     assert_rejected(&with(1, "name: [a, b]"), 1, "name", "invalid type");
     assert_rejected(&with(5, "  random: [random]"), 5, "methods.random", "invalid type");
-    assert_rejected(
-        &plus("training: { optimizer: adamw }"),
-        12,
-        "training.optimizer",
-        "unknown variant `adamw`",
-    );
-    assert_rejected(
-        &plus("model: { depth: deep }"),
-        12,
-        "model.depth",
-        "`auto` or an integer >= 1",
-    );
-    assert_rejected(
-        &plus("evaluation: { test_samples: -1 }"),
-        12,
-        "evaluation.test_samples",
-        "invalid",
-    );
+    assert_rejected(&plus("training: { optimizer: adamw }"), 12, "training.optimizer", "unknown variant `adamw`");
+    assert_rejected(&plus("model: { depth: deep }"), 12, "model.depth", "`auto` or an integer >= 1");
+    assert_rejected(&plus("evaluation: { test_samples: -1 }"), 12, "evaluation.test_samples", "invalid");
 }
 
 #[test]
 fn empty_lists_and_maps() {
     assert_rejected(&with(6, "ipc: []"), 6, "ipc", "non-empty list");
     assert_rejected(&with(10, "targeted: []"), 10, "targeted", "non-empty list");
-    let no_attacks =
-        BASE.replace("attacks:\n  fgsm: {}\n  pgd: { eps: 8/255, steps: 10 }", "attacks: {}");
+    let no_attacks = BASE.replace("attacks:\n  fgsm: {}\n  pgd: { eps: 8/255, steps: 10 }", "attacks: {}");
     assert_rejected(&no_attacks, 7, "attacks", "at least one attack");
     let no_datasets = BASE.replace("datasets:\n  synthetic: {}", "datasets: {}\n# none");
     assert_rejected(&no_datasets, 2, "datasets", "at least one dataset");
@@ -175,10 +136,7 @@ fn empty_lists_and_maps() {
 #[test]
 fn unknown_attack_names() {
     let err = assert_rejected(&with(9, "  pgdd: {}"), 9, "attacks.pgdd", "unknown attack 'pgdd'");
-    assert!(
-        err.message.ends_with("expected one of fgsm, pgd, pgdl2, cw, deepfool, autoattack"),
-        "{err}"
-    );
+    assert!(err.message.ends_with("expected one of fgsm, pgd, pgdl2, cw, deepfool, autoattack"), "{err}");
     assert_eq!(err.column, 3);
 }
 
@@ -195,16 +153,14 @@ fn unknown_dataset_names() {
 
 #[test]
 fn ipc_below_one() {
-    let err =
-        assert_rejected(&with(6, "ipc: [1, 0]"), 6, "ipc[1]", "expected an integer >= 1, found 0");
+    let err = assert_rejected(&with(6, "ipc: [1, 0]"), 6, "ipc[1]", "expected an integer >= 1, found 0");
     assert_eq!(err.column, 10);
     assert_rejected(&with(6, "ipc:\n  - 1\n  - -3"), 8, "ipc[1]", "found -3");
 }
 
 #[test]
 fn seeds_below_one() {
-    let err =
-        assert_rejected(&with(11, "seeds: 0"), 11, "seeds", "expected an integer >= 1, found 0");
+    let err = assert_rejected(&with(11, "seeds: 0"), 11, "seeds", "expected an integer >= 1, found 0");
     assert_eq!(err.column, 8);
 }
 
@@ -251,32 +207,17 @@ fn untargeted_attacks_are_fine_with_an_override_or_untargeted_sweeps() {
 #[test]
 fn repeated_entries() {
     assert_rejected(&with(6, "ipc: [1, 10, 1]"), 6, "ipc[2]", "duplicate ipc 1");
-    assert_rejected(
-        &with(10, "targeted:\n  - true\n  - true"),
-        12,
-        "targeted[1]",
-        "duplicate mode true",
-    );
+    assert_rejected(&with(10, "targeted:\n  - true\n  - true"), 12, "targeted[1]", "duplicate mode true");
     assert_rejected(&with(9, "  fgsm: {}"), 9, "attacks.fgsm", "duplicate attack 'fgsm'");
     assert_rejected(&with(11, "seeds: 2\nname: again"), 12, "name", "duplicate field `name`");
-    assert_rejected(
-        &with(9, "  pgd: { targeted: [true, true] }"),
-        9,
-        "attacks.pgd.targeted[1]",
-        "duplicate mode true",
-    );
+    assert_rejected(&with(9, "  pgd: { targeted: [true, true] }"), 9, "attacks.pgd.targeted[1]", "duplicate mode true");
 }
 
 #[test]
 fn real_datasets_need_a_root_and_synthetic_takes_none() {
     let err = assert_rejected(&with(3, "  cifar10:"), 3, "datasets.cifar10", "needs `root:`");
     assert_eq!(err.column, 3);
-    assert_rejected(
-        &with(3, "  synthetic: { root: /x }"),
-        3,
-        "datasets.synthetic.root",
-        "takes no root",
-    );
+    assert_rejected(&with(3, "  synthetic: { root: /x }"), 3, "datasets.synthetic.root", "takes no root");
 }
 
 #[test]
@@ -288,12 +229,7 @@ fn file_methods_need_a_file_per_dataset_and_ipc() {
     assert_rejected(&text, 7, "methods.DC.files", "no files for dataset cifar10");
     let text = with(5, "  DC:\n    files: { synthetic: { 1: a.pt, 10: b.pt } }\n    stored: raw");
     assert_rejected(&text, 7, "methods.DC.stored", "unknown variant `raw`");
-    assert_rejected(
-        &with(5, "  DC: gaussian"),
-        5,
-        "methods.DC",
-        "unknown built-in method 'gaussian'",
-    );
+    assert_rejected(&with(5, "  DC: gaussian"), 5, "methods.DC", "unknown built-in method 'gaussian'");
     assert_rejected(
         &with(5, "  DC: { files: { synthetic: { 0: a.pt } } }"),
         5,
@@ -304,8 +240,7 @@ fn file_methods_need_a_file_per_dataset_and_ipc() {
 
 #[test]
 fn missing_required_fields() {
-    let text: String =
-        BASE.lines().filter(|line| !line.starts_with("name:")).map(|l| format!("{l}\n")).collect();
+    let text: String = BASE.lines().filter(|line| !line.starts_with("name:")).map(|l| format!("{l}\n")).collect();
     assert_rejected(&text, 1, "", "missing field `name`");
 }
 
@@ -343,21 +278,13 @@ fn defaults_are_filled_in() {
             batch_size: 128,
         }
     );
-    let model = |depth| ModelConfig {
-        width: 128,
-        depth,
-        norm: v1::NormKind::Instance.into(),
-        pool: v1::PoolKind::Avg.into(),
-    };
+    let model =
+        |depth| ModelConfig { width: 128, depth, norm: v1::NormKind::Instance.into(), pool: v1::PoolKind::Avg.into() };
     assert_eq!(sweep.datasets[0].model, model(3));
     assert_eq!(sweep.datasets[1].model, model(4));
     assert_eq!(
         sweep.evaluation,
-        EvaluationConfig {
-            test_samples: 0,
-            batch_size: 256,
-            target_policy: v1::TargetPolicy::Next.into()
-        }
+        EvaluationConfig { test_samples: 0, batch_size: 256, target_policy: v1::TargetPolicy::Next.into() }
     );
     assert_eq!(sweep.metrics, MetricOptions::default());
     assert_eq!(
@@ -378,12 +305,7 @@ fn explicit_settings_are_kept() {
     assert_eq!((sweep.training.weight_decay, sweep.training.epochs), (5e-4, 1000));
     assert_eq!(
         sweep.datasets[0].model,
-        ModelConfig {
-            width: 64,
-            depth: 2,
-            norm: v1::NormKind::Batch.into(),
-            pool: v1::PoolKind::Max.into()
-        }
+        ModelConfig { width: 64, depth: 2, norm: v1::NormKind::Batch.into(), pool: v1::PoolKind::Max.into() }
     );
     assert_eq!(sweep.evaluation.target_policy, i32::from(v1::TargetPolicy::LeastLikely));
     assert_eq!(sweep.metrics.alpha, 1.0);
@@ -391,10 +313,7 @@ fn explicit_settings_are_kept() {
 
 #[test]
 fn numbers_may_be_written_as_fractions() {
-    let sweep = accepted(&with(
-        9,
-        "  pgd: { eps: '16/255', alpha: 2 / 255, steps: 5 }\n  cw: { c: 0.5, lr: 1e-2 }",
-    ));
+    let sweep = accepted(&with(9, "  pgd: { eps: '16/255', alpha: 2 / 255, steps: 5 }\n  cw: { c: 0.5, lr: 1e-2 }"));
     let Some(attack_config::Attack::Pgd(pgd)) = &sweep.attacks[1].config.attack else {
         panic!("expected pgd: {:?}", sweep.attacks[1]);
     };
@@ -418,10 +337,8 @@ fn methods_keep_yaml_order() {
 
 #[test]
 fn file_paths_are_joined_onto_the_pool_dir() {
-    let text = with(
-        5,
-        "  DC:\n    files:\n      synthetic: { 1: DC/a.pt, 10: /abs/b.pt }\n    experiment: 2",
-    ) + "pool_dir: /pool\n";
+    let text = with(5, "  DC:\n    files:\n      synthetic: { 1: DC/a.pt, 10: /abs/b.pt }\n    experiment: 2")
+        + "pool_dir: /pool\n";
     let sweep = accepted(&text);
     let source = |ipc| sweep.methods[0].distilled(DatasetName::Synthetic, ipc);
     let file = |path: &str| DistilledSource {
@@ -463,9 +380,7 @@ fn attack_tasks_carry_their_train_task_and_full_configs() {
     assert_eq!((first.method.as_str(), first.ipc, first.seed), ("random", 1, 0));
     assert_eq!(
         first.source,
-        Some(DistilledSource {
-            source: Some(distilled_source::Source::Random(v1::RandomSubset {}))
-        })
+        Some(DistilledSource { source: Some(distilled_source::Source::Random(v1::RandomSubset {})) })
     );
     let seeds: Vec<(u32, u32)> = expansion.trains.iter().map(|t| (t.ipc, t.seed)).collect();
     assert_eq!(seeds, [(1, 0), (1, 1), (10, 0), (10, 1)]);
@@ -473,22 +388,15 @@ fn attack_tasks_carry_their_train_task_and_full_configs() {
         let train = attack.train.as_ref().expect("attack tasks carry their train task");
         assert_eq!(attack.train_task_id, train_key(train));
         assert!(attack.attack.as_ref().is_some_and(|config| config.attack.is_some()));
-        assert_eq!(
-            attack.evaluation.as_ref().map(|e| e.target_policy),
-            Some(v1::TargetPolicy::Next.into())
-        );
-        assert!(
-            train.training.as_ref().is_some_and(|t| t.optimizer == i32::from(v1::Optimizer::Adam))
-        );
+        assert_eq!(attack.evaluation.as_ref().map(|e| e.target_policy), Some(v1::TargetPolicy::Next.into()));
+        assert!(train.training.as_ref().is_some_and(|t| t.optimizer == i32::from(v1::Optimizer::Adam)));
         let model = train.model.as_ref().expect("train tasks carry their model");
         assert_ne!(model.norm, i32::from(v1::NormKind::Unspecified));
         assert_ne!(model.pool, i32::from(v1::PoolKind::Unspecified));
     }
     let modes: Vec<(&str, bool)> = expansion.attacks[..4]
         .iter()
-        .map(|a| {
-            (beard_proto::describe::attack_name(a.attack.as_ref().expect("config")), a.targeted)
-        })
+        .map(|a| (beard_proto::describe::attack_name(a.attack.as_ref().expect("config")), a.targeted))
         .collect();
     assert_eq!(modes, [("fgsm", false), ("fgsm", true), ("pgd", false), ("pgd", true)]);
 }
@@ -510,8 +418,7 @@ fn the_module_documentation_example_parses() {
 
 fn example(name: &str) -> Sweep {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name);
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
     accepted(&text)
 }
 
@@ -539,9 +446,7 @@ fn the_beard_example_is_the_papers_grid() {
         .find(|t| t.dataset.as_ref().is_some_and(|d| d.name == "tinyimagenet"))
         .expect("tinyimagenet tasks");
     assert_eq!(tiny.model.as_ref().map(|m| m.depth), Some(4));
-    let Some(distilled_source::Source::File(file)) =
-        tiny.source.as_ref().and_then(|s| s.source.as_ref())
-    else {
+    let Some(distilled_source::Source::File(file)) = tiny.source.as_ref().and_then(|s| s.source.as_ref()) else {
         panic!("expected a file source: {tiny:?}");
     };
     assert!(file.path.starts_with("/data/beard/dataset_pool/DC/"), "{}", file.path);

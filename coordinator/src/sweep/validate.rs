@@ -30,10 +30,7 @@ fn check_datasets(file: &SweepFile) -> Result<(), Issue> {
                 ));
             }
             (false, Some(_)) => {
-                return Err(Issue::new(
-                    path.key("root"),
-                    format!("{name} is built in and takes no root"),
-                ));
+                return Err(Issue::new(path.key("root"), format!("{name} is built in and takes no root")));
             }
             _ => {}
         }
@@ -42,11 +39,7 @@ fn check_datasets(file: &SweepFile) -> Result<(), Issue> {
 }
 
 /// Refuses a list that repeats an entry, blaming the repetition.
-fn unique<T: PartialEq + fmt::Display>(
-    items: &[T],
-    path: FieldPath,
-    what: &str,
-) -> Result<(), Issue> {
+fn unique<T: PartialEq + fmt::Display>(items: &[T], path: FieldPath, what: &str) -> Result<(), Issue> {
     for (index, item) in items.iter().enumerate() {
         if items[..index].contains(item) {
             return Err(Issue::new(path.index(index), format!("duplicate {what} {item}")));

@@ -1,0 +1,142 @@
+//! The libtorch [`Backend`]: trains ConvNets on distilled sets and attacks them on one device.
+//!
+//! It keeps every dataset it loaded resident on its device for the life of the agent, so a run of
+//! tasks on one dataset uploads it once. Task input never reaches an `unwrap`: bad specs and
+//! checkpoints fail permanently, libtorch errors become retryable or `out_of_memory` failures
+//! ([`failure`]), and a panic inside libtorch is caught at the task boundary and reported the same
+//! way.
+//!
+//! - [`device`]: parsing and describing devices.
+//! - [`failure`]: mapping errors to [`TaskFailure`]s.
+
+pub mod device;
+pub mod failure;
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use beard_proto::keys::sha256_hex;
+use beard_proto::v1::{AttackShard, AttackSpec, DatasetRef, TaskFailure, TrainResult, TrainSpec};
+use tch::Device;
+
+use crate::attacks::{self, AttackConfigError};
+use crate::backend::{Backend, TaskContext};
+use crate::data::{DataError, Dataset, distilled};
+use crate::eval::{self, Plan};
+use crate::model::{ConvNet, ConvNetConfig};
+use crate::train;
+
+pub use device::{DeviceError, describe, parse_device};
+use failure::invalid_spec;
+
+/// Images per attack chunk when the task leaves it to the agent: small chunks keep a CPU's
+/// activations in cache, a GPU wants large ones.
+const DEFAULT_CPU_CHUNK: usize = 50;
+const DEFAULT_GPU_CHUNK: usize = 1000;
+
+/// The libtorch backend on one device.
+pub struct TchBackend {
+    device: Device,
+    datasets: HashMap<(String, String), Dataset>,
+}
+
+impl TchBackend {
+    /// A backend that runs everything on `device`.
+    pub fn new(device: Device) -> Self {
+        Self { device, datasets: HashMap::new() }
+    }
+
+    /// The device this backend runs on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// The chunk size used when a task's evaluation config says 0.
+    pub fn default_chunk(&self) -> usize {
+        if self.device.is_cuda() { DEFAULT_GPU_CHUNK } else { DEFAULT_CPU_CHUNK }
+    }
+
+    /// The dataset `reference` names, loading it onto the device the first time.
+    fn dataset(&mut self, reference: &DatasetRef) -> Result<&Dataset, DataError> {
+        Ok(match self.datasets.entry((reference.name.clone(), reference.root.clone())) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => entry.insert(Dataset::load(reference, self.device)?),
+        })
+    }
+
+    fn run_train(&mut self, spec: &TrainSpec, ctx: &TaskContext) -> Result<TrainResult, TaskFailure> {
+        let device = self.device;
+        let description = self.device_description();
+        let dataset_ref = spec.dataset.as_ref().ok_or_else(|| invalid_spec("the train spec names no dataset"))?;
+        let model_config = spec.model.as_ref().ok_or_else(|| invalid_spec("the train spec names no model"))?;
+        let training = spec.training.as_ref().ok_or_else(|| invalid_spec("the train spec has no training config"))?;
+        let dataset = self.dataset(dataset_ref)?;
+        let config = ConvNetConfig::new(model_config, &dataset.info)?;
+        let set = distilled::select(spec.source.as_ref(), &dataset.train, dataset.info.classes, spec.ipc, spec.seed)?;
+        tch::manual_seed(i64::from(spec.seed));
+        let model = ConvNet::new(&config, u64::from(spec.seed), device)?;
+        let started = Instant::now();
+        let final_loss = train::train(&model, &set, training, spec.seed, ctx)?;
+        let train_seconds = started.elapsed().as_secs_f64();
+        let checkpoint = model.checkpoint()?;
+        Ok(TrainResult {
+            checkpoint_sha256: sha256_hex(&checkpoint),
+            checkpoint,
+            train_seconds,
+            train_images: set.len() as u32,
+            final_loss,
+            device: description,
+        })
+    }
+
+    fn run_attack(
+        &mut self,
+        spec: &AttackSpec,
+        checkpoint: &[u8],
+        ctx: &TaskContext,
+    ) -> Result<AttackShard, TaskFailure> {
+        let attack = spec.attack.as_ref().map_or(Err(AttackConfigError::Missing), attacks::from_config)?;
+        let train = spec.train.as_ref().ok_or_else(|| invalid_spec("the attack spec has no train spec"))?;
+        let dataset_ref = train.dataset.as_ref().ok_or_else(|| invalid_spec("the train spec names no dataset"))?;
+        let model_config = train.model.as_ref().ok_or_else(|| invalid_spec("the train spec names no model"))?;
+        let evaluation = spec.evaluation.unwrap_or_default();
+        let plan = Plan {
+            test_samples: evaluation.test_samples as usize,
+            batch_size: match evaluation.batch_size {
+                0 => self.default_chunk(),
+                size => size as usize,
+            },
+            targets: spec.targeted.then(|| evaluation.target_policy()),
+            seed: train.seed,
+            device: self.device_description(),
+        };
+        let device = self.device;
+        let dataset = self.dataset(dataset_ref)?;
+        let config = ConvNetConfig::new(model_config, &dataset.info)?;
+        let mut model = ConvNet::from_checkpoint(&config, checkpoint, device)?;
+        model.freeze();
+        tch::manual_seed(i64::from(train.seed));
+        Ok(eval::evaluate(&model, &dataset.test, dataset.info.classes as i64, attack.as_ref(), &plan, ctx)?)
+    }
+}
+
+impl Backend for TchBackend {
+    fn device_description(&self) -> String {
+        describe(self.device)
+    }
+
+    fn train(&mut self, spec: &TrainSpec, ctx: &TaskContext) -> Result<TrainResult, TaskFailure> {
+        guarded(|| self.run_train(spec, ctx))
+    }
+
+    fn attack(&mut self, spec: &AttackSpec, checkpoint: &[u8], ctx: &TaskContext) -> Result<AttackShard, TaskFailure> {
+        guarded(|| self.run_attack(spec, checkpoint, ctx))
+    }
+}
+
+/// Run one task, turning a panic (libtorch reports some device errors that way) into a failure.
+fn guarded<T>(task: impl FnOnce() -> Result<T, TaskFailure>) -> Result<T, TaskFailure> {
+    catch_unwind(AssertUnwindSafe(task)).unwrap_or_else(|payload| Err(failure::panic(payload.as_ref())))
+}

@@ -1,0 +1,170 @@
+//! Attack tasks through the backend: typed failures for what it cannot do, and shards whose
+//! per-sample outcomes agree with their aggregates and with the target policy.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use beard_agent::backend::{Backend, TaskContext};
+use beard_agent::tch_backend::{TchBackend, parse_device};
+use beard_proto::failure::codes::UNSUPPORTED_ATTACK;
+use beard_proto::v1::{
+    AttackConfig, AttackShard, AutoAttack, CarliniWagner, DeepFool, DistilledFile, DistilledSource, ErrorClass, Pgd,
+    PgdL2, TargetPolicy, TaskFailure, attack_config, distilled_source,
+};
+use tch::Device;
+
+fn pgd(steps: u32) -> AttackConfig {
+    AttackConfig {
+        attack: Some(attack_config::Attack::Pgd(Pgd {
+            eps: common::EPS,
+            alpha: 2.0 / 255.0,
+            steps,
+            random_start: false,
+        })),
+    }
+}
+
+fn assert_permanent(failure: &TaskFailure, code: &str) {
+    assert_eq!((failure.class(), failure.code.as_str()), (ErrorClass::Permanent, code), "{failure}");
+}
+
+#[test]
+fn unsupported_attacks_fail_with_the_typed_unsupported_attack_failure() {
+    let mut backend = TchBackend::new(Device::Cpu);
+    let train = common::train_spec(0, 1);
+    let unsupported = [
+        attack_config::Attack::Pgdl2(PgdL2 { eps: 0.5, alpha: 0.06, steps: 10, random_start: false }),
+        attack_config::Attack::Cw(CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01 }),
+        attack_config::Attack::Deepfool(DeepFool { steps: 50, overshoot: 0.02 }),
+        attack_config::Attack::Autoattack(AutoAttack { eps: common::EPS, version: "standard".into() }),
+    ];
+    for attack in unsupported {
+        let spec = common::attack_spec(&train, AttackConfig { attack: Some(attack) }, false, 10);
+        let failure = backend.attack(&spec, &[], &TaskContext::detached()).expect_err("unsupported");
+        assert_permanent(&failure, UNSUPPORTED_ATTACK);
+    }
+}
+
+#[test]
+fn datasets_and_sources_without_a_loader_fail_permanently() {
+    let mut backend = TchBackend::new(Device::Cpu);
+    let mut cifar = common::train_spec(0, 1);
+    cifar.dataset = Some(beard_proto::v1::DatasetRef { name: "cifar10".into(), root: "/data".into() });
+    assert_permanent(&backend.train(&cifar, &TaskContext::detached()).expect_err("no loader"), "dataset_unavailable");
+    let mut file = common::train_spec(0, 1);
+    file.source = Some(DistilledSource {
+        source: Some(distilled_source::Source::File(DistilledFile {
+            path: "dc.pt".into(),
+            experiment: 0,
+            stored: "pixels".into(),
+        })),
+    });
+    assert_permanent(
+        &backend.train(&file, &TaskContext::detached()).expect_err("no loader"),
+        "distilled_source_unavailable",
+    );
+    let mut unknown = common::train_spec(0, 1);
+    unknown.dataset = Some(beard_proto::v1::DatasetRef { name: "mnist".into(), root: String::new() });
+    assert_permanent(&backend.train(&unknown, &TaskContext::detached()).expect_err("unknown"), "invalid_spec");
+}
+
+#[test]
+fn checkpoints_that_do_not_fit_fail_permanently() {
+    let mut backend = TchBackend::new(Device::Cpu);
+    let spec = common::attack_spec(&common::train_spec(0, 1), pgd(2), false, 10);
+    let failure = backend.attack(&spec, b"definitely not safetensors", &TaskContext::detached()).expect_err("bad");
+    assert_permanent(&failure, "invalid_checkpoint");
+}
+
+fn check_consistency(shard: &AttackShard, samples: usize) {
+    assert_eq!(shard.samples as usize, samples);
+    assert_eq!(shard.outcomes.len(), samples);
+    let percent = |count: usize| 100.0 * count as f64 / samples as f64;
+    assert_eq!(shard.clean_accuracy, percent(shard.outcomes.iter().filter(|o| o.clean_correct).count()));
+    assert_eq!(shard.robust_accuracy, percent(shard.outcomes.iter().filter(|o| o.adversarial_correct).count()));
+    assert!(shard.clean_seconds > 0.0 && shard.attack_seconds > shard.clean_seconds);
+    for (i, outcome) in shard.outcomes.iter().enumerate() {
+        assert_eq!(outcome.label as usize, i % 10, "synthetic interleaves classes");
+        assert!(f64::from(outcome.linf) <= common::EPS + 1e-6);
+        assert!(outcome.l2 >= outcome.linf);
+        assert!(outcome.success_step <= shard.max_steps);
+    }
+}
+
+#[test]
+fn untargeted_shards_are_consistent() {
+    let mut trained = common::trained(0, 20);
+    let spec = common::attack_spec(&trained.spec, pgd(5), false, 120);
+    let shard = trained.backend.attack(&spec, &trained.checkpoint, &TaskContext::detached()).expect("attack");
+    check_consistency(&shard, 120);
+    assert_eq!((shard.max_steps, shard.device.starts_with("cpu")), (5, true));
+    for outcome in &shard.outcomes {
+        assert_eq!(outcome.success, !outcome.adversarial_correct);
+        assert_eq!(outcome.target, 0);
+        if outcome.clean_correct && outcome.success {
+            assert!(outcome.success_step >= 1, "a clean-correct sample needs a step to be fooled");
+        }
+    }
+}
+
+#[test]
+fn targeted_shards_follow_the_target_policy() {
+    let mut trained = common::trained(0, 20);
+    let mut shard_for = |policy: TargetPolicy| {
+        let mut spec = common::attack_spec(&trained.spec, pgd(3), true, 60);
+        if let Some(evaluation) = spec.evaluation.as_mut() {
+            evaluation.target_policy = policy as i32;
+            evaluation.batch_size = 0; // the backend's default chunk
+        }
+        trained.backend.attack(&spec, &trained.checkpoint, &TaskContext::detached()).expect("attack")
+    };
+    let next = shard_for(TargetPolicy::Next);
+    check_consistency(&next, 60);
+    assert!(next.outcomes.iter().all(|o| o.target == (o.label + 1) % 10));
+    let random = shard_for(TargetPolicy::Random);
+    check_consistency(&random, 60);
+    assert!(random.outcomes.iter().all(|o| o.target != o.label && o.target < 10));
+    assert!(random.outcomes.iter().any(|o| o.target != (o.label + 1) % 10));
+    let again = shard_for(TargetPolicy::Random);
+    let targets = |shard: &AttackShard| shard.outcomes.iter().map(|o| o.target).collect::<Vec<_>>();
+    assert_eq!(targets(&random), targets(&again), "random targets are seeded");
+    let least = shard_for(TargetPolicy::LeastLikely);
+    check_consistency(&least, 60);
+    assert!(least.outcomes.iter().all(|o| o.target < 10));
+    for outcome in next.outcomes.iter().chain(&random.outcomes) {
+        if outcome.success {
+            assert!(!outcome.adversarial_correct, "reaching another class is a misclassification");
+        }
+    }
+    let unspecified = {
+        let mut spec = common::attack_spec(&trained.spec, pgd(1), true, 10);
+        if let Some(evaluation) = spec.evaluation.as_mut() {
+            evaluation.target_policy = TargetPolicy::Unspecified as i32;
+        }
+        trained.backend.attack(&spec, &trained.checkpoint, &TaskContext::detached()).expect_err("unspecified")
+    };
+    assert_permanent(&unspecified, "invalid_spec");
+}
+
+#[test]
+fn cancelled_attacks_stop_with_the_cancelled_failure() {
+    let mut trained = common::trained(0, 1);
+    let spec = common::attack_spec(&trained.spec, pgd(10), false, 0);
+    let ctx = TaskContext::new(|_| {}, Arc::new(AtomicBool::new(true)));
+    let failure = trained.backend.attack(&spec, &trained.checkpoint, &ctx).expect_err("cancelled");
+    assert_eq!(failure, beard_agent::backend::cancelled());
+}
+
+#[test]
+fn device_names_parse_with_typed_errors() {
+    assert_eq!(parse_device("cpu").expect("cpu"), Device::Cpu);
+    assert_eq!(parse_device(" CPU ").expect("cpu"), Device::Cpu);
+    assert!(parse_device("tpu").is_err());
+    assert!(parse_device("cuda:x").is_err());
+    if !tch::Cuda::is_available() {
+        assert!(parse_device("cuda:0").is_err());
+        assert_eq!(parse_device("auto").expect("auto"), Device::Cpu);
+    }
+}
