@@ -426,12 +426,12 @@ fn example(name: &str) -> Sweep {
 fn the_demo_example_is_small() {
     let sweep = example("demo.yaml");
     let expansion = sweep.expand();
-    assert_eq!((expansion.trains.len(), expansion.attacks.len()), (4, 16));
+    assert_eq!((expansion.trains.len(), expansion.attacks.len()), (9, 36));
     assert_eq!(sweep.name, "demo");
     let train = &expansion.trains[0];
     assert_eq!(train.model.as_ref().map(|m| (m.width, m.depth)), Some((32, 3)));
     assert_eq!(train.training.as_ref().map(|t| (t.lr, t.epochs)), Some((1e-3, 40)));
-    assert_eq!(sweep.evaluation.test_samples, 200);
+    assert_eq!(sweep.evaluation.test_samples, 500);
 }
 
 #[test]

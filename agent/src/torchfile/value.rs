@@ -1,0 +1,148 @@
+//! The values a `torch.save` file decodes to: plain Python data, tensors with their bytes, and
+//! opaque records of anything else (a class and its arguments, never executed).
+
+use tch::{Kind, TchError};
+
+/// Element types of tensor storages (`torch.FloatStorage` and friends).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dtype {
+    F64,
+    F32,
+    F16,
+    BF16,
+    I64,
+    I32,
+    I16,
+    I8,
+    U8,
+    Bool,
+}
+
+impl Dtype {
+    /// The dtype of a storage class name as torch pickles it (`FloatStorage`, ...).
+    pub fn from_storage_class(name: &str) -> Option<Self> {
+        Some(match name {
+            "DoubleStorage" => Self::F64,
+            "FloatStorage" => Self::F32,
+            "HalfStorage" => Self::F16,
+            "BFloat16Storage" => Self::BF16,
+            "LongStorage" => Self::I64,
+            "IntStorage" => Self::I32,
+            "ShortStorage" => Self::I16,
+            "CharStorage" => Self::I8,
+            "ByteStorage" | "UntypedStorage" => Self::U8,
+            "BoolStorage" => Self::Bool,
+            _ => return None,
+        })
+    }
+
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            Self::F64 | Self::I64 => 8,
+            Self::F32 | Self::I32 => 4,
+            Self::F16 | Self::BF16 | Self::I16 => 2,
+            Self::I8 | Self::U8 | Self::Bool => 1,
+        }
+    }
+
+    /// The matching libtorch kind.
+    pub fn kind(self) -> Kind {
+        match self {
+            Self::F64 => Kind::Double,
+            Self::F32 => Kind::Float,
+            Self::F16 => Kind::Half,
+            Self::BF16 => Kind::BFloat16,
+            Self::I64 => Kind::Int64,
+            Self::I32 => Kind::Int,
+            Self::I16 => Kind::Int16,
+            Self::I8 => Kind::Int8,
+            Self::U8 => Kind::Uint8,
+            Self::Bool => Kind::Bool,
+        }
+    }
+
+    /// True for floating-point dtypes.
+    pub fn is_float(self) -> bool {
+        matches!(self, Self::F64 | Self::F32 | Self::F16 | Self::BF16)
+    }
+}
+
+/// A tensor read from a file: contiguous row-major little-endian bytes (strides and storage
+/// offset already applied).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredTensor {
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+impl StoredTensor {
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// A libtorch tensor on the CPU holding a copy of the data.
+    pub fn to_tch(&self) -> Result<tch::Tensor, TchError> {
+        let shape: Vec<i64> = self.shape.iter().map(|&d| d as i64).collect();
+        tch::Tensor::f_from_data_size(&self.data, &shape, self.dtype.kind())
+    }
+}
+
+/// A decoded pickle value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    Tuple(Vec<Value>),
+    List(Vec<Value>),
+    /// A `dict` or `collections.OrderedDict`, in insertion order.
+    Dict(Vec<(Value, Value)>),
+    Tensor(StoredTensor),
+    /// A reference to a class or function (`module.name`) that is not called.
+    Global(String),
+    /// An instance of a class this reader does not rebuild: the class (`module.name`), the
+    /// arguments it would have been called with, and the state `BUILD` gave it.
+    Object { class: String, args: Box<Value>, state: Option<Box<Value>> },
+}
+
+impl Value {
+    /// What kind of value this is, for error messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::None => "None".into(),
+            Self::Bool(_) => "a bool".into(),
+            Self::Int(_) => "an int".into(),
+            Self::Float(_) => "a float".into(),
+            Self::Str(_) => "a str".into(),
+            Self::Bytes(_) => "bytes".into(),
+            Self::Tuple(items) => format!("a tuple of {}", items.len()),
+            Self::List(items) => format!("a list of {}", items.len()),
+            Self::Dict(items) => format!("a dict of {}", items.len()),
+            Self::Tensor(tensor) => format!("a {:?} tensor of shape {:?}", tensor.dtype, tensor.shape),
+            Self::Global(name) => format!("the global {name}"),
+            Self::Object { class, .. } => format!("a {class} object"),
+        }
+    }
+
+    /// The value under string key `key` of a dict.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Self::Dict(items) => items.iter().find(|(k, _)| matches!(k, Self::Str(s) if s == key)).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The items of a list or tuple.
+    pub fn as_sequence(&self) -> Option<&[Value]> {
+        match self {
+            Self::List(items) | Self::Tuple(items) => Some(items),
+            _ => None,
+        }
+    }
+}
