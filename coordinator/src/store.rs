@@ -45,7 +45,6 @@ CREATE TABLE IF NOT EXISTS sweeps (
 );
 CREATE TABLE IF NOT EXISTS tasks (
     id               TEXT PRIMARY KEY,
-    seq              INTEGER NOT NULL,
     kind             TEXT NOT NULL,
     description      TEXT NOT NULL,
     spec             BLOB NOT NULL,
@@ -57,7 +56,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     lease_agent      TEXT,
     lease_expires_ms INTEGER
 );
-CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state, kind, seq);
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state, kind);
 CREATE INDEX IF NOT EXISTS tasks_by_token ON tasks(lease_token);
 CREATE TABLE IF NOT EXISTS sweep_tasks (
     sweep_id TEXT NOT NULL,
@@ -273,8 +272,8 @@ impl Tx<'_> {
     /// Returns the state of the task after the call.
     pub fn upsert_task(&self, sweep_id: &str, task: &NewTask<'_>) -> StoreResult<TaskState> {
         self.tx.execute(
-            "INSERT OR IGNORE INTO tasks (id, seq, kind, description, spec, depends_on, state)
-             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks), ?2, ?3, ?4, ?5, 'pending')",
+            "INSERT OR IGNORE INTO tasks (id, kind, description, spec, depends_on, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending')",
             params![task.id, task.kind, task.description, task.spec, task.depends_on],
         )?;
         self.tx.execute(
@@ -305,7 +304,7 @@ impl Tx<'_> {
                     (SELECT 1 FROM tasks d WHERE d.id = t.depends_on AND d.state = 'done'))
              ORDER BY (t.kind = 'train') DESC,
                       (t.depends_on IN (SELECT value FROM json_each(?2))) DESC,
-                      t.seq
+                      t.rowid
              LIMIT 1"
         );
         self.tx.query_row(&sql, params![now_ms, cached], task_from_row).optional()?.map(finish_task).transpose()
@@ -348,7 +347,7 @@ impl Tx<'_> {
     }
 
     fn tasks_where(&self, condition: &str, args: impl rusqlite::Params) -> StoreResult<Vec<TaskRow>> {
-        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE {condition} ORDER BY seq");
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE {condition} ORDER BY rowid");
         let mut stmt = self.tx.prepare(&sql)?;
         let rows = stmt.query_map(args, task_from_row)?.collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(finish_task).collect()
@@ -443,7 +442,7 @@ impl Tx<'_> {
         let mut stmt = self.tx.prepare(
             "SELECT t.spec, r.shard FROM sweep_tasks st
              JOIN tasks t ON t.id = st.task_id JOIN results r ON r.task_id = t.id
-             WHERE st.sweep_id = ?1 AND t.kind = 'attack' AND r.shard IS NOT NULL ORDER BY t.seq",
+             WHERE st.sweep_id = ?1 AND t.kind = 'attack' AND r.shard IS NOT NULL ORDER BY t.rowid",
         )?;
         let rows = stmt.query_map([sweep_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
         Ok(rows)

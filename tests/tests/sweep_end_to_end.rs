@@ -129,3 +129,28 @@ async fn a_small_sweep_completes_once_per_task_and_its_report_matches_the_shards
     assert_eq!(json["multi_ipc"].as_array().map(Vec::len), Some(1), "one multi-IPC table for synthetic");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_attack_the_agent_cannot_run_fails_with_a_typed_error_that_status_shows() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let coordinator = start_coordinator(dir.path(), 10.0)?;
+    let _agent = start_agent(dir.path(), &coordinator.url, "agent-0")?;
+    let mut client = control(&coordinator.url).await?;
+    let yaml = "name: unsupported\ndatasets:\n  synthetic: {}\nmethods:\n  random: random\nipc: [1]\n\
+                attacks:\n  autoattack: {}\ntargeted: [false]\nseeds: 1\n\
+                training: { epochs: 2 }\nmodel: { width: 8 }\nevaluation: { test_samples: 16 }\n";
+    let sweep = submit(&mut client, yaml).await?;
+    let status = wait_finished(&mut client, &sweep, Duration::from_secs(120)).await?;
+    assert_eq!((status.done, status.failed), (1, 1), "the train task ran, the attack task failed: {status:?}");
+    let failure = status.errors.first().and_then(|e| e.failure.clone()).unwrap_or_default();
+    assert_eq!(failure.code, beard_proto::failure::codes::UNSUPPORTED_ATTACK);
+    assert_eq!(failure.class(), beard_proto::v1::ErrorClass::Permanent);
+
+    let output = std::process::Command::new(binary("coordinator"))
+        .args(["status", &sweep, "--coordinator", &coordinator.url])
+        .output()?;
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("unsupported_attack (permanent)"), "{printed}");
+    assert!(printed.contains("autoattack untargeted"), "{printed}");
+    Ok(())
+}
