@@ -25,6 +25,8 @@ pids+=($!)
 for _ in $(seq 100); do [[ -s "$OUT/address" ]] && break; sleep 0.1; done
 [[ -s "$OUT/address" ]] || { echo "the coordinator did not start; see $OUT/coordinator.log" >&2; exit 1; }
 URL="http://$(cat "$OUT/address")"
+# The coordinator generated a bearer token into its state directory; agents and CLI present it.
+export BEARD_TOKEN_FILE="$OUT/state/token"
 
 # Two agents share this machine's cores: one libtorch thread each.
 for i in $(seq 0 $((AGENTS - 1))); do

@@ -10,13 +10,19 @@
 //!   - [`train`]: training a model on a distilled set;
 //!   - [`attacks`]: one module per attack behind one trait;
 //!   - [`eval`]: one attack task to one result shard.
+//! - [`attack_spec`]: attack specs as the command line writes them (`pgd:eps=8/255,steps=10`).
+//! - [`bench`]: attack throughput on this machine (`agent bench`), without a coordinator.
+//! - [`torchfile`]: a reader for PyTorch `torch.save` files (zip + pickle), without Python.
 //! - [`worker`]: registration, the lease loop, heartbeats, cancellation and drain.
 
+pub mod attack_spec;
 pub mod attacks;
 pub mod backend;
+pub mod bench;
 pub mod data;
 pub mod eval;
 pub mod model;
 pub mod tch_backend;
+pub mod torchfile;
 pub mod train;
 pub mod worker;

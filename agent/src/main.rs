@@ -1,9 +1,11 @@
-//! The `agent` binary: parses flags, reports the devices libtorch sees, runs the worker.
+//! The `agent` binary: parses flags, reports the devices libtorch sees, runs the worker or the
+//! attack bench.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use beard_agent::bench::{self, BenchConfig};
 use beard_agent::tch_backend::{TchBackend, parse_device};
 use beard_agent::worker::{self, WorkerConfig};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -28,6 +30,37 @@ enum LogFormat {
 enum Command {
     /// Lease tasks from a coordinator and run them on one device until stopped.
     Run(RunArgs),
+    /// Train a ConvNet on the built-in synthetic dataset and print images per second per attack.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Attacks as `NAME:key=value,...` (e.g. `pgd:eps=8/255,alpha=2/255,steps=10`), separated
+    /// by commas, semicolons or spaces; parameters not written take BEARD's defaults.
+    #[arg(long, num_args = 1.., required = true)]
+    attacks: Vec<String>,
+    /// Test images per attack (the synthetic test split has 1000).
+    #[arg(long, default_value_t = 500)]
+    n: u32,
+    /// Device to run on: `cpu` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Images per chunk; 0 takes the device's default (50 on a CPU, 1000 on a GPU).
+    #[arg(long, default_value_t = 0)]
+    batch_size: u32,
+    /// ConvNet width (DC-bench's is 128).
+    #[arg(long, default_value_t = 128)]
+    width: u32,
+    /// Training epochs of the bench model.
+    #[arg(long, default_value_t = 20)]
+    epochs: u32,
+    /// Run the attacks targeted (next-class targets).
+    #[arg(long)]
+    targeted: bool,
+    /// Seed of the model's training.
+    #[arg(long, default_value_t = 0)]
+    seed: u32,
 }
 
 #[derive(clap::Args)]
@@ -44,6 +77,9 @@ struct RunArgs {
     /// Name of this agent; defaults to `<hostname>-<device>`.
     #[arg(long, env = "BEARD_AGENT_NAME")]
     name: Option<String>,
+    /// File holding the coordinator's bearer token (else `BEARD_TOKEN`).
+    #[arg(long, env = "BEARD_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
     /// Seconds a running task may take to finish after SIGTERM before it is handed back.
     #[arg(long, default_value_t = 60.0)]
     drain_timeout_secs: f64,
@@ -61,6 +97,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = match cli.command {
         Command::Run(args) => runtime.block_on(run(args)),
+        Command::Bench(args) => run_bench(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -77,6 +114,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let name = args.name.unwrap_or_else(|| format!("{}-{}", hostname(), args.device.replace(':', "")));
     let config = WorkerConfig {
         coordinator: args.coordinator,
+        token: beard_proto::auth::Token::from_file_or_env(args.token_file.as_deref())?,
         name,
         work_dir: args.work_dir,
         drain_timeout: Duration::from_secs_f64(args.drain_timeout_secs),
@@ -84,6 +122,44 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.work_dir)
         .with_context(|| format!("cannot create the work dir {}", config.work_dir.display()))?;
     worker::run(config, TchBackend::new(device), beard_proto::process::shutdown_signal()).await
+}
+
+fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
+    let mut attacks = Vec::new();
+    for list in &args.attacks {
+        attacks.extend(beard_agent::attack_spec::parse_list(list)?);
+    }
+    let config = BenchConfig {
+        attacks,
+        images: args.n,
+        device: parse_device(&args.device)?,
+        batch_size: args.batch_size,
+        width: args.width,
+        epochs: args.epochs,
+        targeted: args.targeted,
+        seed: args.seed,
+    };
+    println!(
+        "device {}, {} torch threads, ConvNet width {}, {} mode",
+        beard_agent::tch_backend::describe(config.device),
+        tch::get_num_threads(),
+        config.width,
+        if config.targeted { "targeted" } else { "untargeted" }
+    );
+    println!("{:>10} {:>10} {:>9} {:>9} {:>9}  attack", "images/s", "clean/s", "seconds", "clean%", "robust%");
+    bench::run(&config, |row| {
+        println!(
+            "{:>10.1} {:>10.1} {:>9.3} {:>9.1} {:>9.1}  {} ({} images)",
+            row.attack_images_per_second,
+            row.clean_images_per_second,
+            row.attack_seconds,
+            row.clean_accuracy,
+            row.robust_accuracy,
+            row.attack,
+            row.images
+        );
+    })?;
+    Ok(())
 }
 
 /// Log what libtorch sees, so an operator can tell at once whether the GPUs are usable.

@@ -4,7 +4,9 @@
 //! seed and the epoch, so the order is the same on every device), slices batches on the device
 //! with `index_select`, and takes one Adam or SGD step (libtorch's optimizers, PyTorch's
 //! semantics: coupled weight decay, no Nesterov, no dampening) per batch with the mean
-//! cross-entropy. No data loader, no augmentation, float32. Progress goes to the task context
+//! cross-entropy: against class indices for hard labels, or against the rows of soft labels as
+//! target probabilities (PyTorch's `cross_entropy` with probability targets,
+//! `-(p * log_softmax(logits)).sum(1).mean()`). No data loader, no augmentation, float32. Progress goes to the task context
 //! once per epoch, which is also where cancellation is honoured.
 
 use beard_proto::v1::{Optimizer, TrainingConfig};

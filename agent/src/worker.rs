@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use beard_proto::auth::{AttachToken, Token};
 use beard_proto::keys::{is_valid_key, sha256_hex};
 use beard_proto::v1::agent_service_client::AgentServiceClient;
 use beard_proto::v1::{
@@ -25,6 +26,7 @@ use beard_proto::v1::{
 };
 use beard_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
 use tokio::sync::watch;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::backend::{Backend, TaskContext};
@@ -33,12 +35,14 @@ use crate::backend::{Backend, TaskContext};
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub coordinator: String,
+    /// Bearer token presented on every call (`None` only for coordinators without auth).
+    pub token: Option<Token>,
     pub name: String,
     pub work_dir: PathBuf,
     pub drain_timeout: Duration,
 }
 
-type Client = AgentServiceClient<Channel>;
+type Client = AgentServiceClient<InterceptedService<Channel, AttachToken>>;
 
 /// The lease currently being worked on, shared with the heartbeat task.
 #[derive(Default)]
@@ -75,7 +79,9 @@ pub async fn run<B: Backend>(
         let _ = stop_tx.send(true);
     });
 
-    let Some(mut client) = connect(&config.coordinator, &mut stop_rx).await else { return Ok(()) };
+    let Some(mut client) = connect(&config.coordinator, config.token.as_ref(), &mut stop_rx).await else {
+        return Ok(());
+    };
     let heartbeat_every = register(&mut client, &identity).await?;
     tracing::info!(agent = %identity.name, generation = %identity.generation, device = %identity.device, "registered");
 
@@ -126,14 +132,14 @@ fn lock(current: &Mutex<Current>) -> std::sync::MutexGuard<'_, Current> {
 }
 
 /// Connect, retrying with backoff until the coordinator answers or shutdown is requested.
-async fn connect(url: &str, stop: &mut watch::Receiver<bool>) -> Option<Client> {
+async fn connect(url: &str, token: Option<&Token>, stop: &mut watch::Receiver<bool>) -> Option<Client> {
     let mut delay = Duration::from_millis(200);
     loop {
         let attempt = async {
             let channel =
                 Channel::from_shared(url.to_owned())?.connect_timeout(Duration::from_secs(5)).connect().await?;
             Ok::<_, anyhow::Error>(
-                AgentServiceClient::new(channel)
+                AgentServiceClient::with_interceptor(channel, AttachToken::new(token))
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )

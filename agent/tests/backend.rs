@@ -10,8 +10,8 @@ use beard_agent::backend::{Backend, TaskContext};
 use beard_agent::tch_backend::{TchBackend, parse_device};
 use beard_proto::failure::codes::UNSUPPORTED_ATTACK;
 use beard_proto::v1::{
-    AttackConfig, AttackShard, AutoAttack, CarliniWagner, DeepFool, DistilledFile, DistilledSource, ErrorClass, Pgd,
-    PgdL2, TargetPolicy, TaskFailure, attack_config, distilled_source,
+    AttackConfig, AttackShard, AutoAttack, DistilledFile, DistilledSource, ErrorClass, Pgd, TargetPolicy, TaskFailure,
+    attack_config, distilled_source,
 };
 use tch::Device;
 
@@ -34,12 +34,7 @@ fn assert_permanent(failure: &TaskFailure, code: &str) {
 fn unsupported_attacks_fail_with_the_typed_unsupported_attack_failure() {
     let mut backend = TchBackend::new(Device::Cpu);
     let train = common::train_spec(0, 1);
-    let unsupported = [
-        attack_config::Attack::Pgdl2(PgdL2 { eps: 0.5, alpha: 0.06, steps: 10, random_start: false }),
-        attack_config::Attack::Cw(CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01 }),
-        attack_config::Attack::Deepfool(DeepFool { steps: 50, overshoot: 0.02 }),
-        attack_config::Attack::Autoattack(AutoAttack { eps: common::EPS, version: "standard".into() }),
-    ];
+    let unsupported = [attack_config::Attack::Autoattack(AutoAttack { eps: common::EPS, version: "standard".into() })];
     for attack in unsupported {
         let spec = common::attack_spec(&train, AttackConfig { attack: Some(attack) }, false, 10);
         let failure = backend.attack(&spec, &[], &TaskContext::detached()).expect_err("unsupported");
@@ -48,23 +43,26 @@ fn unsupported_attacks_fail_with_the_typed_unsupported_attack_failure() {
 }
 
 #[test]
-fn datasets_and_sources_without_a_loader_fail_permanently() {
+fn missing_data_and_unusable_sources_fail_with_their_codes() {
     let mut backend = TchBackend::new(Device::Cpu);
+    let mut tiny = common::train_spec(0, 1);
+    tiny.dataset = Some(beard_proto::v1::DatasetRef { name: "tinyimagenet".into(), root: "/data".into() });
+    assert_permanent(&backend.train(&tiny, &TaskContext::detached()).expect_err("no loader"), "dataset_unavailable");
     let mut cifar = common::train_spec(0, 1);
-    cifar.dataset = Some(beard_proto::v1::DatasetRef { name: "cifar10".into(), root: "/data".into() });
-    assert_permanent(&backend.train(&cifar, &TaskContext::detached()).expect_err("no loader"), "dataset_unavailable");
+    cifar.dataset = Some(beard_proto::v1::DatasetRef { name: "cifar10".into(), root: "/nonexistent".into() });
+    let failure = backend.train(&cifar, &TaskContext::detached()).expect_err("no files");
+    assert_eq!((failure.class(), failure.code.as_str()), (ErrorClass::Retryable, "data_io"), "{failure:?}");
     let mut file = common::train_spec(0, 1);
     file.source = Some(DistilledSource {
         source: Some(distilled_source::Source::File(DistilledFile {
-            path: "dc.pt".into(),
+            path: "/nonexistent/dc.pt".into(),
             experiment: 0,
             stored: "pixels".into(),
+            labels_path: String::new(),
         })),
     });
-    assert_permanent(
-        &backend.train(&file, &TaskContext::detached()).expect_err("no loader"),
-        "distilled_source_unavailable",
-    );
+    let failure = backend.train(&file, &TaskContext::detached()).expect_err("no file");
+    assert!(failure.message.contains("/nonexistent/dc.pt"), "{failure:?}");
     let mut unknown = common::train_spec(0, 1);
     unknown.dataset = Some(beard_proto::v1::DatasetRef { name: "mnist".into(), root: String::new() });
     assert_permanent(&backend.train(&unknown, &TaskContext::detached()).expect_err("unknown"), "invalid_spec");

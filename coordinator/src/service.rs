@@ -8,15 +8,18 @@ use std::path::Path;
 use std::time::Duration;
 
 use beard_proto::MAX_MESSAGE_BYTES;
+use beard_proto::auth::{RequireToken, Token};
 use beard_proto::v1::agent_service_server::{AgentService, AgentServiceServer};
 use beard_proto::v1::control_service_server::{ControlService, ControlServiceServer};
 use beard_proto::v1::{
-    CancelRequest, CancelResponse, CompleteRequest, CompleteResponse, FetchCheckpointRequest, FetchCheckpointResponse,
-    HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse, RegisterRequest, RegisterResponse, ReportRequest,
-    ReportResponse, StatusRequest, StatusResponse, SubmitRequest, SubmitResponse,
+    AgentsRequest, AgentsResponse, CancelRequest, CancelResponse, CompleteRequest, CompleteResponse,
+    FetchCheckpointRequest, FetchCheckpointResponse, HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse,
+    RegisterRequest, RegisterResponse, ReportRequest, ReportResponse, StatusRequest, StatusResponse, SubmitRequest,
+    SubmitResponse,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 use crate::report;
@@ -38,10 +41,12 @@ pub enum ServeError {
 }
 
 /// Serve the coordinator on `listener` with state in `state_dir` until `shutdown` resolves.
+/// Every call to the agent and control services must carry `token`; health checks need none.
 pub async fn run(
     listener: TcpListener,
     state_dir: &Path,
     config: SchedulerConfig,
+    token: Token,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let store = Store::open(state_dir)?;
@@ -70,6 +75,9 @@ pub async fn run(
     let control = ControlServiceServer::new(Control { scheduler })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let guard = RequireToken::new(token);
+    let agents = InterceptedService::new(agents, guard.clone());
+    let control = InterceptedService::new(control, guard);
 
     let result = tonic::transport::Server::builder()
         .add_service(health_service)
@@ -156,6 +164,10 @@ impl ControlService for Control {
     async fn cancel(&self, request: Request<CancelRequest>) -> Result<Response<CancelResponse>, Status> {
         let id = request.into_inner().sweep_id;
         call(&self.scheduler, move |s| s.cancel(&id)).await
+    }
+
+    async fn agents(&self, _request: Request<AgentsRequest>) -> Result<Response<AgentsResponse>, Status> {
+        call(&self.scheduler, |s| s.agents(now_ms())).await
     }
 
     async fn report(&self, request: Request<ReportRequest>) -> Result<Response<ReportResponse>, Status> {

@@ -505,6 +505,13 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Every agent ever registered: (name, generation, device, last seen), by name.
+    pub fn agents(&self) -> StoreResult<Vec<(String, String, String, i64)>> {
+        let mut stmt = self.tx.prepare("SELECT name, generation, device, last_seen_ms FROM agents ORDER BY name")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn agents_seen_since(&self, since_ms: i64) -> StoreResult<u32> {
         Ok(self.tx.query_row("SELECT COUNT(*) FROM agents WHERE last_seen_ms >= ?1", [since_ms], |r| r.get(0))?)
     }

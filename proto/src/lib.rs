@@ -4,6 +4,7 @@
 //!
 //! - [`v1`]: the generated prost/tonic types of `proto/beard/v1/beard.proto` — task specs, results,
 //!   the agent service and the control service.
+//! - [`auth`]: the bearer token, and the interceptors that attach and check it.
 //! - [`keys`]: content keys of tasks (SHA-256 of the canonical prost encoding).
 //! - [`describe`]: short human-readable descriptions of specs for logs, status and dry runs.
 //! - [`failure`]: the typed task failure that crosses the wire, with its retry classification.
@@ -12,6 +13,7 @@
 //! Task specs are prost messages and double as domain types: proto3 without maps encodes
 //! deterministically, so the encoding is a canonical form to hash.
 
+pub mod auth;
 pub mod describe;
 pub mod failure;
 pub mod keys;

@@ -56,13 +56,24 @@ async fn a_bad_sweep_is_rejected_at_submit_with_its_line_and_field_and_nothing_i
         &bad,
         "name: bad\ndatasets:\n  synthetic: {}\nmethods:\n  random: random\nipc: [1, 0]\nattacks:\n  fgsm: {}\n",
     )?;
-    let output = run("coordinator", &["submit", bad.to_str().unwrap_or_default(), "--coordinator", &coordinator.url])?;
+    let token_file = coordinator.token_file();
+    let output = run(
+        "coordinator",
+        &[
+            "submit",
+            bad.to_str().unwrap_or_default(),
+            "--coordinator",
+            &coordinator.url,
+            "--token-file",
+            token_file.to_str().unwrap_or_default(),
+        ],
+    )?;
     let stderr = text(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("bad.yaml:6:"), "the message names the line: {stderr}");
     assert!(stderr.contains("ipc"), "the message names the field: {stderr}");
 
-    let mut client = control(&coordinator.url).await?;
+    let mut client = control(&coordinator).await?;
     let sweeps = client.status(beard_proto::v1::StatusRequest::default()).await?.into_inner().sweeps;
     assert!(sweeps.is_empty(), "nothing was stored: {sweeps:?}");
     Ok(())

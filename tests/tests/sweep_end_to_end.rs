@@ -77,8 +77,8 @@ async fn a_small_sweep_completes_once_per_task_and_its_report_matches_the_shards
     let dir = tempfile::tempdir()?;
     let coordinator = start_coordinator(dir.path(), 10.0)?;
     let _agents =
-        [start_agent(dir.path(), &coordinator.url, "agent-0")?, start_agent(dir.path(), &coordinator.url, "agent-1")?];
-    let mut client = control(&coordinator.url).await?;
+        [start_agent(dir.path(), &coordinator, "agent-0")?, start_agent(dir.path(), &coordinator, "agent-1")?];
+    let mut client = control(&coordinator).await?;
     let sweep = submit(&mut client, &small_sweep("end-to-end", 30)).await?;
     let status = wait_finished(&mut client, &sweep, Duration::from_secs(900)).await?;
     assert_eq!((status.state.as_str(), status.failed), ("completed", 0), "{status:?}");
@@ -134,8 +134,8 @@ async fn a_small_sweep_completes_once_per_task_and_its_report_matches_the_shards
 async fn an_attack_the_agent_cannot_run_fails_with_a_typed_error_that_status_shows() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let coordinator = start_coordinator(dir.path(), 10.0)?;
-    let _agent = start_agent(dir.path(), &coordinator.url, "agent-0")?;
-    let mut client = control(&coordinator.url).await?;
+    let _agent = start_agent(dir.path(), &coordinator, "agent-0")?;
+    let mut client = control(&coordinator).await?;
     let yaml = "name: unsupported\ndatasets:\n  synthetic: {}\nmethods:\n  random: random\nipc: [1]\n\
                 attacks:\n  autoattack: {}\ntargeted: [false]\nseeds: 1\n\
                 training: { epochs: 2 }\nmodel: { width: 8 }\nevaluation: { test_samples: 16 }\n";
@@ -147,10 +147,19 @@ async fn an_attack_the_agent_cannot_run_fails_with_a_typed_error_that_status_sho
     assert_eq!(failure.class(), beard_proto::v1::ErrorClass::Permanent);
 
     let output = std::process::Command::new(binary("coordinator"))
-        .args(["status", &sweep, "--coordinator", &coordinator.url])
+        .args(["status", &sweep, "--coordinator", &coordinator.url, "--token-file"])
+        .arg(coordinator.token_file())
         .output()?;
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(printed.contains("unsupported_attack (permanent)"), "{printed}");
     assert!(printed.contains("autoattack untargeted"), "{printed}");
+
+    let output = std::process::Command::new(binary("coordinator"))
+        .args(["agents", "--coordinator", &coordinator.url, "--token-file"])
+        .arg(coordinator.token_file())
+        .output()?;
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.starts_with("agent-0  cpu"), "{printed}");
+    assert!(printed.contains("alive") && printed.contains("idle"), "{printed}");
     Ok(())
 }

@@ -3,27 +3,31 @@
 
 use tch::{TchError, Tensor};
 
-use super::linf::LinfSteps;
+use super::projected::{Ball, Schedule};
 use super::{Adversarial, Attack, Goal};
 use crate::model::ConvNet;
 
 /// The fast gradient sign method with budget eps (L∞, pixel scale).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Fgsm {
-    schedule: LinfSteps,
+    schedule: Schedule,
 }
 
 impl Fgsm {
     /// FGSM with budget `eps` in [0, 1].
     pub fn new(eps: f64) -> Result<Self, String> {
         // One step of size eps: the projection that follows it changes nothing.
-        Ok(Self { schedule: LinfSteps::new(eps, eps, 1, false)? })
+        Ok(Self { schedule: Schedule::new(Ball::Linf, eps, eps, 1, false)? })
     }
 }
 
 impl Attack for Fgsm {
     fn max_steps(&self) -> u32 {
         1
+    }
+
+    fn supports_targeted(&self) -> bool {
+        true
     }
 
     fn perturb(&self, model: &ConvNet, images: &Tensor, goal: &Goal) -> Result<Adversarial, TchError> {

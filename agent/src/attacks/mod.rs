@@ -7,27 +7,41 @@
 //!
 //! - [`fgsm`]: the fast gradient sign method.
 //! - [`pgd`]: projected gradient descent in the L∞ ball.
-//! - [`linf`]: the signed-gradient step loop both share.
+//! - [`pgdl2`]: projected gradient descent in the L2 ball.
+//! - [`projected`]: the projected gradient step loop those three share.
+//! - [`cw`]: Carlini & Wagner's L2 attack.
+//! - [`deepfool`]: DeepFool, batched and restricted to the top-k candidate classes.
 //!
-//! [`from_config`] builds the attack a task asks for; attacks not built yet (PGD-L2, C&W,
-//! DeepFool, AutoAttack) are [`AttackConfigError::Unsupported`].
+//! [`from_config`] builds the attack a task asks for, refusing a targeted run of an attack that
+//! is untargeted only; AutoAttack, not built yet, is [`AttackConfigError::Unsupported`].
 
+pub mod cw;
+pub mod deepfool;
 pub mod fgsm;
-pub mod linf;
 pub mod pgd;
+pub mod pgdl2;
+pub mod projected;
 
 use beard_proto::v1::{AttackConfig, attack_config};
 use tch::{Reduction, TchError, Tensor};
 
 use crate::model::ConvNet;
 
+pub use cw::{CarliniWagner, Margin};
+pub use deepfool::DeepFool;
 pub use fgsm::Fgsm;
 pub use pgd::Pgd;
+pub use pgdl2::PgdL2;
 
 /// An attack on one chunk of images.
 pub trait Attack {
-    /// The most steps (gradient evaluations) the attack takes per image; 1 for FGSM.
+    /// The most steps (gradient evaluations, optimizer steps or DeepFool iterations) the attack
+    /// takes per image; 1 for FGSM.
     fn max_steps(&self) -> u32;
+
+    /// Whether the attack has a targeted mode; [`Attack::perturb`] refuses a targeted goal when
+    /// it has none.
+    fn supports_targeted(&self) -> bool;
 
     /// Perturb `images` (`[n, 3, h, w]` in [0, 1], on the model's device) towards `goal`.
     fn perturb(&self, model: &ConvNet, images: &Tensor, goal: &Goal) -> Result<Adversarial, TchError>;
@@ -57,6 +71,16 @@ impl Goal {
         if self.targeted { loss.f_neg() } else { Ok(loss) }
     }
 
+    /// The true labels (untargeted) or the targets (targeted), `[n]` int64.
+    pub fn classes(&self) -> &Tensor {
+        &self.classes
+    }
+
+    /// Whether the goal is to reach a target class.
+    pub fn is_targeted(&self) -> bool {
+        self.targeted
+    }
+
     /// Per sample (bool `[n]`): whether `logits` meet the goal.
     pub fn reached(&self, logits: &Tensor) -> Result<Tensor, TchError> {
         let predictions = logits.f_argmax(1, false)?;
@@ -82,28 +106,50 @@ pub enum AttackConfigError {
     Missing,
     #[error("attack {0} is not implemented by this agent yet")]
     Unsupported(&'static str),
+    #[error("attack {0} runs untargeted only")]
+    UntargetedOnly(&'static str),
     #[error("invalid {attack} config: {message}")]
     Invalid { attack: &'static str, message: String },
 }
 
-/// The attack a task's config describes.
-pub fn from_config(config: &AttackConfig) -> Result<Box<dyn Attack>, AttackConfigError> {
+/// The attack a task's config describes, for a targeted or an untargeted run.
+pub fn from_config(config: &AttackConfig, targeted: bool) -> Result<Box<dyn Attack>, AttackConfigError> {
     let name = beard_proto::describe::attack_name(config);
-    match &config.attack {
-        None => Err(AttackConfigError::Missing),
-        Some(attack_config::Attack::Fgsm(fgsm)) => Ok(Box::new(Fgsm::new(fgsm.eps).map_err(|m| invalid(name, m))?)),
+    let invalid = |message: String| AttackConfigError::Invalid { attack: name, message };
+    let attack: Box<dyn Attack> = match &config.attack {
+        None => return Err(AttackConfigError::Missing),
+        Some(attack_config::Attack::Fgsm(fgsm)) => Box::new(Fgsm::new(fgsm.eps).map_err(invalid)?),
         Some(attack_config::Attack::Pgd(pgd)) => {
-            Ok(Box::new(Pgd::new(pgd.eps, pgd.alpha, pgd.steps, pgd.random_start).map_err(|m| invalid(name, m))?))
+            Box::new(Pgd::new(pgd.eps, pgd.alpha, pgd.steps, pgd.random_start).map_err(invalid)?)
         }
-        Some(
-            attack_config::Attack::Pgdl2(_)
-            | attack_config::Attack::Cw(_)
-            | attack_config::Attack::Deepfool(_)
-            | attack_config::Attack::Autoattack(_),
-        ) => Err(AttackConfigError::Unsupported(name)),
+        Some(attack_config::Attack::Pgdl2(pgd)) => {
+            Box::new(PgdL2::new(pgd.eps, pgd.alpha, pgd.steps, pgd.random_start).map_err(invalid)?)
+        }
+        Some(attack_config::Attack::Cw(cw)) => {
+            Box::new(CarliniWagner::new(cw.c, cw.kappa, cw.steps, cw.lr).map_err(invalid)?)
+        }
+        Some(attack_config::Attack::Deepfool(deepfool)) => {
+            Box::new(DeepFool::new(deepfool.steps, deepfool.overshoot, deepfool.top_k).map_err(invalid)?)
+        }
+        Some(attack_config::Attack::Autoattack(_)) => return Err(AttackConfigError::Unsupported(name)),
+    };
+    if targeted && !attack.supports_targeted() {
+        return Err(AttackConfigError::UntargetedOnly(name));
     }
+    Ok(attack)
 }
 
-fn invalid(attack: &'static str, message: String) -> AttackConfigError {
-    AttackConfigError::Invalid { attack, message }
+/// The gradient of the scalar `objective` with respect to the leaf `input`; `keep_graph` keeps
+/// the graph for another backward pass.
+fn input_gradient(objective: &Tensor, input: &Tensor, keep_graph: bool) -> Result<Tensor, TchError> {
+    Tensor::f_run_backward(&[objective], &[input], keep_graph, false)?
+        .pop()
+        .ok_or_else(|| TchError::Torch("autograd returned no input gradient".to_owned()))
+}
+
+/// `first_success` (`[n]` int64, -1 = not yet) with `step` set where `reached` holds for the
+/// first time.
+fn record_first_success(first_success: &Tensor, reached: &Tensor, step: u32) -> Result<Tensor, TchError> {
+    let newly = reached.f_logical_and(&first_success.f_lt(0)?)?;
+    first_success.f_masked_fill(&newly, i64::from(step))
 }

@@ -4,26 +4,30 @@
 
 use tch::{TchError, Tensor};
 
-use super::linf::LinfSteps;
+use super::projected::{Ball, Schedule};
 use super::{Adversarial, Attack, Goal};
 use crate::model::ConvNet;
 
 /// L∞ projected gradient descent.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Pgd {
-    schedule: LinfSteps,
+    schedule: Schedule,
 }
 
 impl Pgd {
     /// PGD with budget `eps` in [0, 1], step `alpha`, `steps` steps.
     pub fn new(eps: f64, alpha: f64, steps: u32, random_start: bool) -> Result<Self, String> {
-        Ok(Self { schedule: LinfSteps::new(eps, alpha, steps, random_start)? })
+        Ok(Self { schedule: Schedule::new(Ball::Linf, eps, alpha, steps, random_start)? })
     }
 }
 
 impl Attack for Pgd {
     fn max_steps(&self) -> u32 {
         self.schedule.steps
+    }
+
+    fn supports_targeted(&self) -> bool {
+        true
     }
 
     fn perturb(&self, model: &ConvNet, images: &Tensor, goal: &Goal) -> Result<Adversarial, TchError> {

@@ -1,20 +1,35 @@
 //! The distilled training set of one train task, resident on the device.
 //!
 //! Sources: `random` (IPC real images per class drawn from the train split with the task's seed,
-//! class-major order) is built here; distilled-set files are not loadable yet and fail with
-//! [`DataError::DistilledSourceUnavailable`].
+//! class-major order), and distilled-set files as their authors release them:
+//!
+//! - DC / DSA / DM / IDM result files, `{'data': [[images, labels], ...], ...}`: the file's
+//!   `experiment` picks the entry;
+//! - a plain `(images, labels)` tuple or list, or a dict with `images` and `labels`;
+//! - MTT's `images_best.pt` with a separate `labels_best.pt` (the file's `labels_path`);
+//! - `.safetensors` with tensors `images` and `labels` (or one tensor each, with `labels_path`).
+//!
+//! PyTorch files go through [`crate::torchfile`]. Images must be `[n, 3, size, size]` floats;
+//! `stored: normalized` maps them back to pixel space with the dataset's mean and std
+//! (`x * std + mean`, no clamping: distilled pixels may leave [0, 1]), `stored: pixels` keeps
+//! them. Labels are class indices `[n]` (every class must have exactly IPC images) or soft
+//! labels `[n, classes]` (floats, kept as they are; `n` must be IPC x classes).
 
-use beard_proto::v1::{DistilledSource, distilled_source};
-use tch::{TchError, Tensor};
+use std::path::Path;
+
+use beard_proto::v1::{DistilledFile, DistilledSource, distilled_source};
+use safetensors::{Dtype as SafeDtype, SafeTensors};
+use tch::{Device, Kind, TchError, Tensor};
 
 use super::rng::{Rng, streams};
-use super::{DataError, Split};
+use super::{DataError, Dataset, DatasetInfo, Split};
+use crate::torchfile::{self, Dtype, StoredTensor, Value};
 
 /// Images and labels a model is trained on.
 pub struct DistilledSet {
-    /// `[n, 3, h, w]` float32 pixels in [0, 1].
+    /// `[n, 3, h, w]` float32 pixels (in [0, 1] for real images).
     pub images: Tensor,
-    /// `[n]` int64 class indices.
+    /// `[n]` int64 class indices, or `[n, classes]` float32 soft labels.
     pub labels: Tensor,
 }
 
@@ -28,20 +43,24 @@ impl DistilledSet {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// True when the labels are soft (a distribution over classes per image).
+    pub fn has_soft_labels(&self) -> bool {
+        self.labels.dim() == 2
+    }
 }
 
-/// The distilled set `source` describes for `ipc` images per class of `classes` classes.
+/// The distilled set `source` describes for `ipc` images per class of `dataset`.
 pub fn select(
     source: Option<&DistilledSource>,
-    train: &Split,
-    classes: usize,
+    dataset: &Dataset,
     ipc: u32,
     seed: u32,
 ) -> Result<DistilledSet, DataError> {
     match source.and_then(|s| s.source.as_ref()) {
         None => Err(DataError::MissingSource),
-        Some(distilled_source::Source::File(file)) => Err(DataError::DistilledSourceUnavailable(file.path.clone())),
-        Some(distilled_source::Source::Random(_)) => random_subset(train, classes, ipc, seed),
+        Some(distilled_source::Source::File(file)) => load_file(file, &dataset.info, ipc, dataset.test.images.device()),
+        Some(distilled_source::Source::Random(_)) => random_subset(dataset.train()?, dataset.info.classes, ipc, seed),
     }
 }
 
@@ -73,4 +92,162 @@ fn gather(train: &Split, indices: &[i64]) -> Result<DistilledSet, TchError> {
         images: train.images.f_index_select(0, &index)?,
         labels: train.labels.f_index_select(0, &index)?,
     })
+}
+
+/// The distilled set in `file`, checked against `dataset` and `ipc`, on `device`.
+pub fn load_file(
+    file: &DistilledFile,
+    dataset: &DatasetInfo,
+    ipc: u32,
+    device: Device,
+) -> Result<DistilledSet, DataError> {
+    let invalid = |message: String| DataError::Distilled { path: file.path.clone(), message };
+    let (images, labels) = if file.labels_path.is_empty() {
+        pair(read(&file.path)?, file.experiment).map_err(invalid)?
+    } else {
+        let labels_invalid = |message| DataError::Distilled { path: file.labels_path.clone(), message };
+        (single(read(&file.path)?).map_err(invalid)?, single(read(&file.labels_path)?).map_err(labels_invalid)?)
+    };
+    let images = pixel_images(&images, dataset, &file.stored).map_err(invalid)?;
+    let labels = checked_labels(&labels, images.size()[0], dataset.classes, ipc).map_err(invalid)?;
+    Ok(DistilledSet { images: images.f_to(device)?, labels: labels.f_to(device)? })
+}
+
+/// A PyTorch file, or a `.safetensors` file as a dict of its tensors.
+fn read(path: &str) -> Result<Value, DataError> {
+    if Path::new(path).extension().is_none_or(|ext| ext != "safetensors") {
+        return Ok(torchfile::load(Path::new(path))?);
+    }
+    let invalid = |message: String| DataError::Distilled { path: path.to_owned(), message };
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.into(), source })?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| invalid(format!("not a safetensors file: {e}")))?;
+    let mut entries = Vec::new();
+    for (name, view) in file.tensors() {
+        let dtype = safetensors_dtype(view.dtype())
+            .ok_or_else(|| invalid(format!("tensor {name:?} has unsupported dtype {:?}", view.dtype())))?;
+        let tensor = StoredTensor { dtype, shape: view.shape().to_vec(), data: view.data().to_vec() };
+        entries.push((name, tensor));
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Value::Dict(entries.into_iter().map(|(name, tensor)| (Value::Str(name), Value::Tensor(tensor))).collect()))
+}
+
+fn safetensors_dtype(dtype: SafeDtype) -> Option<Dtype> {
+    Some(match dtype {
+        SafeDtype::F64 => Dtype::F64,
+        SafeDtype::F32 => Dtype::F32,
+        SafeDtype::F16 => Dtype::F16,
+        SafeDtype::BF16 => Dtype::BF16,
+        SafeDtype::I64 => Dtype::I64,
+        SafeDtype::I32 => Dtype::I32,
+        SafeDtype::I16 => Dtype::I16,
+        SafeDtype::I8 => Dtype::I8,
+        SafeDtype::U8 => Dtype::U8,
+        SafeDtype::BOOL => Dtype::Bool,
+        _ => return None,
+    })
+}
+
+const LAYOUTS: &str = "expected {'data': [[images, labels], ...]}, (images, labels), {'images', 'labels'}, \
+                       or an images tensor with a separate labels file";
+
+/// Images and labels from one file's value.
+fn pair(value: Value, experiment: u32) -> Result<(StoredTensor, StoredTensor), String> {
+    if let Some(data) = value.get("data") {
+        let experiments = data.as_sequence().ok_or_else(|| format!("'data' is {}, not a list", data.describe()))?;
+        let entry = experiments.get(experiment as usize).ok_or_else(|| {
+            format!("experiment {experiment} asked for, the file holds {} experiment(s)", experiments.len())
+        })?;
+        return tensor_pair(entry)
+            .ok_or_else(|| format!("'data'[{experiment}] is {}, not [images, labels]", entry.describe()));
+    }
+    if let (Some(images), Some(labels)) = (value.get("images"), value.get("labels")) {
+        return match (images, labels) {
+            (Value::Tensor(images), Value::Tensor(labels)) => Ok((images.clone(), labels.clone())),
+            _ => Err(format!(
+                "'images' is {} and 'labels' {}; both must be tensors",
+                images.describe(),
+                labels.describe()
+            )),
+        };
+    }
+    if let Value::Tensor(_) = value {
+        return Err("the file holds one tensor (MTT's images_best.pt layout): name its labels file too".into());
+    }
+    tensor_pair(&value).ok_or_else(|| format!("{LAYOUTS}; found {}", value.describe()))
+}
+
+fn tensor_pair(value: &Value) -> Option<(StoredTensor, StoredTensor)> {
+    match value.as_sequence()? {
+        [Value::Tensor(images), Value::Tensor(labels), ..] => Some((images.clone(), labels.clone())),
+        _ => None,
+    }
+}
+
+/// The one tensor of an images-only or labels-only file.
+fn single(value: Value) -> Result<StoredTensor, String> {
+    match value {
+        Value::Tensor(tensor) => Ok(tensor),
+        Value::Dict(mut entries) if entries.len() == 1 => match entries.pop() {
+            Some((_, Value::Tensor(tensor))) => Ok(tensor),
+            _ => Err("expected a single tensor".into()),
+        },
+        other => Err(format!("expected a single tensor, found {}", other.describe())),
+    }
+}
+
+/// `[n, 3, size, size]` float32 pixels.
+fn pixel_images(images: &StoredTensor, dataset: &DatasetInfo, stored: &str) -> Result<Tensor, String> {
+    let size = dataset.image_size;
+    if !images.dtype.is_float() || images.shape.len() != 4 || images.shape[1..] != [3, size, size] {
+        return Err(format!(
+            "images are a {:?} tensor of shape {:?}; {} needs floats of shape [n, 3, {size}, {size}]",
+            images.dtype, images.shape, dataset.name
+        ));
+    }
+    let tensor = images.to_tch().and_then(|t| t.f_to_kind(Kind::Float)).map_err(|e| e.to_string())?;
+    match stored {
+        "pixels" => Ok(tensor),
+        "normalized" => {
+            let column = |values: &[f32; 3]| Tensor::f_from_slice(values)?.f_reshape([1, 3, 1, 1]);
+            let normalization = &dataset.normalization;
+            (|| tensor.f_mul(&column(&normalization.std)?)?.f_add(&column(&normalization.mean)?))()
+                .map_err(|e: TchError| e.to_string())
+        }
+        other => Err(format!("stored is {other:?}, expected \"normalized\" or \"pixels\"")),
+    }
+}
+
+/// Hard labels `[n]` as int64 with exactly `ipc` per class, or soft labels `[n, classes]` as
+/// float32 with `n = ipc * classes`.
+fn checked_labels(labels: &StoredTensor, count: i64, classes: usize, ipc: u32) -> Result<Tensor, String> {
+    let n = count as usize;
+    let expected = classes * ipc as usize;
+    let tensor = labels.to_tch().map_err(|e| e.to_string())?;
+    if labels.dtype.is_float() {
+        if labels.shape != [n, classes] {
+            return Err(format!("soft labels have shape {:?}; expected [{n}, {classes}]", labels.shape));
+        }
+        if n != expected {
+            return Err(format!("{n} images with soft labels; ipc {ipc} x {classes} classes needs {expected}"));
+        }
+        return tensor.f_to_kind(Kind::Float).map_err(|e| e.to_string());
+    }
+    if labels.shape != [n] || labels.dtype == Dtype::Bool {
+        return Err(format!(
+            "labels are a {:?} tensor of shape {:?}; expected {n} class indices",
+            labels.dtype, labels.shape
+        ));
+    }
+    let tensor = tensor.f_to_kind(Kind::Int64).map_err(|e| e.to_string())?;
+    let values = Vec::<i64>::try_from(&tensor).map_err(|e| e.to_string())?;
+    let mut counts = vec![0usize; classes];
+    for (index, &label) in values.iter().enumerate() {
+        let slot = usize::try_from(label).ok().and_then(|class| counts.get_mut(class));
+        *slot.ok_or_else(|| format!("label {label} of image {index} is outside 0..{classes}"))? += 1;
+    }
+    if let Some((class, &have)) = counts.iter().enumerate().find(|(_, have)| **have != ipc as usize) {
+        return Err(format!("class {class} has {have} images; ipc {ipc} needs {ipc} per class (counts {counts:?})"));
+    }
+    Ok(tensor)
 }

@@ -2,18 +2,25 @@
 //!
 //! - [`DatasetInfo`]: what the model needs to know about a dataset (classes, image size, the
 //!   normalization constants the model applies inside itself), for every known dataset.
-//! - [`Dataset`]: a loaded dataset, both splits uploaded to the device once. Only the built-in
-//!   [`synthetic`] dataset loads today; the real CIFAR-10/100 and TinyImageNet loaders come later
-//!   and fail with [`DataError::Unavailable`] until then.
-//! - [`distilled`]: the training set of one train task (`random` subsets of the train split).
+//! - [`Dataset`]: a loaded dataset on the device; the test split is uploaded when the dataset is
+//!   loaded, the train split the first time something needs it (the `random` source). The
+//!   built-in [`synthetic`] dataset and CIFAR-10/100 ([`cifar`]) load; TinyImageNet fails with
+//!   [`DataError::Unavailable`] until its loader exists.
+//! - [`distilled`]: the training set of one train task (`random` subsets or distilled-set files).
 //! - [`rng`]: the host RNG behind every seeded draw.
 
+pub mod cifar;
 pub mod distilled;
 pub mod rng;
 pub mod synthetic;
 
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+
 use beard_proto::v1::DatasetRef;
 use tch::{Device, TchError, Tensor};
+
+use crate::torchfile::TorchFileError;
 
 /// Per-channel mean and standard deviation of a dataset's pixels in [0, 1].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -64,12 +71,20 @@ const KNOWN: [DatasetInfo; 4] = [SYNTHETIC, CIFAR10, CIFAR100, TINY_IMAGENET];
 pub enum DataError {
     #[error("unknown dataset {0:?}; known datasets: synthetic, cifar10, cifar100, tinyimagenet")]
     UnknownDataset(String),
-    #[error("dataset {0} cannot be loaded by this agent yet: only the built-in `synthetic` dataset is available")]
+    #[error("dataset {0} cannot be loaded by this agent yet: synthetic, cifar10 and cifar100 are available")]
     Unavailable(&'static str),
+    #[error("dataset {0} needs a root: the directory holding its files")]
+    MissingRoot(&'static str),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{}: {message}", path.display())]
+    Malformed { path: PathBuf, message: String },
     #[error("the train spec names no distilled-set source")]
     MissingSource,
-    #[error("distilled-set files ({0}) cannot be loaded by this agent yet: only the `random` source is available")]
-    DistilledSourceUnavailable(String),
+    #[error("distilled set {path}: {message}")]
+    Distilled { path: String, message: String },
+    #[error(transparent)]
+    TorchFile(#[from] TorchFileError),
     #[error("ipc {ipc} is not possible: the train split has {available} images of class {class}")]
     NotEnoughImages { ipc: u32, class: usize, available: usize },
     #[error("ipc must be at least 1")]
@@ -81,6 +96,19 @@ pub enum DataError {
 /// The facts about a dataset by its canonical name.
 pub fn dataset_info(name: &str) -> Result<DatasetInfo, DataError> {
     KNOWN.into_iter().find(|info| info.name == name).ok_or_else(|| DataError::UnknownDataset(name.to_owned()))
+}
+
+/// The two splits of a dataset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Train,
+    Test,
+}
+
+/// One split as host buffers: `pixels` is `[n, 3, size, size]` in row-major order, in [0, 1].
+pub struct HostImages {
+    pub pixels: Vec<f32>,
+    pub labels: Vec<i64>,
 }
 
 /// One split on the device.
@@ -95,11 +123,11 @@ pub struct Split {
 
 impl Split {
     /// Upload host pixels (`[n, 3, size, size]` row-major) and labels to `device`.
-    pub fn upload(pixels: &[f32], labels: Vec<i64>, image_size: usize, device: Device) -> Result<Self, TchError> {
-        let shape = [labels.len() as i64, 3, image_size as i64, image_size as i64];
-        let images = Tensor::f_from_slice(pixels)?.f_reshape(shape)?.f_to(device)?;
-        let labels_tensor = Tensor::f_from_slice(&labels)?.f_to(device)?;
-        Ok(Self { images, labels: labels_tensor, labels_host: labels })
+    pub fn upload(host: HostImages, image_size: usize, device: Device) -> Result<Self, TchError> {
+        let shape = [host.labels.len() as i64, 3, image_size as i64, image_size as i64];
+        let images = Tensor::f_from_slice(&host.pixels)?.f_reshape(shape)?.f_to(device)?;
+        let labels = Tensor::f_from_slice(&host.labels)?.f_to(device)?;
+        Ok(Self { images, labels, labels_host: host.labels })
     }
 
     /// Number of images.
@@ -118,24 +146,44 @@ impl Split {
     }
 }
 
-/// A dataset with both splits on one device.
+/// A dataset on one device.
 pub struct Dataset {
     pub info: DatasetInfo,
-    pub train: Split,
     pub test: Split,
+    train: OnceCell<Split>,
+    root: PathBuf,
+    device: Device,
 }
 
 impl Dataset {
-    /// Load the dataset `reference` names onto `device`.
+    /// Load the dataset `reference` names (its test split) onto `device`.
     pub fn load(reference: &DatasetRef, device: Device) -> Result<Self, DataError> {
         let info = dataset_info(&reference.name)?;
-        if info.name != SYNTHETIC.name {
-            return Err(DataError::Unavailable(info.name));
-        }
-        let upload = |part| {
-            let host = synthetic::generate(part);
-            Split::upload(&host.pixels, host.labels, info.image_size, device)
-        };
-        Ok(Self { info, train: upload(synthetic::Part::Train)?, test: upload(synthetic::Part::Test)? })
+        let root = PathBuf::from(&reference.root);
+        let test = Split::upload(read_part(&info, &root, Part::Test)?, info.image_size, device)?;
+        Ok(Self { info, test, train: OnceCell::new(), root, device })
     }
+
+    /// The train split, uploaded the first time it is asked for.
+    pub fn train(&self) -> Result<&Split, DataError> {
+        if let Some(split) = self.train.get() {
+            return Ok(split);
+        }
+        let split = Split::upload(read_part(&self.info, &self.root, Part::Train)?, self.info.image_size, self.device)?;
+        Ok(self.train.get_or_init(|| split))
+    }
+}
+
+/// One split of a dataset on the host.
+fn read_part(info: &DatasetInfo, root: &Path, part: Part) -> Result<HostImages, DataError> {
+    let variant = match info.name {
+        "synthetic" => return Ok(synthetic::generate(part)),
+        "cifar10" => cifar::Variant::Cifar10,
+        "cifar100" => cifar::Variant::Cifar100,
+        _ => return Err(DataError::Unavailable(info.name)),
+    };
+    if root.as_os_str().is_empty() {
+        return Err(DataError::MissingRoot(info.name));
+    }
+    cifar::load(variant, root, part)
 }

@@ -13,8 +13,8 @@
 
 use std::f64::consts::{PI, TAU};
 
-use super::Normalization;
 use super::rng::Rng;
+use super::{HostImages, Normalization, Part};
 
 /// Number of classes.
 pub const CLASSES: usize = 10;
@@ -30,19 +30,6 @@ pub const NORMALIZATION: Normalization =
 
 const SEED: u64 = 0x5EED_BEA2D;
 const PIXELS: usize = IMAGE_SIZE * IMAGE_SIZE;
-
-/// The two splits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Part {
-    Train,
-    Test,
-}
-
-/// One split as host buffers: `pixels` is `[n, 3, 32, 32]` in row-major order.
-pub struct HostImages {
-    pub pixels: Vec<f32>,
-    pub labels: Vec<i64>,
-}
 
 /// Generate one split.
 pub fn generate(part: Part) -> HostImages {

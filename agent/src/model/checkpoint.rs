@@ -1,11 +1,14 @@
-//! Model-pool checkpoints: a model's state dict as safetensors bytes, and back.
+//! Model-pool checkpoints: a model's state dict as safetensors bytes, and back; PyTorch
+//! `torch.save(model.state_dict())` files (the published model pool) load as well.
 //!
-//! The file holds one float32 tensor per state-dict entry under its PyTorch name, with the
+//! The safetensors file holds one float32 tensor per state-dict entry under its PyTorch name, with the
 //! `{"format": "pt"}` metadata PyTorch's safetensors helpers write, so
 //! `model.load_state_dict(safetensors.torch.load(bytes))` works on the DC-bench ConvNet in Python.
 //! Loading is strict: every entry of the model must be present with its exact shape, and the file
 //! may hold nothing else (apart from batch norm's `num_batches_tracked`, which PyTorch writes and
-//! the model does not use).
+//! the model does not use). A PyTorch file must be a plain dict (or `OrderedDict`) of tensors;
+//! [`load`] tells the formats apart by the zip signature PyTorch files start with. Float16,
+//! bfloat16 and float64 entries are converted to float32.
 
 use std::collections::HashMap;
 
@@ -14,8 +17,11 @@ use safetensors::{Dtype, SafeTensors};
 use tch::{Device, Kind, Tensor};
 
 use super::ModelError;
+use crate::torchfile::{self, StoredTensor, Value};
 
 const IGNORED_SUFFIX: &str = ".num_batches_tracked";
+/// Every `torch.save` file since PyTorch 1.6 is a zip archive.
+const TORCH_ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 
 /// Serialize named float32 tensors (any device) to safetensors bytes; the output depends only on
 /// the names and values.
@@ -38,30 +44,84 @@ pub fn save(tensors: &HashMap<String, Tensor>) -> Result<Vec<u8>, ModelError> {
     safetensors::serialize(views, Some(metadata)).map_err(checkpoint_error)
 }
 
-/// Copy the tensors of safetensors `bytes` into `targets` (same names, shapes, float32).
+/// Copy the tensors of checkpoint `bytes` (safetensors, or a PyTorch state-dict file) into
+/// `targets` (same names and shapes).
 pub fn load(bytes: &[u8], targets: &HashMap<String, Tensor>) -> Result<(), ModelError> {
+    let source = if bytes.starts_with(TORCH_ZIP_MAGIC) {
+        torch_state_dict(torchfile::read(bytes, "the checkpoint").map_err(|e| ModelError::Checkpoint(e.to_string()))?)?
+    } else {
+        safetensors_state_dict(bytes)?
+    };
+    assign(source, targets)
+}
+
+/// The named tensors of a decoded PyTorch file, which must be a plain tensor dictionary.
+pub fn torch_state_dict(value: Value) -> Result<Vec<(String, StoredTensor)>, ModelError> {
+    let Value::Dict(entries) = value else {
+        return Err(ModelError::Checkpoint(format!(
+            "a state dict must be a dict of tensors, found {}",
+            value.describe()
+        )));
+    };
+    entries
+        .into_iter()
+        .map(|(key, value)| match (key, value) {
+            (Value::Str(name), Value::Tensor(tensor)) => Ok((name, tensor)),
+            (key, value) => Err(ModelError::Checkpoint(format!(
+                "a state dict must map names to tensors, found {} -> {}",
+                key.describe(),
+                value.describe()
+            ))),
+        })
+        .collect()
+}
+
+fn safetensors_state_dict(bytes: &[u8]) -> Result<Vec<(String, StoredTensor)>, ModelError> {
     let file = SafeTensors::deserialize(bytes).map_err(checkpoint_error)?;
-    if let Some(extra) =
-        file.names().into_iter().find(|name| !name.ends_with(IGNORED_SUFFIX) && !targets.contains_key(*name))
-    {
+    file.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let dtype = match view.dtype() {
+                Dtype::F32 => torchfile::Dtype::F32,
+                Dtype::F64 => torchfile::Dtype::F64,
+                Dtype::F16 => torchfile::Dtype::F16,
+                Dtype::BF16 => torchfile::Dtype::BF16,
+                Dtype::I64 => torchfile::Dtype::I64,
+                other => {
+                    return Err(ModelError::Checkpoint(format!("tensor {name:?} has unsupported dtype {other:?}")));
+                }
+            };
+            Ok((name, StoredTensor { dtype, shape: view.shape().to_vec(), data: view.data().to_vec() }))
+        })
+        .collect()
+}
+
+/// Copy `source` into `targets`: every target present with its shape and a float dtype, nothing
+/// else present (except `num_batches_tracked`).
+fn assign(source: Vec<(String, StoredTensor)>, targets: &HashMap<String, Tensor>) -> Result<(), ModelError> {
+    let source: HashMap<String, StoredTensor> = source.into_iter().collect();
+    let mut extra: Vec<&String> =
+        source.keys().filter(|name| !name.ends_with(IGNORED_SUFFIX) && !targets.contains_key(*name)).collect();
+    extra.sort_unstable();
+    if let Some(extra) = extra.first() {
         return Err(ModelError::Checkpoint(format!("unexpected tensor {extra:?}")));
     }
     let mut entries: Vec<(&String, &Tensor)> = targets.iter().collect();
     entries.sort_unstable_by_key(|(name, _)| *name);
     for (name, target) in entries {
-        let view = file.tensor(name).map_err(|_| ModelError::Checkpoint(format!("missing tensor {name:?}")))?;
+        let stored = source.get(name).ok_or_else(|| ModelError::Checkpoint(format!("missing tensor {name:?}")))?;
         let mut target = target.shallow_clone();
-        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-        if view.dtype() != Dtype::F32 || shape != target.size() {
+        let shape: Vec<i64> = stored.shape.iter().map(|&d| d as i64).collect();
+        if !stored.dtype.is_float() || shape != target.size() {
             return Err(ModelError::Checkpoint(format!(
-                "tensor {name:?} is {:?} {:?}, the model needs F32 {:?}",
-                view.dtype(),
+                "tensor {name:?} is {:?} {:?}, the model needs a float tensor of shape {:?}",
+                stored.dtype,
                 shape,
                 target.size()
             )));
         }
-        let source = Tensor::f_from_data_size(view.data(), &shape, Kind::Float)?;
-        tch::no_grad(|| target.f_copy_(&source))?;
+        let values = stored.to_tch()?.f_to_kind(Kind::Float)?;
+        tch::no_grad(|| target.f_copy_(&values))?;
     }
     Ok(())
 }

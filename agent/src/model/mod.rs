@@ -12,7 +12,8 @@
 //! and no other thread's use of torch's global generator can change them. Every op uses tch's
 //! fallible variants, so device errors (out of memory) come back as values, not panics.
 //!
-//! [`checkpoint`] turns the state dict into safetensors bytes and back.
+//! [`checkpoint`] turns the state dict into safetensors bytes and back, and reads PyTorch
+//! state-dict files (the published model pool).
 
 pub mod checkpoint;
 
@@ -160,7 +161,8 @@ impl ConvNet {
         Ok(Self { vs, blocks, classifier, pool: config.pool, mean, std })
     }
 
-    /// A model with the weights of a safetensors checkpoint.
+    /// A model with the weights of a checkpoint: safetensors bytes, or the bytes of a PyTorch
+    /// `torch.save(model.state_dict())` file (see [`checkpoint::load`]).
     pub fn from_checkpoint(config: &ConvNetConfig, bytes: &[u8], device: Device) -> Result<Self, ModelError> {
         let model = Self::new(config, 0, device)?;
         checkpoint::load(bytes, &model.vs.variables())?;

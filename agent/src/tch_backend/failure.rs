@@ -13,6 +13,7 @@ use crate::backend;
 use crate::data::DataError;
 use crate::eval::EvalError;
 use crate::model::ModelError;
+use crate::torchfile::TorchFileError;
 use crate::train::TrainError;
 
 /// Failure codes of this backend (besides `unsupported_attack`, `out_of_memory`, `cancelled`).
@@ -21,8 +22,13 @@ pub mod codes {
     pub const INVALID_SPEC: &str = "invalid_spec";
     /// A known dataset whose loader this agent does not have yet.
     pub const DATASET_UNAVAILABLE: &str = "dataset_unavailable";
-    /// A distilled-set source this agent cannot load yet.
-    pub const DISTILLED_SOURCE_UNAVAILABLE: &str = "distilled_source_unavailable";
+    /// A dataset or distilled-set file could not be read (missing, permissions, I/O); another
+    /// attempt (or another agent) may succeed.
+    pub const DATA_IO: &str = "data_io";
+    /// A dataset file that is not in its format (truncated, bad labels).
+    pub const INVALID_DATA: &str = "invalid_data";
+    /// A distilled-set file that cannot be used (unknown layout, wrong shapes, class counts).
+    pub const INVALID_DISTILLED_SET: &str = "invalid_distilled_set";
     /// Checkpoint bytes that are not a state dict of the spec's model.
     pub const INVALID_CHECKPOINT: &str = "invalid_checkpoint";
     /// libtorch reported an error.
@@ -65,10 +71,15 @@ impl From<DataError> for TaskFailure {
         let message = error.to_string();
         match error {
             DataError::Unavailable(_) => TaskFailure::permanent(codes::DATASET_UNAVAILABLE, message),
-            DataError::DistilledSourceUnavailable(_) => {
-                TaskFailure::permanent(codes::DISTILLED_SOURCE_UNAVAILABLE, message)
+            DataError::Io { .. } | DataError::TorchFile(TorchFileError::Io { .. }) => {
+                TaskFailure::retryable(codes::DATA_IO, message)
+            }
+            DataError::Malformed { .. } => TaskFailure::permanent(codes::INVALID_DATA, message),
+            DataError::Distilled { .. } | DataError::TorchFile(_) => {
+                TaskFailure::permanent(codes::INVALID_DISTILLED_SET, message)
             }
             DataError::UnknownDataset(_)
+            | DataError::MissingRoot(_)
             | DataError::MissingSource
             | DataError::NotEnoughImages { .. }
             | DataError::ZeroIpc => invalid_spec(message),
@@ -103,7 +114,9 @@ impl From<AttackConfigError> for TaskFailure {
         let message = error.to_string();
         match error {
             AttackConfigError::Unsupported(_) => TaskFailure::permanent(UNSUPPORTED_ATTACK, message),
-            AttackConfigError::Missing | AttackConfigError::Invalid { .. } => invalid_spec(message),
+            AttackConfigError::Missing | AttackConfigError::UntargetedOnly(_) | AttackConfigError::Invalid { .. } => {
+                invalid_spec(message)
+            }
         }
     }
 }

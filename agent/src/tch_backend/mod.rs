@@ -74,7 +74,7 @@ impl TchBackend {
         let training = spec.training.as_ref().ok_or_else(|| invalid_spec("the train spec has no training config"))?;
         let dataset = self.dataset(dataset_ref)?;
         let config = ConvNetConfig::new(model_config, &dataset.info)?;
-        let set = distilled::select(spec.source.as_ref(), &dataset.train, dataset.info.classes, spec.ipc, spec.seed)?;
+        let set = distilled::select(spec.source.as_ref(), dataset, spec.ipc, spec.seed)?;
         tch::manual_seed(i64::from(spec.seed));
         let model = ConvNet::new(&config, u64::from(spec.seed), device)?;
         let started = Instant::now();
@@ -97,7 +97,10 @@ impl TchBackend {
         checkpoint: &[u8],
         ctx: &TaskContext,
     ) -> Result<AttackShard, TaskFailure> {
-        let attack = spec.attack.as_ref().map_or(Err(AttackConfigError::Missing), attacks::from_config)?;
+        let attack = spec
+            .attack
+            .as_ref()
+            .map_or(Err(AttackConfigError::Missing), |config| attacks::from_config(config, spec.targeted))?;
         let train = spec.train.as_ref().ok_or_else(|| invalid_spec("the attack spec has no train spec"))?;
         let dataset_ref = train.dataset.as_ref().ok_or_else(|| invalid_spec("the train spec names no dataset"))?;
         let model_config = train.model.as_ref().ok_or_else(|| invalid_spec("the train spec names no model"))?;

@@ -108,7 +108,11 @@ pub enum Value {
     Global(String),
     /// An instance of a class this reader does not rebuild: the class (`module.name`), the
     /// arguments it would have been called with, and the state `BUILD` gave it.
-    Object { class: String, args: Box<Value>, state: Option<Box<Value>> },
+    Object {
+        class: String,
+        args: Box<Value>,
+        state: Option<Box<Value>>,
+    },
 }
 
 impl Value {

@@ -2,6 +2,8 @@
 //! and a small trained model, all with fixed seeds.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod files;
+
 use beard_agent::backend::{Backend, TaskContext};
 use beard_agent::data::Dataset;
 use beard_agent::model::{ConvNet, ConvNetConfig};

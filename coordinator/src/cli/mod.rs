@@ -11,10 +11,14 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use beard_proto::MAX_MESSAGE_BYTES;
+use beard_proto::auth::{AttachToken, Token};
 use beard_proto::describe::{describe_attack, describe_train};
 use beard_proto::v1::control_service_client::ControlServiceClient;
-use beard_proto::v1::{CancelRequest, ReportRequest, StatusRequest, SubmitRequest, SweepStatus};
+use beard_proto::v1::{
+    AgentInfo, AgentsRequest, CancelRequest, ReportRequest, StatusRequest, SubmitRequest, SweepStatus,
+};
 use clap::{Parser, Subcommand, ValueEnum};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::scheduler::SchedulerConfig;
@@ -48,6 +52,17 @@ enum Command {
     Status {
         /// Sweep id (as printed by `submit`); all sweeps when omitted.
         sweep: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Follow a sweep until it finishes, with a progress bar and ETA.
+    Watch {
+        sweep: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List the agents: device, last heartbeat, current task.
+    Agents {
         #[command(flatten)]
         target: Target,
     },
@@ -94,6 +109,10 @@ struct ServeArgs {
     /// Write the bound address to this file once listening (useful with port 0).
     #[arg(long)]
     addr_file: Option<PathBuf>,
+    /// File holding the bearer token clients must present (else `BEARD_TOKEN`; else a random
+    /// token is generated into STATE/token).
+    #[arg(long, env = "BEARD_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -115,6 +134,9 @@ struct Target {
     /// Coordinator to talk to.
     #[arg(long, default_value = DEFAULT_COORDINATOR, env = "BEARD_COORDINATOR")]
     coordinator: String,
+    /// File holding the coordinator's bearer token (else `BEARD_TOKEN`).
+    #[arg(long, env = "BEARD_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -131,7 +153,7 @@ pub async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Submit(args) => submit(args).await,
         Command::Status { sweep, target } => {
-            let mut client = connect(&target.coordinator).await?;
+            let mut client = connect(&target).await?;
             let response = client.status(StatusRequest { sweep_id: sweep.unwrap_or_default() }).await?.into_inner();
             if response.sweeps.is_empty() {
                 println!("no sweeps");
@@ -141,14 +163,26 @@ pub async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Watch { sweep, target } => {
+            let mut client = connect(&target).await?;
+            let status = progress::wait_for(&mut client, &sweep).await?;
+            print_status(&status);
+            Ok(())
+        }
+        Command::Agents { target } => {
+            let mut client = connect(&target).await?;
+            let agents = client.agents(AgentsRequest {}).await?.into_inner().agents;
+            print_agents(&agents);
+            Ok(())
+        }
         Command::Cancel { sweep, target } => {
-            let mut client = connect(&target.coordinator).await?;
+            let mut client = connect(&target).await?;
             let response = client.cancel(CancelRequest { sweep_id: sweep.clone() }).await?.into_inner();
             println!("cancelled {sweep}: {} unfinished tasks will not be leased", response.cancelled_tasks);
             Ok(())
         }
         Command::Report { sweep, format, out, target } => {
-            let mut client = connect(&target.coordinator).await?;
+            let mut client = connect(&target).await?;
             let report = client.report(ReportRequest { sweep_id: sweep }).await?.into_inner();
             match out {
                 Some(dir) => {
@@ -173,12 +207,29 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    std::fs::create_dir_all(&args.state).with_context(|| format!("cannot create {}", args.state.display()))?;
+    let token = match Token::from_file_or_env(args.token_file.as_deref())? {
+        Some(token) => token,
+        None => {
+            let path = args.state.join("token");
+            let token = match Token::from_file_or_env(Some(&path)) {
+                Ok(Some(existing)) => existing,
+                _ => {
+                    let token = Token::generate();
+                    token.write_private(&path)?;
+                    token
+                }
+            };
+            tracing::info!(path = %path.display(), "clients authenticate with the token in this file");
+            token
+        }
+    };
     let bound = listener.local_addr()?;
     if let Some(path) = &args.addr_file {
         std::fs::write(path, bound.to_string()).with_context(|| format!("cannot write {}", path.display()))?;
     }
     tracing::info!(address = %bound, state = %args.state.display(), "coordinator listening");
-    crate::service::run(listener, &args.state, config, beard_proto::process::shutdown_signal()).await?;
+    crate::service::run(listener, &args.state, config, token, beard_proto::process::shutdown_signal()).await?;
     tracing::info!("coordinator stopped");
     Ok(())
 }
@@ -189,7 +240,7 @@ async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     if args.dry_run {
         return dry_run(&yaml, &file_name);
     }
-    let mut client = connect(&args.target.coordinator).await?;
+    let mut client = connect(&args.target).await?;
     let response = match client.submit(SubmitRequest { yaml, file_name }).await {
         Ok(response) => response.into_inner(),
         Err(status) if status.code() == tonic::Code::InvalidArgument => bail!("{}", status.message()),
@@ -225,14 +276,19 @@ fn dry_run(yaml: &str, file_name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn connect(url: &str) -> anyhow::Result<ControlServiceClient<Channel>> {
-    let channel = Channel::from_shared(url.to_owned())
+/// The control client with the caller's token attached to every call.
+pub type Control = ControlServiceClient<InterceptedService<Channel, AttachToken>>;
+
+async fn connect(target: &Target) -> anyhow::Result<Control> {
+    let url = &target.coordinator;
+    let token = Token::from_file_or_env(target.token_file.as_deref())?;
+    let channel = Channel::from_shared(url.clone())
         .with_context(|| format!("invalid coordinator address {url:?}"))?
         .connect_timeout(Duration::from_secs(5))
         .connect()
         .await
         .with_context(|| format!("cannot reach the coordinator at {url} (is `coordinator serve` running?)"))?;
-    Ok(ControlServiceClient::new(channel)
+    Ok(ControlServiceClient::with_interceptor(channel, AttachToken::new(token.as_ref()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
 }
@@ -253,6 +309,19 @@ fn print_status(sweep: &SweepStatus) {
     for error in &sweep.errors {
         let reason = error.failure.as_ref().map_or_else(|| "unknown error".to_owned(), ToString::to_string);
         println!("  failed: {} — {reason}", error.description);
+    }
+}
+
+fn print_agents(agents: &[AgentInfo]) {
+    if agents.is_empty() {
+        println!("no agents have registered");
+    }
+    let now = crate::scheduler::now_ms();
+    for agent in agents {
+        let seen = (now - agent.last_seen_unix_ms).max(0) as f64 / 1000.0;
+        let state = if agent.alive { "alive" } else { "lost" };
+        let work = if agent.current_tasks.is_empty() { "idle".to_owned() } else { agent.current_tasks.join(", ") };
+        println!("{}  {}  {state}, last heartbeat {seen:.1} s ago  {work}", agent.name, agent.device);
     }
 }
 

@@ -4,16 +4,16 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use beard_proto::v1::control_service_client::ControlServiceClient;
 use beard_proto::v1::{StatusRequest, SweepStatus};
 use indicatif::{ProgressBar, ProgressStyle};
-use tonic::transport::Channel;
+
+use super::Control;
 
 const POLL: Duration = Duration::from_millis(500);
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
 
 /// Poll the sweep's status until no task is pending or running; returns the final status.
-pub async fn wait_for(client: &mut ControlServiceClient<Channel>, sweep_id: &str) -> anyhow::Result<SweepStatus> {
+pub async fn wait_for(client: &mut Control, sweep_id: &str) -> anyhow::Result<SweepStatus> {
     let interactive = std::io::stderr().is_terminal();
     let bar = if interactive { ProgressBar::new(0) } else { ProgressBar::hidden() };
     bar.set_style(

@@ -35,9 +35,9 @@ use beard_proto::describe::describe_task;
 use beard_proto::failure::codes;
 use beard_proto::keys::{is_valid_key, sha256_hex, task_key};
 use beard_proto::v1::{
-    AttackShard, CancelResponse, CompleteRequest, CompleteResponse, LeaseResponse, LeasedTask, RegisterRequest,
-    RegisterResponse, StatusResponse, SubmitResponse, SweepStatus, TaskError, TaskFailure, TaskSpec, TrainResult,
-    complete_request, task_spec,
+    AgentInfo, AgentsResponse, AttackShard, CancelResponse, CompleteRequest, CompleteResponse, LeaseResponse,
+    LeasedTask, RegisterRequest, RegisterResponse, StatusResponse, SubmitResponse, SweepStatus, TaskError, TaskFailure,
+    TaskSpec, TrainResult, complete_request, task_spec,
 };
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
@@ -397,6 +397,26 @@ impl Scheduler {
             }
             Ok(Ok(StatusResponse { sweeps: out }))
         })?
+    }
+
+    /// Every known agent, whether it is alive, and what it works on.
+    pub fn agents(&mut self, now: i64) -> SchedulerResult<AgentsResponse> {
+        let alive_since = now - millis(self.config.lease_ttl);
+        Ok(self.store.transaction(|tx| {
+            let mut agents = Vec::new();
+            for (name, generation, device, last_seen) in tx.agents()? {
+                let current_tasks = tx.leases_of(&name)?.into_iter().map(|task| task.description).collect();
+                agents.push(AgentInfo {
+                    alive: last_seen >= alive_since,
+                    name,
+                    generation,
+                    device,
+                    last_seen_unix_ms: last_seen,
+                    current_tasks,
+                });
+            }
+            Ok(AgentsResponse { agents })
+        })?)
     }
 
     /// Stop leasing the tasks of a sweep; leases in flight are revoked at their next heartbeat.

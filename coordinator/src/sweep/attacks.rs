@@ -210,24 +210,39 @@ fn untargeted_modes(list: Option<NonEmpty<Untargeted>>) -> Option<Vec<bool>> {
     list.map(|list| vec![false; list.0.len()])
 }
 
-/// DeepFool (untargeted only).
+/// DeepFool's number of candidate classes, the true class included: at least 2.
+#[derive(Debug)]
+struct TopK(u32);
+
+impl<'de> Deserialize<'de> for TopK {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let Count(k) = Count::deserialize(deserializer)?;
+        if k < 2 {
+            return Err(de::Error::custom("expected an integer >= 2 (the true class and at least one other), found 1"));
+        }
+        Ok(TopK(k))
+    }
+}
+
+/// DeepFool (untargeted only), over the true class and the `top_k - 1` most likely others.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default, expecting = "deepfool settings (steps, overshoot, targeted)")]
+#[serde(deny_unknown_fields, default, expecting = "deepfool settings (steps, overshoot, top_k, targeted)")]
 struct DeepFoolSettings {
     steps: Count,
     overshoot: NonNegative,
+    top_k: TopK,
     targeted: Option<NonEmpty<Untargeted>>,
 }
 
 impl Default for DeepFoolSettings {
     fn default() -> Self {
-        Self { steps: Count(50), overshoot: NonNegative(0.02), targeted: None }
+        Self { steps: Count(50), overshoot: NonNegative(0.02), top_k: TopK(10), targeted: None }
     }
 }
 
 impl Settings for DeepFoolSettings {
     fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>) {
-        let deepfool = v1::DeepFool { steps: self.steps.0, overshoot: self.overshoot.0 };
+        let deepfool = v1::DeepFool { steps: self.steps.0, overshoot: self.overshoot.0, top_k: self.top_k.0 };
         (attack_config::Attack::Deepfool(deepfool), untargeted_modes(self.targeted))
     }
 }
@@ -300,7 +315,7 @@ mod tests {
                     random_start: false
                 }),
                 attack_config::Attack::Cw(v1::CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01 }),
-                attack_config::Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02 }),
+                attack_config::Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02, top_k: 10 }),
                 attack_config::Attack::Autoattack(v1::AutoAttack { eps: 8.0 / 255.0, version: "standard".into() }),
             ]
         );
@@ -320,6 +335,17 @@ mod tests {
         );
         assert_eq!(entries[0].targeted, Some(vec![true]));
         assert_eq!(entries[1].targeted, Some(vec![false]));
+    }
+
+    #[test]
+    fn deepfool_top_k_needs_a_class_besides_the_true_one() {
+        let entries = parse("deepfool: { top_k: 3 }\n");
+        assert_eq!(
+            entries[0].config,
+            attack_config::Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02, top_k: 3 })
+        );
+        let err = yaml_serde::from_str::<Attacks>("deepfool: { top_k: 1 }").unwrap_err();
+        assert!(err.to_string().contains("expected an integer >= 2"), "{err}");
     }
 
     #[test]

@@ -68,6 +68,47 @@ impl Stored {
     }
 }
 
+/// One distilled set's files: `path`, or `{ images: path, labels: path }` when the labels are a
+/// separate file (MTT's `images_best.pt` / `labels_best.pt`).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct FileEntry {
+    pub(super) images: Text,
+    pub(super) labels: Option<Text>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping with images and labels")]
+struct SplitFiles {
+    images: Text,
+    labels: Text,
+}
+
+impl<'de> Deserialize<'de> for FileEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(FileEntryVisitor)
+    }
+}
+
+struct FileEntryVisitor;
+
+impl<'de> Visitor<'de> for FileEntryVisitor {
+    type Value = FileEntry;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a file path or a mapping with images and labels")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<FileEntry, E> {
+        let images = Text::deserialize(de::value::StrDeserializer::<E>::new(v))?;
+        Ok(FileEntry { images, labels: None })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FileEntry, A::Error> {
+        let split = SplitFiles::deserialize(MapAccessDeserializer::new(map))?;
+        Ok(FileEntry { images: split.images, labels: Some(split.labels) })
+    }
+}
+
 /// A method whose distilled sets are files.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(
@@ -75,7 +116,7 @@ impl Stored {
     expecting = "a mapping with files (per dataset, per ipc) and optionally stored and experiment"
 )]
 pub(super) struct FileSet {
-    pub(super) files: OrderedMap<DatasetName, OrderedMap<Count, Text>>,
+    pub(super) files: OrderedMap<DatasetName, OrderedMap<Count, FileEntry>>,
     #[serde(default)]
     pub(super) stored: Stored,
     /// Index of the experiment inside DC/DSA/DM/IDM result files.
@@ -134,7 +175,22 @@ mod tests {
         assert_eq!(set.stored, Stored::Pixels);
         assert_eq!(set.experiment, 0);
         let cifar = set.files.get(&DatasetName::Cifar10).unwrap();
-        assert_eq!(cifar.get(&Count(10)).map(|t| t.0.as_str()), Some("b.pt"));
+        assert_eq!(cifar.get(&Count(10)).map(|t| t.images.0.as_str()), Some("b.pt"));
+        assert_eq!(cifar.get(&Count(10)).map(|t| t.labels.is_none()), Some(true));
+    }
+
+    #[test]
+    fn a_file_entry_may_name_a_separate_labels_file() {
+        let files: MethodSource =
+            yaml_serde::from_str("files: { cifar10: { 10: { images: i.pt, labels: l.pt } } }").unwrap();
+        let MethodSource::Files(set) = files else { panic!("expected files") };
+        let entry = set.files.get(&DatasetName::Cifar10).and_then(|c| c.get(&Count(10))).cloned();
+        assert_eq!(entry.map(|e| (e.images.0, e.labels.map(|l| l.0))), Some(("i.pt".into(), Some("l.pt".into()))));
+        assert!(yaml_serde::from_str::<MethodSource>("files: { cifar10: { 10: { images: i.pt } } }").is_err());
+        assert!(
+            yaml_serde::from_str::<MethodSource>("files: { cifar10: { 10: { images: i.pt, labels: l.pt, x: y } } }")
+                .is_err()
+        );
     }
 
     #[test]

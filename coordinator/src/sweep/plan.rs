@@ -81,6 +81,8 @@ pub struct PoolFile {
     pub ipc: u32,
     /// Joined onto `pool_dir` when written relative and `pool_dir` is set.
     pub path: String,
+    /// A separate labels file (joined the same way); empty when `path` holds the labels.
+    pub labels_path: String,
 }
 
 impl Method {
@@ -96,6 +98,7 @@ impl Method {
                     path: file.path.clone(),
                     experiment: *experiment,
                     stored: stored.clone(),
+                    labels_path: file.labels_path.clone(),
                 })
             }
         };
@@ -178,18 +181,23 @@ fn files_source(set: FileSet, pool_dir: Option<&str>) -> Source {
         .0
         .into_iter()
         .flat_map(|(dataset, per_ipc)| {
-            per_ipc.0.into_iter().map(move |(ipc, path)| PoolFile {
+            per_ipc.0.into_iter().map(move |(ipc, entry)| PoolFile {
                 dataset,
                 ipc: ipc.0,
-                path: match pool_dir {
-                    // `join` keeps an absolute path as it is.
-                    Some(dir) => Path::new(dir).join(&path.0).to_string_lossy().into_owned(),
-                    None => path.0,
-                },
+                path: in_pool(pool_dir, entry.images.0),
+                labels_path: entry.labels.map(|labels| in_pool(pool_dir, labels.0)).unwrap_or_default(),
             })
         })
         .collect();
     Source::Files { files, experiment: set.experiment, stored: set.stored.as_str().to_owned() }
+}
+
+/// `path` joined onto `pool_dir` when that is set (`join` keeps an absolute path as it is).
+fn in_pool(pool_dir: Option<&str>, path: String) -> String {
+    match pool_dir {
+        Some(dir) => Path::new(dir).join(&path).to_string_lossy().into_owned(),
+        None => path,
+    }
 }
 
 fn training_config(training: &document::Training) -> TrainingConfig {

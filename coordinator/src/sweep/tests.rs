@@ -346,12 +346,30 @@ fn file_paths_are_joined_onto_the_pool_dir() {
             path: path.into(),
             experiment: 2,
             stored: "normalized".into(),
+            labels_path: String::new(),
         })),
     };
     assert_eq!(source(1), Some(file("/pool/DC/a.pt")));
     assert_eq!(source(10), Some(file("/abs/b.pt")));
     let without_pool = accepted(&text.replace("pool_dir: /pool\n", ""));
     assert_eq!(without_pool.methods[0].distilled(DatasetName::Synthetic, 1), Some(file("DC/a.pt")));
+}
+
+#[test]
+fn separate_labels_files_are_joined_onto_the_pool_dir() {
+    let text = with(
+        5,
+        "  MTT:\n    files:\n      synthetic:\n        1: { images: m/i1.pt, labels: m/l1.pt }\n        10: b.pt",
+    ) + "pool_dir: /pool\n";
+    let sweep = accepted(&text);
+    let file = |ipc| match sweep.methods[0].distilled(DatasetName::Synthetic, ipc).and_then(|s| s.source) {
+        Some(distilled_source::Source::File(file)) => (file.path, file.labels_path),
+        other => panic!("expected a file source: {other:?}"),
+    };
+    assert_eq!(file(1), ("/pool/m/i1.pt".to_owned(), "/pool/m/l1.pt".to_owned()));
+    assert_eq!(file(10), ("/pool/b.pt".to_owned(), String::new()));
+    let text = with(5, "  MTT:\n    files:\n      synthetic:\n        1: { images: i.pt }\n        10: b.pt");
+    assert_rejected(&text, 8, "methods.MTT.files.synthetic.1", "missing field `labels`");
 }
 
 // ------------------------------------------------------------------------------------------

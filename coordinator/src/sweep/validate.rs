@@ -1,6 +1,7 @@
 //! Cross-field rules of a sweep file that no single field's type can check: roots for real
 //! datasets, repeated list entries, untargeted-only attacks against the sweep's modes, a file
-//! for every (dataset, IPC) of a file-based method, and the range of CREI's alpha.
+//! for every (dataset, IPC) of a file-based method, the range of CREI's alpha, and the size of
+//! the task grid.
 
 use std::fmt;
 
@@ -16,8 +17,14 @@ pub(super) fn check(file: &SweepFile) -> Result<(), Issue> {
     unique(&file.targeted.0, FieldPath::root().key("targeted"), "mode")?;
     check_attacks(file)?;
     check_methods(file)?;
-    check_metrics(file)
+    check_metrics(file)?;
+    check_grid(file)
 }
+
+/// The most tasks (train and attack together) one sweep may expand into. The full BEARD grid is
+/// under 3,000; the limit keeps a typo such as `seeds: 4000000000` from exhausting the
+/// coordinator's memory when it expands the sweep.
+pub(super) const MAX_TASKS: u64 = 1_000_000;
 
 fn check_datasets(file: &SweepFile) -> Result<(), Issue> {
     for (name, settings) in &file.datasets.0 {
@@ -103,4 +110,34 @@ fn check_metrics(file: &SweepFile) -> Result<(), Issue> {
             format!("expected a number in [0, 1], found {alpha}"),
         ))
     }
+}
+
+/// Refuses a sweep whose grid exceeds [`MAX_TASKS`], blaming the largest dimension the file can
+/// make arbitrarily large: the seed count, the IPC list or the method list.
+fn check_grid(file: &SweepFile) -> Result<(), Issue> {
+    let count = |len: usize| u64::try_from(len).unwrap_or(u64::MAX);
+    let seeds = u64::from(file.seeds.0);
+    let (ipcs, methods) = (count(file.ipc.0.len()), count(file.methods.0.len()));
+    let trains = [count(file.datasets.0.len()), methods, ipcs, seeds].into_iter().fold(1u64, u64::saturating_mul);
+    let modes: u64 = file
+        .attacks
+        .0
+        .iter()
+        .map(|attack| count(attack.targeted.as_ref().map_or(file.targeted.0.len(), Vec::len)))
+        .fold(0u64, u64::saturating_add);
+    let tasks = trains.saturating_add(trains.saturating_mul(modes));
+    if tasks <= MAX_TASKS {
+        return Ok(());
+    }
+    let blamed = if seeds >= ipcs && seeds >= methods {
+        "seeds"
+    } else if ipcs >= methods {
+        "ipc"
+    } else {
+        "methods"
+    };
+    Err(Issue::new(
+        FieldPath::root().key(blamed),
+        format!("the sweep expands to {tasks} tasks, more than the limit of {MAX_TASKS}"),
+    ))
 }

@@ -7,9 +7,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use beard_proto::auth::{AttachToken, Token};
 use beard_proto::v1::control_service_client::ControlServiceClient;
 use beard_proto::v1::{StatusRequest, SubmitRequest, SweepStatus};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// The control client as the CLI builds it.
+pub type Control = ControlServiceClient<InterceptedService<Channel, AttachToken>>;
 
 /// Directory of the release binaries (`make build`), or `BEARD_BIN_DIR`.
 pub fn bin_dir() -> PathBuf {
@@ -40,6 +45,25 @@ impl Process {
         let _ = self.child.wait();
     }
 
+    /// Send SIGTERM (a polite stop, as systemd and Kubernetes send it).
+    pub fn terminate(&self) -> anyhow::Result<()> {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
+        anyhow::ensure!(status.success(), "kill -TERM {} failed", self.child.id());
+        Ok(())
+    }
+
+    /// Wait up to `timeout` for the process to exit; its exit status if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(None)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -58,13 +82,37 @@ pub struct Coordinator {
     pub state: PathBuf,
 }
 
+impl Coordinator {
+    /// The file holding the token the coordinator generated at start.
+    pub fn token_file(&self) -> PathBuf {
+        self.state.join("token")
+    }
+
+    pub fn token(&self) -> anyhow::Result<Token> {
+        Token::from_file_or_env(Some(&self.token_file()))?.context("the coordinator wrote no token")
+    }
+}
+
 /// Start `coordinator serve` on an ephemeral loopback port with short leases.
 pub fn start_coordinator(dir: &Path, lease_ttl_secs: f64) -> anyhow::Result<Coordinator> {
+    start_coordinator_on(dir, lease_ttl_secs, "127.0.0.1:0")
+}
+
+/// Kill the coordinator (SIGKILL: no graceful shutdown) and start it again on the same address
+/// with the same state directory.
+pub fn restart_coordinator(coordinator: Coordinator, dir: &Path, lease_ttl_secs: f64) -> anyhow::Result<Coordinator> {
+    let address = coordinator.url.trim_start_matches("http://").to_owned();
+    drop(coordinator);
+    std::fs::remove_file(dir.join("address"))?;
+    start_coordinator_on(dir, lease_ttl_secs, &address)
+}
+
+fn start_coordinator_on(dir: &Path, lease_ttl_secs: f64, listen: &str) -> anyhow::Result<Coordinator> {
     let state = dir.join("state");
     let address_file = dir.join("address");
-    let log = std::fs::File::create(dir.join("coordinator.log"))?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("coordinator.log"))?;
     let child = Command::new(binary("coordinator"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--retry-backoff-secs", "0.2"])
+        .args(["serve", "--listen", listen, "--retry-backoff-secs", "0.2"])
         .arg("--lease-ttl-secs")
         .arg(lease_ttl_secs.to_string())
         .arg("--heartbeat-secs")
@@ -91,10 +139,24 @@ pub fn start_coordinator(dir: &Path, lease_ttl_secs: f64) -> anyhow::Result<Coor
 }
 
 /// Start `agent run` on the CPU with one libtorch thread.
-pub fn start_agent(dir: &Path, url: &str, name: &str) -> anyhow::Result<Process> {
+pub fn start_agent(dir: &Path, coordinator: &Coordinator, name: &str) -> anyhow::Result<Process> {
+    start_agent_draining(dir, coordinator, name, 5.0)
+}
+
+/// Start an agent that gives a running task `drain_secs` to finish after SIGTERM.
+pub fn start_agent_draining(
+    dir: &Path,
+    coordinator: &Coordinator,
+    name: &str,
+    drain_secs: f64,
+) -> anyhow::Result<Process> {
     let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
     let child = Command::new(binary("agent"))
-        .args(["run", "--device", "cpu", "--coordinator", url, "--name", name, "--drain-timeout-secs", "5"])
+        .args(["run", "--device", "cpu", "--coordinator", &coordinator.url, "--name", name])
+        .arg("--drain-timeout-secs")
+        .arg(drain_secs.to_string())
+        .arg("--token-file")
+        .arg(coordinator.token_file())
         .arg("--work-dir")
         .arg(dir.join(name))
         .env("OMP_NUM_THREADS", "1")
@@ -105,17 +167,25 @@ pub fn start_agent(dir: &Path, url: &str, name: &str) -> anyhow::Result<Process>
     Ok(Process { child, name: name.into() })
 }
 
-pub async fn control(url: &str) -> anyhow::Result<ControlServiceClient<Channel>> {
-    Ok(ControlServiceClient::connect(url.to_owned()).await?.max_decoding_message_size(beard_proto::MAX_MESSAGE_BYTES))
+/// A control client presenting `token` (or none).
+pub async fn control_with(url: &str, token: Option<&Token>) -> anyhow::Result<Control> {
+    let channel = Channel::from_shared(url.to_owned())?.connect().await?;
+    Ok(ControlServiceClient::with_interceptor(channel, AttachToken::new(token))
+        .max_decoding_message_size(beard_proto::MAX_MESSAGE_BYTES))
 }
 
-pub async fn submit(client: &mut ControlServiceClient<Channel>, yaml: &str) -> anyhow::Result<String> {
+/// A control client presenting the coordinator's token.
+pub async fn control(coordinator: &Coordinator) -> anyhow::Result<Control> {
+    control_with(&coordinator.url, Some(&coordinator.token()?)).await
+}
+
+pub async fn submit(client: &mut Control, yaml: &str) -> anyhow::Result<String> {
     let response =
         client.submit(SubmitRequest { yaml: yaml.to_owned(), file_name: "test.yaml".into() }).await?.into_inner();
     Ok(response.sweep_id)
 }
 
-pub async fn status(client: &mut ControlServiceClient<Channel>, sweep: &str) -> anyhow::Result<SweepStatus> {
+pub async fn status(client: &mut Control, sweep: &str) -> anyhow::Result<SweepStatus> {
     client
         .status(StatusRequest { sweep_id: sweep.to_owned() })
         .await?
@@ -126,11 +196,7 @@ pub async fn status(client: &mut ControlServiceClient<Channel>, sweep: &str) -> 
 }
 
 /// Poll until the sweep has no pending or running task.
-pub async fn wait_finished(
-    client: &mut ControlServiceClient<Channel>,
-    sweep: &str,
-    timeout: Duration,
-) -> anyhow::Result<SweepStatus> {
+pub async fn wait_finished(client: &mut Control, sweep: &str, timeout: Duration) -> anyhow::Result<SweepStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         let status = status(client, sweep).await?;
@@ -191,4 +257,26 @@ model: {{ width: 16 }}
 evaluation: {{ test_samples: 64, batch_size: 64 }}
 "#
     )
+}
+
+/// The task `agent` currently leases, if any.
+pub fn leased_by(conn: &rusqlite::Connection, agent: &str) -> anyhow::Result<Option<String>> {
+    let mut stmt = conn.prepare("SELECT id FROM tasks WHERE state = 'leased' AND lease_agent = ?1 LIMIT 1")?;
+    let mut rows = stmt.query([agent])?;
+    Ok(match rows.next()? {
+        Some(row) => Some(row.get(0)?),
+        None => None,
+    })
+}
+
+/// Wait until `agent` holds a lease; returns the leased task's id.
+pub async fn wait_for_lease(conn: &rusqlite::Connection, agent: &str, timeout: Duration) -> anyhow::Result<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(task) = leased_by(conn, agent)? {
+            return Ok(task);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{agent} never leased a task");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

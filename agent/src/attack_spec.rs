@@ -1,0 +1,235 @@
+//! Attack specs as the command line writes them: `NAME` or `NAME:key=value,...`, e.g.
+//! `pgd:eps=8/255,alpha=2/255,steps=10`, parsed into the task's [`AttackConfig`].
+//!
+//! Names and parameter names are the sweep file's (torchattacks' parameter names); parameters
+//! not written take BEARD's reference defaults (DESIGN.md, the same as the sweep file's). Numbers
+//! may be decimals or fractions (`8/255`); `steps` and `top_k` are integers; `random_start` is
+//! `true` or `false`. The parser checks only the syntax and the names: the attacks check the
+//! values when they are built.
+
+use beard_proto::v1::{self, AttackConfig, attack_config::Attack};
+
+/// Why a spec could not be parsed.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SpecError {
+    #[error("unknown attack {0:?}; known: fgsm, pgd, pgdl2, cw, deepfool, autoattack")]
+    UnknownAttack(String),
+    #[error("{attack} has no parameter {key:?}; it takes {known}")]
+    UnknownParameter { attack: &'static str, key: String, known: &'static str },
+    #[error("expected key=value, found {0:?}")]
+    Malformed(String),
+    #[error("parameter {0:?} is given twice")]
+    Repeated(String),
+    #[error("{key}={value:?}: expected {expected}")]
+    BadValue { key: String, value: String, expected: &'static str },
+}
+
+/// The attack config a spec describes.
+pub fn parse(spec: &str) -> Result<AttackConfig, SpecError> {
+    let (name, parameters) = spec.trim().split_once(':').unwrap_or((spec.trim(), ""));
+    let mut attack = defaults(name).ok_or_else(|| SpecError::UnknownAttack(name.to_owned()))?;
+    let mut seen: Vec<&str> = Vec::new();
+    for item in parameters.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+        let (key, value) = item.split_once('=').ok_or_else(|| SpecError::Malformed(item.to_owned()))?;
+        let (key, value) = (key.trim(), value.trim());
+        if seen.contains(&key) {
+            return Err(SpecError::Repeated(key.to_owned()));
+        }
+        seen.push(key);
+        set(&mut attack, key, value)?;
+    }
+    Ok(AttackConfig { attack: Some(attack) })
+}
+
+/// A list of specs separated by commas, semicolons or spaces: an item with `=` (and no `:`) is a
+/// parameter of the spec before it, any other item starts a new spec, so
+/// `fgsm,pgd:eps=4/255,steps=5,deepfool` is three attacks.
+pub fn parse_list(list: &str) -> Result<Vec<AttackConfig>, SpecError> {
+    let mut specs: Vec<String> = Vec::new();
+    for item in list.split([',', ';', ' ']).map(str::trim).filter(|item| !item.is_empty()) {
+        match specs.last_mut() {
+            Some(spec) if item.contains('=') && !item.contains(':') => {
+                spec.push(',');
+                spec.push_str(item);
+            }
+            _ => specs.push(item.to_owned()),
+        }
+    }
+    specs.iter().map(|spec| parse(spec)).collect()
+}
+
+/// The spec of `config` with every parameter written (what [`parse`] reads back to `config`).
+pub fn format(config: &AttackConfig) -> String {
+    let name = beard_proto::describe::attack_name(config);
+    let parameters = match &config.attack {
+        None => return name.to_owned(),
+        Some(Attack::Fgsm(fgsm)) => format!("eps={}", fgsm.eps),
+        Some(Attack::Pgd(v1::Pgd { eps, alpha, steps, random_start }))
+        | Some(Attack::Pgdl2(v1::PgdL2 { eps, alpha, steps, random_start })) => {
+            format!("eps={eps},alpha={alpha},steps={steps},random_start={random_start}")
+        }
+        Some(Attack::Cw(cw)) => format!("c={},kappa={},steps={},lr={}", cw.c, cw.kappa, cw.steps, cw.lr),
+        Some(Attack::Deepfool(deepfool)) => {
+            format!("steps={},overshoot={},top_k={}", deepfool.steps, deepfool.overshoot, deepfool.top_k)
+        }
+        Some(Attack::Autoattack(autoattack)) => format!("eps={},version={}", autoattack.eps, autoattack.version),
+    };
+    format!("{name}:{parameters}")
+}
+
+/// BEARD's reference defaults (DESIGN.md).
+fn defaults(name: &str) -> Option<Attack> {
+    Some(match name {
+        "fgsm" => Attack::Fgsm(v1::Fgsm { eps: 8.0 / 255.0 }),
+        "pgd" => Attack::Pgd(v1::Pgd { eps: 8.0 / 255.0, alpha: 2.0 / 255.0, steps: 10, random_start: false }),
+        "pgdl2" => Attack::Pgdl2(v1::PgdL2 { eps: 128.0 / 255.0, alpha: 15.0 / 255.0, steps: 10, random_start: false }),
+        "cw" => Attack::Cw(v1::CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01 }),
+        "deepfool" => Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02, top_k: 10 }),
+        "autoattack" => Attack::Autoattack(v1::AutoAttack { eps: 8.0 / 255.0, version: "standard".to_owned() }),
+        _ => return None,
+    })
+}
+
+/// Set one parameter of `attack`.
+fn set(attack: &mut Attack, key: &str, value: &str) -> Result<(), SpecError> {
+    let name = beard_proto::describe::attack_name(&AttackConfig { attack: Some(attack.clone()) });
+    let unknown = |known: &'static str| Err(SpecError::UnknownParameter { attack: name, key: key.to_owned(), known });
+    match attack {
+        Attack::Fgsm(fgsm) => match key {
+            "eps" => fgsm.eps = number(key, value)?,
+            _ => return unknown("eps"),
+        },
+        Attack::Pgd(v1::Pgd { eps, alpha, steps, random_start })
+        | Attack::Pgdl2(v1::PgdL2 { eps, alpha, steps, random_start }) => match key {
+            "eps" => *eps = number(key, value)?,
+            "alpha" => *alpha = number(key, value)?,
+            "steps" => *steps = integer(key, value)?,
+            "random_start" => *random_start = boolean(key, value)?,
+            _ => return unknown("eps, alpha, steps, random_start"),
+        },
+        Attack::Cw(cw) => match key {
+            "c" => cw.c = number(key, value)?,
+            "kappa" => cw.kappa = number(key, value)?,
+            "steps" => cw.steps = integer(key, value)?,
+            "lr" => cw.lr = number(key, value)?,
+            _ => return unknown("c, kappa, steps, lr"),
+        },
+        Attack::Deepfool(deepfool) => match key {
+            "steps" => deepfool.steps = integer(key, value)?,
+            "overshoot" => deepfool.overshoot = number(key, value)?,
+            "top_k" => deepfool.top_k = integer(key, value)?,
+            _ => return unknown("steps, overshoot, top_k"),
+        },
+        Attack::Autoattack(autoattack) => match key {
+            "eps" => autoattack.eps = number(key, value)?,
+            "version" => autoattack.version = value.to_owned(),
+            _ => return unknown("eps, version"),
+        },
+    }
+    Ok(())
+}
+
+fn bad(key: &str, value: &str, expected: &'static str) -> SpecError {
+    SpecError::BadValue { key: key.to_owned(), value: value.to_owned(), expected }
+}
+
+/// A finite decimal or fraction `a/b`.
+fn number(key: &str, value: &str) -> Result<f64, SpecError> {
+    let parse = |text: &str| text.trim().parse::<f64>().ok();
+    let parsed = match value.split_once('/') {
+        Some((numerator, denominator)) => {
+            parse(numerator).zip(parse(denominator)).filter(|&(_, d)| d != 0.0).map(|(n, d)| n / d)
+        }
+        None => parse(value),
+    };
+    parsed.filter(|n| n.is_finite()).ok_or_else(|| bad(key, value, "a finite number or fraction such as 8/255"))
+}
+
+fn integer(key: &str, value: &str) -> Result<u32, SpecError> {
+    value.parse().map_err(|_| bad(key, value, "a non-negative integer"))
+}
+
+fn boolean(key: &str, value: &str) -> Result<bool, SpecError> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(bad(key, value, "true or false")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attack(spec: &str) -> Attack {
+        parse(spec).map(|config| config.attack).ok().flatten().unwrap_or_else(|| panic!("{spec} should parse"))
+    }
+
+    #[test]
+    fn bare_names_take_the_reference_defaults() {
+        assert_eq!(attack("fgsm"), Attack::Fgsm(v1::Fgsm { eps: 8.0 / 255.0 }));
+        assert_eq!(
+            attack("pgdl2"),
+            Attack::Pgdl2(v1::PgdL2 { eps: 128.0 / 255.0, alpha: 15.0 / 255.0, steps: 10, random_start: false })
+        );
+        assert_eq!(attack("cw:"), Attack::Cw(v1::CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01 }));
+        assert_eq!(attack("deepfool"), Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02, top_k: 10 }));
+    }
+
+    #[test]
+    fn parameters_override_defaults_and_accept_fractions() {
+        assert_eq!(
+            attack("pgd:eps=8/255,alpha=0.00196, steps=20,random_start=true"),
+            Attack::Pgd(v1::Pgd { eps: 8.0 / 255.0, alpha: 0.00196, steps: 20, random_start: true })
+        );
+        assert_eq!(
+            attack("deepfool:top_k=3,overshoot=1e-2"),
+            Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.01, top_k: 3 })
+        );
+        assert_eq!(
+            attack("cw:c=0.5,kappa=2,lr=1/100"),
+            Attack::Cw(v1::CarliniWagner { c: 0.5, kappa: 2.0, steps: 100, lr: 0.01 })
+        );
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        assert_eq!(parse("pgdd"), Err(SpecError::UnknownAttack("pgdd".into())));
+        assert!(matches!(parse("fgsm:steps=3"), Err(SpecError::UnknownParameter { attack: "fgsm", .. })));
+        assert_eq!(parse("pgd:eps"), Err(SpecError::Malformed("eps".into())));
+        assert_eq!(parse("pgd:steps=1,steps=2"), Err(SpecError::Repeated("steps".into())));
+        for bad in ["pgd:eps=8/0", "pgd:eps=x", "pgd:eps=inf", "pgd:steps=2.5", "pgd:random_start=yes"] {
+            assert!(matches!(parse(bad), Err(SpecError::BadValue { .. })), "{bad} should be refused");
+        }
+        let message = parse("cw:eps=1").map(|_| ()).unwrap_err().to_string();
+        assert_eq!(message, "cw has no parameter \"eps\"; it takes c, kappa, steps, lr");
+    }
+
+    #[test]
+    fn formatted_specs_parse_back_to_the_same_config() {
+        for spec in ["fgsm", "pgd:random_start=true", "pgdl2:eps=1/3", "cw:kappa=0.5", "deepfool:top_k=4", "autoattack"]
+        {
+            let config = parse(spec).expect("parses");
+            assert_eq!(parse(&format(&config)), Ok(config), "{spec}");
+        }
+        assert_eq!(format(&parse("fgsm:eps=0.5").expect("fgsm")), "fgsm:eps=0.5");
+    }
+
+    #[test]
+    fn lists_start_a_new_spec_at_each_name() {
+        let configs = parse_list("fgsm,pgd:eps=4/255,steps=5,deepfool; cw:c=2 pgdl2").expect("list");
+        let names: Vec<&str> = configs.iter().map(beard_proto::describe::attack_name).collect();
+        assert_eq!(names, ["fgsm", "pgd", "deepfool", "cw", "pgdl2"]);
+        assert_eq!(
+            configs[1].attack,
+            Some(Attack::Pgd(v1::Pgd { eps: 4.0 / 255.0, alpha: 2.0 / 255.0, steps: 5, random_start: false }))
+        );
+        assert!(parse_list("fgsm;pgdd").is_err());
+        assert!(parse_list("eps=1,fgsm").is_err());
+        assert_eq!(
+            parse_list("pgdl2:steps=1,eps=1").map(|c| c[0].attack.clone()),
+            Ok(Some(Attack::Pgdl2(v1::PgdL2 { eps: 1.0, alpha: 15.0 / 255.0, steps: 1, random_start: false })))
+        );
+        assert!(matches!(parse("pgdl2:top_k=1"), Err(SpecError::UnknownParameter { attack: "pgdl2", .. })));
+    }
+}

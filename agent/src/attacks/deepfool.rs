@@ -1,0 +1,165 @@
+//! DeepFool (Moosavi-Dezfooli et al.), untargeted only, batched over the chunk.
+//!
+//! The iteration is torchattacks' `DeepFool`: while a sample is still classified as its true
+//! label y, linearize the logit differences `f_k - f_y` around the current image x for each
+//! candidate class k, pick the k with the smallest `|f_k - f_y| / ||grad(f_k - f_y)||`, and move
+//! to `clamp(x + (1 + overshoot) * |f_k - f_y| * grad / ||grad||², 0, 1)`; at most `steps`
+//! iterations. The overshoot is applied to each step from the current (clamped) image, as
+//! torchattacks does, not to the accumulated perturbation of the original paper.
+//!
+//! Differences from torchattacks, none of which changes the numbers when `top_k` covers all
+//! classes (up to float rounding):
+//!
+//! - Candidates: the true class and the `top_k - 1` other classes with the highest clean logits,
+//!   fixed at the start as in the authors' reference code (torchattacks takes all classes).
+//! - Batched: one forward pass per iteration for all samples still robust, and one backward
+//!   pass per candidate class computing that class's gradient for every sample at once (the
+//!   samples of a chunk do not interact in the model), where torchattacks loops over images and
+//!   takes one backward pass per class and image.
+//! - Compaction: a sample found misclassified leaves the working set, so it costs no more work.
+//!   Sizing the working set needs the number of such samples on the host: one synchronization
+//!   per iteration, the only one inside the loop.
+//!
+//! A sample's success step is the number of updates after which it was first misclassified (0
+//! when the clean image already is); the final images are the last iterates.
+
+use tch::{Kind, TchError, Tensor};
+
+use super::{Adversarial, Attack, Goal, input_gradient, record_first_success};
+use crate::model::ConvNet;
+
+/// The floor of gradient norms; its square is still a normal float32.
+const MIN_GRADIENT_NORM: f64 = 1e-15;
+
+/// Batched, top-k DeepFool.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DeepFool {
+    steps: u32,
+    overshoot: f64,
+    top_k: u32,
+}
+
+/// The samples still robust, as rows of the chunk.
+struct WorkingSet {
+    /// `[m]` int64: their rows in the chunk.
+    rows: Tensor,
+    /// `[m, 3, h, w]`: their current images.
+    images: Tensor,
+    /// `[m]` int64: their true labels.
+    labels: Tensor,
+    /// `[m, k - 1]` int64: their candidate classes other than the label.
+    candidates: Tensor,
+}
+
+impl WorkingSet {
+    /// The subset at the positions `keep` (`[m']` int64).
+    fn select(&self, keep: &Tensor) -> Result<Self, TchError> {
+        Ok(Self {
+            rows: self.rows.f_index_select(0, keep)?,
+            images: self.images.f_index_select(0, keep)?,
+            labels: self.labels.f_index_select(0, keep)?,
+            candidates: self.candidates.f_index_select(0, keep)?,
+        })
+    }
+}
+
+impl DeepFool {
+    /// DeepFool with at most `steps` iterations, `overshoot` >= 0, over `top_k` >= 2 candidate
+    /// classes (the true class included; more than the model has means all of them).
+    pub fn new(steps: u32, overshoot: f64, top_k: u32) -> Result<Self, String> {
+        if steps == 0 {
+            return Err("steps must be at least 1".to_owned());
+        }
+        if !(overshoot.is_finite() && overshoot >= 0.0) {
+            return Err(format!("overshoot must be finite and not negative, got {overshoot}"));
+        }
+        if top_k < 2 {
+            return Err(format!("top_k must be at least 2 (the true class and one other), got {top_k}"));
+        }
+        Ok(Self { steps, overshoot, top_k })
+    }
+
+    /// The `k - 1` classes other than `labels` with the highest `logits`, by decreasing logit.
+    fn candidates(&self, logits: &Tensor, labels: &Tensor) -> Result<Tensor, TchError> {
+        let (_, classes) = logits.size2()?;
+        let others = i64::from(self.top_k).min(classes) - 1;
+        let masked = logits.f_scatter_value(1, &labels.f_unsqueeze(1)?, f64::NEG_INFINITY)?;
+        Ok(masked.f_topk(others, 1, true, true)?.1)
+    }
+
+    /// One DeepFool update of every image of `set`, whose `logits` come from `input` (the
+    /// set's images as a leaf that requires grad).
+    fn update(&self, model_logits: &Tensor, input: &Tensor, set: &WorkingSet) -> Result<Tensor, TchError> {
+        let own = model_logits.f_gather(1, &set.labels.f_unsqueeze(1)?, false)?;
+        let differences = model_logits.f_gather(1, &set.candidates, false)?.f_sub(&own)?;
+        let (_, candidates) = differences.size2()?;
+        let mut gradients = Vec::with_capacity(candidates as usize);
+        for k in 0..candidates {
+            let objective = differences.f_select(1, k)?.f_sum(Kind::Float)?;
+            gradients.push(input_gradient(&objective, input, k + 1 < candidates)?);
+        }
+        let gradients = Tensor::f_stack(&gradients, 1)?; // [m, k - 1, 3, h, w]
+        let differences = differences.f_detach()?.f_abs()?;
+        // Floored so that a vanishing gradient gives a zero step instead of NaN pixels.
+        let norms = gradients.f_flatten(2, -1)?.f_norm_scalaropt_dim(2, [2], false)?.f_clamp_min(MIN_GRADIENT_NORM)?;
+        let best = differences.f_div(&norms)?.f_argmin(1, true)?; // [m, 1]
+        let distance = differences.f_gather(1, &best, false)?; // [m, 1]
+        let (m, _, channels, height, width) = gradients.size5()?;
+        let direction = gradients
+            .f_gather(1, &best.f_reshape([m, 1, 1, 1, 1])?.f_expand([m, 1, channels, height, width], false)?, false)?
+            .f_squeeze_dim(1)?;
+        let squared_norm = norms.f_gather(1, &best, false)?.f_square()?;
+        let scale = distance.f_div(&squared_norm)?.f_mul_scalar(1.0 + self.overshoot)?.f_reshape([m, 1, 1, 1])?;
+        input.f_detach()?.f_add(&direction.f_mul(&scale)?)?.f_clamp(0.0, 1.0)
+    }
+}
+
+impl Attack for DeepFool {
+    fn max_steps(&self) -> u32 {
+        self.steps
+    }
+
+    fn supports_targeted(&self) -> bool {
+        false
+    }
+
+    fn perturb(&self, model: &ConvNet, images: &Tensor, goal: &Goal) -> Result<Adversarial, TchError> {
+        if goal.is_targeted() {
+            return Err(TchError::Torch("DeepFool runs untargeted only".to_owned()));
+        }
+        let images = images.f_detach()?;
+        let (count, ..) = images.size4()?;
+        let device = images.device();
+        let labels = goal.classes().shallow_clone();
+        let clean_logits = tch::no_grad(|| model.forward(&images, false))?;
+        let mut set = WorkingSet {
+            rows: Tensor::f_arange(count, (Kind::Int64, device))?,
+            images: images.shallow_clone(),
+            candidates: self.candidates(&clean_logits, &labels)?,
+            labels,
+        };
+        let mut adversarial = images.shallow_clone();
+        let mut first_success = Tensor::f_full([count], -1, (Kind::Int64, device))?;
+        for step in 0..self.steps {
+            let mut input = set.images.f_detach()?.f_set_requires_grad(true)?;
+            let mut logits = model.forward(&input, false)?;
+            let fooled = logits.f_argmax(1, false)?.f_ne_tensor(&set.labels)?;
+            // Compaction needs the count on the host (see the module doc).
+            let fooled_count = fooled.f_sum(Kind::Int64)?.f_int64_value(&[])?;
+            if fooled_count > 0 {
+                first_success = first_success.f_index_fill(0, &set.rows.f_masked_select(&fooled)?, i64::from(step))?;
+                set = set.select(&fooled.f_logical_not()?.f_nonzero()?.f_squeeze_dim(1)?)?;
+                if set.rows.numel() == 0 {
+                    break;
+                }
+                input = set.images.f_detach()?.f_set_requires_grad(true)?;
+                logits = model.forward(&input, false)?;
+            }
+            set.images = self.update(&logits, &input, &set)?;
+            adversarial = adversarial.f_index_copy(0, &set.rows, &set.images)?;
+        }
+        let logits = tch::no_grad(|| model.forward(&adversarial, false))?;
+        first_success = record_first_success(&first_success, &goal.reached(&logits)?, self.steps)?;
+        Ok(Adversarial { images: adversarial, logits, first_success })
+    }
+}

@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Run torchattacks on the same ConvNet weights and images as the beard-rs agent.
+
+Reads a model checkpoint the agent saved (safetensors, PyTorch state-dict names) and an images
+file (safetensors: `images` float32 [n, 3, h, w] in [0, 1], `labels` int64 [n], optionally
+`targets` int64 [n]), rebuilds the DC-bench ConvNet with the normalization inside the model, runs
+each requested torchattacks attack chunk by chunk, and writes one safetensors file with, per
+attack run `KEY` (the attack spec, plus `@targeted` for targeted runs):
+
+- `KEY/adversarial` float32 [n, 3, h, w]: the adversarial images;
+- `KEY/correct` uint8 [n]: 1 where the model still predicts the true label;
+- `KEY/seconds` float64 [1]: wall time of the attack over all chunks.
+
+It also prints one line per run: robust accuracy and images per second. Attack specs are written
+`NAME:key=value,...` with torchattacks' parameter names (`pgd:eps=0.0314,alpha=0.0078,steps=10`);
+numbers may be fractions (`8/255`). Only the standard library, numpy, torch and torchattacks are
+needed: the safetensors format is read and written here.
+
+Example:
+  .venv/bin/python scripts/parity/torchattacks_parity.py --checkpoint model.safetensors \
+      --images images.safetensors --out results.safetensors --width 16 --classes 10 \
+      --mean 0.4506,0.4493,0.4530 --std 0.1912,0.1904,0.1910 --attack fgsm:eps=8/255 \
+      --attack deepfool:steps=50,overshoot=0.02
+"""
+
+import argparse
+import json
+import struct
+import sys
+import time
+from fractions import Fraction
+
+import numpy as np
+import torch
+from torch import nn
+
+try:
+    import torchattacks
+except ImportError:  # pragma: no cover - reported to the caller
+    sys.exit("torchattacks is not installed in this Python: run `make venv` (it installs torchattacks==3.5.1)")
+
+DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "U8": np.uint8}
+NAMES = {np.dtype(v): k for k, v in DTYPES.items()}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + length])
+    body = data[8 + length :]
+    tensors = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = entry["data_offsets"]
+        array = np.frombuffer(body[start:end], dtype=DTYPES[entry["dtype"]]).reshape(entry["shape"])
+        tensors[name] = torch.from_numpy(array.copy())
+    return tensors
+
+
+def write_safetensors(path, tensors):
+    header, chunks, offset = {}, [], 0
+    for name, tensor in tensors.items():
+        array = np.ascontiguousarray(tensor.detach().cpu().numpy())
+        raw = array.tobytes()
+        header[name] = {"dtype": NAMES[array.dtype], "shape": list(array.shape), "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(encoded)) + encoded + b"".join(chunks))
+
+
+class ConvNet(nn.Module):
+    """DC-bench ConvNet (conv 3x3 -> norm -> ReLU -> 2x2 pool, `depth` times; then linear), with
+    the dataset's normalization as its first operation, as the agent's model."""
+
+    def __init__(self, width, depth, norm, pool, classes, image_size, mean, std):
+        super().__init__()
+        layers, channels, size = [], 3, image_size
+        for _ in range(depth):
+            layers.append(nn.Conv2d(channels, width, kernel_size=3, padding=1))
+            if norm == "instance":
+                layers.append(nn.GroupNorm(width, width, affine=True))
+            elif norm == "batch":
+                layers.append(nn.BatchNorm2d(width))
+            layers.append(nn.ReLU(inplace=True))
+            layers.append(nn.AvgPool2d(2, 2) if pool == "avg" else nn.MaxPool2d(2, 2))
+            channels, size = width, size // 2
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(width * size * size, classes)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x):
+        x = self.features((x - self.mean) / self.std)
+        return self.classifier(x.flatten(1))
+
+
+def number(text):
+    return float(Fraction(text)) if "/" in text else float(text)
+
+
+def parse_spec(spec):
+    name, _, rest = spec.partition(":")
+    params = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        if key in ("steps", "n_queries", "seed", "top_k"):
+            params[key] = int(value)
+        elif key == "random_start":
+            params[key] = value.lower() in ("true", "1", "yes")
+        else:
+            params[key] = number(value)
+    return name, params
+
+
+ATTACKS = {
+    "fgsm": torchattacks.FGSM,
+    "pgd": torchattacks.PGD,
+    "pgdl2": torchattacks.PGDL2,
+    "cw": torchattacks.CW,
+    "deepfool": torchattacks.DeepFool,
+}
+
+
+def build_attack(model, spec):
+    name, params = parse_spec(spec)
+    if name not in ATTACKS:
+        sys.exit(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
+    if name in ("pgd", "pgdl2"):
+        params.setdefault("random_start", False)  # BEARD's defaults; torchattacks' differ
+    params.pop("top_k", None)  # torchattacks' DeepFool always considers every class
+    return ATTACKS[name](model, **params)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--images", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--attack", action="append", default=[], help="NAME:key=value,... (repeatable)")
+    parser.add_argument("--targeted", action="append", default=[], help="an attack spec to run targeted (repeatable)")
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--depth", type=int, default=3)
+    parser.add_argument("--norm", choices=["instance", "batch", "none"], default="instance")
+    parser.add_argument("--pool", choices=["avg", "max"], default="avg")
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--mean", default="0.4914,0.4822,0.4465")
+    parser.add_argument("--std", default="0.2023,0.1994,0.2010")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = parser.parse_args()
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    data = read_safetensors(args.images)
+    images, labels = data["images"].float(), data["labels"].long()
+    mean = [float(v) for v in args.mean.split(",")]
+    std = [float(v) for v in args.std.split(",")]
+    model = ConvNet(args.width, args.depth, args.norm, args.pool, args.classes, images.shape[-1], mean, std)
+    model.load_state_dict(read_safetensors(args.checkpoint), strict=True)
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+
+    runs = [(spec, False) for spec in args.attack] + [(spec, True) for spec in args.targeted]
+    results = {}
+    with torch.no_grad():
+        clean = (model(images).argmax(1) == labels).float().mean().item()
+    print(f"clean accuracy {100 * clean:.2f}% on {len(images)} images, {torch.get_num_threads()} threads")
+    for spec, targeted in runs:
+        attack = build_attack(model, spec)
+        if targeted:
+            if "targets" not in data:
+                sys.exit("targeted runs need `targets` in the images file")
+            attack.set_mode_targeted_by_label(quiet=True)
+        key = spec + ("@targeted" if targeted else "")
+        chunks = []
+        started = time.perf_counter()
+        for start in range(0, len(images), args.batch_size):
+            chunk = slice(start, start + args.batch_size)
+            goal = data["targets"][chunk].long() if targeted else labels[chunk]
+            chunks.append(attack(images[chunk], goal))
+        seconds = time.perf_counter() - started
+        adversarial = torch.cat(chunks)
+        with torch.no_grad():
+            correct = model(adversarial).argmax(1) == labels
+        results[f"{key}/adversarial"] = adversarial.float()
+        results[f"{key}/correct"] = correct.to(torch.uint8)
+        results[f"{key}/seconds"] = torch.tensor([seconds], dtype=torch.float64)
+        print(f"{key}: robust accuracy {100 * correct.float().mean().item():.2f}%, "
+              f"{len(images) / seconds:.1f} images/s")
+    write_safetensors(args.out, results)
+
+
+if __name__ == "__main__":
+    main()
