@@ -292,22 +292,38 @@ impl Tx<'_> {
     /// The next leasable task: pending, due, wanted by a running sweep, its dependency done.
     /// Train tasks first; among attack tasks, those whose checkpoint the agent holds; then in
     /// submission order.
+    ///
+    /// Three small queries in that order of preference, each walking the `(state, kind)` index
+    /// in rowid order and stopping at the first hit, keep a lease O(1) in the queue length where
+    /// one query sorting every candidate would be O(n).
     pub fn next_leasable(&self, now_ms: i64, cached_deps: &[String]) -> StoreResult<Option<TaskRow>> {
-        let cached = serde_json::to_string(cached_deps)
-            .map_err(|e| StoreError::Corrupt(format!("cannot encode cached list: {e}")))?;
-        let sql = format!(
-            "SELECT {TASK_COLUMNS} FROM tasks t
-             WHERE t.state = 'pending' AND t.not_before_ms <= ?1
+        const LEASABLE: &str = "t.state = 'pending' AND t.not_before_ms <= ?1
                AND EXISTS (SELECT 1 FROM sweep_tasks st JOIN sweeps s ON s.id = st.sweep_id
-                           WHERE st.task_id = t.id AND s.state = 'running')
-               AND (t.depends_on IS NULL OR EXISTS
-                    (SELECT 1 FROM tasks d WHERE d.id = t.depends_on AND d.state = 'done'))
-             ORDER BY (t.kind = 'train') DESC,
-                      (t.depends_on IN (SELECT value FROM json_each(?2))) DESC,
-                      t.rowid
-             LIMIT 1"
-        );
-        self.tx.query_row(&sql, params![now_ms, cached], task_from_row).optional()?.map(finish_task).transpose()
+                           WHERE st.task_id = t.id AND s.state = 'running')";
+        const DEPENDENCY_DONE: &str = "EXISTS (SELECT 1 FROM tasks d WHERE d.id = t.depends_on AND d.state = 'done')";
+        let first = |condition: &str, cached: Option<&str>| -> StoreResult<Option<TaskRow>> {
+            let sql =
+                format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE {LEASABLE} AND {condition} ORDER BY t.rowid LIMIT 1");
+            let row = match cached {
+                Some(cached) => self.tx.query_row(&sql, params![now_ms, cached], task_from_row),
+                None => self.tx.query_row(&sql, params![now_ms], task_from_row),
+            };
+            row.optional()?.map(finish_task).transpose()
+        };
+        if let Some(task) = first("t.kind = 'train'", None)? {
+            return Ok(Some(task));
+        }
+        if !cached_deps.is_empty() {
+            let cached = serde_json::to_string(cached_deps)
+                .map_err(|e| StoreError::Corrupt(format!("cannot encode cached list: {e}")))?;
+            let condition = format!(
+                "t.kind = 'attack' AND t.depends_on IN (SELECT value FROM json_each(?2)) AND {DEPENDENCY_DONE}"
+            );
+            if let Some(task) = first(&condition, Some(&cached))? {
+                return Ok(Some(task));
+            }
+        }
+        first(&format!("t.kind = 'attack' AND {DEPENDENCY_DONE}"), None)
     }
 
     pub fn mark_leased(&self, id: &str, token: &str, agent: &str, expires_ms: i64) -> StoreResult<u32> {
