@@ -3,7 +3,8 @@
 //!
 //! Names and parameter names are the sweep file's (torchattacks' parameter names); parameters
 //! not written take BEARD's reference defaults (DESIGN.md, the same as the sweep file's). Numbers
-//! may be decimals or fractions (`8/255`); `steps` and `top_k` are integers; `random_start` is
+//! may be decimals or fractions (`8/255`); `steps`, `top_k`, `n_restarts`, `n_target_classes`,
+//! `n_queries` and `seed` are integers; `random_start` is
 //! `true` or `false`. The parser checks only the syntax and the names: the attacks check the
 //! values when they are built.
 
@@ -12,7 +13,7 @@ use beard_proto::v1::{self, AttackConfig, attack_config::Attack};
 /// Why a spec could not be parsed.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SpecError {
-    #[error("unknown attack {0:?}; known: fgsm, pgd, pgdl2, cw, deepfool, autoattack")]
+    #[error("unknown attack {0:?}; known: fgsm, pgd, pgdl2, cw, deepfool, autoattack, apgd-ce, apgd-t, square")]
     UnknownAttack(String),
     #[error("{attack} has no parameter {key:?}; it takes {known}")]
     UnknownParameter { attack: &'static str, key: String, known: &'static str },
@@ -73,6 +74,16 @@ pub fn format(config: &AttackConfig) -> String {
             format!("steps={},overshoot={},top_k={}", deepfool.steps, deepfool.overshoot, deepfool.top_k)
         }
         Some(Attack::Autoattack(autoattack)) => format!("eps={},version={}", autoattack.eps, autoattack.version),
+        Some(Attack::ApgdCe(apgd)) => {
+            format!("eps={},steps={},n_restarts={},seed={}", apgd.eps, apgd.steps, apgd.n_restarts, apgd.seed)
+        }
+        Some(Attack::ApgdT(apgd)) => format!(
+            "eps={},steps={},n_restarts={},n_target_classes={},seed={}",
+            apgd.eps, apgd.steps, apgd.n_restarts, apgd.n_target_classes, apgd.seed
+        ),
+        Some(Attack::Square(square)) => {
+            format!("eps={},n_queries={},p_init={},seed={}", square.eps, square.n_queries, square.p_init, square.seed)
+        }
     };
     format!("{name}:{parameters}")
 }
@@ -86,6 +97,11 @@ fn defaults(name: &str) -> Option<Attack> {
         "cw" => Attack::Cw(v1::CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01 }),
         "deepfool" => Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02, top_k: 10 }),
         "autoattack" => Attack::Autoattack(v1::AutoAttack { eps: 8.0 / 255.0, version: "standard".to_owned() }),
+        "apgd-ce" => Attack::ApgdCe(v1::ApgdCe { eps: 8.0 / 255.0, steps: 100, n_restarts: 1, seed: 0 }),
+        "apgd-t" => {
+            Attack::ApgdT(v1::ApgdT { eps: 8.0 / 255.0, steps: 100, n_restarts: 1, n_target_classes: 9, seed: 0 })
+        }
+        "square" => Attack::Square(v1::Square { eps: 8.0 / 255.0, n_queries: 5000, p_init: 0.8, seed: 0 }),
         _ => return None,
     })
 }
@@ -124,6 +140,28 @@ fn set(attack: &mut Attack, key: &str, value: &str) -> Result<(), SpecError> {
             "eps" => autoattack.eps = number(key, value)?,
             "version" => autoattack.version = value.to_owned(),
             _ => return unknown("eps, version"),
+        },
+        Attack::ApgdCe(apgd) => match key {
+            "eps" => apgd.eps = number(key, value)?,
+            "steps" => apgd.steps = integer(key, value)?,
+            "n_restarts" => apgd.n_restarts = integer(key, value)?,
+            "seed" => apgd.seed = integer(key, value)?,
+            _ => return unknown("eps, steps, n_restarts, seed"),
+        },
+        Attack::ApgdT(apgd) => match key {
+            "eps" => apgd.eps = number(key, value)?,
+            "steps" => apgd.steps = integer(key, value)?,
+            "n_restarts" => apgd.n_restarts = integer(key, value)?,
+            "n_target_classes" => apgd.n_target_classes = integer(key, value)?,
+            "seed" => apgd.seed = integer(key, value)?,
+            _ => return unknown("eps, steps, n_restarts, n_target_classes, seed"),
+        },
+        Attack::Square(square) => match key {
+            "eps" => square.eps = number(key, value)?,
+            "n_queries" => square.n_queries = integer(key, value)?,
+            "p_init" => square.p_init = number(key, value)?,
+            "seed" => square.seed = integer(key, value)?,
+            _ => return unknown("eps, n_queries, p_init, seed"),
         },
     }
     Ok(())
@@ -174,6 +212,14 @@ mod tests {
         );
         assert_eq!(attack("cw:"), Attack::Cw(v1::CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01 }));
         assert_eq!(attack("deepfool"), Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02, top_k: 10 }));
+        assert_eq!(
+            attack("apgd-t"),
+            Attack::ApgdT(v1::ApgdT { eps: 8.0 / 255.0, steps: 100, n_restarts: 1, n_target_classes: 9, seed: 0 })
+        );
+        assert_eq!(
+            attack("square:eps=4/255"),
+            Attack::Square(v1::Square { eps: 4.0 / 255.0, n_queries: 5000, p_init: 0.8, seed: 0 })
+        );
     }
 
     #[test]
@@ -207,8 +253,17 @@ mod tests {
 
     #[test]
     fn formatted_specs_parse_back_to_the_same_config() {
-        for spec in ["fgsm", "pgd:random_start=true", "pgdl2:eps=1/3", "cw:kappa=0.5", "deepfool:top_k=4", "autoattack"]
-        {
+        for spec in [
+            "fgsm",
+            "pgd:random_start=true",
+            "pgdl2:eps=1/3",
+            "cw:kappa=0.5",
+            "deepfool:top_k=4",
+            "autoattack",
+            "apgd-ce:steps=20,seed=3",
+            "apgd-t:n_target_classes=3",
+            "square:n_queries=100,p_init=0.5",
+        ] {
             let config = parse(spec).expect("parses");
             assert_eq!(parse(&format(&config)), Ok(config), "{spec}");
         }

@@ -8,17 +8,23 @@
 //!   - [`data`]: datasets (the built-in `synthetic` one) and distilled-set sources (`random`);
 //!   - [`model`]: the ConvNet family with normalization inside the model;
 //!   - [`train`]: training a model on a distilled set;
+//!   - [`augment`]: DSA augmentation of training batches;
 //!   - [`attacks`]: one module per attack behind one trait;
 //!   - [`eval`]: one attack task to one result shard.
 //! - [`attack_spec`]: attack specs as the command line writes them (`pgd:eps=8/255,steps=10`).
 //! - [`bench`]: attack throughput on this machine (`agent bench`), without a coordinator.
-//! - [`torchfile`]: a reader for PyTorch `torch.save` files (zip + pickle), without Python.
+//! - [`cli`]: the offline commands `agent eval` (a checkpoint's clean and robust accuracy) and
+//!   `agent export` (a checkpoint as safetensors or a PyTorch file).
+//! - [`torchfile`]: PyTorch `torch.save` files (zip + pickle) without Python: a reader, and a
+//!   writer for state dicts.
 //! - [`worker`]: registration, the lease loop, heartbeats, cancellation and drain.
 
 pub mod attack_spec;
 pub mod attacks;
+pub mod augment;
 pub mod backend;
 pub mod bench;
+pub mod cli;
 pub mod data;
 pub mod eval;
 pub mod model;

@@ -1,13 +1,17 @@
-//! The `agent` binary: parses flags, reports the devices libtorch sees, runs the worker or the
-//! attack bench.
+//! The `agent` binary: parses flags, reports the devices libtorch sees, runs the worker, the
+//! attack bench, or the offline `eval` and `export` commands.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use beard_agent::bench::{self, BenchConfig};
+use beard_agent::cli::eval::{self as offline_eval, EvalConfig};
+use beard_agent::cli::export;
+use beard_agent::model::checkpoint::Format;
 use beard_agent::tch_backend::{TchBackend, parse_device};
 use beard_agent::worker::{self, WorkerConfig};
+use beard_proto::v1::{ModelConfig, NormKind, PoolKind, TargetPolicy};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -32,6 +36,97 @@ enum Command {
     Run(RunArgs),
     /// Train a ConvNet on the built-in synthetic dataset and print images per second per attack.
     Bench(BenchArgs),
+    /// Evaluate a checkpoint on a dataset's test split: clean accuracy, and robust accuracy under
+    /// each attack.
+    Eval(EvalArgs),
+    /// Write a checkpoint (safetensors or PyTorch) as safetensors or as a PyTorch state-dict file.
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// The checkpoint: safetensors, or a PyTorch `torch.save(model.state_dict())` file.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Dataset whose test split to evaluate on: cifar10, cifar100, tinyimagenet or synthetic.
+    #[arg(long)]
+    dataset: String,
+    /// Directory holding the dataset's files (e.g. `cifar-10-batches-bin`).
+    #[arg(long, visible_alias = "data-root", default_value = "")]
+    data_dir: PathBuf,
+    /// Attacks as `NAME[:key=value,...]` (e.g. `pgd:eps=8/255,steps=10`); repeat or separate with
+    /// commas, semicolons or spaces. Parameters not written take BEARD's defaults.
+    #[arg(long = "attack")]
+    attacks: Vec<String>,
+    /// Run the attacks targeted, choosing targets this way.
+    #[arg(long, value_enum)]
+    targeted: Option<TargetArg>,
+    /// Evaluate the first N test images; 0 means all.
+    #[arg(long, visible_alias = "n", default_value_t = 0)]
+    limit: usize,
+    /// Device to run on: `cpu`, `cuda:N` or `auto`.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Images per chunk; 0 takes the device's default (50 on a CPU, 1000 on a GPU).
+    #[arg(long, default_value_t = 0)]
+    batch_size: usize,
+    /// ConvNet width.
+    #[arg(long, default_value_t = 128)]
+    width: u32,
+    /// ConvNet depth; 0 takes DC-bench's for the image size (3 for 32x32, 4 for 64x64).
+    #[arg(long, default_value_t = 0)]
+    depth: u32,
+    /// Normalization layer of each block.
+    #[arg(long, value_enum, default_value_t = NormArg::Instance)]
+    norm: NormArg,
+    /// Pooling layer of each block.
+    #[arg(long, value_enum, default_value_t = PoolArg::Avg)]
+    pool: PoolArg,
+    /// Seed of random starts and random targets.
+    #[arg(long, default_value_t = 0)]
+    seed: u32,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TargetArg {
+    Next,
+    Random,
+    LeastLikely,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum NormArg {
+    Instance,
+    Batch,
+    None,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PoolArg {
+    Avg,
+    Max,
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// The checkpoint to read: safetensors or a PyTorch state-dict file.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// The file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Format to write; by default the one `--out`'s extension names (.safetensors, .pt, .pth).
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Safetensors,
+    Pytorch,
 }
 
 #[derive(clap::Args)]
@@ -98,6 +193,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Run(args) => runtime.block_on(run(args)),
         Command::Bench(args) => run_bench(&args),
+        Command::Eval(args) => run_eval(&args),
+        Command::Export(args) => run_export(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -159,6 +256,80 @@ fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
             row.images
         );
     })?;
+    Ok(())
+}
+
+fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
+    let mut attacks = Vec::new();
+    for list in &args.attacks {
+        attacks.extend(beard_agent::attack_spec::parse_list(list)?);
+    }
+    let config = EvalConfig {
+        checkpoint: args.checkpoint.clone(),
+        dataset: args.dataset.clone(),
+        data_dir: args.data_dir.clone(),
+        model: ModelConfig {
+            width: args.width,
+            depth: args.depth,
+            norm: match args.norm {
+                NormArg::Instance => NormKind::Instance,
+                NormArg::Batch => NormKind::Batch,
+                NormArg::None => NormKind::None,
+            } as i32,
+            pool: match args.pool {
+                PoolArg::Avg => PoolKind::Avg,
+                PoolArg::Max => PoolKind::Max,
+            } as i32,
+        },
+        attacks,
+        targets: args.targeted.map(|policy| match policy {
+            TargetArg::Next => TargetPolicy::Next,
+            TargetArg::Random => TargetPolicy::Random,
+            TargetArg::LeastLikely => TargetPolicy::LeastLikely,
+        }),
+        limit: args.limit,
+        device: parse_device(&args.device)?,
+        batch_size: args.batch_size,
+        seed: args.seed,
+    };
+    let json = args.json;
+    let report = offline_eval::run(&config, |attack| {
+        if !json {
+            println!(
+                "{:>7.2} % robust, {:>6.2} % success, {:>8.3} s (clean {:.3} s)  {}{}",
+                attack.accuracy,
+                attack.success_rate,
+                attack.seconds,
+                attack.clean_seconds,
+                attack.spec,
+                if attack.targeted { " targeted" } else { "" }
+            );
+        }
+    })?;
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        println!(
+            "{:>7.2} % clean ({}/{} {} test images, {:.3} s on {})",
+            report.clean_accuracy, report.correct, report.n, report.dataset, report.clean_seconds, report.device
+        );
+    }
+    Ok(())
+}
+
+fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
+    let format = args.format.map(|format| match format {
+        FormatArg::Safetensors => Format::Safetensors,
+        FormatArg::Pytorch => Format::Pytorch,
+    });
+    let exported = export::run(&args.checkpoint, &args.out, format)?;
+    println!(
+        "wrote {} ({:?}, {} tensors, {} bytes)",
+        args.out.display(),
+        exported.format,
+        exported.tensors,
+        exported.bytes
+    );
     Ok(())
 }
 

@@ -137,7 +137,8 @@ fn one_hot_soft_labels_train_exactly_like_hard_labels() {
     let run = |labels: Tensor| {
         let model = ConvNet::new(&config, 3, Device::Cpu).expect("model");
         let set = DistilledSet { images: images.shallow_clone(), labels };
-        let loss = train::train(&model, &set, spec.training.as_ref().expect("training"), 3, &TaskContext::detached())
+        let training = spec.training.as_ref().expect("training");
+        let loss = train::train(&model, &set, &dataset.info.normalization, training, 3, &TaskContext::detached())
             .expect("trains");
         (loss, model.checkpoint().expect("checkpoint"))
     };

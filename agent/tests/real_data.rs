@@ -93,6 +93,7 @@ fn dc_spec(data: &Path, ipc: u32, epochs: u32) -> TrainSpec {
             weight_decay: 5e-4,
             epochs,
             batch_size: 256,
+            ..Default::default()
         }),
         model: Some(common::model_config(128, NormKind::Instance)),
     }

@@ -53,6 +53,7 @@ fn sgd_with_momentum_and_weight_decay_trains() {
         weight_decay: 5e-4,
         epochs: 5,
         batch_size: 256,
+        ..Default::default()
     });
     let result = TchBackend::new(Device::Cpu).train(&spec, &TaskContext::detached()).expect("train");
     assert!(result.final_loss.is_finite());

@@ -5,13 +5,15 @@
 //!
 //! - [`sweep`]: the sweep.yaml schema, strict parsing with file:line:column errors, grid expansion.
 //! - [`metrics`]: RR / AE / CREI as pure functions.
-//! - [`report`]: result shards -> leaderboards and tables (Markdown, JSON).
+//! - [`report`]: result shards -> leaderboards and tables (Markdown, JSON, CSV).
+//! - [`import`]: BEARD's reference evaluation logs -> the same leaderboards and tables.
 //! - [`store`]: durable state in SQLite (sweeps, tasks, leases, attempts, results, blobs).
 //! - [`scheduler`]: the one writer of state: leasing, dependencies, expiry, retries.
 //! - [`service`]: the tonic services for agents and the CLI, and [`service::run`].
 //! - [`cli`]: the `coordinator` command line.
 
 pub mod cli;
+pub mod import;
 pub mod metrics;
 pub mod report;
 pub mod scheduler;

@@ -177,6 +177,6 @@ impl ControlService for Control {
         let built = tokio::task::spawn_blocking(move || report::build(&input))
             .await
             .map_err(|e| Status::internal(format!("report builder panicked: {e}")))?;
-        Ok(Response::new(ReportResponse { markdown: built.to_markdown(), json: built.to_json() }))
+        Ok(Response::new(ReportResponse { markdown: built.to_markdown(), json: built.to_json(), csv: built.to_csv() }))
     }
 }

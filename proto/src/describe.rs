@@ -2,7 +2,8 @@
 
 use crate::v1::{AttackConfig, AttackSpec, TaskSpec, TrainSpec, attack_config, task_spec};
 
-/// The sweep-file name of an attack (`fgsm`, `pgd`, `pgdl2`, `cw`, `deepfool`, `autoattack`).
+/// The sweep-file name of an attack (`fgsm`, `pgd`, `pgdl2`, `cw`, `deepfool`, `autoattack`,
+/// and AutoAttack's parts `apgd-ce`, `apgd-t`, `square`).
 pub fn attack_name(attack: &AttackConfig) -> &'static str {
     match attack.attack {
         Some(attack_config::Attack::Fgsm(_)) => "fgsm",
@@ -11,6 +12,9 @@ pub fn attack_name(attack: &AttackConfig) -> &'static str {
         Some(attack_config::Attack::Cw(_)) => "cw",
         Some(attack_config::Attack::Deepfool(_)) => "deepfool",
         Some(attack_config::Attack::Autoattack(_)) => "autoattack",
+        Some(attack_config::Attack::ApgdCe(_)) => "apgd-ce",
+        Some(attack_config::Attack::ApgdT(_)) => "apgd-t",
+        Some(attack_config::Attack::Square(_)) => "square",
         None => "none",
     }
 }

@@ -13,7 +13,9 @@ attack run `KEY` (the attack spec, plus `@targeted` for targeted runs):
 
 It also prints one line per run: robust accuracy and images per second. Attack specs are written
 `NAME:key=value,...` with torchattacks' parameter names (`pgd:eps=0.0314,alpha=0.0078,steps=10`);
-numbers may be fractions (`8/255`). Only the standard library, numpy, torch and torchattacks are
+numbers may be fractions (`8/255`). AutoAttack's parts `apgd-ce`, `apgd-t` and `square` run
+torchattacks' `APGD` (cross-entropy), `APGDT` and `Square`; `apgd-t`'s `n_target_classes` is
+`APGDT`'s `n_classes - 1`. Only the standard library, numpy, torch and torchattacks are
 needed: the safetensors format is read and written here.
 
 Example:
@@ -108,7 +110,7 @@ def parse_spec(spec):
     params = {}
     for item in filter(None, rest.split(",")):
         key, _, value = item.partition("=")
-        if key in ("steps", "n_queries", "seed", "top_k"):
+        if key in ("steps", "n_queries", "seed", "top_k", "n_restarts", "n_target_classes"):
             params[key] = int(value)
         elif key == "random_start":
             params[key] = value.lower() in ("true", "1", "yes")
@@ -123,6 +125,9 @@ ATTACKS = {
     "pgdl2": torchattacks.PGDL2,
     "cw": torchattacks.CW,
     "deepfool": torchattacks.DeepFool,
+    "apgd-ce": torchattacks.APGD,
+    "apgd-t": torchattacks.APGDT,
+    "square": torchattacks.Square,
 }
 
 
@@ -133,6 +138,9 @@ def build_attack(model, spec):
     if name in ("pgd", "pgdl2"):
         params.setdefault("random_start", False)  # BEARD's defaults; torchattacks' differ
     params.pop("top_k", None)  # torchattacks' DeepFool always considers every class
+    if name == "apgd-t" and "n_target_classes" in params:
+        # torchattacks' APGDT targets the n_classes - 1 most likely other classes
+        params["n_classes"] = params.pop("n_target_classes") + 1
     return ATTACKS[name](model, **params)
 
 

@@ -11,27 +11,34 @@
 //! - [`projected`]: the projected gradient step loop those three share.
 //! - [`cw`]: Carlini & Wagner's L2 attack.
 //! - [`deepfool`]: DeepFool, batched and restricted to the top-k candidate classes.
+//! - [`apgd`]: Auto-PGD (APGD-CE and APGD-T), AutoAttack's gradient parts.
+//! - [`square`]: the Square attack, AutoAttack's score-based part.
 //!
 //! [`from_config`] builds the attack a task asks for, refusing a targeted run of an attack that
-//! is untargeted only; AutoAttack, not built yet, is [`AttackConfigError::Unsupported`].
+//! is untargeted only; the AutoAttack cascade, which needs FAB-T, not built yet, is
+//! [`AttackConfigError::Unsupported`] rather than a partial ensemble.
 
+pub mod apgd;
 pub mod cw;
 pub mod deepfool;
 pub mod fgsm;
 pub mod pgd;
 pub mod pgdl2;
 pub mod projected;
+pub mod square;
 
 use beard_proto::v1::{AttackConfig, attack_config};
 use tch::{Reduction, TchError, Tensor};
 
 use crate::model::ConvNet;
 
+pub use apgd::{Apgd, ApgdLoss};
 pub use cw::{CarliniWagner, Margin};
 pub use deepfool::DeepFool;
 pub use fgsm::Fgsm;
 pub use pgd::Pgd;
 pub use pgdl2::PgdL2;
+pub use square::Square;
 
 /// An attack on one chunk of images.
 pub trait Attack {
@@ -132,6 +139,17 @@ pub fn from_config(config: &AttackConfig, targeted: bool) -> Result<Box<dyn Atta
             Box::new(DeepFool::new(deepfool.steps, deepfool.overshoot, deepfool.top_k).map_err(invalid)?)
         }
         Some(attack_config::Attack::Autoattack(_)) => return Err(AttackConfigError::Unsupported(name)),
+        Some(attack_config::Attack::ApgdCe(apgd)) => Box::new(
+            Apgd::new(apgd.eps, apgd.steps, apgd.n_restarts, ApgdLoss::CrossEntropy, u64::from(apgd.seed))
+                .map_err(invalid)?,
+        ),
+        Some(attack_config::Attack::ApgdT(apgd)) => {
+            let loss = ApgdLoss::TargetedDlr { target_classes: apgd.n_target_classes };
+            Box::new(Apgd::new(apgd.eps, apgd.steps, apgd.n_restarts, loss, u64::from(apgd.seed)).map_err(invalid)?)
+        }
+        Some(attack_config::Attack::Square(square)) => {
+            Box::new(Square::new(square.eps, square.n_queries, square.p_init, u64::from(square.seed)).map_err(invalid)?)
+        }
     };
     if targeted && !attack.supports_targeted() {
         return Err(AttackConfigError::UntargetedOnly(name));

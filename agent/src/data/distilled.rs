@@ -7,7 +7,8 @@
 //!   `experiment` picks the entry;
 //! - a plain `(images, labels)` tuple or list, or a dict with `images` and `labels`;
 //! - MTT's `images_best.pt` with a separate `labels_best.pt` (the file's `labels_path`);
-//! - `.safetensors` with tensors `images` and `labels` (or one tensor each, with `labels_path`).
+//! - `.safetensors` with tensors `images` and `labels` (or one tensor each, with `labels_path`);
+//! - NumPy `.npz` with arrays `images` and `labels` (or one array each, with `labels_path`).
 //!
 //! PyTorch files go through [`crate::torchfile`]. Images must be `[n, 3, size, size]` floats;
 //! `stored: normalized` maps them back to pixel space with the dataset's mean and std
@@ -18,9 +19,10 @@
 use std::path::Path;
 
 use beard_proto::v1::{DistilledFile, DistilledSource, distilled_source};
-use safetensors::{Dtype as SafeDtype, SafeTensors};
+use safetensors::SafeTensors;
 use tch::{Device, Kind, TchError, Tensor};
 
+use super::npz;
 use super::rng::{Rng, streams};
 use super::{DataError, Dataset, DatasetInfo, Split};
 use crate::torchfile::{self, Dtype, StoredTensor, Value};
@@ -113,39 +115,25 @@ pub fn load_file(
     Ok(DistilledSet { images: images.f_to(device)?, labels: labels.f_to(device)? })
 }
 
-/// A PyTorch file, or a `.safetensors` file as a dict of its tensors.
+/// A PyTorch file, or a `.safetensors` or `.npz` file as a dict of its tensors.
 fn read(path: &str) -> Result<Value, DataError> {
-    if Path::new(path).extension().is_none_or(|ext| ext != "safetensors") {
-        return Ok(torchfile::load(Path::new(path))?);
+    match Path::new(path).extension().and_then(|ext| ext.to_str()) {
+        Some("safetensors") => {}
+        Some("npz") => return npz::load(Path::new(path)),
+        _ => return Ok(torchfile::load(Path::new(path))?),
     }
     let invalid = |message: String| DataError::Distilled { path: path.to_owned(), message };
     let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.into(), source })?;
     let file = SafeTensors::deserialize(&bytes).map_err(|e| invalid(format!("not a safetensors file: {e}")))?;
     let mut entries = Vec::new();
     for (name, view) in file.tensors() {
-        let dtype = safetensors_dtype(view.dtype())
+        let dtype = Dtype::from_safetensors(view.dtype())
             .ok_or_else(|| invalid(format!("tensor {name:?} has unsupported dtype {:?}", view.dtype())))?;
         let tensor = StoredTensor { dtype, shape: view.shape().to_vec(), data: view.data().to_vec() };
         entries.push((name, tensor));
     }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(Value::Dict(entries.into_iter().map(|(name, tensor)| (Value::Str(name), Value::Tensor(tensor))).collect()))
-}
-
-fn safetensors_dtype(dtype: SafeDtype) -> Option<Dtype> {
-    Some(match dtype {
-        SafeDtype::F64 => Dtype::F64,
-        SafeDtype::F32 => Dtype::F32,
-        SafeDtype::F16 => Dtype::F16,
-        SafeDtype::BF16 => Dtype::BF16,
-        SafeDtype::I64 => Dtype::I64,
-        SafeDtype::I32 => Dtype::I32,
-        SafeDtype::I16 => Dtype::I16,
-        SafeDtype::I8 => Dtype::I8,
-        SafeDtype::U8 => Dtype::U8,
-        SafeDtype::BOOL => Dtype::Bool,
-        _ => return None,
-    })
 }
 
 const LAYOUTS: &str = "expected {'data': [[images, labels], ...]}, (images, labels), {'images', 'labels'}, \

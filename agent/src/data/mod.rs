@@ -7,10 +7,12 @@
 //!   built-in [`synthetic`] dataset and CIFAR-10/100 ([`cifar`]) load; TinyImageNet fails with
 //!   [`DataError::Unavailable`] until its loader exists.
 //! - [`distilled`]: the training set of one train task (`random` subsets or distilled-set files).
+//! - [`npz`]: NumPy `.npz` archives of distilled sets.
 //! - [`rng`]: the host RNG behind every seeded draw.
 
 pub mod cifar;
 pub mod distilled;
+pub mod npz;
 pub mod rng;
 pub mod synthetic;
 

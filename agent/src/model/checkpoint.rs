@@ -1,5 +1,6 @@
 //! Model-pool checkpoints: a model's state dict as safetensors bytes, and back; PyTorch
-//! `torch.save(model.state_dict())` files (the published model pool) load as well.
+//! `torch.save(model.state_dict())` files (the published model pool) load as well, and any
+//! checkpoint re-encodes to either format ([`state_dict`], [`encode`]).
 //!
 //! The safetensors file holds one float32 tensor per state-dict entry under its PyTorch name, with the
 //! `{"format": "pt"}` metadata PyTorch's safetensors helpers write, so
@@ -8,12 +9,14 @@
 //! may hold nothing else (apart from batch norm's `num_batches_tracked`, which PyTorch writes and
 //! the model does not use). A PyTorch file must be a plain dict (or `OrderedDict`) of tensors;
 //! [`load`] tells the formats apart by the zip signature PyTorch files start with. Float16,
-//! bfloat16 and float64 entries are converted to float32.
+//! bfloat16 and float64 entries are converted to float32. Exports keep every entry's dtype and
+//! bytes; a PyTorch export is an `OrderedDict` (in [`state_dict`]'s order) that
+//! `torch.load(..., weights_only=True)` reads.
 
 use std::collections::HashMap;
 
+use safetensors::SafeTensors;
 use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
 use tch::{Device, Kind, Tensor};
 
 use super::ModelError;
@@ -23,6 +26,14 @@ const IGNORED_SUFFIX: &str = ".num_batches_tracked";
 /// Every `torch.save` file since PyTorch 1.6 is a zip archive.
 const TORCH_ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 
+/// The two file formats of a checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Safetensors,
+    /// `torch.save` of an `OrderedDict` state dict (zip + pickle).
+    Pytorch,
+}
+
 /// Serialize named float32 tensors (any device) to safetensors bytes; the output depends only on
 /// the names and values.
 pub fn save(tensors: &HashMap<String, Tensor>) -> Result<Vec<u8>, ModelError> {
@@ -31,28 +42,57 @@ pub fn save(tensors: &HashMap<String, Tensor>) -> Result<Vec<u8>, ModelError> {
         let cpu = tensor.f_detach()?.f_to(Device::Cpu)?.f_to_kind(Kind::Float)?.f_contiguous()?;
         let shape: Vec<usize> = cpu.size().iter().map(|&d| d as usize).collect();
         let numel = shape.iter().product::<usize>();
-        let mut bytes = vec![0u8; numel * Kind::Float.elt_size_in_bytes()];
-        cpu.f_copy_data_u8(&mut bytes, numel)?;
-        host.push((name.clone(), shape, bytes));
+        let mut data = vec![0u8; numel * Kind::Float.elt_size_in_bytes()];
+        cpu.f_copy_data_u8(&mut data, numel)?;
+        host.push((name.clone(), StoredTensor { dtype: torchfile::Dtype::F32, shape, data }));
     }
-    let views = host
-        .iter()
-        .map(|(name, shape, bytes)| Ok((name.as_str(), TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
-        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()
-        .map_err(checkpoint_error)?;
-    let metadata = HashMap::from([("format".to_owned(), "pt".to_owned())]);
-    safetensors::serialize(views, Some(metadata)).map_err(checkpoint_error)
+    to_safetensors(&host)
 }
 
 /// Copy the tensors of checkpoint `bytes` (safetensors, or a PyTorch state-dict file) into
 /// `targets` (same names and shapes).
 pub fn load(bytes: &[u8], targets: &HashMap<String, Tensor>) -> Result<(), ModelError> {
-    let source = if bytes.starts_with(TORCH_ZIP_MAGIC) {
-        torch_state_dict(torchfile::read(bytes, "the checkpoint").map_err(|e| ModelError::Checkpoint(e.to_string()))?)?
-    } else {
-        safetensors_state_dict(bytes)?
-    };
-    assign(source, targets)
+    assign(state_dict(bytes)?, targets)
+}
+
+/// The named tensors of checkpoint `bytes` (safetensors, or a PyTorch state-dict file): in a
+/// PyTorch file's own order, or by name for safetensors (which keeps no order), numbers compared
+/// as numbers (`features.4` before `features.12`).
+pub fn state_dict(bytes: &[u8]) -> Result<Vec<(String, StoredTensor)>, ModelError> {
+    if bytes.starts_with(TORCH_ZIP_MAGIC) {
+        let value = torchfile::read(bytes, "the checkpoint").map_err(|e| ModelError::Checkpoint(e.to_string()))?;
+        return torch_state_dict(value);
+    }
+    let mut tensors = safetensors_state_dict(bytes)?;
+    tensors.sort_by_cached_key(|(name, _)| natural_key(name));
+    Ok(tensors)
+}
+
+/// Named tensors (a [`state_dict`]) encoded as `format`, every entry's dtype and bytes kept.
+pub fn encode(tensors: &[(String, StoredTensor)], format: Format) -> Result<Vec<u8>, ModelError> {
+    match format {
+        Format::Safetensors => to_safetensors(tensors),
+        Format::Pytorch => torchfile::save_state_dict(tensors).map_err(|e| ModelError::Checkpoint(e.to_string())),
+    }
+}
+
+/// A name's dot-separated parts, numbers as numbers.
+fn natural_key(name: &str) -> Vec<(u64, String)> {
+    name.split('.')
+        .map(|part| part.parse::<u64>().map_or((u64::MAX, part.to_owned()), |n| (n, String::new())))
+        .collect()
+}
+
+fn to_safetensors(tensors: &[(String, StoredTensor)]) -> Result<Vec<u8>, ModelError> {
+    let views = tensors
+        .iter()
+        .map(|(name, tensor)| {
+            Ok((name.as_str(), TensorView::new(tensor.dtype.safetensors(), tensor.shape.clone(), &tensor.data)?))
+        })
+        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()
+        .map_err(checkpoint_error)?;
+    let metadata = HashMap::from([("format".to_owned(), "pt".to_owned())]);
+    safetensors::serialize(views, Some(metadata)).map_err(checkpoint_error)
 }
 
 /// The named tensors of a decoded PyTorch file, which must be a plain tensor dictionary.
@@ -81,16 +121,9 @@ fn safetensors_state_dict(bytes: &[u8]) -> Result<Vec<(String, StoredTensor)>, M
     file.tensors()
         .into_iter()
         .map(|(name, view)| {
-            let dtype = match view.dtype() {
-                Dtype::F32 => torchfile::Dtype::F32,
-                Dtype::F64 => torchfile::Dtype::F64,
-                Dtype::F16 => torchfile::Dtype::F16,
-                Dtype::BF16 => torchfile::Dtype::BF16,
-                Dtype::I64 => torchfile::Dtype::I64,
-                other => {
-                    return Err(ModelError::Checkpoint(format!("tensor {name:?} has unsupported dtype {other:?}")));
-                }
-            };
+            let dtype = torchfile::Dtype::from_safetensors(view.dtype()).ok_or_else(|| {
+                ModelError::Checkpoint(format!("tensor {name:?} has unsupported dtype {:?}", view.dtype()))
+            })?;
             Ok((name, StoredTensor { dtype, shape: view.shape().to_vec(), data: view.data().to_vec() }))
         })
         .collect()
@@ -128,4 +161,16 @@ fn assign(source: Vec<(String, StoredTensor)>, targets: &HashMap<String, Tensor>
 
 fn checkpoint_error(error: safetensors::SafeTensorError) -> ModelError {
     ModelError::Checkpoint(error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::natural_key;
+
+    #[test]
+    fn names_sort_with_numbers_as_numbers() {
+        let mut names = ["features.12.weight", "features.4.weight", "classifier.bias", "features.4.bias"];
+        names.sort_by_cached_key(|name| natural_key(name));
+        assert_eq!(names, ["classifier.bias", "features.4.bias", "features.4.weight", "features.12.weight"]);
+    }
 }

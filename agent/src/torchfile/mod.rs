@@ -1,5 +1,5 @@
-//! A reader for PyTorch `torch.save` files (`.pt`, `.pth`): the zip archive and the pickle inside
-//! it, decoded without Python and without executing anything.
+//! PyTorch `torch.save` files (`.pt`, `.pth`) without Python: a reader for the zip archive and
+//! the pickle inside it (nothing is ever executed), and a writer for state dicts.
 //!
 //! Tensors (`torch._utils._rebuild_tensor_v2` over persistent-id storages, any stride and
 //! offset) come back as contiguous [`StoredTensor`]s; dicts, `OrderedDict`s, lists, tuples and
@@ -9,17 +9,20 @@
 //! - [`archive`]: the zip layout and storage entries.
 //! - [`pickle`]: the pickle machine.
 //! - [`value`]: the decoded values.
+//! - [`writer`]: `torch.save` of a state dict (an `OrderedDict` of tensors).
 
 pub mod archive;
 pub mod pickle;
 pub mod value;
+pub mod writer;
 
 use std::path::Path;
 
 pub use pickle::PickleError;
 pub use value::{Dtype, StoredTensor, Value};
+pub use writer::save_state_dict;
 
-/// Why a torch file could not be read.
+/// Why a torch file could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum TorchFileError {
     #[error("{file}: {source}")]
@@ -28,6 +31,8 @@ pub enum TorchFileError {
     Archive { file: String, message: String },
     #[error("{file}: pickle {entry} {error}")]
     Pickle { file: String, entry: String, error: PickleError },
+    #[error("cannot write a torch file: {0}")]
+    Write(String),
 }
 
 /// Read and decode the torch file at `path`.

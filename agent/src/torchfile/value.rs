@@ -36,6 +36,58 @@ impl Dtype {
         })
     }
 
+    /// The storage class torch pickles for this dtype (the inverse of
+    /// [`Dtype::from_storage_class`]).
+    pub fn storage_class(self) -> &'static str {
+        match self {
+            Self::F64 => "DoubleStorage",
+            Self::F32 => "FloatStorage",
+            Self::F16 => "HalfStorage",
+            Self::BF16 => "BFloat16Storage",
+            Self::I64 => "LongStorage",
+            Self::I32 => "IntStorage",
+            Self::I16 => "ShortStorage",
+            Self::I8 => "CharStorage",
+            Self::U8 => "ByteStorage",
+            Self::Bool => "BoolStorage",
+        }
+    }
+
+    /// The safetensors dtype of the same element type.
+    pub fn safetensors(self) -> safetensors::Dtype {
+        use safetensors::Dtype as S;
+        match self {
+            Self::F64 => S::F64,
+            Self::F32 => S::F32,
+            Self::F16 => S::F16,
+            Self::BF16 => S::BF16,
+            Self::I64 => S::I64,
+            Self::I32 => S::I32,
+            Self::I16 => S::I16,
+            Self::I8 => S::I8,
+            Self::U8 => S::U8,
+            Self::Bool => S::BOOL,
+        }
+    }
+
+    /// The dtype of a safetensors dtype, if it has one here.
+    pub fn from_safetensors(dtype: safetensors::Dtype) -> Option<Self> {
+        use safetensors::Dtype as S;
+        Some(match dtype {
+            S::F64 => Self::F64,
+            S::F32 => Self::F32,
+            S::F16 => Self::F16,
+            S::BF16 => Self::BF16,
+            S::I64 => Self::I64,
+            S::I32 => Self::I32,
+            S::I16 => Self::I16,
+            S::I8 => Self::I8,
+            S::U8 => Self::U8,
+            S::BOOL => Self::Bool,
+            _ => return None,
+        })
+    }
+
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {

@@ -39,6 +39,7 @@ pub fn train_spec(seed: u32, epochs: u32) -> TrainSpec {
             weight_decay: 0.0,
             epochs,
             batch_size: 128,
+            ..Default::default()
         }),
         model: Some(model_config(16, NormKind::Instance)),
     }

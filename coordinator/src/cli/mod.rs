@@ -1,8 +1,10 @@
-//! The `coordinator` command line: `serve`, `submit`, `status`, `cancel`, `report`.
+//! The `coordinator` command line: `serve`, `submit`, `status`, `watch`, `agents`, `cancel`,
+//! `report`, `import-beard-logs`.
 //!
-//! Commands other than `serve` are thin gRPC clients of a running coordinator; `submit
-//! --dry-run` validates and expands a sweep file locally without a server.
+//! Commands other than `serve` and `import-beard-logs` are thin gRPC clients of a running
+//! coordinator; `submit --dry-run` validates and expands a sweep file locally without a server.
 
+mod import;
 mod progress;
 
 use std::net::SocketAddr;
@@ -78,12 +80,14 @@ enum Command {
         /// Format printed to standard output.
         #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
         format: ReportFormat,
-        /// Write report.md and report.json into this directory instead of printing.
+        /// Write report.md, report.json and report.csv into this directory instead of printing.
         #[arg(long)]
         out: Option<PathBuf>,
         #[command(flatten)]
         target: Target,
     },
+    /// Put BEARD's reference evaluation logs on the same leaderboards and tables (no server).
+    ImportBeardLogs(import::ImportArgs),
 }
 
 #[derive(clap::Args)]
@@ -143,6 +147,8 @@ struct Target {
 enum ReportFormat {
     Md,
     Json,
+    /// One long-format CSV of every leaderboard and multi-IPC table.
+    Csv,
 }
 
 /// Parse the command line and run the command.
@@ -185,15 +191,21 @@ pub async fn main() -> anyhow::Result<()> {
             let mut client = connect(&target).await?;
             let report = client.report(ReportRequest { sweep_id: sweep }).await?.into_inner();
             match out {
-                Some(dir) => {
-                    write_report(&dir, &report.markdown, &report.json)?;
-                    println!("wrote {} and {}", dir.join("report.md").display(), dir.join("report.json").display());
+                Some(dir) => write_files(
+                    &dir,
+                    &[("report.md", &report.markdown), ("report.json", &report.json), ("report.csv", &report.csv)],
+                ),
+                None => {
+                    print_text(match format {
+                        ReportFormat::Md => &report.markdown,
+                        ReportFormat::Json => &report.json,
+                        ReportFormat::Csv => &report.csv,
+                    });
+                    Ok(())
                 }
-                None if format == ReportFormat::Json => println!("{}", report.json),
-                None => println!("{}", report.markdown),
             }
-            Ok(())
         }
+        Command::ImportBeardLogs(args) => import::run(&args),
     }
 }
 
@@ -325,11 +337,24 @@ fn print_agents(agents: &[AgentInfo]) {
     }
 }
 
-fn write_report(dir: &Path, markdown: &str, json: &str) -> anyhow::Result<()> {
+/// Prints a rendered report, ending in exactly one line break.
+fn print_text(text: &str) {
+    if text.ends_with('\n') {
+        print!("{text}");
+    } else {
+        println!("{text}");
+    }
+}
+
+/// Writes `(file name, text)` pairs into `dir`, creating it, and says what it wrote.
+fn write_files(dir: &Path, files: &[(&str, &str)]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for (name, text) in [("report.md", markdown), ("report.json", json)] {
+    let mut written = Vec::new();
+    for (name, text) in files {
         let path = dir.join(name);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(path.display().to_string());
     }
+    println!("wrote {}", written.join(", "));
     Ok(())
 }

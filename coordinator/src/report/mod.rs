@@ -1,5 +1,5 @@
 //! Result shards -> the BEARD report: leaderboards per (dataset, IPC, mode) and the multi-IPC
-//! table per dataset, as JSON and Markdown.
+//! table per dataset, as JSON, Markdown and CSV.
 //!
 //! # Layout
 //!
@@ -8,15 +8,21 @@
 //!   [`observations`] exposes the resulting metric inputs for independent recomputation.
 //! - tables: leaderboards and multi-IPC tables, scored with [`crate::metrics`].
 //! - markdown: the human-readable rendering.
+//! - csv: the machine-readable rendering, one long-format table.
 //!
 //! A report is a pure function of its [`ReportInput`]: the order of `results` does not matter,
 //! missing results make rows incomplete rather than failing, and no input produces a panic.
+//! Settings summarized elsewhere (imported BEARD logs, [`crate::import`]) enter the same tables
+//! through [`assemble`].
 
+mod csv;
 mod markdown;
 mod observe;
 mod tables;
 mod timing;
 
+#[cfg(test)]
+pub(crate) mod golden;
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +32,7 @@ use serde::Serialize;
 use crate::metrics::MetricOptions;
 
 pub use observe::{ATTACK_ORDER, Mode, SettingKey, Stat, observations};
+pub(crate) use observe::{Attack, AttackSummary, SettingSummary, Summaries};
 pub use tables::{AttackCell, Leaderboard, LeaderboardRow, MissingAttack, MultiIpcRow, MultiIpcTable};
 
 /// What a report is built from: a sweep's accepted attack results, in any order, each once.
@@ -55,12 +62,17 @@ pub struct Report {
 
 /// Builds the report of an input.
 pub fn build(input: &ReportInput) -> Report {
-    let summaries = observe::summarize(input);
-    let (leaderboards, multi_ipc) = tables::tables(&summaries.settings, &input.options, &input.method_order);
+    assemble(&input.sweep_name, input.options, &input.method_order, &observe::summarize(input))
+}
+
+/// Builds the report of settings already summarized, whatever their source: the tables of
+/// `summaries` scored with `options`, methods in `method_order` first.
+pub(crate) fn assemble(name: &str, options: MetricOptions, method_order: &[String], summaries: &Summaries) -> Report {
+    let (leaderboards, multi_ipc) = tables::tables(&summaries.settings, &options, method_order);
     Report {
-        sweep_name: input.sweep_name.clone(),
-        options: input.options,
-        results: input.results.len() - summaries.unplaced,
+        sweep_name: name.to_owned(),
+        options,
+        results: summaries.results,
         unplaced_results: summaries.unplaced,
         leaderboards,
         multi_ipc,
@@ -77,5 +89,10 @@ impl Report {
     /// The report as Markdown: options, then per dataset its leaderboards and multi-IPC table.
     pub fn to_markdown(&self) -> String {
         markdown::render(self)
+    }
+
+    /// The leaderboards and multi-IPC tables as one long-format CSV (see the csv module).
+    pub fn to_csv(&self) -> String {
+        csv::render(self)
     }
 }

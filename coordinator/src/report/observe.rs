@@ -27,7 +27,11 @@ pub(crate) struct Attack(usize);
 impl Attack {
     /// The column of a configured attack; `None` for an empty attack config.
     fn of(config: &AttackConfig) -> Option<Self> {
-        let name = attack_name(config);
+        Self::named(attack_name(config))
+    }
+
+    /// The column of an attack spelled as in [`ATTACK_ORDER`]; `None` for another name.
+    pub fn named(name: &str) -> Option<Self> {
         ATTACK_ORDER.iter().position(|known| *known == name).map(Self)
     }
 
@@ -126,9 +130,12 @@ impl SettingSummary {
     }
 }
 
-/// The settings of an input, sorted by key, and how many results could not be placed.
+/// The settings of a source of results, sorted by key, with how many results were placed in
+/// them and how many could not be placed.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Summaries {
     pub settings: Vec<SettingSummary>,
+    pub results: usize,
     pub unplaced: usize,
 }
 
@@ -166,7 +173,7 @@ pub(crate) fn summarize(input: &ReportInput) -> Summaries {
             summarize_setting(key, seeds, other.map_or(own, |other| own.min(other)))
         })
         .collect();
-    Summaries { settings, unplaced }
+    Summaries { settings, results: input.results.len() - unplaced, unplaced }
 }
 
 /// Where a result belongs; `None` for a spec without dataset, method or known attack.

@@ -1,8 +1,6 @@
 //! Report tests on hand-built shards: grouping, seed averaging, ranking, the clean-time rule, the
 //! time bases, completeness, robustness, and a golden rendering of a tiny sweep.
 
-use std::path::PathBuf;
-
 use beard_proto::v1::{
     AttackConfig, AttackShard, AttackSpec, AutoAttack, CarliniWagner, DatasetRef, DeepFool, Fgsm, Pgd, PgdL2,
     SampleOutcome, TrainSpec, attack_config,
@@ -530,24 +528,94 @@ fn golden_input() -> ReportInput {
     }
 }
 
-/// Compares `actual` with the golden file, or rewrites the file when `BLESS=1`.
-fn golden(name: &str, actual: &str) {
-    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "golden", name].iter().collect();
-    if std::env::var("BLESS").is_ok_and(|value| value == "1") {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("{}: {error} (run with BLESS=1 to create)", path.display()));
-    assert_eq!(actual, expected, "{} differs (run with BLESS=1 to update)", path.display());
-}
-
 #[test]
 fn golden_markdown() {
-    golden("report_small.md", &build(&golden_input()).to_markdown());
+    golden::check("report_small.md", &build(&golden_input()).to_markdown());
 }
 
 #[test]
 fn golden_json() {
-    golden("report_small.json", &build(&golden_input()).to_json());
+    golden::check("report_small.json", &build(&golden_input()).to_json());
+}
+
+#[test]
+fn golden_csv() {
+    golden::check("report_small.csv", &build(&golden_input()).to_csv());
+}
+
+// ----- metric options -------------------------------------------------------------------------
+
+/// Leaves of two JSON trees that differ, as `a.b.0.c` paths.
+fn differing_leaves(left: &serde_json::Value, right: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (left, right) {
+        (Value::Object(left), Value::Object(right)) => {
+            assert_eq!(left.keys().collect::<Vec<_>>(), right.keys().collect::<Vec<_>>(), "keys at {path}");
+            for (key, value) in left {
+                differing_leaves(value, &right[key], &format!("{path}.{key}"), out);
+            }
+        }
+        (Value::Array(left), Value::Array(right)) => {
+            assert_eq!(left.len(), right.len(), "length at {path}");
+            for (index, (left, right)) in left.iter().zip(right).enumerate() {
+                differing_leaves(left, right, &format!("{path}.{index}"), out);
+            }
+        }
+        (left, right) if left != right => out.push(path.to_owned()),
+        _ => {}
+    }
+}
+
+/// Every object with a `crei` and its RR / AE (`rr`, `ae` or `rrm`, `aem`): (rr, ae, crei).
+fn crei_terms(value: &serde_json::Value, out: &mut Vec<(f64, f64, f64)>) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            if let Some(crei) = map.get("crei").and_then(Value::as_f64) {
+                let rr = map.get("rr").or_else(|| map.get("rrm")).and_then(Value::as_f64).unwrap();
+                let ae = map.get("ae").or_else(|| map.get("aem")).and_then(Value::as_f64).unwrap();
+                out.push((rr, ae, crei));
+            }
+            map.values().for_each(|value| crei_terms(value, out));
+        }
+        Value::Array(values) => values.iter().for_each(|value| crei_terms(value, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn changing_alpha_changes_exactly_the_crei_values() {
+    let alpha = 0.3;
+    let base = build(&golden_input());
+    let mut changed_input = golden_input();
+    changed_input.options.alpha = alpha;
+    let changed = build(&changed_input);
+
+    let base_json: serde_json::Value = serde_json::from_str(&base.to_json()).unwrap();
+    let changed_json: serde_json::Value = serde_json::from_str(&changed.to_json()).unwrap();
+    let mut differing = Vec::new();
+    differing_leaves(&base_json, &changed_json, "", &mut differing);
+    let mut terms = Vec::new();
+    crei_terms(&changed_json, &mut terms);
+    // Every CREI changes (RR != AE in every row of the golden input), plus the option itself.
+    assert_eq!(differing.len(), terms.len() + 1, "{differing:?}");
+    assert!(differing.iter().all(|path| path.ends_with(".crei") || path == ".options.alpha"), "{differing:?}");
+    assert_eq!(terms.len(), 4 * 2 + 4, "four leaderboards of two rows and four multi-IPC rows");
+    for (rr, ae, crei) in terms {
+        assert!(close(crei, alpha * rr + (1.0 - alpha) * ae), "{crei} != CREI({rr}, {ae})");
+    }
+
+    // The CSV differs in exactly the `crei` lines too.
+    let (base_csv, changed_csv) = (base.to_csv(), changed.to_csv());
+    assert_eq!(base_csv.lines().count(), changed_csv.lines().count());
+    let differing: Vec<(&str, &str)> =
+        base_csv.lines().zip(changed_csv.lines()).filter(|(left, right)| left != right).collect();
+    assert_eq!(differing.len(), 12);
+    for (left, right) in differing {
+        let fields = |line: &str| line.split(',').map(str::to_owned).collect::<Vec<_>>();
+        let (left, right) = (fields(left), fields(right));
+        assert_eq!(left[..7], right[..7]);
+        assert_eq!((left[7].as_str(), right[7].as_str()), ("crei", "crei"));
+        assert_eq!(left[9], right[9]);
+    }
 }

@@ -50,6 +50,9 @@ impl<'de> Visitor<'de> for AttacksVisitor {
                 AttackName::Cw => read_settings::<CwSettings, _>(map)?,
                 AttackName::DeepFool => read_settings::<DeepFoolSettings, _>(map)?,
                 AttackName::AutoAttack => read_settings::<AutoAttackSettings, _>(map)?,
+                AttackName::ApgdCe => read_settings::<ApgdCeSettings, _>(map)?,
+                AttackName::ApgdT => read_settings::<ApgdTSettings, _>(map)?,
+                AttackName::Square => read_settings::<SquareSettings, _>(map)?,
             };
             Ok(AttackEntry { name: *name, config, targeted })
         })?;
@@ -286,6 +289,97 @@ impl Settings for AutoAttackSettings {
     }
 }
 
+/// APGD on the cross-entropy loss (L∞, untargeted only), AutoAttack's first part.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default, expecting = "apgd-ce settings (eps, steps, n_restarts, seed, targeted)")]
+struct ApgdCeSettings {
+    eps: Positive,
+    steps: Count,
+    n_restarts: Count,
+    seed: u32,
+    targeted: Option<NonEmpty<Untargeted>>,
+}
+
+impl Default for ApgdCeSettings {
+    fn default() -> Self {
+        Self { eps: Positive(8.0 / 255.0), steps: Count(100), n_restarts: Count(1), seed: 0, targeted: None }
+    }
+}
+
+impl Settings for ApgdCeSettings {
+    fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>) {
+        let apgd = v1::ApgdCe { eps: self.eps.0, steps: self.steps.0, n_restarts: self.n_restarts.0, seed: self.seed };
+        (attack_config::Attack::ApgdCe(apgd), untargeted_modes(self.targeted))
+    }
+}
+
+/// APGD on the targeted DLR loss over the most likely other classes (L∞, untargeted only).
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "apgd-t settings (eps, steps, n_restarts, n_target_classes, seed, targeted)"
+)]
+struct ApgdTSettings {
+    eps: Positive,
+    steps: Count,
+    n_restarts: Count,
+    n_target_classes: Count,
+    seed: u32,
+    targeted: Option<NonEmpty<Untargeted>>,
+}
+
+impl Default for ApgdTSettings {
+    fn default() -> Self {
+        Self {
+            eps: Positive(8.0 / 255.0),
+            steps: Count(100),
+            n_restarts: Count(1),
+            n_target_classes: Count(9),
+            seed: 0,
+            targeted: None,
+        }
+    }
+}
+
+impl Settings for ApgdTSettings {
+    fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>) {
+        let apgd = v1::ApgdT {
+            eps: self.eps.0,
+            steps: self.steps.0,
+            n_restarts: self.n_restarts.0,
+            n_target_classes: self.n_target_classes.0,
+            seed: self.seed,
+        };
+        (attack_config::Attack::ApgdT(apgd), untargeted_modes(self.targeted))
+    }
+}
+
+/// The Square attack (L∞, untargeted only), AutoAttack's score-based part.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default, expecting = "square settings (eps, n_queries, p_init, seed, targeted)")]
+struct SquareSettings {
+    eps: Positive,
+    n_queries: Count,
+    p_init: Positive,
+    seed: u32,
+    targeted: Option<NonEmpty<Untargeted>>,
+}
+
+impl Default for SquareSettings {
+    fn default() -> Self {
+        Self { eps: Positive(8.0 / 255.0), n_queries: Count(5000), p_init: Positive(0.8), seed: 0, targeted: None }
+    }
+}
+
+impl Settings for SquareSettings {
+    fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>) {
+        let square =
+            v1::Square { eps: self.eps.0, n_queries: self.n_queries.0, p_init: self.p_init.0, seed: self.seed };
+        (attack_config::Attack::Square(square), untargeted_modes(self.targeted))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,6 +440,29 @@ mod tests {
         );
         let err = yaml_serde::from_str::<Attacks>("deepfool: { top_k: 1 }").unwrap_err();
         assert!(err.to_string().contains("expected an integer >= 2"), "{err}");
+    }
+
+    #[test]
+    fn autoattack_parts_take_the_standard_settings_and_refuse_targeted_runs() {
+        let entries = parse("apgd-ce: {}\napgd-t: { n_target_classes: 3 }\nsquare: { n_queries: 100 }\n");
+        assert_eq!(
+            entries.iter().map(|e| e.config.clone()).collect::<Vec<_>>(),
+            [
+                attack_config::Attack::ApgdCe(v1::ApgdCe { eps: 8.0 / 255.0, steps: 100, n_restarts: 1, seed: 0 }),
+                attack_config::Attack::ApgdT(v1::ApgdT {
+                    eps: 8.0 / 255.0,
+                    steps: 100,
+                    n_restarts: 1,
+                    n_target_classes: 3,
+                    seed: 0
+                }),
+                attack_config::Attack::Square(v1::Square { eps: 8.0 / 255.0, n_queries: 100, p_init: 0.8, seed: 0 }),
+            ]
+        );
+        for name in ["apgd-ce", "apgd-t", "square"] {
+            let err = yaml_serde::from_str::<Attacks>(&format!("{name}: {{ targeted: [true] }}")).unwrap_err();
+            assert!(err.to_string().contains("untargeted only"), "{name}: {err}");
+        }
     }
 
     #[test]

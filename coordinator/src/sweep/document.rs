@@ -60,7 +60,7 @@ pub(super) struct DatasetSettings {
 #[serde(
     deny_unknown_fields,
     default,
-    expecting = "training settings (optimizer, lr, momentum, weight_decay, epochs, batch_size)"
+    expecting = "training settings (optimizer, lr, momentum, weight_decay, epochs, batch_size, lr_schedule, aug)"
 )]
 pub(super) struct Training {
     pub(super) optimizer: Optimizer,
@@ -69,9 +69,11 @@ pub(super) struct Training {
     pub(super) weight_decay: NonNegative,
     pub(super) epochs: Count,
     pub(super) batch_size: Count,
+    pub(super) lr_schedule: LrSchedule,
+    pub(super) aug: Augmentation,
 }
 
-/// The paper's appendix: Adam, lr 1e-4, batch 128, 1000 epochs.
+/// The paper's appendix: Adam, lr 1e-4, batch 128, 1000 epochs, constant lr, no augmentation.
 impl Default for Training {
     fn default() -> Self {
         Self {
@@ -81,6 +83,8 @@ impl Default for Training {
             weight_decay: NonNegative(0.0),
             epochs: Count(1000),
             batch_size: Count(128),
+            lr_schedule: LrSchedule::Constant,
+            aug: Augmentation::None,
         }
     }
 }
@@ -90,6 +94,25 @@ impl Default for Training {
 pub(super) enum Optimizer {
     Adam,
     Sgd,
+}
+
+/// `lr_schedule:` — how the learning rate changes over the epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum LrSchedule {
+    /// `lr` throughout.
+    Constant,
+    /// `lr` for the first half of the epochs, `lr` x 0.1 after (DC's recipe).
+    Half,
+}
+
+/// `aug:` — augmentation of each training batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Augmentation {
+    None,
+    /// Differentiable Siamese Augmentation (color, crop, cutout, flip, scale, rotate).
+    Dsa,
 }
 
 /// `model:` — the DC-bench ConvNet.

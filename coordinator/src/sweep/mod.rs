@@ -34,6 +34,7 @@
 //! targeted: [false, true]          # default
 //! seeds: 5                         # seeds 0..5; default
 //! training: { optimizer: adam, lr: 1e-4, momentum: 0.9, weight_decay: 0, epochs: 1000 }
+//!                                # also batch_size: 128, lr_schedule: constant | half, aug: none | dsa
 //! model: { width: 128, depth: auto, norm: instance, pool: avg }   # depth auto: 4 for tinyimagenet
 //! evaluation: { test_samples: 0, batch_size: 256, target_policy: next }
 //! metrics: { alpha: 0.5, rr_variant: beard, time_basis: wall }

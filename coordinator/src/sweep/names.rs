@@ -76,6 +76,10 @@ names! {
         Cw = "cw",
         DeepFool = "deepfool",
         AutoAttack = "autoattack",
+        /// AutoAttack's parts, each on its own.
+        ApgdCe = "apgd-ce",
+        ApgdT = "apgd-t",
+        Square = "square",
     }
 }
 
@@ -95,10 +99,10 @@ impl DatasetName {
 }
 
 impl AttackName {
-    /// Whether BEARD runs the attack in targeted mode too (DeepFool and AutoAttack: untargeted
-    /// only).
+    /// Whether BEARD runs the attack in targeted mode too (DeepFool, AutoAttack and its parts:
+    /// untargeted only).
     pub fn supports_targeted(self) -> bool {
-        !matches!(self, AttackName::DeepFool | AttackName::AutoAttack)
+        matches!(self, AttackName::Fgsm | AttackName::Pgd | AttackName::PgdL2 | AttackName::Cw)
     }
 }
 

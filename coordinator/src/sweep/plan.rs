@@ -9,7 +9,7 @@ use beard_proto::v1::{
     TargetPolicy, TrainingConfig, distilled_source,
 };
 
-use super::document::{self, Depth, Norm, Optimizer, Pool, SweepFile};
+use super::document::{self, Augmentation, Depth, LrSchedule, Norm, Optimizer, Pool, SweepFile};
 use super::error::Issue;
 use super::methods::{FileSet, MethodSource};
 use super::names::{AttackName, DatasetName};
@@ -205,6 +205,14 @@ fn training_config(training: &document::Training) -> TrainingConfig {
         Optimizer::Adam => v1::Optimizer::Adam,
         Optimizer::Sgd => v1::Optimizer::Sgd,
     };
+    let lr_schedule = match training.lr_schedule {
+        LrSchedule::Constant => v1::LrSchedule::Constant,
+        LrSchedule::Half => v1::LrSchedule::StepHalf,
+    };
+    let augmentation = match training.aug {
+        Augmentation::None => v1::Augmentation::None,
+        Augmentation::Dsa => v1::Augmentation::Dsa,
+    };
     TrainingConfig {
         optimizer: optimizer.into(),
         lr: training.lr.0,
@@ -212,6 +220,8 @@ fn training_config(training: &document::Training) -> TrainingConfig {
         weight_decay: training.weight_decay.0,
         epochs: training.epochs.0,
         batch_size: training.batch_size.0,
+        lr_schedule: lr_schedule.into(),
+        augmentation: augmentation.into(),
     }
 }
 

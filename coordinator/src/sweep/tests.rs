@@ -76,7 +76,7 @@ fn errors_read_file_line_column_path_message() {
     assert_eq!(
         err.to_string(),
         "demo.yaml:7:5: attacks.pgdd: unknown attack 'pgdd', expected one of fgsm, pgd, pgdl2, cw, \
-         deepfool, autoattack"
+         deepfool, autoattack, apgd-ce, apgd-t, square"
     );
     assert_eq!((err.file.as_str(), err.line, err.column, err.path.as_str()), ("demo.yaml", 7, 5, "attacks.pgdd"));
 }
@@ -114,6 +114,8 @@ fn wrong_types() {
     assert_rejected(&with(1, "name: [a, b]"), 1, "name", "invalid type");
     assert_rejected(&with(5, "  random: [random]"), 5, "methods.random", "invalid type");
     assert_rejected(&plus("training: { optimizer: adamw }"), 12, "training.optimizer", "unknown variant `adamw`");
+    assert_rejected(&plus("training:\n  lr_schedule: cosine"), 13, "training.lr_schedule", "unknown variant `cosine`");
+    assert_rejected(&plus("training: { aug: autoaugment }"), 12, "training.aug", "unknown variant `autoaugment`");
     assert_rejected(&plus("model: { depth: deep }"), 12, "model.depth", "`auto` or an integer >= 1");
     assert_rejected(&plus("evaluation: { test_samples: -1 }"), 12, "evaluation.test_samples", "invalid");
 }
@@ -136,7 +138,10 @@ fn empty_lists_and_maps() {
 #[test]
 fn unknown_attack_names() {
     let err = assert_rejected(&with(9, "  pgdd: {}"), 9, "attacks.pgdd", "unknown attack 'pgdd'");
-    assert!(err.message.ends_with("expected one of fgsm, pgd, pgdl2, cw, deepfool, autoattack"), "{err}");
+    assert!(
+        err.message.ends_with("expected one of fgsm, pgd, pgdl2, cw, deepfool, autoattack, apgd-ce, apgd-t, square"),
+        "{err}"
+    );
     assert_eq!(err.column, 3);
 }
 
@@ -276,6 +281,8 @@ fn defaults_are_filled_in() {
             weight_decay: 0.0,
             epochs: 1000,
             batch_size: 128,
+            lr_schedule: v1::LrSchedule::Constant.into(),
+            augmentation: v1::Augmentation::None.into(),
         }
     );
     let model =
@@ -303,12 +310,30 @@ fn explicit_settings_are_kept() {
     ));
     assert_eq!(sweep.training.optimizer, i32::from(v1::Optimizer::Sgd));
     assert_eq!((sweep.training.weight_decay, sweep.training.epochs), (5e-4, 1000));
+    let dc = accepted(&plus("training: { optimizer: sgd, lr: 0.01, batch_size: 256, lr_schedule: half, aug: dsa }"));
+    assert_eq!(dc.training.lr_schedule(), v1::LrSchedule::StepHalf);
+    assert_eq!(dc.training.augmentation(), v1::Augmentation::Dsa);
     assert_eq!(
         sweep.datasets[0].model,
         ModelConfig { width: 64, depth: 2, norm: v1::NormKind::Batch.into(), pool: v1::PoolKind::Max.into() }
     );
     assert_eq!(sweep.evaluation.target_policy, i32::from(v1::TargetPolicy::LeastLikely));
     assert_eq!(sweep.metrics.alpha, 1.0);
+}
+
+#[test]
+fn default_schedule_and_augmentation_keep_earlier_content_keys() {
+    // Fields 1-6 only, as configs were encoded before `lr_schedule` and `augmentation` existed.
+    let before = "0801112d431cebe2361a3f19cdccccccccccec3f28e807308001";
+    let encoded = |sweep: &Sweep| prost::Message::encode_to_vec(&sweep.training);
+    let hex = |bytes: Vec<u8>| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    assert_eq!(hex(encoded(&accepted(BASE))), before);
+    let explicit = accepted(&plus("training: { lr_schedule: constant, aug: none }"));
+    assert_eq!(encoded(&explicit), encoded(&accepted(BASE)));
+    let keys = |sweep: &Sweep| sweep.expand().trains.iter().map(train_key).collect::<Vec<_>>();
+    assert_eq!(keys(&explicit), keys(&accepted(BASE)));
+    assert_ne!(keys(&accepted(&plus("training: { aug: dsa }"))), keys(&accepted(BASE)));
+    assert_ne!(keys(&accepted(&plus("training: { lr_schedule: half }"))), keys(&accepted(BASE)));
 }
 
 #[test]

@@ -280,3 +280,17 @@ pub async fn wait_for_lease(conn: &rusqlite::Connection, agent: &str, timeout: D
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The shared data directory (`BEARD_DATA_DIR`, else `<workspace>/../shared/data`); `None`, with
+/// a line saying why `test` skips, when it is absent.
+pub fn shared_data(test: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("BEARD_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/data"));
+    if dir.join("SOURCES.md").is_file() {
+        Some(dir)
+    } else {
+        eprintln!("SKIPPED {test}: no shared data at {} (set BEARD_DATA_DIR)", dir.display());
+        None
+    }
+}

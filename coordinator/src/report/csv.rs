@@ -1,0 +1,148 @@
+//! The CSV rendering of a [`Report`]: one long-format ("tidy") table holding every leaderboard
+//! and every multi-IPC table, one number per line, so that any spreadsheet or data-frame library
+//! can pivot it into whichever board it wants.
+//!
+//! Columns: `table,dataset,ipc,mode,rank,method,complete,quantity,value,std`.
+//!
+//! - `table` is `leaderboard` or `multi_ipc`; `ipc` is the board's IPC, or for `multi_ipc` the
+//!   IPCs the row pools joined by `+` (`1+10+50`); `rank` is empty for `multi_ipc`.
+//! - Leaderboard quantities per row, in this order: `clean_accuracy`, `clean_time`, then per
+//!   attack with a result (report attack order) `<attack>_accuracy`, `<attack>_time`,
+//!   `<attack>_rrs`, `<attack>_aes`, then `rr`, `ae`, `crei`. Multi-IPC quantities: `rrm`, `aem`,
+//!   `crei`.
+//! - `std` is the sample std over seeds for accuracies and empty otherwise.
+//! - Numbers are written in full precision (the shortest text that reads back as the same
+//!   `f64`); accuracies and scores are in percent, times in the units of the time basis.
+//!
+//! Lines follow the report's order: leaderboards (datasets by name, IPC ascending, untargeted
+//! first; rows by rank), then the multi-IPC tables. Lines end in `\n`; fields holding a comma,
+//! quote or line break are quoted.
+
+use super::observe::{Mode, Stat};
+use super::{Leaderboard, LeaderboardRow, MultiIpcTable, Report};
+
+const HEADER: &str = "table,dataset,ipc,mode,rank,method,complete,quantity,value,std\n";
+
+pub(super) fn render(report: &Report) -> String {
+    let mut out = String::from(HEADER);
+    for board in &report.leaderboards {
+        for row in &board.rows {
+            leaderboard_row(&mut out, board, row);
+        }
+    }
+    for table in &report.multi_ipc {
+        multi_ipc(&mut out, table);
+    }
+    out
+}
+
+/// The fields every line of one table row shares.
+struct RowFields<'a> {
+    table: &'static str,
+    dataset: &'a str,
+    ipc: String,
+    mode: Mode,
+    rank: Option<usize>,
+    method: &'a str,
+    complete: bool,
+}
+
+impl RowFields<'_> {
+    fn line(&self, out: &mut String, quantity: &str, value: f64, std: Option<f64>) {
+        let fields = [
+            self.table.to_owned(),
+            escape(self.dataset),
+            self.ipc.clone(),
+            self.mode.name().to_owned(),
+            self.rank.map(|rank| rank.to_string()).unwrap_or_default(),
+            escape(self.method),
+            self.complete.to_string(),
+            quantity.to_owned(),
+            number(value),
+            std.map(number).unwrap_or_default(),
+        ];
+        out.push_str(&fields.join(","));
+        out.push('\n');
+    }
+}
+
+fn leaderboard_row(out: &mut String, board: &Leaderboard, row: &LeaderboardRow) {
+    let fields = RowFields {
+        table: "leaderboard",
+        dataset: &board.dataset,
+        ipc: board.ipc.to_string(),
+        mode: board.mode,
+        rank: Some(row.rank),
+        method: &row.method,
+        complete: row.complete,
+    };
+    stat_line(out, &fields, "clean_accuracy", row.clean_accuracy);
+    fields.line(out, "clean_time", row.clean_time, None);
+    for cell in &row.attacks {
+        stat_line(out, &fields, &format!("{}_accuracy", cell.attack), cell.robust_accuracy);
+        fields.line(out, &format!("{}_time", cell.attack), cell.time, None);
+        fields.line(out, &format!("{}_rrs", cell.attack), cell.rrs, None);
+        fields.line(out, &format!("{}_aes", cell.attack), cell.aes, None);
+    }
+    for (quantity, value) in [("rr", row.rr), ("ae", row.ae), ("crei", row.crei)] {
+        fields.line(out, quantity, value, None);
+    }
+}
+
+fn multi_ipc(out: &mut String, table: &MultiIpcTable) {
+    for row in &table.rows {
+        let ipcs: Vec<String> = row.ipcs.iter().map(u32::to_string).collect();
+        let fields = RowFields {
+            table: "multi_ipc",
+            dataset: &table.dataset,
+            ipc: ipcs.join("+"),
+            mode: row.mode,
+            rank: None,
+            method: &row.method,
+            complete: row.complete,
+        };
+        for (quantity, value) in [("rrm", row.rrm), ("aem", row.aem), ("crei", row.crei)] {
+            fields.line(out, quantity, value, None);
+        }
+    }
+}
+
+fn stat_line(out: &mut String, fields: &RowFields<'_>, quantity: &str, value: Stat) {
+    fields.line(out, quantity, value.mean, Some(value.std));
+}
+
+/// Shortest round-trip text, without a minus sign on zero; `NaN`, `inf` and `-inf` as Rust
+/// writes them (pandas and spreadsheets read these).
+fn number(value: f64) -> String {
+    if value == 0.0 { "0".to_owned() } else { value.to_string() }
+}
+
+/// RFC 4180 quoting for fields holding a comma, quote or line break.
+fn escape(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_round_trip_and_zero_has_no_sign() {
+        assert_eq!(number(-0.0), "0");
+        assert_eq!(number(100.0 / 3.0), "33.333333333333336");
+        assert_eq!(number(100.0 / 3.0).parse::<f64>().ok(), Some(100.0 / 3.0));
+        assert_eq!(number(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn fields_with_separators_are_quoted() {
+        assert_eq!(escape("plain"), "plain");
+        assert_eq!(escape("a,b"), "\"a,b\"");
+        assert_eq!(escape("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(escape("two\nlines"), "\"two\nlines\"");
+    }
+}
