@@ -251,7 +251,8 @@ mod tests {
         assert_eq!(column("DeepFool"), named("deepfool"));
         assert_eq!(column("AA"), named("autoattack"));
         assert_eq!(column("AutoAttack"), named("autoattack"));
-        assert_eq!(column("Square"), None);
+        assert_eq!(column("Square"), named("square"));
+        assert_eq!(column("Spsa"), None);
     }
 
     #[test]
@@ -302,12 +303,12 @@ mod tests {
 
     #[test]
     fn unknown_attacks_are_errors_with_their_location() {
-        let text = format!("{PGD}\n{}", PGD.replace("PGD attack", "Square attack"));
+        let text = format!("{PGD}\n{}", PGD.replace("PGD attack", "Spsa attack"));
         let error = parse(&text, "log.txt").unwrap_err();
         assert_eq!(
             error,
-            ImportError::UnknownAttack { at: Location { file: "log.txt".into(), line: 2 }, name: "Square".into() }
+            ImportError::UnknownAttack { at: Location { file: "log.txt".into(), line: 2 }, name: "Spsa".into() }
         );
-        assert!(error.to_string().starts_with("log.txt:2: unknown attack `Square`"), "{error}");
+        assert!(error.to_string().starts_with("log.txt:2: unknown attack `Spsa`"), "{error}");
     }
 }

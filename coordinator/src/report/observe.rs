@@ -17,8 +17,10 @@ use super::timing::shard_times;
 use crate::metrics::stats::{mean, sample_std};
 use crate::metrics::{AttackObservation, SettingObservation, TimeBasis};
 
-/// Attack columns in report order, as [`attack_name`] spells them.
-pub const ATTACK_ORDER: [&str; 6] = ["fgsm", "pgd", "pgdl2", "cw", "deepfool", "autoattack"];
+/// Attack columns in report order, as [`attack_name`] spells them: BEARD's six, then the parts
+/// of AutoAttack that a sweep may also run on their own.
+pub const ATTACK_ORDER: [&str; 9] =
+    ["fgsm", "pgd", "pgdl2", "cw", "deepfool", "autoattack", "apgd-ce", "apgd-t", "square"];
 
 /// An attack column of the report, ordered as [`ATTACK_ORDER`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -2,8 +2,8 @@
 //! time bases, completeness, robustness, and a golden rendering of a tiny sweep.
 
 use beard_proto::v1::{
-    AttackConfig, AttackShard, AttackSpec, AutoAttack, CarliniWagner, DatasetRef, DeepFool, Fgsm, Pgd, PgdL2,
-    SampleOutcome, TrainSpec, attack_config,
+    ApgdCe, ApgdT, AttackConfig, AttackShard, AttackSpec, AutoAttack, CarliniWagner, DatasetRef, DeepFool, Fgsm, Pgd,
+    PgdL2, SampleOutcome, Square, TrainSpec, attack_config,
 };
 
 use super::*;
@@ -18,6 +18,9 @@ fn attack(name: &str) -> AttackConfig {
         "pgdl2" => attack_config::Attack::Pgdl2(PgdL2::default()),
         "cw" => attack_config::Attack::Cw(CarliniWagner::default()),
         "deepfool" => attack_config::Attack::Deepfool(DeepFool::default()),
+        "apgd-ce" => attack_config::Attack::ApgdCe(ApgdCe::default()),
+        "apgd-t" => attack_config::Attack::ApgdT(ApgdT::default()),
+        "square" => attack_config::Attack::Square(Square::default()),
         _ => attack_config::Attack::Autoattack(AutoAttack::default()),
     };
     AttackConfig { attack: Some(attack) }
@@ -200,7 +203,7 @@ fn settings_are_grouped_by_dataset_ipc_mode_and_method() {
 
 #[test]
 fn attack_columns_follow_the_attack_order() {
-    let names = ["autoattack", "deepfool", "cw", "pgdl2", "pgd", "fgsm"];
+    let names = ["square", "apgd-t", "apgd-ce", "autoattack", "deepfool", "cw", "pgdl2", "pgd", "fgsm"];
     let results = names
         .iter()
         .map(|name| result(Cell("cifar10", "dc", 1, 0, name, false), shard(50.0, 10.0, 1.0, 1.0)))
