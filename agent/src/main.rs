@@ -11,6 +11,7 @@ use beard_agent::cli::export;
 use beard_agent::model::checkpoint::Format;
 use beard_agent::tch_backend::{TchBackend, parse_device};
 use beard_agent::worker::{self, WorkerConfig};
+use beard_proto::process::LogFormat;
 use beard_proto::v1::{ModelConfig, NormKind, PoolKind, TargetPolicy};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -22,12 +23,6 @@ struct Cli {
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Human,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -182,7 +177,7 @@ struct RunArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    beard_proto::process::init_tracing(matches!(cli.log_format, LogFormat::Json));
+    beard_proto::process::init_tracing(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

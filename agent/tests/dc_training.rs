@@ -13,48 +13,10 @@ use beard_agent::backend::{Backend, TaskContext};
 use beard_agent::data::Dataset;
 use beard_agent::model::{ConvNet, ConvNetConfig};
 use beard_agent::tch_backend::TchBackend;
-use beard_proto::v1::{
-    Augmentation, DatasetRef, DistilledFile, DistilledSource, LrSchedule, NormKind, Optimizer, TrainSpec,
-    TrainingConfig, distilled_source,
-};
+use beard_proto::v1::{Augmentation, LrSchedule, TrainSpec};
+use common::cifar::{cifar10, correct, dc_spec};
 use common::files::shared_data;
-use tch::{Device, Kind};
-
-/// DC's `evaluate_synset` recipe (SOURCES.md): SGD lr 0.01, x0.1 at half, momentum 0.9, weight
-/// decay 5e-4, batch 256, on the DC set of `ipc` images per class (stored normalized), an
-/// instance-norm avg-pool depth-3 ConvNet of `width` channels.
-fn dc_spec(data: &Path, ipc: u32, width: u32, epochs: u32, augmentation: Augmentation) -> TrainSpec {
-    let path = data.join(format!("distilled/DC_CIFAR10_ConvNet_ipc{ipc}.res.pt"));
-    TrainSpec {
-        dataset: Some(cifar10(data)),
-        method: "DC".into(),
-        ipc,
-        seed: 0,
-        source: Some(DistilledSource {
-            source: Some(distilled_source::Source::File(DistilledFile {
-                path: path.display().to_string(),
-                experiment: 0,
-                stored: "normalized".into(),
-                labels_path: String::new(),
-            })),
-        }),
-        training: Some(TrainingConfig {
-            optimizer: Optimizer::Sgd.into(),
-            lr: 0.01,
-            momentum: 0.9,
-            weight_decay: 5e-4,
-            epochs,
-            batch_size: 256,
-            lr_schedule: LrSchedule::StepHalf.into(),
-            augmentation: augmentation.into(),
-        }),
-        model: Some(common::model_config(width, NormKind::Instance)),
-    }
-}
-
-fn cifar10(data: &Path) -> DatasetRef {
-    DatasetRef { name: "cifar10".into(), root: data.join("cifar-10-batches-bin").display().to_string() }
-}
+use tch::Device;
 
 /// Trains `spec` through the backend on the CPU and returns its accuracy in percent on the
 /// 10,000 CIFAR-10 test images (in chunks of 500).
@@ -68,19 +30,8 @@ fn test_accuracy(spec: &TrainSpec, dataset: &Dataset) -> f64 {
     let trained = TchBackend::new(Device::Cpu).train(spec, &TaskContext::detached()).expect("trains");
     let config = ConvNetConfig::new(spec.model.as_ref().expect("model"), &dataset.info).expect("config");
     let model = ConvNet::from_checkpoint(&config, &trained.checkpoint, Device::Cpu).expect("loads");
-    let test = &dataset.test;
-    let count = test.len() as i64;
-    let correct: i64 = tch::no_grad(|| {
-        (0..count)
-            .step_by(500)
-            .map(|start| {
-                let length = 500.min(count - start);
-                let logits = model.forward(&test.images.narrow(0, start, length), false).expect("forward");
-                let hits = logits.argmax(1, false).eq_tensor(&test.labels.narrow(0, start, length));
-                hits.to_kind(Kind::Int64).sum(Kind::Int64).int64_value(&[])
-            })
-            .sum()
-    });
+    let count = dataset.test.len();
+    let correct = correct(&model, &dataset.test, count);
     let training = spec.training.as_ref().expect("training");
     let seconds = started.elapsed().as_secs_f64();
     eprintln!("  {} epochs, {:?}: trained and tested in {seconds:.1} s", training.epochs, training.augmentation());
@@ -97,8 +48,8 @@ fn dsa_augmentation_beats_no_augmentation_on_dc_ipc10() {
     let dataset = load_cifar10(&data);
     // A narrow model keeps this near 10 s per run; seeds 0-3 gave DSA +2.0 to +4.1 points.
     let (width, epochs) = (16, 300);
-    let plain = test_accuracy(&dc_spec(&data, 10, width, epochs, Augmentation::None), &dataset);
-    let dsa = test_accuracy(&dc_spec(&data, 10, width, epochs, Augmentation::Dsa), &dataset);
+    let plain = test_accuracy(&dc_spec(&data, 10, width, epochs, LrSchedule::StepHalf, Augmentation::None), &dataset);
+    let dsa = test_accuracy(&dc_spec(&data, 10, width, epochs, LrSchedule::StepHalf, Augmentation::Dsa), &dataset);
     eprintln!(
         "DC ipc10, width-{width} ConvNet, {epochs} epochs, DC's recipe otherwise, 10,000 test images: \
          no augmentation {plain:.2} %, DSA {dsa:.2} %"
@@ -111,7 +62,7 @@ fn dsa_augmentation_beats_no_augmentation_on_dc_ipc10() {
 fn dc_recipe_lands_in_range(test: &str, ipc: u32, range: std::ops::RangeInclusive<f64>) {
     let Some(data) = shared_data(test) else { return };
     let dataset = load_cifar10(&data);
-    let accuracy = test_accuracy(&dc_spec(&data, ipc, 128, 1000, Augmentation::None), &dataset);
+    let accuracy = test_accuracy(&dc_spec(&data, ipc, 128, 1000, LrSchedule::StepHalf, Augmentation::None), &dataset);
     eprintln!("DC ipc{ipc}, DC's recipe: {accuracy:.2} % on the 10,000 CIFAR-10 test images (expected {range:?})");
     assert!(range.contains(&accuracy), "DC ipc{ipc}: {accuracy:.2} % is outside {range:?}");
 }

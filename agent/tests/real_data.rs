@@ -4,42 +4,18 @@
 
 mod common;
 
-use std::path::Path;
-
 use beard_agent::backend::{Backend, TaskContext};
-use beard_agent::data::{Dataset, Split, dataset_info};
+use beard_agent::data::{Dataset, dataset_info};
 use beard_agent::model::{ConvNet, ConvNetConfig};
 use beard_agent::tch_backend::TchBackend;
-use beard_proto::v1::{
-    AttackConfig, DatasetRef, DistilledFile, DistilledSource, NormKind, Optimizer, TrainSpec, TrainingConfig,
-    attack_config, distilled_source,
-};
+use beard_proto::v1::{AttackConfig, Augmentation, DatasetRef, LrSchedule, NormKind, attack_config};
+use common::cifar::{cifar10, correct, dc_spec};
 use common::files::shared_data;
-use tch::{Device, Kind};
-
-fn cifar10(data: &Path) -> DatasetRef {
-    DatasetRef { name: "cifar10".into(), root: data.join("cifar-10-batches-bin").display().to_string() }
-}
+use tch::Device;
 
 fn convnet_config() -> ConvNetConfig {
     let info = dataset_info("cifar10").expect("cifar10");
     ConvNetConfig::new(&common::model_config(128, NormKind::Instance), &info).expect("config")
-}
-
-/// Correct predictions of `model` on the first `limit` images of `split`, in chunks.
-fn correct(model: &ConvNet, split: &Split, limit: usize) -> i64 {
-    let limit = limit.min(split.len()) as i64;
-    tch::no_grad(|| {
-        (0..limit)
-            .step_by(500)
-            .map(|start| {
-                let length = 500.min(limit - start);
-                let logits = model.forward(&split.images.narrow(0, start, length), false).expect("forward");
-                let hits = logits.argmax(1, false).eq_tensor(&split.labels.narrow(0, start, length));
-                hits.to_kind(Kind::Int64).sum(Kind::Int64).int64_value(&[])
-            })
-            .sum()
-    })
 }
 
 #[test]
@@ -71,39 +47,11 @@ fn model_pool_checkpoints_reach_their_documented_clean_accuracy() {
     }
 }
 
-fn dc_spec(data: &Path, ipc: u32, epochs: u32) -> TrainSpec {
-    let path = data.join(format!("distilled/DC_CIFAR10_ConvNet_ipc{ipc}.res.pt"));
-    TrainSpec {
-        dataset: Some(cifar10(data)),
-        method: "DC".into(),
-        ipc,
-        seed: 0,
-        source: Some(DistilledSource {
-            source: Some(distilled_source::Source::File(DistilledFile {
-                path: path.display().to_string(),
-                experiment: 0,
-                stored: "normalized".into(),
-                labels_path: String::new(),
-            })),
-        }),
-        training: Some(TrainingConfig {
-            optimizer: Optimizer::Sgd as i32,
-            lr: 0.01,
-            momentum: 0.9,
-            weight_decay: 5e-4,
-            epochs,
-            batch_size: 256,
-            ..Default::default()
-        }),
-        model: Some(common::model_config(128, NormKind::Instance)),
-    }
-}
-
 #[test]
 fn dc_distilled_sets_train_and_attack_through_the_backend() {
     let Some(data) = shared_data("dc_distilled_sets_train_and_attack_through_the_backend") else { return };
     let mut backend = TchBackend::new(Device::Cpu);
-    let spec = dc_spec(&data, 10, 30);
+    let spec = dc_spec(&data, 10, 128, 30, LrSchedule::Constant, Augmentation::None);
     let trained = backend.train(&spec, &TaskContext::detached()).expect("trains");
     assert_eq!(trained.train_images, 100);
     let dataset = Dataset::load(&cifar10(&data), Device::Cpu).expect("loads");

@@ -2,6 +2,7 @@
 //! and a small trained model, all with fixed seeds.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod cifar;
 pub mod files;
 
 use beard_agent::backend::{Backend, TaskContext};

@@ -15,6 +15,7 @@ use anyhow::{Context, bail};
 use beard_proto::MAX_MESSAGE_BYTES;
 use beard_proto::auth::{AttachToken, Token};
 use beard_proto::describe::{describe_attack, describe_train};
+use beard_proto::process::LogFormat;
 use beard_proto::v1::control_service_client::ControlServiceClient;
 use beard_proto::v1::{
     AgentInfo, AgentsRequest, CancelRequest, ReportRequest, StatusRequest, SubmitRequest, SweepStatus,
@@ -36,12 +37,6 @@ pub struct Cli {
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Human,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -154,7 +149,7 @@ enum ReportFormat {
 /// Parse the command line and run the command.
 pub async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    beard_proto::process::init_tracing(matches!(cli.log_format, LogFormat::Json));
+    beard_proto::process::init_tracing(cli.log_format);
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Submit(args) => submit(args).await,

@@ -1,0 +1,71 @@
+//! Helpers for the tests on the real CIFAR-10 files in the shared data directory: the dataset
+//! reference, DC's distilled sets as train specs, and counting correct predictions.
+
+use std::path::Path;
+
+use beard_agent::data::Split;
+use beard_agent::model::ConvNet;
+use beard_proto::v1::{
+    Augmentation, DatasetRef, DistilledFile, DistilledSource, LrSchedule, NormKind, Optimizer, TrainSpec,
+    TrainingConfig, distilled_source,
+};
+use tch::Kind;
+
+pub fn cifar10(data: &Path) -> DatasetRef {
+    DatasetRef { name: "cifar10".into(), root: data.join("cifar-10-batches-bin").display().to_string() }
+}
+
+/// DC's `evaluate_synset` optimizer (SOURCES.md: SGD lr 0.01, momentum 0.9, weight decay 5e-4,
+/// batch 256) on the DC set of `ipc` images per class (stored normalized), an instance-norm
+/// avg-pool depth-3 ConvNet of `width` channels.
+pub fn dc_spec(
+    data: &Path,
+    ipc: u32,
+    width: u32,
+    epochs: u32,
+    lr_schedule: LrSchedule,
+    augmentation: Augmentation,
+) -> TrainSpec {
+    let path = data.join(format!("distilled/DC_CIFAR10_ConvNet_ipc{ipc}.res.pt"));
+    TrainSpec {
+        dataset: Some(cifar10(data)),
+        method: "DC".into(),
+        ipc,
+        seed: 0,
+        source: Some(DistilledSource {
+            source: Some(distilled_source::Source::File(DistilledFile {
+                path: path.display().to_string(),
+                experiment: 0,
+                stored: "normalized".into(),
+                labels_path: String::new(),
+            })),
+        }),
+        training: Some(TrainingConfig {
+            optimizer: Optimizer::Sgd.into(),
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            epochs,
+            batch_size: 256,
+            lr_schedule: lr_schedule.into(),
+            augmentation: augmentation.into(),
+        }),
+        model: Some(super::model_config(width, NormKind::Instance)),
+    }
+}
+
+/// Correct predictions of `model` on the first `limit` images of `split`, in chunks of 500.
+pub fn correct(model: &ConvNet, split: &Split, limit: usize) -> i64 {
+    let limit = limit.min(split.len()) as i64;
+    tch::no_grad(|| {
+        (0..limit)
+            .step_by(500)
+            .map(|start| {
+                let length = 500.min(limit - start);
+                let logits = model.forward(&split.images.narrow(0, start, length), false).expect("forward");
+                let hits = logits.argmax(1, false).eq_tensor(&split.labels.narrow(0, start, length));
+                hits.to_kind(Kind::Int64).sum(Kind::Int64).int64_value(&[])
+            })
+            .sum()
+    })
+}
