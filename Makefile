@@ -17,7 +17,7 @@ export LIBTORCH_USE_PYTORCH := 1
 TORCHATTACKS_VERSION := 3.5.1
 TORCH_STAMP := $(VENV)/.torch-$(TORCH_VERSION)-torchattacks-$(TORCHATTACKS_VERSION)
 
-.PHONY: build venv demo test test-fast lint clean fuzz
+.PHONY: build venv demo test test-fast lint clean fuzz deploy-check images
 
 venv: $(TORCH_STAMP)
 
@@ -38,7 +38,7 @@ demo: build
 test-fast: $(TORCH_STAMP)
 	cargo test --workspace --lib --locked
 
-test: build
+test: build deploy-check
 	cargo test --workspace --locked --release
 
 lint: $(TORCH_STAMP)
@@ -55,3 +55,28 @@ FUZZ_SECONDS ?= 600
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) cargo test --locked --release -p beard-coordinator --test fuzz_sweep \
 		mutated_corpus_keeps_the_invariants -- --nocapture
+
+# Offline checks of deploy/: `systemd-analyze verify` on the units and the kustomize base rendered
+# by `kubectl kustomize` and validated against the Kubernetes schemas by kubernetes-validate
+# (installed into the project venv).
+KUBERNETES_VALIDATE_VERSION := 1.37.0
+DEPLOY_TOOLS_STAMP := $(VENV)/.kubernetes-validate-$(KUBERNETES_VALIDATE_VERSION)
+
+$(DEPLOY_TOOLS_STAMP): $(TORCH_STAMP)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
+		kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION) "torch==$(TORCH_VERSION)"
+	touch $@
+
+deploy-check: $(DEPLOY_TOOLS_STAMP)
+	deploy/check.sh
+
+# Docker images of both binaries from the `make build` outputs, on a base image you already have
+# (no registry needed): make images BASE_IMAGE=debian:bookworm-slim IMAGE_TAG=0.1.0
+BASE_IMAGE ?= debian:bookworm-slim
+IMAGE_TAG ?= 0.1.0
+images: build
+	deploy/docker/stage.sh target/docker
+	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) -t beard-coordinator:$(IMAGE_TAG) \
+		-f deploy/docker/coordinator.Dockerfile target/docker/coordinator
+	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) -t beard-agent:$(IMAGE_TAG) \
+		-f deploy/docker/agent.Dockerfile target/docker/agent

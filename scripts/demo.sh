@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The offline demo: a local coordinator and two CPU agents run examples/demo.yaml end to end,
-# then the leaderboard is printed and written to out/demo/report.{md,json}.
+# then the leaderboard is printed and written to out/demo/report.{md,json,csv}, with the HTML
+# leaderboard (index.html and its charts) beside them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +41,8 @@ echo "==> submitting $SWEEP"
 "$BIN/coordinator" submit "$SWEEP" --coordinator "$URL" --wait | tee "$OUT/submit.txt"
 SWEEP_ID=$(awk '/^submitted/ {print $2; exit}' "$OUT/submit.txt")
 
-"$BIN/coordinator" report "$SWEEP_ID" --coordinator "$URL" --out "$OUT"
+"$BIN/coordinator" report "$SWEEP_ID" --coordinator "$URL" --format html --out "$OUT"
 echo
 cat "$OUT/report.md"
+echo
+echo "==> HTML leaderboard (sortable tables, charts; opens offline): $(realpath "$OUT/index.html")"

@@ -13,7 +13,7 @@ use beard_proto::v1::{self, AttackConfig, attack_config::Attack};
 /// Why a spec could not be parsed.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SpecError {
-    #[error("unknown attack {0:?}; known: fgsm, pgd, pgdl2, cw, deepfool, autoattack, apgd-ce, apgd-t, square")]
+    #[error("unknown attack {0:?}; known: fgsm, pgd, pgdl2, cw, deepfool, autoattack, apgd-ce, apgd-t, fab-t, square")]
     UnknownAttack(String),
     #[error("{attack} has no parameter {key:?}; it takes {known}")]
     UnknownParameter { attack: &'static str, key: String, known: &'static str },
@@ -73,13 +73,19 @@ pub fn format(config: &AttackConfig) -> String {
         Some(Attack::Deepfool(deepfool)) => {
             format!("steps={},overshoot={},top_k={}", deepfool.steps, deepfool.overshoot, deepfool.top_k)
         }
-        Some(Attack::Autoattack(autoattack)) => format!("eps={},version={}", autoattack.eps, autoattack.version),
+        Some(Attack::Autoattack(autoattack)) => {
+            format!("eps={},version={},seed={}", autoattack.eps, autoattack.version, autoattack.seed)
+        }
         Some(Attack::ApgdCe(apgd)) => {
             format!("eps={},steps={},n_restarts={},seed={}", apgd.eps, apgd.steps, apgd.n_restarts, apgd.seed)
         }
         Some(Attack::ApgdT(apgd)) => format!(
             "eps={},steps={},n_restarts={},n_target_classes={},seed={}",
             apgd.eps, apgd.steps, apgd.n_restarts, apgd.n_target_classes, apgd.seed
+        ),
+        Some(Attack::FabT(fab)) => format!(
+            "eps={},steps={},n_restarts={},n_target_classes={},alpha_max={},eta={},beta={},seed={}",
+            fab.eps, fab.steps, fab.n_restarts, fab.n_target_classes, fab.alpha_max, fab.eta, fab.beta, fab.seed
         ),
         Some(Attack::Square(square)) => {
             format!("eps={},n_queries={},p_init={},seed={}", square.eps, square.n_queries, square.p_init, square.seed)
@@ -96,11 +102,23 @@ fn defaults(name: &str) -> Option<Attack> {
         "pgdl2" => Attack::Pgdl2(v1::PgdL2 { eps: 128.0 / 255.0, alpha: 15.0 / 255.0, steps: 10, random_start: false }),
         "cw" => Attack::Cw(v1::CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01 }),
         "deepfool" => Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02, top_k: 10 }),
-        "autoattack" => Attack::Autoattack(v1::AutoAttack { eps: 8.0 / 255.0, version: "standard".to_owned() }),
+        "autoattack" => {
+            Attack::Autoattack(v1::AutoAttack { eps: 8.0 / 255.0, version: "standard".to_owned(), seed: 0 })
+        }
         "apgd-ce" => Attack::ApgdCe(v1::ApgdCe { eps: 8.0 / 255.0, steps: 100, n_restarts: 1, seed: 0 }),
         "apgd-t" => {
             Attack::ApgdT(v1::ApgdT { eps: 8.0 / 255.0, steps: 100, n_restarts: 1, n_target_classes: 9, seed: 0 })
         }
+        "fab-t" => Attack::FabT(v1::FabT {
+            eps: 8.0 / 255.0,
+            steps: 100,
+            n_restarts: 1,
+            n_target_classes: 9,
+            alpha_max: 0.1,
+            eta: 1.05,
+            beta: 0.9,
+            seed: 0,
+        }),
         "square" => Attack::Square(v1::Square { eps: 8.0 / 255.0, n_queries: 5000, p_init: 0.8, seed: 0 }),
         _ => return None,
     })
@@ -139,7 +157,8 @@ fn set(attack: &mut Attack, key: &str, value: &str) -> Result<(), SpecError> {
         Attack::Autoattack(autoattack) => match key {
             "eps" => autoattack.eps = number(key, value)?,
             "version" => autoattack.version = value.to_owned(),
-            _ => return unknown("eps, version"),
+            "seed" => autoattack.seed = integer(key, value)?,
+            _ => return unknown("eps, version, seed"),
         },
         Attack::ApgdCe(apgd) => match key {
             "eps" => apgd.eps = number(key, value)?,
@@ -155,6 +174,17 @@ fn set(attack: &mut Attack, key: &str, value: &str) -> Result<(), SpecError> {
             "n_target_classes" => apgd.n_target_classes = integer(key, value)?,
             "seed" => apgd.seed = integer(key, value)?,
             _ => return unknown("eps, steps, n_restarts, n_target_classes, seed"),
+        },
+        Attack::FabT(fab) => match key {
+            "eps" => fab.eps = number(key, value)?,
+            "steps" => fab.steps = integer(key, value)?,
+            "n_restarts" => fab.n_restarts = integer(key, value)?,
+            "n_target_classes" => fab.n_target_classes = integer(key, value)?,
+            "alpha_max" => fab.alpha_max = number(key, value)?,
+            "eta" => fab.eta = number(key, value)?,
+            "beta" => fab.beta = number(key, value)?,
+            "seed" => fab.seed = integer(key, value)?,
+            _ => return unknown("eps, steps, n_restarts, n_target_classes, alpha_max, eta, beta, seed"),
         },
         Attack::Square(square) => match key {
             "eps" => square.eps = number(key, value)?,
@@ -262,6 +292,8 @@ mod tests {
             "autoattack",
             "apgd-ce:steps=20,seed=3",
             "apgd-t:n_target_classes=3",
+            "fab-t:steps=10,eta=1.1",
+            "autoattack:seed=7",
             "square:n_queries=100,p_init=0.5",
         ] {
             let config = parse(spec).expect("parses");

@@ -1,15 +1,22 @@
-//! `agent bench`: attack throughput on this machine, without a coordinator.
+//! `agent bench`: attack and adversarial-training throughput on this machine, without a
+//! coordinator.
 //!
-//! Trains a DC-bench ConvNet on an IPC-10 random subset of the built-in `synthetic` dataset (so a
-//! bench needs no files and the attacks face a model that classifies well above chance), then
-//! runs each attack as a real attack task through the [`TchBackend`] on the first test images:
-//! the same chunking, timing (after a warm-up chunk, device synchronized) and outcome code as a
-//! sweep. Each row reports images per second of the attack and of clean inference measured in the
-//! same task, and the accuracies.
+//! [`run`] trains a DC-bench ConvNet on a random subset (IPC 10 by default) of the built-in
+//! `synthetic` dataset (so a bench needs no files and the attacks face a model that classifies
+//! well above chance), then runs each attack as a real attack task through the [`TchBackend`] on
+//! the first test images: the same chunking, timing (after a warm-up chunk, device synchronized)
+//! and outcome code as a sweep. Each row reports images per second of the attack and of clean
+//! inference measured in the same task, and the accuracies.
+//!
+//! [`run_adversarial_training`] trains on such a subset (IPC 50 in the paper's largest setting) as
+//! real train tasks: once with standard training as the baseline, then once per attack with
+//! adversarial training crafting its examples. Each row reports training images per second
+//! (images x epochs over the task's training seconds) and the cost relative to the baseline.
 
 use beard_proto::v1::{
-    AttackConfig, AttackSpec, DatasetRef, DistilledSource, EvaluationConfig, ModelConfig, NormKind, Optimizer,
-    PoolKind, RandomSubset, TargetPolicy, TaskFailure, TrainSpec, TrainingConfig, distilled_source,
+    AdversarialTraining, AttackConfig, AttackSpec, DatasetRef, DistilledSource, EvaluationConfig, ModelConfig,
+    NormKind, Optimizer, PoolKind, RandomSubset, TargetPolicy, TaskFailure, TrainSpec, TrainingConfig,
+    distilled_source,
 };
 use tch::Device;
 
@@ -28,9 +35,12 @@ pub struct BenchConfig {
     pub batch_size: u32,
     /// ConvNet width (128 is DC-bench's).
     pub width: u32,
-    /// Training epochs on the 100-image subset.
+    /// Training epochs on the subset.
     pub epochs: u32,
-    /// Run targeted (next-class targets) instead of untargeted.
+    /// Images per class of the training subset.
+    pub ipc: u32,
+    /// Run targeted (next-class targets; random targets when crafting training examples) instead
+    /// of untargeted.
     pub targeted: bool,
     pub seed: u32,
 }
@@ -46,6 +56,22 @@ pub struct BenchRow {
     pub clean_images_per_second: f64,
     pub clean_accuracy: f64,
     pub robust_accuracy: f64,
+}
+
+/// One training run's figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainingRow {
+    /// `standard`, or `adversarial` with the crafting attack as a full spec.
+    pub training: String,
+    /// Images in the training set.
+    pub images: u32,
+    pub epochs: u32,
+    pub train_seconds: f64,
+    /// Images x epochs per training second.
+    pub images_per_second: f64,
+    /// Training seconds over the standard run's.
+    pub cost: f64,
+    pub final_loss: f64,
 }
 
 /// Why a bench stopped.
@@ -95,12 +121,46 @@ pub fn run(config: &BenchConfig, mut report: impl FnMut(&BenchRow)) -> Result<Ve
     Ok(rows)
 }
 
-/// IPC-10 random subset of `synthetic`, Adam lr 1e-3, batch 128, a depth-3 instance-norm ConvNet.
+/// Train on the subset with standard training, then with adversarial training crafted by each of
+/// `config.attacks` (in `config.targeted`'s mode, the whole batch replaced), calling `report`
+/// after each run.
+pub fn run_adversarial_training(
+    config: &BenchConfig,
+    mut report: impl FnMut(&TrainingRow),
+) -> Result<Vec<TrainingRow>, BenchError> {
+    let mut backend = TchBackend::new(config.device);
+    let standard = train_spec(config);
+    let adversaries = config.attacks.iter().map(|attack| {
+        let mut spec = standard.clone();
+        let adversarial = AdversarialTraining { attack: Some(attack.clone()), targeted: config.targeted, ratio: 1.0 };
+        spec.training = spec.training.map(|training| TrainingConfig { adversarial: Some(adversarial), ..training });
+        (format!("adversarial {}", attack_spec::format(attack)), spec)
+    });
+    let mut rows: Vec<TrainingRow> = Vec::with_capacity(config.attacks.len() + 1);
+    for (training, spec) in std::iter::once(("standard".to_owned(), standard.clone())).chain(adversaries) {
+        let trained = backend.train(&spec, &TaskContext::detached()).map_err(BenchError::Train)?;
+        let seconds = trained.train_seconds.max(f64::MIN_POSITIVE);
+        let row = TrainingRow {
+            training,
+            images: trained.train_images,
+            epochs: config.epochs,
+            train_seconds: trained.train_seconds,
+            images_per_second: f64::from(trained.train_images) * f64::from(config.epochs) / seconds,
+            cost: rows.first().map_or(1.0, |baseline| seconds / baseline.train_seconds.max(f64::MIN_POSITIVE)),
+            final_loss: trained.final_loss,
+        };
+        report(&row);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// A random subset of `synthetic`, Adam lr 1e-3, batch 128, a depth-3 instance-norm ConvNet.
 fn train_spec(config: &BenchConfig) -> TrainSpec {
     TrainSpec {
         dataset: Some(DatasetRef { name: "synthetic".to_owned(), root: String::new() }),
         method: "random".to_owned(),
-        ipc: 10,
+        ipc: config.ipc,
         seed: config.seed,
         source: Some(DistilledSource { source: Some(distilled_source::Source::Random(RandomSubset {})) }),
         training: Some(TrainingConfig {

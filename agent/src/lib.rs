@@ -5,7 +5,8 @@
 //!
 //! - [`backend`]: the `Backend` trait between the worker and the ML work.
 //! - [`tch_backend`]: the libtorch implementation, built from:
-//!   - [`data`]: datasets (the built-in `synthetic` one) and distilled-set sources (`random`);
+//!   - [`data`]: datasets (the built-in `synthetic` one, CIFAR-10/100 and TinyImageNet, and
+//!     downloading their official archives) and distilled-set sources (`random`, files);
 //!   - [`model`]: the ConvNet family with normalization inside the model;
 //!   - [`train`]: training a model on a distilled set;
 //!   - [`augment`]: DSA augmentation of training batches;
@@ -13,8 +14,8 @@
 //!   - [`eval`]: one attack task to one result shard.
 //! - [`attack_spec`]: attack specs as the command line writes them (`pgd:eps=8/255,steps=10`).
 //! - [`bench`]: attack throughput on this machine (`agent bench`), without a coordinator.
-//! - [`cli`]: the offline commands `agent eval` (a checkpoint's clean and robust accuracy) and
-//!   `agent export` (a checkpoint as safetensors or a PyTorch file).
+//! - [`cli`]: the offline commands `agent eval` (a checkpoint's clean and robust accuracy),
+//!   `agent export` (a checkpoint as safetensors or a PyTorch file) and `agent datasets fetch`.
 //! - [`torchfile`]: PyTorch `torch.save` files (zip + pickle) without Python: a reader, and a
 //!   writer for state dicts.
 //! - [`worker`]: registration, the lease loop, heartbeats, cancellation and drain.

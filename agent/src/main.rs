@@ -1,19 +1,23 @@
 //! The `agent` binary: parses flags, reports the devices libtorch sees, runs the worker, the
-//! attack bench, or the offline `eval` and `export` commands.
+//! attack bench, or the offline `eval`, `export` and `datasets fetch` commands.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use beard_agent::bench::{self, BenchConfig};
+use beard_agent::cli::datasets::{self, FetchConfig};
 use beard_agent::cli::eval::{self as offline_eval, EvalConfig};
 use beard_agent::cli::export;
+use beard_agent::data::fetch::{DATASETS, FetchError, Progress};
 use beard_agent::model::checkpoint::Format;
 use beard_agent::tch_backend::{TchBackend, parse_device};
 use beard_agent::worker::{self, WorkerConfig};
 use beard_proto::process::LogFormat;
 use beard_proto::v1::{ModelConfig, NormKind, PoolKind, TargetPolicy};
 use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[derive(Parser)]
 #[command(name = "agent", version, about = "Train and attack BEARD models on this node's devices", long_about = None)]
@@ -29,13 +33,46 @@ struct Cli {
 enum Command {
     /// Lease tasks from a coordinator and run them on one device until stopped.
     Run(RunArgs),
-    /// Train a ConvNet on the built-in synthetic dataset and print images per second per attack.
+    /// Train a ConvNet on the built-in synthetic dataset and print images per second per attack,
+    /// or (with --adversarial-training) of standard and adversarial training.
     Bench(BenchArgs),
     /// Evaluate a checkpoint on a dataset's test split: clean accuracy, and robust accuracy under
     /// each attack.
     Eval(EvalArgs),
     /// Write a checkpoint (safetensors or PyTorch) as safetensors or as a PyTorch state-dict file.
     Export(ExportArgs),
+    /// Get the real datasets: `datasets fetch cifar10|cifar100|tinyimagenet --to DIR`.
+    Datasets(DatasetsArgs),
+}
+
+#[derive(clap::Args)]
+struct DatasetsArgs {
+    #[command(subcommand)]
+    command: DatasetsCommand,
+}
+
+#[derive(Subcommand)]
+enum DatasetsCommand {
+    /// Download a dataset's official archive, check its published MD5 and unpack it into DIR
+    /// (CIFAR-10 to DIR/cifar-10-batches-bin, CIFAR-100 to DIR/cifar-100-binary, TinyImageNet to
+    /// DIR/tiny-imagenet-200: the directory to pass as --data-dir or a sweep's root).
+    Fetch(FetchArgs),
+}
+
+#[derive(clap::Args)]
+struct FetchArgs {
+    /// The dataset.
+    #[arg(value_parser = DATASETS)]
+    dataset: String,
+    /// Directory to unpack into.
+    #[arg(long)]
+    to: PathBuf,
+    /// An archive downloaded elsewhere: check and unpack it instead of downloading.
+    #[arg(long, conflicts_with = "url")]
+    archive: Option<PathBuf>,
+    /// Download from this address instead of the official one (tests; mirrors).
+    #[arg(long, hide = true)]
+    url: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -127,9 +164,18 @@ enum FormatArg {
 #[derive(clap::Args)]
 struct BenchArgs {
     /// Attacks as `NAME:key=value,...` (e.g. `pgd:eps=8/255,alpha=2/255,steps=10`), separated
-    /// by commas, semicolons or spaces; parameters not written take BEARD's defaults.
-    #[arg(long, num_args = 1.., required = true)]
+    /// by commas, semicolons or spaces; parameters not written take BEARD's defaults. With
+    /// --adversarial-training, the attacks that craft the training examples (default Madry's
+    /// `pgd:eps=8/255,alpha=2/255,steps=10,random_start=true`).
+    #[arg(long, num_args = 1.., required_unless_present = "adversarial_training")]
     attacks: Vec<String>,
+    /// Measure training instead of attacks: standard training, then adversarial training with
+    /// each attack, on an IPC set for --epochs epochs; prints training images per second.
+    #[arg(long)]
+    adversarial_training: bool,
+    /// Images per class of the synthetic training subset (the paper's largest setting is 50).
+    #[arg(long, default_value_t = 10)]
+    ipc: u32,
     /// Test images per attack (the synthetic test split has 1000).
     #[arg(long, default_value_t = 500)]
     n: u32,
@@ -170,6 +216,8 @@ struct RunArgs {
     /// File holding the coordinator's bearer token (else `BEARD_TOKEN`).
     #[arg(long, env = "BEARD_TOKEN_FILE")]
     token_file: Option<PathBuf>,
+    #[command(flatten)]
+    tls: beard_proto::tls::ClientTlsArgs,
     /// Seconds a running task may take to finish after SIGTERM before it is handed back.
     #[arg(long, default_value_t = 60.0)]
     drain_timeout_secs: f64,
@@ -190,6 +238,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => run_bench(&args),
         Command::Eval(args) => run_eval(&args),
         Command::Export(args) => run_export(&args),
+        Command::Datasets(DatasetsArgs { command: DatasetsCommand::Fetch(args) }) => run_fetch(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -207,6 +256,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = WorkerConfig {
         coordinator: args.coordinator,
         token: beard_proto::auth::Token::from_file_or_env(args.token_file.as_deref())?,
+        tls: args.tls,
         name,
         work_dir: args.work_dir,
         drain_timeout: Duration::from_secs_f64(args.drain_timeout_secs),
@@ -216,10 +266,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     worker::run(config, TchBackend::new(device), beard_proto::process::shutdown_signal()).await
 }
 
+/// The attack adversarial training crafts its examples with unless told otherwise.
+const MADRY_PGD: &str = "pgd:eps=8/255,alpha=2/255,steps=10,random_start=true";
+
 fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     let mut attacks = Vec::new();
     for list in &args.attacks {
         attacks.extend(beard_agent::attack_spec::parse_list(list)?);
+    }
+    if attacks.is_empty() {
+        attacks = beard_agent::attack_spec::parse_list(MADRY_PGD)?;
     }
     let config = BenchConfig {
         attacks,
@@ -228,9 +284,13 @@ fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
         batch_size: args.batch_size,
         width: args.width,
         epochs: args.epochs,
+        ipc: args.ipc,
         targeted: args.targeted,
         seed: args.seed,
     };
+    if args.adversarial_training {
+        return run_training_bench(&config);
+    }
     println!(
         "device {}, {} torch threads, ConvNet width {}, {} mode",
         beard_agent::tch_backend::describe(config.device),
@@ -249,6 +309,26 @@ fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
             row.robust_accuracy,
             row.attack,
             row.images
+        );
+    })?;
+    Ok(())
+}
+
+fn run_training_bench(config: &BenchConfig) -> anyhow::Result<()> {
+    println!(
+        "device {}, {} torch threads, ConvNet width {}, synthetic IPC {}, {} epochs, batch 128, {} examples",
+        beard_agent::tch_backend::describe(config.device),
+        tch::get_num_threads(),
+        config.width,
+        config.ipc,
+        config.epochs,
+        if config.targeted { "targeted" } else { "untargeted" }
+    );
+    println!("{:>10} {:>9} {:>7} {:>9}  training", "images/s", "seconds", "cost", "loss");
+    bench::run_adversarial_training(config, |row| {
+        println!(
+            "{:>10.1} {:>9.3} {:>6.2}x {:>9.4}  {} ({} images x {} epochs)",
+            row.images_per_second, row.train_seconds, row.cost, row.final_loss, row.training, row.images, row.epochs
         );
     })?;
     Ok(())
@@ -325,6 +405,38 @@ fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
         exported.tensors,
         exported.bytes
     );
+    Ok(())
+}
+
+fn run_fetch(args: FetchArgs) -> anyhow::Result<()> {
+    let config = FetchConfig { dataset: args.dataset, to: args.to, url: args.url, archive: args.archive };
+    let bar = ProgressBar::hidden();
+    let root = datasets::run(&config, |progress| match progress {
+        Progress::Downloading { url, total } => {
+            eprintln!("downloading {url}{}", total.map(|t| format!(" ({t} bytes)")).unwrap_or_default());
+            if std::io::stderr().is_terminal() {
+                bar.set_draw_target(ProgressDrawTarget::stderr());
+            }
+            bar.set_length(total.unwrap_or(0));
+            bar.set_style(
+                ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+        }
+        Progress::Received(bytes) => bar.set_position(bytes),
+        Progress::Verifying => {
+            bar.finish_and_clear();
+            eprintln!("checking the published MD5");
+        }
+        Progress::Extracting => eprintln!("unpacking"),
+    })
+    .map_err(|error| match error {
+        FetchError::Download { .. } => anyhow::anyhow!(
+            "{error}\n(without network access, download the archive elsewhere and pass it with --archive FILE)"
+        ),
+        other => other.into(),
+    })?;
+    println!("{} is ready in {}", config.dataset, root.display());
     Ok(())
 }
 

@@ -1,14 +1,18 @@
-//! Training a ConvNet on a distilled set that stays resident on the device.
+//! Training a ConvNet on a training set that stays resident on the device: a distilled set, or a
+//! whole training split (50,000 CIFAR images) for the Full-size baseline.
 //!
-//! Plain minibatch training: each epoch shuffles the set with the host RNG (seeded by the task's
-//! seed and the epoch, so the order is the same on every device), slices batches on the device
-//! with `index_select`, optionally augments each batch with DSA ([`crate::augment`], an epoch's
-//! draws from the host RNG stream `[augment::STREAM, epoch]`), and takes one Adam or SGD step
-//! (libtorch's optimizers, PyTorch's semantics: coupled weight decay, no Nesterov, no dampening)
-//! per batch with the mean cross-entropy: against class indices for hard labels, or against the
-//! rows of soft labels as target probabilities (PyTorch's `cross_entropy` with probability
-//! targets, `-(p * log_softmax(logits)).sum(1).mean()`). No data loader, float32. Progress goes
-//! to the task context once per epoch, which is also where cancellation is honoured.
+//! Plain minibatch training: each epoch shuffles an index list with the host RNG (seeded by the
+//! task's seed and the epoch, so the order is the same on every device; the images themselves are
+//! never copied whole), slices batches on the device with `index_select`, optionally augments each
+//! batch with DSA ([`crate::augment`], an epoch's draws from the host RNG stream
+//! `[augment::STREAM, epoch]`), optionally replaces (part of) it with adversarial examples of the
+//! current model ([`adversarial`]), and takes one Adam or SGD step (libtorch's optimizers,
+//! PyTorch's semantics: coupled weight decay, no Nesterov, no dampening) per batch with the mean
+//! cross-entropy: against class indices for hard labels, or against the rows of soft labels as
+//! target probabilities (PyTorch's `cross_entropy` with probability targets,
+//! `-(p * log_softmax(logits)).sum(1).mean()`). No data loader, float32. Cancellation is honoured
+//! before every batch; progress goes to the task context after every epoch, and after every batch
+//! of an epoch with several.
 //!
 //! Learning-rate schedules: `constant`, or `step-half`: lr for the first ceil(epochs / 2)
 //! epochs and lr x 0.1 for the rest, like PyTorch's `MultiStepLR` (the optimizer keeps its
@@ -16,12 +20,14 @@
 //! re-creates its SGD optimizer there (dropping the momentum buffers); with 1000 epochs that is
 //! 502 + 499 epochs instead of 500 + 500, a difference its reruns do not resolve.
 
+mod adversarial;
+
 use beard_proto::v1::{Augmentation, LrSchedule, Optimizer, TrainingConfig};
 use tch::{COptimizer, Reduction, TchError, Tensor};
 
 use crate::augment::{self, Dsa};
 use crate::backend::TaskContext;
-use crate::data::Normalization;
+use crate::data::DatasetInfo;
 use crate::data::distilled::DistilledSet;
 use crate::data::rng::{Rng, streams};
 use crate::model::ConvNet;
@@ -41,20 +47,25 @@ pub enum TrainError {
     Torch(#[from] TchError),
 }
 
-/// Train `model` in place on `set`, whose pixels the dataset's `normalization` maps to the
-/// space DSA augments in; returns the mean training loss of the last epoch.
+/// Train `model` in place on `set`, an image set of `dataset` (whose normalization maps pixels
+/// to the space DSA augments in, and whose classes targeted adversarial examples aim at); returns
+/// the mean training loss of the last epoch.
 pub fn train(
     model: &ConvNet,
     set: &DistilledSet,
-    normalization: &Normalization,
+    dataset: &DatasetInfo,
     config: &TrainingConfig,
     seed: u32,
     ctx: &TaskContext,
 ) -> Result<f64, TrainError> {
     validate(config)?;
     if set.is_empty() {
-        return Err(TrainError::InvalidConfig("the distilled set is empty".into()));
+        return Err(TrainError::InvalidConfig("the training set is empty".into()));
     }
+    let adversary = match &config.adversarial {
+        Some(adversarial) => Some(adversarial::Adversary::new(adversarial, dataset.classes as i64)?),
+        None => None,
+    };
     let mut optimizer = optimizer(config)?;
     for variable in model.trainable_variables() {
         optimizer.add_parameters(&variable, 0)?;
@@ -64,7 +75,7 @@ pub fn train(
     let device = set.images.device();
     let dsa = match config.augmentation() {
         Augmentation::None => None,
-        Augmentation::Dsa => Some(Dsa::new(normalization, device)?),
+        Augmentation::Dsa => Some(Dsa::new(&dataset.normalization, device)?),
     };
     let (_, _, height, width) = set.images.size4()?;
     let batch_sizes: Vec<usize> = (0..count).step_by(batch).map(|start| batch.min(count - start)).collect();
@@ -72,9 +83,6 @@ pub fn train(
     let mut last_epoch_loss = Tensor::f_zeros([], (tch::Kind::Float, device))?;
     let mut lr = config.lr;
     for epoch in 0..config.epochs {
-        if ctx.is_cancelled() {
-            return Err(TrainError::Cancelled);
-        }
         let epoch_lr = learning_rate(config, epoch);
         if epoch_lr != lr {
             lr = epoch_lr;
@@ -91,18 +99,33 @@ pub fn train(
         };
         let mut loss_sum = Tensor::f_zeros([], (tch::Kind::Float, device))?;
         for (number, &length) in batch_sizes.iter().enumerate() {
+            if ctx.is_cancelled() {
+                return Err(TrainError::Cancelled);
+            }
             let rows = permutation.f_narrow(0, (number * batch) as i64, length as i64)?;
             let mut images = set.images.f_index_select(0, &rows)?;
             if let Some(augmentation) = &augmentation {
                 images = augmentation.apply(number, &images)?;
             }
             let labels = set.labels.f_index_select(0, &rows)?;
+            if let Some(adversary) = &adversary {
+                images = adversary.perturb(model, &images, &labels)?;
+            }
             let logits = model.forward(&images, true)?;
             let loss = logits.f_cross_entropy_loss(&labels, None::<Tensor>, Reduction::Mean, -100, 0.0)?;
             optimizer.zero_grad()?;
             loss.f_backward()?;
             optimizer.step()?;
             loss_sum = loss_sum.f_add(&loss.f_detach()?.f_mul_scalar(length as f64)?)?;
+            if batch_sizes.len() > 1 {
+                ctx.progress(format!(
+                    "epoch {}/{}: batch {}/{}",
+                    epoch + 1,
+                    config.epochs,
+                    number + 1,
+                    batch_sizes.len()
+                ));
+            }
         }
         last_epoch_loss = loss_sum;
         ctx.progress(format!("epoch {}/{}", epoch + 1, config.epochs));
@@ -174,7 +197,8 @@ mod tests {
     fn unknown_schedules_and_augmentations_are_invalid() {
         let valid = TrainingConfig { lr: 0.01, epochs: 1, batch_size: 1, ..Default::default() };
         assert!(validate(&valid).is_ok());
-        for config in [TrainingConfig { lr_schedule: 9, ..valid }, TrainingConfig { augmentation: 9, ..valid }] {
+        for config in [TrainingConfig { lr_schedule: 9, ..valid.clone() }, TrainingConfig { augmentation: 9, ..valid }]
+        {
             assert!(matches!(validate(&config), Err(TrainError::InvalidConfig(_))), "{config:?}");
         }
     }

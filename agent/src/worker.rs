@@ -19,6 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use beard_proto::auth::{AttachToken, Token};
 use beard_proto::keys::{is_valid_key, sha256_hex};
+use beard_proto::tls::ClientTlsArgs;
 use beard_proto::v1::agent_service_client::AgentServiceClient;
 use beard_proto::v1::{
     AttackSpec, CompleteRequest, FetchCheckpointRequest, HeartbeatRequest, LeaseRequest, LeasedTask, RegisterRequest,
@@ -27,7 +28,7 @@ use beard_proto::v1::{
 use beard_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
 use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Endpoint};
 
 use crate::backend::{Backend, TaskContext};
 
@@ -37,6 +38,8 @@ pub struct WorkerConfig {
     pub coordinator: String,
     /// Bearer token presented on every call (`None` only for coordinators without auth).
     pub token: Option<Token>,
+    /// TLS towards an `https://` coordinator.
+    pub tls: ClientTlsArgs,
     pub name: String,
     pub work_dir: PathBuf,
     pub drain_timeout: Duration,
@@ -79,7 +82,9 @@ pub async fn run<B: Backend>(
         let _ = stop_tx.send(true);
     });
 
-    let Some(mut client) = connect(&config.coordinator, config.token.as_ref(), &mut stop_rx).await else {
+    let endpoint =
+        beard_proto::tls::endpoint(&config.coordinator, &config.tls)?.connect_timeout(Duration::from_secs(5));
+    let Some(mut client) = connect(&endpoint, config.token.as_ref(), &mut stop_rx).await else {
         return Ok(());
     };
     let heartbeat_every = register(&mut client, &identity).await?;
@@ -132,21 +137,21 @@ fn lock(current: &Mutex<Current>) -> std::sync::MutexGuard<'_, Current> {
 }
 
 /// Connect, retrying with backoff until the coordinator answers or shutdown is requested.
-async fn connect(url: &str, token: Option<&Token>, stop: &mut watch::Receiver<bool>) -> Option<Client> {
+async fn connect(endpoint: &Endpoint, token: Option<&Token>, stop: &mut watch::Receiver<bool>) -> Option<Client> {
     let mut delay = Duration::from_millis(200);
     loop {
-        let attempt = async {
-            let channel =
-                Channel::from_shared(url.to_owned())?.connect_timeout(Duration::from_secs(5)).connect().await?;
-            Ok::<_, anyhow::Error>(
-                AgentServiceClient::with_interceptor(channel, AttachToken::new(token))
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            )
-        };
-        match attempt.await {
-            Ok(client) => return Some(client),
-            Err(error) => tracing::warn!(coordinator = url, error = %error, "coordinator unreachable; retrying"),
+        match endpoint.connect().await {
+            Ok(channel) => {
+                return Some(
+                    AgentServiceClient::with_interceptor(channel, AttachToken::new(token))
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                );
+            }
+            Err(error) => {
+                let error = anyhow::Error::from(error);
+                tracing::warn!(coordinator = %endpoint.uri(), error = format!("{error:#}"), "coordinator unreachable; retrying");
+            }
         }
         if sleep_or_stop(delay, stop).await {
             return None;

@@ -10,7 +10,7 @@ use beard_agent::backend::{Backend, TaskContext};
 use beard_agent::tch_backend::{TchBackend, parse_device};
 use beard_proto::failure::codes::UNSUPPORTED_ATTACK;
 use beard_proto::v1::{
-    AttackConfig, AttackShard, AutoAttack, DistilledFile, DistilledSource, ErrorClass, Pgd, TargetPolicy, TaskFailure,
+    AttackConfig, AttackShard, DistilledFile, DistilledSource, ErrorClass, Pgd, TargetPolicy, TaskFailure,
     attack_config, distilled_source,
 };
 use tch::Device;
@@ -31,23 +31,24 @@ fn assert_permanent(failure: &TaskFailure, code: &str) {
 }
 
 #[test]
-fn unsupported_attacks_fail_with_the_typed_unsupported_attack_failure() {
+fn unknown_attacks_fail_with_the_typed_unsupported_attack_failure() {
     let mut backend = TchBackend::new(Device::Cpu);
     let train = common::train_spec(0, 1);
-    let unsupported = [attack_config::Attack::Autoattack(AutoAttack { eps: common::EPS, version: "standard".into() })];
-    for attack in unsupported {
-        let spec = common::attack_spec(&train, AttackConfig { attack: Some(attack) }, false, 10);
-        let failure = backend.attack(&spec, &[], &TaskContext::detached()).expect_err("unsupported");
-        assert_permanent(&failure, UNSUPPORTED_ATTACK);
-    }
+    // What this agent decodes from an attack that a newer coordinator added to the oneof.
+    let spec = common::attack_spec(&train, AttackConfig { attack: None }, false, 10);
+    let failure = backend.attack(&spec, &[], &TaskContext::detached()).expect_err("unsupported");
+    assert_permanent(&failure, UNSUPPORTED_ATTACK);
+    assert!(failure.message.contains("newer"), "{failure}");
 }
 
 #[test]
 fn missing_data_and_unusable_sources_fail_with_their_codes() {
     let mut backend = TchBackend::new(Device::Cpu);
     let mut tiny = common::train_spec(0, 1);
-    tiny.dataset = Some(beard_proto::v1::DatasetRef { name: "tinyimagenet".into(), root: "/data".into() });
-    assert_permanent(&backend.train(&tiny, &TaskContext::detached()).expect_err("no loader"), "dataset_unavailable");
+    tiny.dataset = Some(beard_proto::v1::DatasetRef { name: "tinyimagenet".into(), root: "/nonexistent".into() });
+    let failure = backend.train(&tiny, &TaskContext::detached()).expect_err("no files");
+    assert_eq!((failure.class(), failure.code.as_str()), (ErrorClass::Retryable, "data_io"), "{failure:?}");
+    assert!(failure.message.contains("/nonexistent/wnids.txt"), "{failure:?}");
     let mut cifar = common::train_spec(0, 1);
     cifar.dataset = Some(beard_proto::v1::DatasetRef { name: "cifar10".into(), root: "/nonexistent".into() });
     let failure = backend.train(&cifar, &TaskContext::detached()).expect_err("no files");

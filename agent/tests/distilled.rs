@@ -138,8 +138,7 @@ fn one_hot_soft_labels_train_exactly_like_hard_labels() {
         let model = ConvNet::new(&config, 3, Device::Cpu).expect("model");
         let set = DistilledSet { images: images.shallow_clone(), labels };
         let training = spec.training.as_ref().expect("training");
-        let loss = train::train(&model, &set, &dataset.info.normalization, training, 3, &TaskContext::detached())
-            .expect("trains");
+        let loss = train::train(&model, &set, &dataset.info, training, 3, &TaskContext::detached()).expect("trains");
         (loss, model.checkpoint().expect("checkpoint"))
     };
     let (hard_loss, hard_weights) = run(hard.shallow_clone());

@@ -10,6 +10,7 @@
 //! - [`store`]: durable state in SQLite (sweeps, tasks, leases, attempts, results, blobs).
 //! - [`scheduler`]: the one writer of state: leasing, dependencies, expiry, retries.
 //! - [`service`]: the tonic services for agents and the CLI, and [`service::run`].
+//! - [`telemetry`]: operational counters, the Prometheus endpoint and the gRPC health port.
 //! - [`cli`]: the `coordinator` command line.
 
 pub mod cli;
@@ -20,3 +21,4 @@ pub mod scheduler;
 pub mod service;
 pub mod store;
 pub mod sweep;
+pub mod telemetry;

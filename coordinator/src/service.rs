@@ -1,5 +1,6 @@
 //! The coordinator's gRPC server: the agent service, the control service, health, and
-//! [`run`], which serves them on a bound listener until a shutdown future resolves.
+//! [`run`], which serves them (over TLS when configured) on a bound listener, and the
+//! operations port of [`crate::telemetry`] when one is given, until a shutdown future resolves.
 //!
 //! Handlers only translate requests into scheduler calls; every decision is the scheduler's.
 
@@ -14,17 +15,21 @@ use beard_proto::v1::control_service_server::{ControlService, ControlServiceServ
 use beard_proto::v1::{
     AgentsRequest, AgentsResponse, CancelRequest, CancelResponse, CompleteRequest, CompleteResponse,
     FetchCheckpointRequest, FetchCheckpointResponse, HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse,
-    RegisterRequest, RegisterResponse, ReportRequest, ReportResponse, StatusRequest, StatusResponse, SubmitRequest,
-    SubmitResponse,
+    RegisterRequest, RegisterResponse, ReportFile, ReportRequest, ReportResponse, StatusRequest, StatusResponse,
+    SubmitRequest, SubmitResponse,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::ServerTlsConfig;
 use tonic::{Request, Response, Status};
 
+use crate::import::{LogFile, import};
 use crate::report;
 use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerHandle, SchedulerResult, now_ms};
 use crate::store::Store;
+use crate::telemetry::{self, Scrape};
 
 /// How often expired leases are swept even when no agent asks for work.
 const EXPIRY_SWEEP: Duration = Duration::from_secs(1);
@@ -40,17 +45,29 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Serve the coordinator on `listener` with state in `state_dir` until `shutdown` resolves.
+/// The bound sockets the coordinator serves on.
+pub struct Listeners {
+    /// The agent and control services, and health.
+    pub grpc: TcpListener,
+    /// TLS on `grpc`; plaintext when `None`.
+    pub tls: Option<ServerTlsConfig>,
+    /// The operations port (`/metrics` and health, plaintext), when wanted.
+    pub metrics: Option<TcpListener>,
+}
+
+/// Serve the coordinator on `listeners` with state in `state_dir` until `shutdown` resolves.
 /// Every call to the agent and control services must carry `token`; health checks need none.
 pub async fn run(
-    listener: TcpListener,
+    listeners: Listeners,
     state_dir: &Path,
     config: SchedulerConfig,
     token: Token,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let store = Store::open(state_dir)?;
-    let scheduler = SchedulerHandle::spawn(Scheduler::new(store, config))?;
+    let scheduler = Scheduler::new(store, config);
+    let counters = scheduler.counters().clone();
+    let scheduler = SchedulerHandle::spawn(scheduler)?;
 
     let expiry = scheduler.clone();
     let expiry_task = tokio::spawn(async move {
@@ -68,6 +85,15 @@ pub async fn run(
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<AgentServiceServer<Agents>>().await;
     health_reporter.set_serving::<ControlServiceServer<Control>>().await;
+    let metrics_task = listeners.metrics.map(|listener| {
+        let scrape = Scrape::new(scheduler.clone(), counters);
+        let health = Routes::new(health_service.clone());
+        tokio::spawn(async move {
+            if let Err(error) = telemetry::server::serve(listener, scrape, health).await {
+                tracing::error!(%error, "metrics endpoint failed");
+            }
+        })
+    });
 
     let agents = AgentServiceServer::new(Agents { scheduler: scheduler.clone() })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -79,13 +105,20 @@ pub async fn run(
     let agents = InterceptedService::new(agents, guard.clone());
     let control = InterceptedService::new(control, guard);
 
-    let result = tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = listeners.tls {
+        server = server.tls_config(tls)?;
+    }
+    let result = server
         .add_service(health_service)
         .add_service(agents)
         .add_service(control)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), shutdown)
         .await;
     expiry_task.abort();
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     Ok(result?)
 }
 
@@ -171,12 +204,41 @@ impl ControlService for Control {
     }
 
     async fn report(&self, request: Request<ReportRequest>) -> Result<Response<ReportResponse>, Status> {
-        let id = request.into_inner().sweep_id;
-        let input = self.scheduler.call(move |s| s.report_input(&id)).await??;
+        let request = request.into_inner();
+        let id = request.sweep_id.clone();
+        let (input, provenance) = self.scheduler.call(move |s| s.report_input(&id)).await??;
         // Building the report is pure CPU work over all shards: keep it off the async workers.
-        let built = tokio::task::spawn_blocking(move || report::build(&input))
+        tokio::task::spawn_blocking(move || build_report(&request, &input, provenance))
             .await
-            .map_err(|e| Status::internal(format!("report builder panicked: {e}")))?;
-        Ok(Response::new(ReportResponse { markdown: built.to_markdown(), json: built.to_json(), csv: built.to_csv() }))
+            .map_err(|e| Status::internal(format!("report builder panicked: {e}")))?
+            .map(Response::new)
     }
+}
+
+/// The report a request asks for: the sweep's results with any imported BEARD logs, rendered as
+/// Markdown, JSON and CSV, and as the HTML site when asked.
+fn build_report(
+    request: &ReportRequest,
+    input: &report::ReportInput,
+    provenance: report::Provenance,
+) -> Result<ReportResponse, Status> {
+    let files: Vec<LogFile<'_>> =
+        request.imports.iter().map(|log| LogFile { name: &log.name, text: &log.text }).collect();
+    let (built, provenance) = if files.is_empty() {
+        (report::build(input), provenance)
+    } else {
+        let imported = import(&files).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let logs = files.iter().map(|file| (file.name, file.text));
+        (report::build_with_imports(input, &imported), provenance.with_beard_logs(logs))
+    };
+    let html_files = if request.html {
+        report::site(&built, &provenance, request.png)
+            .map_err(|e| Status::internal(e.to_string()))?
+            .into_iter()
+            .map(|file| ReportFile { path: file.path, content: file.bytes })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(ReportResponse { markdown: built.to_markdown(), json: built.to_json(), csv: built.to_csv(), html_files })
 }

@@ -67,7 +67,13 @@ fn check(text: &str) -> Result<Outcome, String> {
 
 fn check_accepted(sweep: &Sweep) -> Result<Outcome, String> {
     let per_train: u64 = sweep.attacks.iter().map(|attack| attack.modes.len() as u64).sum();
-    let trains = [sweep.datasets.len() as u64, sweep.methods.len() as u64, sweep.ipcs.len() as u64, sweep.seeds as u64]
+    // A `full` method trains once per dataset, regime and seed; the others once per IPC too.
+    let sets: u64 = sweep
+        .methods
+        .iter()
+        .map(|method| if matches!(method.source, sweep::Source::Full { .. }) { 1 } else { sweep.ipcs.len() as u64 })
+        .sum();
+    let trains = [sweep.datasets.len() as u64, sets, sweep.regimes.len() as u64, sweep.seeds as u64]
         .into_iter()
         .try_fold(1u64, u64::checked_mul)
         .ok_or("the train count overflows u64")?;
@@ -75,7 +81,9 @@ fn check_accepted(sweep: &Sweep) -> Result<Outcome, String> {
     if sweep.name.trim().is_empty() {
         return Err("accepted an empty name".into());
     }
-    if [sweep.datasets.len(), sweep.methods.len(), sweep.ipcs.len()].contains(&0) || sweep.seeds == 0 {
+    if [sweep.datasets.len(), sweep.methods.len(), sweep.ipcs.len(), sweep.regimes.len()].contains(&0)
+        || sweep.seeds == 0
+    {
         return Err(format!("accepted an empty grid dimension: {sweep:?}"));
     }
     if sweep.attacks.iter().any(|attack| attack.modes.is_empty()) {

@@ -1,9 +1,9 @@
 //! Short, stable, human-readable names of task specs for logs, `status` and dry runs.
 
-use crate::v1::{AttackConfig, AttackSpec, TaskSpec, TrainSpec, attack_config, task_spec};
+use crate::v1::{AttackConfig, AttackSpec, TaskSpec, TrainSpec, attack_config, distilled_source, task_spec};
 
 /// The sweep-file name of an attack (`fgsm`, `pgd`, `pgdl2`, `cw`, `deepfool`, `autoattack`,
-/// and AutoAttack's parts `apgd-ce`, `apgd-t`, `square`).
+/// and AutoAttack's parts `apgd-ce`, `apgd-t`, `fab-t`, `square`).
 pub fn attack_name(attack: &AttackConfig) -> &'static str {
     match attack.attack {
         Some(attack_config::Attack::Fgsm(_)) => "fgsm",
@@ -14,15 +14,21 @@ pub fn attack_name(attack: &AttackConfig) -> &'static str {
         Some(attack_config::Attack::Autoattack(_)) => "autoattack",
         Some(attack_config::Attack::ApgdCe(_)) => "apgd-ce",
         Some(attack_config::Attack::ApgdT(_)) => "apgd-t",
+        Some(attack_config::Attack::FabT(_)) => "fab-t",
         Some(attack_config::Attack::Square(_)) => "square",
         None => "none",
     }
 }
 
-/// `dataset/method/ipcN/seedS`.
+/// `dataset/method/ipcN/seedS`: `full` in place of `ipcN` for the whole training split, and
+/// `/at` before the seed for adversarial training.
 pub fn describe_train(train: &TrainSpec) -> String {
     let dataset = train.dataset.as_ref().map_or("?", |d| d.name.as_str());
-    format!("{dataset}/{}/ipc{}/seed{}", train.method, train.ipc, train.seed)
+    let full = matches!(train.source.as_ref().and_then(|s| s.source.as_ref()), Some(distilled_source::Source::Full(_)));
+    let ipc = if full { "full".to_owned() } else { format!("ipc{}", train.ipc) };
+    let adversarial = train.training.as_ref().is_some_and(|t| t.adversarial.is_some());
+    let at = if adversarial { "/at" } else { "" };
+    format!("{dataset}/{}/{ipc}{at}/seed{}", train.method, train.seed)
 }
 
 /// `dataset/method/ipcN/seedS attack mode`.
@@ -39,5 +45,29 @@ pub fn describe_task(spec: &TaskSpec) -> String {
         Some(task_spec::Kind::Train(train)) => format!("train {}", describe_train(train)),
         Some(task_spec::Kind::Attack(attack)) => format!("attack {}", describe_attack(attack)),
         None => "empty task".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::v1::{AdversarialTraining, DatasetRef, DistilledSource, FullTrainSplit, TrainingConfig};
+
+    #[test]
+    fn train_descriptions_name_full_sets_and_adversarial_training() {
+        let mut train = TrainSpec {
+            dataset: Some(DatasetRef { name: "cifar10".into(), root: String::new() }),
+            method: "DM".into(),
+            ipc: 10,
+            seed: 2,
+            ..Default::default()
+        };
+        assert_eq!(describe_train(&train), "cifar10/DM/ipc10/seed2");
+        train.training =
+            Some(TrainingConfig { adversarial: Some(AdversarialTraining::default()), ..Default::default() });
+        assert_eq!(describe_train(&train), "cifar10/DM/ipc10/at/seed2");
+        train.source = Some(DistilledSource { source: Some(distilled_source::Source::Full(FullTrainSplit {})) });
+        train.ipc = 0;
+        assert_eq!(describe_train(&train), "cifar10/DM/full/at/seed2");
     }
 }

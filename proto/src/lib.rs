@@ -9,6 +9,7 @@
 //! - [`describe`]: short human-readable descriptions of specs for logs, status and dry runs.
 //! - [`failure`]: the typed task failure that crosses the wire, with its retry classification.
 //! - [`process`]: logging setup and the shutdown signal both binaries use.
+//! - [`tls`]: optional TLS (rustls) options of the server and the clients.
 //!
 //! Task specs are prost messages and double as domain types: proto3 without maps encodes
 //! deterministically, so the encoding is a canonical form to hash.
@@ -18,6 +19,7 @@ pub mod describe;
 pub mod failure;
 pub mod keys;
 pub mod process;
+pub mod tls;
 
 /// Generated types of the `beard.v1` package.
 #[allow(clippy::all, missing_docs)]

@@ -13,9 +13,10 @@ attack run `KEY` (the attack spec, plus `@targeted` for targeted runs):
 
 It also prints one line per run: robust accuracy and images per second. Attack specs are written
 `NAME:key=value,...` with torchattacks' parameter names (`pgd:eps=0.0314,alpha=0.0078,steps=10`);
-numbers may be fractions (`8/255`). AutoAttack's parts `apgd-ce`, `apgd-t` and `square` run
-torchattacks' `APGD` (cross-entropy), `APGDT` and `Square`; `apgd-t`'s `n_target_classes` is
-`APGDT`'s `n_classes - 1`. Only the standard library, numpy, torch and torchattacks are
+numbers may be fractions (`8/255`). AutoAttack's parts `apgd-ce`, `apgd-t`, `fab-t` and `square`
+run torchattacks' `APGD` (cross-entropy), `APGDT`, `FAB` (multi-targeted) and `Square`, whose
+`n_classes - 1` is our `n_target_classes`; `autoattack` runs torchattacks' `AutoAttack`
+('standard', with `--classes` classes). Only the standard library, numpy, torch and torchattacks are
 needed: the safetensors format is read and written here.
 
 Example:
@@ -27,7 +28,9 @@ Example:
 
 import argparse
 import json
+import os
 import struct
+import subprocess
 import sys
 import time
 from fractions import Fraction
@@ -114,6 +117,8 @@ def parse_spec(spec):
             params[key] = int(value)
         elif key == "random_start":
             params[key] = value.lower() in ("true", "1", "yes")
+        elif key == "version":
+            params[key] = value
         else:
             params[key] = number(value)
     return name, params
@@ -127,28 +132,87 @@ ATTACKS = {
     "deepfool": torchattacks.DeepFool,
     "apgd-ce": torchattacks.APGD,
     "apgd-t": torchattacks.APGDT,
+    "fab-t": torchattacks.FAB,
     "square": torchattacks.Square,
+    "autoattack": torchattacks.AutoAttack,
 }
 
 
-def build_attack(model, spec):
+def build_attack(model, spec, classes):
     name, params = parse_spec(spec)
     if name not in ATTACKS:
         sys.exit(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
     if name in ("pgd", "pgdl2"):
         params.setdefault("random_start", False)  # BEARD's defaults; torchattacks' differ
     params.pop("top_k", None)  # torchattacks' DeepFool always considers every class
-    if name == "apgd-t" and "n_target_classes" in params:
-        # torchattacks' APGDT targets the n_classes - 1 most likely other classes
-        params["n_classes"] = params.pop("n_target_classes") + 1
+    if name in ("apgd-t", "fab-t"):
+        # torchattacks' APGDT and multi-targeted FAB target the n_classes - 1 most likely others
+        params["n_classes"] = params.pop("n_target_classes", 9) + 1
+    if name == "fab-t":
+        params["multi_targeted"] = True
+    if name == "autoattack":
+        params["n_classes"] = classes
     return ATTACKS[name](model, **params)
+
+
+def load_checkpoint(path):
+    """A safetensors checkpoint saved by the agent, or a PyTorch state-dict file."""
+    if path.endswith(".safetensors"):
+        return read_safetensors(path)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def read_cifar10_test(directory, n):
+    """The first `n` images (in [0, 1]) and labels of CIFAR-10's `test_batch.bin`."""
+    raw = np.fromfile(f"{directory}/test_batch.bin", dtype=np.uint8).reshape(-1, 3073)[:n]
+    labels = torch.from_numpy(raw[:, 0].astype(np.int64))
+    images = torch.from_numpy(raw[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / 255.0)
+    return images, labels
+
+
+def run_torchattacks(model, spec, targeted, images, labels, targets, batch_size, classes):
+    """One attack run chunk by chunk: the adversarial images, correctness and wall seconds."""
+    attack = build_attack(model, spec, classes)
+    if targeted:
+        attack.set_mode_targeted_by_label(quiet=True)
+    chunks = []
+    started = time.perf_counter()
+    for start in range(0, len(images), batch_size):
+        chunk = slice(start, start + batch_size)
+        chunks.append(attack(images[chunk], (targets if targeted else labels)[chunk]))
+    seconds = time.perf_counter() - started
+    adversarial = torch.cat(chunks)
+    with torch.no_grad():
+        correct = model(adversarial).argmax(1) == labels
+    return adversarial, correct, seconds
+
+
+def run_agent(agent, args, specs, targeted):
+    """Our robust accuracy and seconds per spec, from `agent eval --json` on the same data."""
+    if not specs:
+        return []
+    command = [agent, "eval", "--checkpoint", args.checkpoint, "--dataset", "cifar10", "--data-dir", args.cifar10,
+               "--limit", str(args.n), "--width", str(args.width), "--batch-size", str(args.batch_size), "--json"]
+    for spec in specs:
+        command += ["--attack", spec]
+    if targeted:
+        command += ["--targeted", "next"]
+    environment = dict(os.environ)
+    if args.threads > 0:
+        environment["OMP_NUM_THREADS"] = str(args.threads)
+    report = json.loads(subprocess.run(command, check=True, capture_output=True, text=True, env=environment).stdout)
+    return [(attack["accuracy"], attack["seconds"]) for attack in report["attacks"]]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--images", required=True)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--checkpoint", required=True, help="safetensors (agent) or PyTorch state-dict file")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", help="safetensors file with images, labels and optionally targets")
+    source.add_argument("--cifar10", help="directory with CIFAR-10's test_batch.bin (first --n images)")
+    parser.add_argument("--n", type=int, default=500, help="with --cifar10: how many test images")
+    parser.add_argument("--out", help="write adversarial images, correctness and seconds here (safetensors)")
+    parser.add_argument("--agent", help="with --cifar10: also run ours (`AGENT eval`) and print both with the ratio")
     parser.add_argument("--attack", action="append", default=[], help="NAME:key=value,... (repeatable)")
     parser.add_argument("--targeted", action="append", default=[], help="an attack spec to run targeted (repeatable)")
     parser.add_argument("--width", type=int, default=128)
@@ -161,47 +225,53 @@ def main():
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
+    if args.agent and not args.cifar10:
+        parser.error("--agent needs --cifar10 (ours reads the same test images from there)")
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    data = read_safetensors(args.images)
-    images, labels = data["images"].float(), data["labels"].long()
+    if args.images:
+        data = read_safetensors(args.images)
+        images, labels = data["images"].float(), data["labels"].long()
+        targets = data["targets"].long() if "targets" in data else None
+    else:
+        images, labels = read_cifar10_test(args.cifar10, args.n)
+        targets = (labels + 1) % args.classes  # the `next` target policy
+    if args.targeted and targets is None:
+        sys.exit("targeted runs need `targets` in the images file")
     mean = [float(v) for v in args.mean.split(",")]
     std = [float(v) for v in args.std.split(",")]
     model = ConvNet(args.width, args.depth, args.norm, args.pool, args.classes, images.shape[-1], mean, std)
-    model.load_state_dict(read_safetensors(args.checkpoint), strict=True)
+    model.load_state_dict(load_checkpoint(args.checkpoint), strict=True)
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
 
     runs = [(spec, False) for spec in args.attack] + [(spec, True) for spec in args.targeted]
+    ours = run_agent(args.agent, args, args.attack, False) + run_agent(args.agent, args, args.targeted, True) \
+        if args.agent else [None] * len(runs)
     results = {}
     with torch.no_grad():
         clean = (model(images).argmax(1) == labels).float().mean().item()
     print(f"clean accuracy {100 * clean:.2f}% on {len(images)} images, {torch.get_num_threads()} threads")
-    for spec, targeted in runs:
-        attack = build_attack(model, spec)
-        if targeted:
-            if "targets" not in data:
-                sys.exit("targeted runs need `targets` in the images file")
-            attack.set_mode_targeted_by_label(quiet=True)
+    if args.agent:
+        print(f"{'attack':<48} {'ours%':>7} {'ta%':>7} {'ours img/s':>11} {'ta img/s':>9} {'ratio':>7}")
+    for (spec, targeted), mine in zip(runs, ours):
+        adversarial, correct, seconds = run_torchattacks(
+            model, spec, targeted, images, labels, targets, args.batch_size, args.classes)
         key = spec + ("@targeted" if targeted else "")
-        chunks = []
-        started = time.perf_counter()
-        for start in range(0, len(images), args.batch_size):
-            chunk = slice(start, start + args.batch_size)
-            goal = data["targets"][chunk].long() if targeted else labels[chunk]
-            chunks.append(attack(images[chunk], goal))
-        seconds = time.perf_counter() - started
-        adversarial = torch.cat(chunks)
-        with torch.no_grad():
-            correct = model(adversarial).argmax(1) == labels
         results[f"{key}/adversarial"] = adversarial.float()
         results[f"{key}/correct"] = correct.to(torch.uint8)
         results[f"{key}/seconds"] = torch.tensor([seconds], dtype=torch.float64)
-        print(f"{key}: robust accuracy {100 * correct.float().mean().item():.2f}%, "
-              f"{len(images) / seconds:.1f} images/s")
-    write_safetensors(args.out, results)
+        accuracy, rate = 100 * correct.float().mean().item(), len(images) / seconds
+        if mine is None:
+            print(f"{key}: robust accuracy {accuracy:.2f}%, {rate:.1f} images/s")
+        else:
+            our_accuracy, our_rate = mine[0], len(images) / mine[1]
+            print(f"{key:<48} {our_accuracy:>7.2f} {accuracy:>7.2f} {our_rate:>11.1f} {rate:>9.1f} "
+                  f"{our_rate / rate:>6.2f}x")
+    if args.out:
+        write_safetensors(args.out, results)
 
 
 if __name__ == "__main__":

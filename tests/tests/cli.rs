@@ -16,11 +16,11 @@ fn text(bytes: &[u8]) -> String {
 }
 
 #[test]
-fn dry_run_of_the_beard_grid_counts_270_train_and_2700_attack_tasks() -> anyhow::Result<()> {
+fn dry_run_of_the_beard_grid_counts_570_train_and_5700_attack_tasks() -> anyhow::Result<()> {
     let output = run("coordinator", &["submit", "--dry-run", "examples/beard.yaml"])?;
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
-    assert!(stdout.contains("270 train tasks, 2700 attack tasks"), "{stdout}");
+    assert!(stdout.contains("570 train tasks, 5700 attack tasks"), "{stdout}");
     Ok(())
 }
 

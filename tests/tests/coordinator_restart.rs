@@ -35,7 +35,8 @@ async fn a_coordinator_killed_mid_sweep_resumes_from_its_state() -> anyhow::Resu
     let conn = open_state(&coordinator.state)?;
     let (tasks, results, wrong) = result_accounting(&conn, &sweep)?;
     assert_eq!((tasks, results, wrong), (40, 40, 0), "every task has exactly one accepted result");
-    let report = client.report(beard_proto::v1::ReportRequest { sweep_id: sweep }).await?.into_inner();
+    let report =
+        client.report(beard_proto::v1::ReportRequest { sweep_id: sweep, ..Default::default() }).await?.into_inner();
     let json: serde_json::Value = serde_json::from_str(&report.json)?;
     assert_eq!(json["results"], 32, "every attack shard is in the report");
     Ok(())

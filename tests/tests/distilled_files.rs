@@ -6,9 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use beard_proto::v1::{AttackShard, ReportRequest, TaskSpec, task_spec};
+use beard_proto::v1::ReportRequest;
 use common::*;
-use prost::Message;
 use serde_json::Value;
 
 fn sweep(data: &std::path::Path) -> String {
@@ -56,18 +55,8 @@ async fn a_sweep_over_distilled_set_files_completes_once_per_task_with_both_meth
     let (tasks, results, wrong) = result_accounting(&conn, &sweep_id)?;
     assert_eq!((tasks, results, wrong), (8, 8, 0));
 
-    let mut stmt = conn.prepare(
-        "SELECT t.spec, r.shard FROM sweep_tasks st JOIN tasks t ON t.id = st.task_id
-         JOIN results r ON r.task_id = t.id WHERE st.sweep_id = ?1 AND t.kind = 'attack'",
-    )?;
-    let rows = stmt.query_map([&sweep_id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
     let mut cells = Vec::new();
-    for row in rows {
-        let (spec, shard) = row?;
-        let Some(task_spec::Kind::Attack(attack)) = TaskSpec::decode(spec.as_slice())?.kind else {
-            anyhow::bail!("an attack task without an attack spec");
-        };
-        let shard = AttackShard::decode(shard.as_slice())?;
+    for (attack, shard) in attack_results(&conn, &sweep_id)? {
         let train = attack.train.unwrap_or_default();
         assert_eq!(shard.samples, 200, "{} ipc {}", train.method, train.ipc);
         assert!(shard.robust_accuracy <= shard.clean_accuracy, "{shard:?}");
@@ -77,7 +66,7 @@ async fn a_sweep_over_distilled_set_files_completes_once_per_task_with_both_meth
     let expected = [("DC", 1), ("DC", 10), ("random", 1), ("random", 10)].map(|(m, i)| (m.to_owned(), i));
     assert_eq!(cells, expected);
 
-    let report = client.report(ReportRequest { sweep_id }).await?.into_inner();
+    let report = client.report(ReportRequest { sweep_id, ..Default::default() }).await?.into_inner();
     let json: Value = serde_json::from_str(&report.json)?;
     let boards = json["leaderboards"].as_array().cloned().unwrap_or_default();
     assert_eq!(boards.len(), 2, "one board per IPC: {json}");

@@ -9,27 +9,16 @@ use std::time::Duration;
 
 use beard_coordinator::metrics::{self, AttackObservation, MetricOptions, SettingObservation, stats};
 use beard_proto::describe::attack_name;
-use beard_proto::v1::{AttackShard, ReportRequest, TaskSpec, task_spec};
+use beard_proto::v1::ReportRequest;
 use common::*;
-use prost::Message;
 use serde_json::Value;
 
 /// Per (method, ipc, targeted): per attack, per seed: (clean %, robust %, clean s, attack s).
 type Raw = BTreeMap<(String, u32, bool), BTreeMap<String, BTreeMap<u32, (f64, f64, f64, f64)>>>;
 
 fn stored_shards(conn: &rusqlite::Connection, sweep: &str) -> anyhow::Result<Raw> {
-    let mut stmt = conn.prepare(
-        "SELECT t.spec, r.shard FROM sweep_tasks st JOIN tasks t ON t.id = st.task_id
-         JOIN results r ON r.task_id = t.id WHERE st.sweep_id = ?1 AND t.kind = 'attack'",
-    )?;
     let mut raw = Raw::new();
-    let rows = stmt.query_map([sweep], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
-    for row in rows {
-        let (spec, shard) = row?;
-        let Some(task_spec::Kind::Attack(attack)) = TaskSpec::decode(spec.as_slice())?.kind else {
-            anyhow::bail!("an attack task without an attack spec");
-        };
-        let shard = AttackShard::decode(shard.as_slice())?;
+    for (attack, shard) in attack_results(conn, sweep)? {
         let train = attack.train.clone().unwrap_or_default();
         let name = attack.attack.as_ref().map(attack_name).unwrap_or("none").to_owned();
         let cell = (shard.clean_accuracy, shard.robust_accuracy, shard.clean_seconds, shard.attack_seconds);
@@ -101,7 +90,7 @@ async fn a_small_sweep_completes_once_per_task_and_its_report_matches_the_shards
         }
     }
 
-    let report = client.report(ReportRequest { sweep_id: sweep.clone() }).await?.into_inner();
+    let report = client.report(ReportRequest { sweep_id: sweep.clone(), ..Default::default() }).await?.into_inner();
     let json: Value = serde_json::from_str(&report.json)?;
     let leaderboards = json["leaderboards"].as_array().cloned().unwrap_or_default();
     assert_eq!(leaderboards.len(), 4, "2 IPCs x 2 modes");
@@ -131,28 +120,38 @@ async fn a_small_sweep_completes_once_per_task_and_its_report_matches_the_shards
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_attack_the_agent_cannot_run_fails_with_a_typed_error_that_status_shows() -> anyhow::Result<()> {
+async fn a_task_that_cannot_run_fails_with_a_typed_error_that_status_shows() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("broken.pt"), b"not a torch.save archive")?;
     let coordinator = start_coordinator(dir.path(), 10.0)?;
     let _agent = start_agent(dir.path(), &coordinator, "agent-0")?;
     let mut client = control(&coordinator).await?;
-    let yaml = "name: unsupported\ndatasets:\n  synthetic: {}\nmethods:\n  random: random\nipc: [1]\n\
-                attacks:\n  autoattack: {}\ntargeted: [false]\nseeds: 1\n\
-                training: { epochs: 2 }\nmodel: { width: 8 }\nevaluation: { test_samples: 16 }\n";
-    let sweep = submit(&mut client, yaml).await?;
+    let yaml = format!(
+        "name: broken\npool_dir: {}\ndatasets:\n  synthetic: {{}}\n\
+         methods:\n  broken:\n    files: {{ synthetic: {{ 1: broken.pt }} }}\n    stored: pixels\n\
+         ipc: [1]\nattacks:\n  fgsm: {{}}\ntargeted: [false]\nseeds: 1\n\
+         training: {{ epochs: 2 }}\nmodel: {{ width: 8 }}\nevaluation: {{ test_samples: 16 }}\n",
+        dir.path().display()
+    );
+    let sweep = submit(&mut client, &yaml).await?;
     let status = wait_finished(&mut client, &sweep, Duration::from_secs(120)).await?;
-    assert_eq!((status.done, status.failed), (1, 1), "the train task ran, the attack task failed: {status:?}");
-    let failure = status.errors.first().and_then(|e| e.failure.clone()).unwrap_or_default();
-    assert_eq!(failure.code, beard_proto::failure::codes::UNSUPPORTED_ATTACK);
-    assert_eq!(failure.class(), beard_proto::v1::ErrorClass::Permanent);
+    assert_eq!((status.done, status.failed), (0, 2), "the train task failed, and with it its attack: {status:?}");
+    let codes: Vec<(String, beard_proto::v1::ErrorClass)> = status
+        .errors
+        .iter()
+        .filter_map(|e| e.failure.as_ref())
+        .map(|failure| (failure.code.clone(), failure.class()))
+        .collect();
+    assert!(codes.contains(&("invalid_distilled_set".to_owned(), beard_proto::v1::ErrorClass::Permanent)), "{codes:?}");
+    assert!(codes.iter().any(|(code, _)| code == beard_proto::failure::codes::DEPENDENCY_FAILED), "{codes:?}");
 
     let output = std::process::Command::new(binary("coordinator"))
         .args(["status", &sweep, "--coordinator", &coordinator.url, "--token-file"])
         .arg(coordinator.token_file())
         .output()?;
     let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(printed.contains("unsupported_attack (permanent)"), "{printed}");
-    assert!(printed.contains("autoattack untargeted"), "{printed}");
+    assert!(printed.contains("invalid_distilled_set (permanent)"), "{printed}");
+    assert!(printed.contains("broken.pt"), "the error names the file: {printed}");
 
     let output = std::process::Command::new(binary("coordinator"))
         .args(["agents", "--coordinator", &coordinator.url, "--token-file"])

@@ -21,8 +21,14 @@
 //! top class. Success is misclassification in both.
 //!
 //! Compaction: every run (restart, or restart and target) attacks only the samples no earlier
-//! run fooled. Choosing them needs their count on the host: one synchronization per run, none
-//! inside a run. A sample's success step counts iterations over all runs it took part in (the
+//! run fooled, and inside a run, every [`COMPACT_EVERY`] iterations, the samples already fooled
+//! leave the working set. The reference goes on stepping them, and its result is the last
+//! misclassified iterate of the whole run where ours is the last one before the sample left; both
+//! are misclassified and inside the budget, so whether a sample is fooled (what robust accuracy and
+//! the AutoAttack cascade read) is unchanged, and samples do not interact (the step sizes and
+//! checkpoints are per sample, the model runs in evaluation mode). Each compaction reads a count
+//! on the host; without it, APGD-CE on an undefended model would run all its iterations on
+//! samples fooled in the first few. A sample's success step counts iterations over all runs it took part in (the
 //! run's random start counts as the run's step 0).
 //!
 //! Seeding: the random starts come from the host generator under the attack's seed, one stream
@@ -40,6 +46,8 @@ const STREAM: u64 = 0x4150_4744;
 const RHO: f64 = 0.75;
 /// Momentum weight of the new step from the second iteration on.
 const MOMENTUM: f64 = 0.75;
+/// Iterations between two compactions of a run's working set.
+const COMPACT_EVERY: i64 = 5;
 /// What the reference adds to denominators.
 const DIVISION_EPS: f64 = 1e-12;
 
@@ -108,92 +116,201 @@ impl Apgd {
         }
     }
 
-    /// The per-sample loss of `logits`.
-    fn loss(&self, logits: &Tensor, run: &Run<'_>) -> Result<Tensor, TchError> {
-        match run.targets {
-            None => logits.f_cross_entropy_loss(run.labels, None::<Tensor>, Reduction::None, -100, 0.0),
-            Some(targets) => targeted_dlr(logits, run.labels, targets),
+    /// The per-sample loss of `logits` against `labels`, towards `targets` for APGD-T.
+    fn loss(&self, logits: &Tensor, labels: &Tensor, targets: Option<&Tensor>) -> Result<Tensor, TchError> {
+        match targets {
+            None => logits.f_cross_entropy_loss(labels, None::<Tensor>, Reduction::None, -100, 0.0),
+            Some(targets) => targeted_dlr(logits, labels, targets),
         }
     }
 
     /// Logits, per-sample loss and the gradient of the summed loss at `images`.
-    fn evaluate(&self, model: &ConvNet, images: &Tensor, run: &Run<'_>) -> Result<(Tensor, Tensor, Tensor), TchError> {
+    fn evaluate(
+        &self,
+        model: &ConvNet,
+        images: &Tensor,
+        labels: &Tensor,
+        targets: Option<&Tensor>,
+    ) -> Result<(Tensor, Tensor, Tensor), TchError> {
         let input = images.f_detach()?.f_set_requires_grad(true)?;
         let logits = model.forward(&input, false)?;
-        let loss = self.loss(&logits, run)?;
+        let loss = self.loss(&logits, labels, targets)?;
         let gradient = input_gradient(&loss.f_sum(Kind::Float)?, &input, false)?;
         Ok((logits.f_detach()?, loss.f_detach()?, gradient))
     }
 
     /// One APGD run from a random start (see the module doc).
     fn run(&self, model: &ConvNet, run: &Run<'_>, rng: &mut Rng) -> Result<RunResult, TchError> {
-        let x = run.clean;
-        let lower = x.f_sub_scalar(self.eps)?;
-        let upper = x.f_add_scalar(self.eps)?;
-        let project = |candidate: &Tensor| candidate.f_clamp_tensor(Some(&lower), Some(&upper))?.f_clamp(0.0, 1.0);
-        let per_image = |mask: &Tensor| mask.f_reshape([-1, 1, 1, 1]);
-
-        let mut x_adv = x.f_add(&random_surface_start(x, self.eps, rng)?)?.f_clamp(0.0, 1.0)?;
-        let (logits, mut loss, mut gradient) = self.evaluate(model, &x_adv, run)?;
-        let mut robust = logits.f_argmax(1, false)?.f_eq_tensor(run.labels)?;
-        let mut first_success = Tensor::f_where_scalar(&robust, -1, run.first_step)?;
-        let mut x_best_adv = x_adv.shallow_clone();
-        let mut x_best = x_adv.shallow_clone();
-        let mut gradient_best = gradient.shallow_clone();
-        let mut loss_best = loss.shallow_clone();
-        let mut step_size = Tensor::f_full_like(&loss, 2.0 * self.eps)?.f_reshape([-1, 1, 1, 1])?;
-        let mut x_previous = x_adv.shallow_clone();
+        let start = run.clean.f_add(&random_surface_start(run.clean, self.eps, rng)?)?.f_clamp(0.0, 1.0)?;
+        let (logits, loss, gradient) = self.evaluate(model, &start, run.labels, run.targets)?;
+        let robust = logits.f_argmax(1, false)?.f_eq_tensor(run.labels)?;
+        let mut state = RunState {
+            rows: Tensor::f_arange(robust.size()[0], (Kind::Int64, robust.device()))?,
+            clean: run.clean.shallow_clone(),
+            labels: run.labels.shallow_clone(),
+            targets: run.targets.map(Tensor::shallow_clone),
+            first_success: Tensor::f_where_scalar(&robust, -1, run.first_step)?,
+            robust,
+            x_best_adv: start.shallow_clone(),
+            x_best: start.shallow_clone(),
+            x_previous: start.shallow_clone(),
+            gradient_best: gradient.shallow_clone(),
+            loss_best_at_checkpoint: loss.shallow_clone(),
+            loss_best: loss,
+            step_size: Tensor::f_full([start.size()[0], 1, 1, 1], 2.0 * self.eps, (Kind::Float, start.device()))?,
+            halved_at_checkpoint: Tensor::f_ones([start.size()[0]], (Kind::Bool, start.device()))?,
+            losses: Vec::with_capacity(self.iterations as usize),
+            x_adv: start,
+            gradient,
+        };
+        let mut finished = state.result_template()?;
 
         let iterations = i64::from(self.iterations);
         let mut checkpoint_gap = ((0.22 * iterations as f64) as i64).max(1);
         let gap_decrease = ((0.03 * iterations as f64) as i64).max(1);
         let min_gap = ((0.06 * iterations as f64) as i64).max(1);
         let mut since_checkpoint = 0;
-        let mut losses: Vec<Tensor> = Vec::with_capacity(self.iterations as usize);
-        let mut loss_best_at_checkpoint = loss_best.shallow_clone();
-        let mut halved_at_checkpoint = robust.f_ones_like()?;
-
         for i in 0..iterations {
-            let momentum_term = x_adv.f_sub(&x_previous)?;
-            x_previous = x_adv.shallow_clone();
-            let weight = if i > 0 { MOMENTUM } else { 1.0 };
-            let stepped = project(&x_adv.f_add(&gradient.f_sign()?.f_mul(&step_size)?)?)?;
-            let mixed = x_adv
-                .f_add(&stepped.f_sub(&x_adv)?.f_mul_scalar(weight)?)?
-                .f_add(&momentum_term.f_mul_scalar(1.0 - weight)?)?;
-            x_adv = project(&mixed)?;
-
-            let (logits, new_loss, new_gradient) = self.evaluate(model, &x_adv, run)?;
-            (loss, gradient) = (new_loss, new_gradient);
-            let fooled = logits.f_argmax(1, false)?.f_ne_tensor(run.labels)?;
-            robust = robust.f_logical_and(&fooled.f_logical_not()?)?;
-            x_best_adv = x_adv.f_where_self(&per_image(&fooled)?, &x_best_adv)?;
-            let newly = fooled.f_logical_and(&first_success.f_lt(0)?)?;
-            first_success = first_success.f_masked_fill(&newly, run.first_step + i + 1)?;
-
-            let improved = loss.f_gt_tensor(&loss_best)?;
-            x_best = x_adv.f_where_self(&per_image(&improved)?, &x_best)?;
-            gradient_best = gradient.f_where_self(&per_image(&improved)?, &gradient_best)?;
-            loss_best = loss.f_where_self(&improved, &loss_best)?;
-            losses.push(loss.shallow_clone());
-
+            if i > 0 && i % COMPACT_EVERY == 0 {
+                // The in-run compaction's host synchronization (see the module doc).
+                let keep = state.robust.f_nonzero()?.f_squeeze_dim(1)?;
+                if keep.numel() < state.rows.numel() {
+                    let done = state.robust.f_logical_not()?.f_nonzero()?.f_squeeze_dim(1)?;
+                    finished = state.select(&done)?.store(finished)?;
+                    state = state.select(&keep)?;
+                }
+                if state.rows.numel() == 0 {
+                    break;
+                }
+            }
+            self.iterate(model, &mut state, run.first_step + i + 1, i > 0)?;
             since_checkpoint += 1;
             if since_checkpoint == checkpoint_gap {
-                let oscillating = rises_at_most(&losses, checkpoint_gap, RHO)?;
-                let stalled = halved_at_checkpoint
-                    .f_logical_not()?
-                    .f_logical_and(&loss_best_at_checkpoint.f_ge_tensor(&loss_best)?)?;
-                let halve = oscillating.f_logical_or(&stalled)?;
-                step_size = step_size.f_mul_scalar(0.5)?.f_where_self(&per_image(&halve)?, &step_size)?;
-                x_adv = x_best.f_where_self(&per_image(&halve)?, &x_adv)?;
-                gradient = gradient_best.f_where_self(&per_image(&halve)?, &gradient)?;
-                halved_at_checkpoint = halve;
-                loss_best_at_checkpoint = loss_best.shallow_clone();
+                state.checkpoint(checkpoint_gap)?;
                 checkpoint_gap = (checkpoint_gap - gap_decrease).max(min_gap);
                 since_checkpoint = 0;
             }
         }
-        Ok(RunResult { images: x_best_adv, robust, first_success })
+        state.store(finished)
+    }
+
+    /// One iteration on every sample of `state`: the momentum step, the evaluation of the new
+    /// point, and the bookkeeping of misclassified and best-loss points.
+    fn iterate(&self, model: &ConvNet, state: &mut RunState, step: i64, momentum: bool) -> Result<(), TchError> {
+        let lower = state.clean.f_sub_scalar(self.eps)?;
+        let upper = state.clean.f_add_scalar(self.eps)?;
+        let project = |candidate: &Tensor| candidate.f_clamp_tensor(Some(&lower), Some(&upper))?.f_clamp(0.0, 1.0);
+        let per_image = |mask: &Tensor| mask.f_reshape([-1, 1, 1, 1]);
+
+        let x_adv = &state.x_adv;
+        let momentum_term = x_adv.f_sub(&state.x_previous)?;
+        let weight = if momentum { MOMENTUM } else { 1.0 };
+        let stepped = project(&x_adv.f_add(&state.gradient.f_sign()?.f_mul(&state.step_size)?)?)?;
+        let mixed = x_adv
+            .f_add(&stepped.f_sub(x_adv)?.f_mul_scalar(weight)?)?
+            .f_add(&momentum_term.f_mul_scalar(1.0 - weight)?)?;
+        state.x_previous = state.x_adv.shallow_clone();
+        state.x_adv = project(&mixed)?;
+
+        let (logits, loss, gradient) = self.evaluate(model, &state.x_adv, &state.labels, state.targets.as_ref())?;
+        state.gradient = gradient;
+        let fooled = logits.f_argmax(1, false)?.f_ne_tensor(&state.labels)?;
+        state.robust = state.robust.f_logical_and(&fooled.f_logical_not()?)?;
+        state.x_best_adv = state.x_adv.f_where_self(&per_image(&fooled)?, &state.x_best_adv)?;
+        let newly = fooled.f_logical_and(&state.first_success.f_lt(0)?)?;
+        state.first_success = state.first_success.f_masked_fill(&newly, step)?;
+
+        let improved = loss.f_gt_tensor(&state.loss_best)?;
+        state.x_best = state.x_adv.f_where_self(&per_image(&improved)?, &state.x_best)?;
+        state.gradient_best = state.gradient.f_where_self(&per_image(&improved)?, &state.gradient_best)?;
+        state.loss_best = loss.f_where_self(&improved, &state.loss_best)?;
+        state.losses.push(loss);
+        Ok(())
+    }
+}
+
+/// The per-sample state of one run's working set (see [`Apgd::run`]).
+struct RunState {
+    /// `[m]` int64: the samples' rows in the run's input.
+    rows: Tensor,
+    clean: Tensor,
+    labels: Tensor,
+    targets: Option<Tensor>,
+    x_adv: Tensor,
+    x_previous: Tensor,
+    gradient: Tensor,
+    robust: Tensor,
+    first_success: Tensor,
+    x_best_adv: Tensor,
+    x_best: Tensor,
+    gradient_best: Tensor,
+    loss_best: Tensor,
+    step_size: Tensor,
+    /// The loss of every iteration so far, `[m]` each.
+    losses: Vec<Tensor>,
+    loss_best_at_checkpoint: Tensor,
+    halved_at_checkpoint: Tensor,
+}
+
+impl RunState {
+    /// The state of the samples at the positions `keep` (`[m']` int64).
+    fn select(&self, keep: &Tensor) -> Result<Self, TchError> {
+        let pick = |tensor: &Tensor| tensor.f_index_select(0, keep);
+        Ok(Self {
+            rows: pick(&self.rows)?,
+            clean: pick(&self.clean)?,
+            labels: pick(&self.labels)?,
+            targets: self.targets.as_ref().map(pick).transpose()?,
+            x_adv: pick(&self.x_adv)?,
+            x_previous: pick(&self.x_previous)?,
+            gradient: pick(&self.gradient)?,
+            robust: pick(&self.robust)?,
+            first_success: pick(&self.first_success)?,
+            x_best_adv: pick(&self.x_best_adv)?,
+            x_best: pick(&self.x_best)?,
+            gradient_best: pick(&self.gradient_best)?,
+            loss_best: pick(&self.loss_best)?,
+            step_size: pick(&self.step_size)?,
+            losses: self.losses.iter().map(pick).collect::<Result<_, _>>()?,
+            loss_best_at_checkpoint: pick(&self.loss_best_at_checkpoint)?,
+            halved_at_checkpoint: pick(&self.halved_at_checkpoint)?,
+        })
+    }
+
+    /// The run's result for all its samples, before any is stored.
+    fn result_template(&self) -> Result<RunResult, TchError> {
+        Ok(RunResult {
+            images: self.x_best_adv.f_zeros_like()?,
+            robust: self.robust.f_zeros_like()?,
+            first_success: self.first_success.f_zeros_like()?,
+        })
+    }
+
+    /// `result` with this state's samples written into their rows.
+    fn store(&self, result: RunResult) -> Result<RunResult, TchError> {
+        Ok(RunResult {
+            images: result.images.f_index_copy(0, &self.rows, &self.x_best_adv)?,
+            robust: result.robust.f_index_copy(0, &self.rows, &self.robust)?,
+            first_success: result.first_success.f_index_copy(0, &self.rows, &self.first_success)?,
+        })
+    }
+
+    /// A checkpoint after `gap` iterations: samples whose loss oscillated or stalled halve their
+    /// step and restart from their best-loss point and gradient.
+    fn checkpoint(&mut self, gap: i64) -> Result<(), TchError> {
+        let per_image = |mask: &Tensor| mask.f_reshape([-1, 1, 1, 1]);
+        let oscillating = rises_at_most(&self.losses, gap, RHO)?;
+        let stalled = self
+            .halved_at_checkpoint
+            .f_logical_not()?
+            .f_logical_and(&self.loss_best_at_checkpoint.f_ge_tensor(&self.loss_best)?)?;
+        let halve = oscillating.f_logical_or(&stalled)?;
+        self.step_size = self.step_size.f_mul_scalar(0.5)?.f_where_self(&per_image(&halve)?, &self.step_size)?;
+        self.x_adv = self.x_best.f_where_self(&per_image(&halve)?, &self.x_adv)?;
+        self.gradient = self.gradient_best.f_where_self(&per_image(&halve)?, &self.gradient)?;
+        self.halved_at_checkpoint = halve;
+        self.loss_best_at_checkpoint = self.loss_best.shallow_clone();
+        Ok(())
     }
 }
 
@@ -258,7 +375,7 @@ impl Attack for Apgd {
 
 /// A perturbation on the surface of the L∞ ball of radius `eps`: uniform draws in [-1, 1]
 /// scaled so that each sample's largest entry has magnitude `eps`.
-fn random_surface_start(images: &Tensor, eps: f64, rng: &mut Rng) -> Result<Tensor, TchError> {
+pub(super) fn random_surface_start(images: &Tensor, eps: f64, rng: &mut Rng) -> Result<Tensor, TchError> {
     let draws: Vec<f32> = (0..images.numel()).map(|_| (2.0 * rng.uniform() - 1.0) as f32).collect();
     let t = Tensor::f_from_slice(&draws)?.f_reshape(images.size())?.f_to_device(images.device())?;
     let peak = t.f_abs()?.f_flatten(1, -1)?.f_amax([1], false)?.f_reshape([-1, 1, 1, 1])?;

@@ -12,15 +12,18 @@
 //! - [`cw`]: Carlini & Wagner's L2 attack.
 //! - [`deepfool`]: DeepFool, batched and restricted to the top-k candidate classes.
 //! - [`apgd`]: Auto-PGD (APGD-CE and APGD-T), AutoAttack's gradient parts.
+//! - [`fab`]: FAB-T, AutoAttack's minimal-perturbation part.
 //! - [`square`]: the Square attack, AutoAttack's score-based part.
+//! - [`autoattack`]: the AutoAttack 'standard' cascade of those four.
 //!
 //! [`from_config`] builds the attack a task asks for, refusing a targeted run of an attack that
-//! is untargeted only; the AutoAttack cascade, which needs FAB-T, not built yet, is
-//! [`AttackConfigError::Unsupported`] rather than a partial ensemble.
+//! is untargeted only and an AutoAttack version other than 'standard'.
 
 pub mod apgd;
+pub mod autoattack;
 pub mod cw;
 pub mod deepfool;
+pub mod fab;
 pub mod fgsm;
 pub mod pgd;
 pub mod pgdl2;
@@ -33,8 +36,10 @@ use tch::{Reduction, TchError, Tensor};
 use crate::model::ConvNet;
 
 pub use apgd::{Apgd, ApgdLoss};
+pub use autoattack::AutoAttack;
 pub use cw::{CarliniWagner, Margin};
 pub use deepfool::DeepFool;
+pub use fab::FabT;
 pub use fgsm::Fgsm;
 pub use pgd::Pgd;
 pub use pgdl2::PgdL2;
@@ -109,10 +114,9 @@ pub struct Adversarial {
 /// Why a task's attack config cannot be run.
 #[derive(Debug, thiserror::Error)]
 pub enum AttackConfigError {
-    #[error("the attack task names no attack")]
+    /// No attack, or one this agent's build does not know (sent by a newer coordinator).
+    #[error("the task names no attack this agent knows (is the coordinator newer than the agent?)")]
     Missing,
-    #[error("attack {0} is not implemented by this agent yet")]
-    Unsupported(&'static str),
     #[error("attack {0} runs untargeted only")]
     UntargetedOnly(&'static str),
     #[error("invalid {attack} config: {message}")]
@@ -138,7 +142,10 @@ pub fn from_config(config: &AttackConfig, targeted: bool) -> Result<Box<dyn Atta
         Some(attack_config::Attack::Deepfool(deepfool)) => {
             Box::new(DeepFool::new(deepfool.steps, deepfool.overshoot, deepfool.top_k).map_err(invalid)?)
         }
-        Some(attack_config::Attack::Autoattack(_)) => return Err(AttackConfigError::Unsupported(name)),
+        Some(attack_config::Attack::Autoattack(autoattack)) => match autoattack.version.as_str() {
+            "standard" => Box::new(AutoAttack::standard(autoattack.eps, u64::from(autoattack.seed)).map_err(invalid)?),
+            other => return Err(invalid(format!("unknown version {other:?}, expected standard"))),
+        },
         Some(attack_config::Attack::ApgdCe(apgd)) => Box::new(
             Apgd::new(apgd.eps, apgd.steps, apgd.n_restarts, ApgdLoss::CrossEntropy, u64::from(apgd.seed))
                 .map_err(invalid)?,
@@ -147,6 +154,19 @@ pub fn from_config(config: &AttackConfig, targeted: bool) -> Result<Box<dyn Atta
             let loss = ApgdLoss::TargetedDlr { target_classes: apgd.n_target_classes };
             Box::new(Apgd::new(apgd.eps, apgd.steps, apgd.n_restarts, loss, u64::from(apgd.seed)).map_err(invalid)?)
         }
+        Some(attack_config::Attack::FabT(fab)) => Box::new(
+            FabT::new(
+                fab.eps,
+                fab.steps,
+                fab.n_restarts,
+                fab.n_target_classes,
+                fab.alpha_max,
+                fab.eta,
+                fab.beta,
+                u64::from(fab.seed),
+            )
+            .map_err(invalid)?,
+        ),
         Some(attack_config::Attack::Square(square)) => {
             Box::new(Square::new(square.eps, square.n_queries, square.p_init, u64::from(square.seed)).map_err(invalid)?)
         }

@@ -1,7 +1,8 @@
-//! The distilled training set of one train task, resident on the device.
+//! The training set of one train task, resident on the device.
 //!
 //! Sources: `random` (IPC real images per class drawn from the train split with the task's seed,
-//! class-major order), and distilled-set files as their authors release them:
+//! class-major order), `full` (the whole train split, shared with the loaded dataset rather than
+//! copied; the task's IPC is ignored), and distilled-set files as their authors release them:
 //!
 //! - DC / DSA / DM / IDM result files, `{'data': [[images, labels], ...], ...}`: the file's
 //!   `experiment` picks the entry;
@@ -63,7 +64,13 @@ pub fn select(
         None => Err(DataError::MissingSource),
         Some(distilled_source::Source::File(file)) => load_file(file, &dataset.info, ipc, dataset.test.images.device()),
         Some(distilled_source::Source::Random(_)) => random_subset(dataset.train()?, dataset.info.classes, ipc, seed),
+        Some(distilled_source::Source::Full(_)) => Ok(full_split(dataset.train()?)),
     }
+}
+
+/// The whole train split, sharing its device tensors.
+pub fn full_split(train: &Split) -> DistilledSet {
+    DistilledSet { images: train.images.shallow_clone(), labels: train.labels.shallow_clone() }
 }
 
 /// `ipc` images of every class, drawn without replacement with `seed`, class-major.

@@ -3,24 +3,29 @@
 //! - [`DatasetInfo`]: what the model needs to know about a dataset (classes, image size, the
 //!   normalization constants the model applies inside itself), for every known dataset.
 //! - [`Dataset`]: a loaded dataset on the device; the test split is uploaded when the dataset is
-//!   loaded, the train split the first time something needs it (the `random` source). The
-//!   built-in [`synthetic`] dataset and CIFAR-10/100 ([`cifar`]) load; TinyImageNet fails with
-//!   [`DataError::Unavailable`] until its loader exists.
+//!   loaded, the train split the first time something needs it (the `random` source): the
+//!   built-in [`synthetic`] dataset, CIFAR-10/100 ([`cifar`]) and TinyImageNet ([`tinyimagenet`],
+//!   its JPEGs decoded once into a [`cache`] file).
 //! - [`distilled`]: the training set of one train task (`random` subsets or distilled-set files).
 //! - [`npz`]: NumPy `.npz` archives of distilled sets.
+//! - [`fetch`]: the official dataset archives, downloaded, verified and unpacked
+//!   (`agent datasets fetch`).
 //! - [`rng`]: the host RNG behind every seeded draw.
 
+pub mod cache;
 pub mod cifar;
 pub mod distilled;
+pub mod fetch;
 pub mod npz;
 pub mod rng;
 pub mod synthetic;
+pub mod tinyimagenet;
 
 use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 
 use beard_proto::v1::DatasetRef;
-use tch::{Device, TchError, Tensor};
+use tch::{Device, Kind, TchError, Tensor};
 
 use crate::torchfile::TorchFileError;
 
@@ -73,7 +78,7 @@ const KNOWN: [DatasetInfo; 4] = [SYNTHETIC, CIFAR10, CIFAR100, TINY_IMAGENET];
 pub enum DataError {
     #[error("unknown dataset {0:?}; known datasets: synthetic, cifar10, cifar100, tinyimagenet")]
     UnknownDataset(String),
-    #[error("dataset {0} cannot be loaded by this agent yet: synthetic, cifar10 and cifar100 are available")]
+    #[error("dataset {0} has no loader in this agent")]
     Unavailable(&'static str),
     #[error("dataset {0} needs a root: the directory holding its files")]
     MissingRoot(&'static str),
@@ -113,6 +118,13 @@ pub struct HostImages {
     pub labels: Vec<i64>,
 }
 
+/// One split as host bytes: `pixels` is `[n, 3, size, size]` in row-major order, each byte a
+/// pixel value in 0..=255 (the value in [0, 1] times 255).
+pub struct HostBytes {
+    pub pixels: Vec<u8>,
+    pub labels: Vec<i64>,
+}
+
 /// One split on the device.
 pub struct Split {
     /// `[n, 3, h, w]` float32 pixels in [0, 1].
@@ -128,6 +140,16 @@ impl Split {
     pub fn upload(host: HostImages, image_size: usize, device: Device) -> Result<Self, TchError> {
         let shape = [host.labels.len() as i64, 3, image_size as i64, image_size as i64];
         let images = Tensor::f_from_slice(&host.pixels)?.f_reshape(shape)?.f_to(device)?;
+        let labels = Tensor::f_from_slice(&host.labels)?.f_to(device)?;
+        Ok(Self { images, labels, labels_host: host.labels })
+    }
+
+    /// Upload host bytes (`[n, 3, size, size]` row-major) and labels to `device`, where they
+    /// become float32 pixels in [0, 1].
+    pub fn upload_bytes(host: HostBytes, image_size: usize, device: Device) -> Result<Self, TchError> {
+        let shape = [host.labels.len() as i64, 3, image_size as i64, image_size as i64];
+        let bytes = Tensor::f_from_slice(&host.pixels)?.f_reshape(shape)?.f_to(device)?;
+        let images = bytes.f_to_kind(Kind::Float)?.f_div_scalar(255.0)?;
         let labels = Tensor::f_from_slice(&host.labels)?.f_to(device)?;
         Ok(Self { images, labels, labels_host: host.labels })
     }
@@ -162,7 +184,7 @@ impl Dataset {
     pub fn load(reference: &DatasetRef, device: Device) -> Result<Self, DataError> {
         let info = dataset_info(&reference.name)?;
         let root = PathBuf::from(&reference.root);
-        let test = Split::upload(read_part(&info, &root, Part::Test)?, info.image_size, device)?;
+        let test = load_part(&info, &root, Part::Test, device)?;
         Ok(Self { info, test, train: OnceCell::new(), root, device })
     }
 
@@ -171,21 +193,22 @@ impl Dataset {
         if let Some(split) = self.train.get() {
             return Ok(split);
         }
-        let split = Split::upload(read_part(&self.info, &self.root, Part::Train)?, self.info.image_size, self.device)?;
+        let split = load_part(&self.info, &self.root, Part::Train, self.device)?;
         Ok(self.train.get_or_init(|| split))
     }
 }
 
-/// One split of a dataset on the host.
-fn read_part(info: &DatasetInfo, root: &Path, part: Part) -> Result<HostImages, DataError> {
-    let variant = match info.name {
-        "synthetic" => return Ok(synthetic::generate(part)),
-        "cifar10" => cifar::Variant::Cifar10,
-        "cifar100" => cifar::Variant::Cifar100,
-        _ => return Err(DataError::Unavailable(info.name)),
+/// One split of a dataset, read from its files (or generated) and uploaded to `device`.
+fn load_part(info: &DatasetInfo, root: &Path, part: Part, device: Device) -> Result<Split, DataError> {
+    let files = || if root.as_os_str().is_empty() { Err(DataError::MissingRoot(info.name)) } else { Ok(root) };
+    let cifar = |variant| -> Result<Split, DataError> {
+        Ok(Split::upload(cifar::load(variant, files()?, part)?, info.image_size, device)?)
     };
-    if root.as_os_str().is_empty() {
-        return Err(DataError::MissingRoot(info.name));
+    match info.name {
+        "synthetic" => Ok(Split::upload(synthetic::generate(part), info.image_size, device)?),
+        "cifar10" => cifar(cifar::Variant::Cifar10),
+        "cifar100" => cifar(cifar::Variant::Cifar100),
+        "tinyimagenet" => Ok(Split::upload_bytes(tinyimagenet::load(files()?, part)?, info.image_size, device)?),
+        _ => Err(DataError::Unavailable(info.name)),
     }
-    cifar::load(variant, root, part)
 }

@@ -113,10 +113,8 @@ impl From<AttackConfigError> for TaskFailure {
     fn from(error: AttackConfigError) -> Self {
         let message = error.to_string();
         match error {
-            AttackConfigError::Unsupported(_) => TaskFailure::permanent(UNSUPPORTED_ATTACK, message),
-            AttackConfigError::Missing | AttackConfigError::UntargetedOnly(_) | AttackConfigError::Invalid { .. } => {
-                invalid_spec(message)
-            }
+            AttackConfigError::Missing => TaskFailure::permanent(UNSUPPORTED_ATTACK, message),
+            AttackConfigError::UntargetedOnly(_) | AttackConfigError::Invalid { .. } => invalid_spec(message),
         }
     }
 }

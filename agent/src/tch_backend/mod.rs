@@ -78,7 +78,7 @@ impl TchBackend {
         tch::manual_seed(i64::from(spec.seed));
         let model = ConvNet::new(&config, u64::from(spec.seed), device)?;
         let started = Instant::now();
-        let final_loss = train::train(&model, &set, &config.normalization, training, spec.seed, ctx)?;
+        let final_loss = train::train(&model, &set, &dataset.info, training, spec.seed, ctx)?;
         let train_seconds = started.elapsed().as_secs_f64();
         let checkpoint = model.checkpoint()?;
         Ok(TrainResult {

@@ -49,6 +49,7 @@ pub fn dc_spec(
             batch_size: 256,
             lr_schedule: lr_schedule.into(),
             augmentation: augmentation.into(),
+            ..Default::default()
         }),
         model: Some(super::model_config(width, NormKind::Instance)),
     }

@@ -4,6 +4,8 @@
 
 pub mod cifar;
 pub mod files;
+pub mod parity;
+pub mod tinyimagenet;
 
 use beard_agent::backend::{Backend, TaskContext};
 use beard_agent::data::Dataset;

@@ -1,27 +1,23 @@
 //! `coordinator import-beard-logs FILE...`: BEARD's reference evaluation logs on this project's
-//! leaderboards and tables, printed or written to a directory; no server involved.
+//! leaderboards, tables and HTML report, printed or written to a directory; no server involved.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::ValueEnum;
 
-use super::{ReportFormat, print_text, write_files};
+use super::output::OutputArgs;
 use crate::import::{LogFile, import, scores, scores_json};
 use crate::metrics::{MetricOptions, RrVariant};
+use crate::report::{Provenance, site};
 
 #[derive(clap::Args)]
 pub(super) struct ImportArgs {
     /// BEARD evaluation logs; method, dataset and IPC are read from each result line.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Format printed to standard output: md (leaderboards and tables), json (RR / AE / CREI per
-    /// method and dataset, per IPC and combined) or csv (every table, long format).
-    #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
-    format: ReportFormat,
-    /// Write report.md, scores.json and report.csv into this directory instead of printing.
-    #[arg(long)]
-    out: Option<PathBuf>,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Weight of RR in CREI, in [0, 1].
     #[arg(long, default_value_t = 0.5, value_parser = parse_alpha)]
     alpha: f64,
@@ -45,6 +41,7 @@ fn parse_alpha(text: &str) -> Result<f64, String> {
 }
 
 pub(super) fn run(args: &ImportArgs) -> anyhow::Result<()> {
+    args.output.check()?;
     let mut texts = Vec::with_capacity(args.files.len());
     for path in &args.files {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -58,18 +55,15 @@ pub(super) fn run(args: &ImportArgs) -> anyhow::Result<()> {
     let options = MetricOptions { alpha: args.alpha, rr_variant, ..MetricOptions::default() };
     let report = import(&files)?.report(options);
     let json = scores_json(&scores(&report));
-    match &args.out {
-        Some(dir) => write_files(
-            dir,
-            &[("report.md", &report.to_markdown()), ("scores.json", &json), ("report.csv", &report.to_csv())],
-        ),
-        None => {
-            print_text(&match args.format {
-                ReportFormat::Md => report.to_markdown(),
-                ReportFormat::Json => json,
-                ReportFormat::Csv => report.to_csv(),
-            });
-            Ok(())
-        }
-    }
+    let site = if args.output.html() {
+        let logs = files.iter().map(|file| (file.name, file.text));
+        let provenance = Provenance::default().with_beard_logs(logs);
+        site(&report, &provenance, args.output.png)?.into_iter().map(|file| (file.path, file.bytes)).collect()
+    } else {
+        Vec::new()
+    };
+    args.output.deliver(
+        [("report.md", &report.to_markdown()), ("scores.json", &json), ("report.csv", &report.to_csv())],
+        &site,
+    )
 }

@@ -5,10 +5,12 @@
 //! coordinator; `submit --dry-run` validates and expands a sweep file locally without a server.
 
 mod import;
+mod output;
 mod progress;
+mod report;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -16,11 +18,10 @@ use beard_proto::MAX_MESSAGE_BYTES;
 use beard_proto::auth::{AttachToken, Token};
 use beard_proto::describe::{describe_attack, describe_train};
 use beard_proto::process::LogFormat;
+use beard_proto::tls::{ClientTlsArgs, ServerTlsArgs};
 use beard_proto::v1::control_service_client::ControlServiceClient;
-use beard_proto::v1::{
-    AgentInfo, AgentsRequest, CancelRequest, ReportRequest, StatusRequest, SubmitRequest, SweepStatus,
-};
-use clap::{Parser, Subcommand, ValueEnum};
+use beard_proto::v1::{AgentInfo, AgentsRequest, CancelRequest, StatusRequest, SubmitRequest, SweepStatus};
+use clap::{Parser, Subcommand};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -69,18 +70,8 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Print or write the BEARD report (leaderboards, RR / AE / CREI tables) of a sweep.
-    Report {
-        sweep: String,
-        /// Format printed to standard output.
-        #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
-        format: ReportFormat,
-        /// Write report.md, report.json and report.csv into this directory instead of printing.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        #[command(flatten)]
-        target: Target,
-    },
+    /// Print or write the BEARD report (leaderboards, RR / AE / CREI tables, charts) of a sweep.
+    Report(report::ReportArgs),
     /// Put BEARD's reference evaluation logs on the same leaderboards and tables (no server).
     ImportBeardLogs(import::ImportArgs),
 }
@@ -112,6 +103,12 @@ struct ServeArgs {
     /// token is generated into STATE/token).
     #[arg(long, env = "BEARD_TOKEN_FILE")]
     token_file: Option<PathBuf>,
+    #[command(flatten)]
+    tls: ServerTlsArgs,
+    /// Serve Prometheus metrics at http://ADDRESS/metrics, and the gRPC health service, on this
+    /// plaintext address (no token; counts and health only).
+    #[arg(long, value_name = "ADDRESS", env = "BEARD_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(clap::Args)]
@@ -136,14 +133,8 @@ struct Target {
     /// File holding the coordinator's bearer token (else `BEARD_TOKEN`).
     #[arg(long, env = "BEARD_TOKEN_FILE")]
     token_file: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum ReportFormat {
-    Md,
-    Json,
-    /// One long-format CSV of every leaderboard and multi-IPC table.
-    Csv,
+    #[command(flatten)]
+    tls: ClientTlsArgs,
 }
 
 /// Parse the command line and run the command.
@@ -182,24 +173,7 @@ pub async fn main() -> anyhow::Result<()> {
             println!("cancelled {sweep}: {} unfinished tasks will not be leased", response.cancelled_tasks);
             Ok(())
         }
-        Command::Report { sweep, format, out, target } => {
-            let mut client = connect(&target).await?;
-            let report = client.report(ReportRequest { sweep_id: sweep }).await?.into_inner();
-            match out {
-                Some(dir) => write_files(
-                    &dir,
-                    &[("report.md", &report.markdown), ("report.json", &report.json), ("report.csv", &report.csv)],
-                ),
-                None => {
-                    print_text(match format {
-                        ReportFormat::Md => &report.markdown,
-                        ReportFormat::Json => &report.json,
-                        ReportFormat::Csv => &report.csv,
-                    });
-                    Ok(())
-                }
-            }
-        }
+        Command::Report(args) => report::run(args).await,
         Command::ImportBeardLogs(args) => import::run(&args),
     }
 }
@@ -211,9 +185,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_attempts: args.max_attempts.max(1),
         retry_backoff: Duration::from_secs_f64(args.retry_backoff_secs),
     };
+    let tls = args.tls.config()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let metrics = match args.metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {address}"))?,
+        ),
+        None => None,
+    };
     std::fs::create_dir_all(&args.state).with_context(|| format!("cannot create {}", args.state.display()))?;
     let token = match Token::from_file_or_env(args.token_file.as_deref())? {
         Some(token) => token,
@@ -235,8 +218,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.addr_file {
         std::fs::write(path, bound.to_string()).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    tracing::info!(address = %bound, state = %args.state.display(), "coordinator listening");
-    crate::service::run(listener, &args.state, config, token, beard_proto::process::shutdown_signal()).await?;
+    tracing::info!(address = %bound, tls = tls.is_some(), state = %args.state.display(), "coordinator listening");
+    if let Some(metrics) = &metrics {
+        tracing::info!(address = %metrics.local_addr()?, "metrics at /metrics and gRPC health on this address");
+    }
+    let listeners = crate::service::Listeners { grpc: listener, tls, metrics };
+    crate::service::run(listeners, &args.state, config, token, beard_proto::process::shutdown_signal()).await?;
     tracing::info!("coordinator stopped");
     Ok(())
 }
@@ -289,8 +276,7 @@ pub type Control = ControlServiceClient<InterceptedService<Channel, AttachToken>
 async fn connect(target: &Target) -> anyhow::Result<Control> {
     let url = &target.coordinator;
     let token = Token::from_file_or_env(target.token_file.as_deref())?;
-    let channel = Channel::from_shared(url.clone())
-        .with_context(|| format!("invalid coordinator address {url:?}"))?
+    let channel = beard_proto::tls::endpoint(url, &target.tls)?
         .connect_timeout(Duration::from_secs(5))
         .connect()
         .await
@@ -330,26 +316,4 @@ fn print_agents(agents: &[AgentInfo]) {
         let work = if agent.current_tasks.is_empty() { "idle".to_owned() } else { agent.current_tasks.join(", ") };
         println!("{}  {}  {state}, last heartbeat {seen:.1} s ago  {work}", agent.name, agent.device);
     }
-}
-
-/// Prints a rendered report, ending in exactly one line break.
-fn print_text(text: &str) {
-    if text.ends_with('\n') {
-        print!("{text}");
-    } else {
-        println!("{text}");
-    }
-}
-
-/// Writes `(file name, text)` pairs into `dir`, creating it, and says what it wrote.
-fn write_files(dir: &Path, files: &[(&str, &str)]) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut written = Vec::new();
-    for (name, text) in files {
-        let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-        written.push(path.display().to_string());
-    }
-    println!("wrote {}", written.join(", "));
-    Ok(())
 }

@@ -22,7 +22,7 @@ mod scores;
 mod settings;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::fmt;
 
@@ -89,5 +89,10 @@ impl Imported {
     /// The report of the imported settings; methods in name order.
     pub fn report(&self, options: MetricOptions) -> Report {
         report::assemble(&self.title, options, &[], &self.summaries)
+    }
+
+    /// The imported settings, for combining with a sweep's ([`report::build_with_imports`]).
+    pub(crate) fn summaries(&self) -> &Summaries {
+        &self.summaries
     }
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::report::{Mode, Report};
+use crate::report::{Ipc, Mode, Report};
 
 /// The scores of one method on one dataset.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -21,7 +21,7 @@ pub struct MethodScores {
     pub method: String,
     pub dataset: String,
     /// By IPC, ascending.
-    pub per_ipc: BTreeMap<u32, ModeScores>,
+    pub per_ipc: BTreeMap<Ipc, ModeScores>,
     /// Pooled across the IPCs (the paper's RRM, AEM and their CREI).
     pub combined: ModeScores,
 }

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::ImportError;
 use super::beard_logs::{Column, LogLine};
-use crate::report::{Attack, AttackSummary, Mode, SettingKey, SettingSummary, Stat, Summaries};
+use crate::report::{Attack, AttackSummary, Ipc, Mode, SettingKey, SettingSummary, Stat, Summaries, Training};
 
 /// The seed every imported setting and attack is recorded under.
 pub(crate) const LOGGED_SEED: u32 = 0;
@@ -80,7 +80,13 @@ fn model_settings(model: &Model<'_>) -> Result<Vec<SettingSummary>, ImportError>
             .collect();
         let measured = clean.measurement(mode);
         (!attacks.is_empty()).then(|| SettingSummary {
-            key: SettingKey { dataset: clean.dataset.clone(), method: clean.method.clone(), ipc: clean.ipc, mode },
+            key: SettingKey {
+                dataset: clean.dataset.clone(),
+                method: clean.method.clone(),
+                ipc: Ipc::PerClass(clean.ipc),
+                training: Training::Standard,
+                mode,
+            },
             seeds: seeds.clone(),
             clean_accuracy: Stat { mean: measured.accuracy, std: measured.std },
             clean_time,

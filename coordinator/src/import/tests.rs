@@ -2,14 +2,14 @@
 //! the rules for clean values and unsupported targeted rows, errors, and golden renderings.
 
 use super::*;
-use crate::report::{Mode, Stat, golden};
+use crate::report::{Ipc, Mode, Stat, golden};
 
 /// One logged attack: name, (targeted accuracy, seconds), (untargeted accuracy, seconds).
-type Logged = (&'static str, (f64, f64), (f64, f64));
+pub(crate) type Logged = (&'static str, (f64, f64), (f64, f64));
 
 /// BACON on CIFAR10 at IPC 1. Clean: c = 50, times 2 and 3, so t_c = 2. The targeted DeepFool
 /// and AA rows repeat the clean values, as the reference writes them.
-const BACON_IPC1: [Logged; 7] = [
+pub(crate) const BACON_IPC1: [Logged; 7] = [
     ("Clean", (50.0, 2.0), (50.0, 3.0)),
     ("FGSM", (40.0, 4.0), (30.0, 4.0)),
     ("PGD", (35.0, 10.0), (20.0, 12.0)),
@@ -31,7 +31,7 @@ const BACON_IPC10: [Logged; 7] = [
 ];
 
 /// A BEARD log of one model, in the reference's line format, after its set-up line.
-fn log(method: &str, dataset: &str, ipc: u32, attacks: &[Logged]) -> String {
+pub(crate) fn log(method: &str, dataset: &str, ipc: u32, attacks: &[Logged]) -> String {
     let mut text = String::from("2024-11-10 11:59:00,000 - INFO - Logging setup complete.\n");
     for (attack, (targeted, targeted_time), (untargeted, untargeted_time)) in attacks {
         text.push_str(&format!(
@@ -112,7 +112,11 @@ fn paper_scores(value: &serde_json::Value, mode: &str) -> Option<PaperScores> {
 fn targeted_deepfool_and_autoattack_are_absent_and_clean_time_is_the_smaller() {
     let report = import_texts(&bacon_logs()).unwrap().report(MetricOptions::default());
     let board = |mode: Mode| {
-        report.leaderboards.iter().find(|board| board.ipc == 1 && board.mode == mode).expect("IPC 1 board")
+        report
+            .leaderboards
+            .iter()
+            .find(|board| board.ipc == Ipc::PerClass(1) && board.mode == mode)
+            .expect("IPC 1 board")
     };
     assert_eq!(board(Mode::Targeted).attacks, ["fgsm", "pgd", "pgdl2", "cw"]);
     assert_eq!(board(Mode::Untargeted).attacks, ["fgsm", "pgd", "pgdl2", "cw", "deepfool", "autoattack"]);

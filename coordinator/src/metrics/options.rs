@@ -26,6 +26,27 @@ pub enum TimeBasis {
     Normalized,
 }
 
+impl RrVariant {
+    /// The name a sweep file and the command line use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Beard => "beard",
+            Self::IRr => "i-rr",
+        }
+    }
+}
+
+impl TimeBasis {
+    /// The name a sweep file and the command line use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Wall => "wall",
+            Self::PerSample => "per-sample",
+            Self::Normalized => "normalized",
+        }
+    }
+}
+
 /// Metric options of a sweep (`metrics:` in sweep.yaml).
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case", default)]

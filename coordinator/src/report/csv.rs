@@ -1,37 +1,48 @@
-//! The CSV rendering of a [`Report`]: one long-format ("tidy") table holding every leaderboard
-//! and every multi-IPC table, one number per line, so that any spreadsheet or data-frame library
-//! can pivot it into whichever board it wants.
+//! The CSV rendering of a [`Report`]: one long-format ("tidy") table holding every leaderboard,
+//! every multi-IPC table and every adversarial-training table, one number per line, so that any
+//! spreadsheet or data-frame library can pivot it into whichever board it wants.
 //!
-//! Columns: `table,dataset,ipc,mode,rank,method,complete,quantity,value,std`.
+//! Columns: `table,dataset,ipc,mode,rank,method,complete,quantity,value,std`; when the report has
+//! adversarially trained models, a `training` column (`standard` or `adversarial`) follows `mode`.
 //!
-//! - `table` is `leaderboard` or `multi_ipc`; `ipc` is the board's IPC, or for `multi_ipc` the
-//!   IPCs the row pools joined by `+` (`1+10+50`); `rank` is empty for `multi_ipc`.
+//! - `table` is `leaderboard`, `multi_ipc` or `adversarial_training`; `ipc` is the board's IPC
+//!   (`full` for the whole training split), or for `multi_ipc` the IPCs the row pools joined by
+//!   `+` (`1+10+50`); `rank` is empty for `multi_ipc` and `adversarial_training`.
 //! - Leaderboard quantities per row, in this order: `clean_accuracy`, `clean_time`, then per
 //!   attack with a result (report attack order) `<attack>_accuracy`, `<attack>_time`,
 //!   `<attack>_rrs`, `<attack>_aes`, then `rr`, `ae`, `crei`. Multi-IPC quantities: `rrm`, `aem`,
-//!   `crei`.
+//!   `crei`. Adversarial-training quantities, per side (the `training` column): `clean_accuracy`,
+//!   `rrm`, `aem`, `crei`.
+//! - The CREI-per-IPC tables (Tables 2 and 3) are not repeated: they are the `crei` lines of the
+//!   `leaderboard` rows, pivoted by `ipc`.
 //! - `std` is the sample std over seeds for accuracies and empty otherwise.
 //! - Numbers are written in full precision (the shortest text that reads back as the same
 //!   `f64`); accuracies and scores are in percent, times in the units of the time basis.
 //!
-//! Lines follow the report's order: leaderboards (datasets by name, IPC ascending, untargeted
-//! first; rows by rank), then the multi-IPC tables. Lines end in `\n`; fields holding a comma,
+//! Lines follow the report's order: leaderboards (datasets by name, standard training first, IPC
+//! ascending, untargeted first; rows by rank), then the multi-IPC tables, then the
+//! adversarial-training tables (standard side first). Lines end in `\n`; fields holding a comma,
 //! quote or line break are quoted.
 
-use super::observe::{Mode, Stat};
-use super::{Leaderboard, LeaderboardRow, MultiIpcTable, Report};
-
-const HEADER: &str = "table,dataset,ipc,mode,rank,method,complete,quantity,value,std\n";
+use super::observe::{Mode, Stat, Training};
+use super::{AtScores, AtTable, Leaderboard, LeaderboardRow, MultiIpcTable, Report};
 
 pub(super) fn render(report: &Report) -> String {
-    let mut out = String::from(HEADER);
+    let with_training = report.leaderboards.iter().any(|board| !board.training.is_standard());
+    let training = if with_training { ",training" } else { "" };
+    let mut out = format!("table,dataset,ipc,mode{training},rank,method,complete,quantity,value,std\n");
+    // The training column, when the report has one.
+    let column = |training: Training| with_training.then_some(training);
     for board in &report.leaderboards {
         for row in &board.rows {
-            leaderboard_row(&mut out, board, row);
+            leaderboard_row(&mut out, board, column(board.training), row);
         }
     }
     for table in &report.multi_ipc {
-        multi_ipc(&mut out, table);
+        multi_ipc(&mut out, table, &column);
+    }
+    for table in &report.adversarial_training {
+        adversarial_training(&mut out, table);
     }
     out
 }
@@ -42,6 +53,8 @@ struct RowFields<'a> {
     dataset: &'a str,
     ipc: String,
     mode: Mode,
+    /// `None` when the report has no training column.
+    training: Option<Training>,
     rank: Option<usize>,
     method: &'a str,
     complete: bool,
@@ -49,29 +62,32 @@ struct RowFields<'a> {
 
 impl RowFields<'_> {
     fn line(&self, out: &mut String, quantity: &str, value: f64, std: Option<f64>) {
+        let training = self.training.map(|training| training.name().to_owned());
         let fields = [
-            self.table.to_owned(),
-            escape(self.dataset),
-            self.ipc.clone(),
-            self.mode.name().to_owned(),
-            self.rank.map(|rank| rank.to_string()).unwrap_or_default(),
-            escape(self.method),
-            self.complete.to_string(),
-            quantity.to_owned(),
-            number(value),
-            std.map(number).unwrap_or_default(),
+            Some(self.table.to_owned()),
+            Some(escape(self.dataset)),
+            Some(self.ipc.clone()),
+            Some(self.mode.name().to_owned()),
+            training,
+            Some(self.rank.map(|rank| rank.to_string()).unwrap_or_default()),
+            Some(escape(self.method)),
+            Some(self.complete.to_string()),
+            Some(quantity.to_owned()),
+            Some(number(value)),
+            Some(std.map(number).unwrap_or_default()),
         ];
-        out.push_str(&fields.join(","));
+        out.push_str(&fields.into_iter().flatten().collect::<Vec<_>>().join(","));
         out.push('\n');
     }
 }
 
-fn leaderboard_row(out: &mut String, board: &Leaderboard, row: &LeaderboardRow) {
+fn leaderboard_row(out: &mut String, board: &Leaderboard, training: Option<Training>, row: &LeaderboardRow) {
     let fields = RowFields {
         table: "leaderboard",
         dataset: &board.dataset,
         ipc: board.ipc.to_string(),
         mode: board.mode,
+        training,
         rank: Some(row.rank),
         method: &row.method,
         complete: row.complete,
@@ -89,20 +105,44 @@ fn leaderboard_row(out: &mut String, board: &Leaderboard, row: &LeaderboardRow) 
     }
 }
 
-fn multi_ipc(out: &mut String, table: &MultiIpcTable) {
+fn multi_ipc(out: &mut String, table: &MultiIpcTable, column: &impl Fn(Training) -> Option<Training>) {
     for row in &table.rows {
-        let ipcs: Vec<String> = row.ipcs.iter().map(u32::to_string).collect();
+        let ipcs: Vec<String> = row.ipcs.iter().map(ToString::to_string).collect();
         let fields = RowFields {
             table: "multi_ipc",
             dataset: &table.dataset,
             ipc: ipcs.join("+"),
             mode: row.mode,
+            training: column(row.training),
             rank: None,
             method: &row.method,
             complete: row.complete,
         };
         for (quantity, value) in [("rrm", row.rrm), ("aem", row.aem), ("crei", row.crei)] {
             fields.line(out, quantity, value, None);
+        }
+    }
+}
+
+fn adversarial_training(out: &mut String, table: &AtTable) {
+    for row in &table.rows {
+        let sides = [(Training::Standard, row.standard), (Training::Adversarial, row.adversarial)];
+        for (training, scores) in sides {
+            let Some(AtScores { clean_accuracy, rrm, aem, crei, complete }) = scores else { continue };
+            let fields = RowFields {
+                table: "adversarial_training",
+                dataset: &table.dataset,
+                ipc: row.ipc.to_string(),
+                mode: row.mode,
+                training: Some(training),
+                rank: None,
+                method: &row.method,
+                complete,
+            };
+            stat_line(out, &fields, "clean_accuracy", clean_accuracy);
+            for (quantity, value) in [("rrm", rrm), ("aem", aem), ("crei", crei)] {
+                fields.line(out, quantity, value, None);
+            }
         }
     }
 }

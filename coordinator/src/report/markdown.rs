@@ -1,11 +1,15 @@
 //! The Markdown rendering of a [`Report`]: a title with the metric options, then per dataset its
-//! leaderboards and its multi-IPC table. Numbers have two decimals; seed statistics read
-//! `mean ± std`; an absent result reads `—` and an incomplete row is starred and explained.
+//! leaderboards, its multi-IPC table and, when it has models trained both ways, its
+//! adversarial-training table. Numbers have two decimals; seed statistics read `mean ± std`; an
+//! absent result reads `—` and an incomplete row is starred and explained. The whole training
+//! split reads `Full-size` in headings and `full` in IPC lists; adversarially trained boards say
+//! so in their heading, and the multi-IPC table gains a Training column when it has such rows.
+//! The CREI-per-IPC tables (one per mode) follow the multi-IPC table.
 
-use std::fmt::Write;
+use std::fmt::{Display, Write};
 
-use super::observe::Stat;
-use super::{Leaderboard, MultiIpcTable, Report};
+use super::observe::{Ipc, Stat, Training};
+use super::{AtScores, AtTable, CreiPerIpcTable, Leaderboard, MultiIpcTable, Report};
 use crate::metrics::{RrVariant, TimeBasis};
 
 pub(super) fn render(report: &Report) -> String {
@@ -20,6 +24,12 @@ pub(super) fn render(report: &Report) -> String {
             leaderboard(&mut out, board);
         }
         multi_ipc(&mut out, table);
+        for per_ipc in report.crei_per_ipc.iter().filter(|per_ipc| per_ipc.dataset == table.dataset) {
+            crei_per_ipc(&mut out, per_ipc);
+        }
+        for at in report.adversarial_training.iter().filter(|at| at.dataset == table.dataset) {
+            adversarial_training(&mut out, at);
+        }
     }
     out
 }
@@ -57,7 +67,12 @@ fn header(out: &mut String, report: &Report) {
 }
 
 fn leaderboard(out: &mut String, board: &Leaderboard) {
-    let _ = write!(out, "\n### IPC {}, {}\n\n", board.ipc, board.mode.name());
+    let size = ipc_heading(board.ipc);
+    let training = match board.training {
+        Training::Standard => "",
+        Training::Adversarial => ", adversarial training",
+    };
+    let _ = write!(out, "\n### {size}, {}{training}\n\n", board.mode.name());
     let attacks: String = board.attacks.iter().map(|attack| format!(" {attack} |")).collect();
     let rules = " --: |".repeat(board.attacks.len());
     let _ = writeln!(out, "| # | Method | Seeds | Clean |{attacks} RR | AE | CREI |");
@@ -103,13 +118,16 @@ fn leaderboard(out: &mut String, board: &Leaderboard) {
 
 fn multi_ipc(out: &mut String, table: &MultiIpcTable) {
     let _ = write!(out, "\n### All IPCs ({}): RRM, AEM, CREI pooled across IPCs\n\n", list(&table.ipcs));
-    out.push_str("| Method | Mode | IPCs | RRM | AEM | CREI |\n");
-    out.push_str("| :-- | :-- | :-- | --: | --: | --: |\n");
+    let with_training = table.rows.iter().any(|row| !row.training.is_standard());
+    let (training_header, training_rule) = if with_training { (" Training |", " :-- |") } else { ("", "") };
+    let _ = writeln!(out, "| Method |{training_header} Mode | IPCs | RRM | AEM | CREI |");
+    let _ = writeln!(out, "| :-- |{training_rule} :-- | :-- | --: | --: | --: |");
     for row in &table.rows {
         let star = if row.complete { "" } else { "*" };
+        let training = if with_training { format!(" {} |", row.training.name()) } else { String::new() };
         let _ = writeln!(
             out,
-            "| {}{star} | {} | {} | {} | {} | {} |",
+            "| {}{star} |{training} {} | {} | {} | {} | {} |",
             escape(&row.method),
             row.mode.name(),
             list(&row.ipcs),
@@ -123,18 +141,76 @@ fn multi_ipc(out: &mut String, table: &MultiIpcTable) {
     }
 }
 
+/// The paper's Tables 2 and 3: CREI per method and IPC, for one mode (and regime).
+fn crei_per_ipc(out: &mut String, table: &CreiPerIpcTable) {
+    let training = if table.training.is_standard() { "" } else { ", adversarial training" };
+    let _ = write!(out, "\n### CREI per IPC, {}{training}\n\n", table.mode.name());
+    let columns: String = table.ipcs.iter().map(|ipc| format!(" {} |", ipc_heading(*ipc))).collect();
+    let _ = writeln!(out, "| Method |{columns}");
+    let _ = writeln!(out, "| :-- |{}", " --: |".repeat(table.ipcs.len()));
+    for row in &table.rows {
+        let star = if row.complete { "" } else { "*" };
+        let cells: String =
+            row.crei.iter().map(|crei| format!(" {} |", crei.map_or_else(|| "—".to_owned(), number))).collect();
+        let _ = writeln!(out, "| {}{star} |{cells}", escape(&row.method));
+    }
+}
+
+/// `IPC n`, or `Full-size` for the whole training split.
+pub(super) fn ipc_heading(ipc: Ipc) -> String {
+    match ipc {
+        Ipc::PerClass(ipc) => format!("IPC {ipc}"),
+        Ipc::Full => "Full-size".to_owned(),
+    }
+}
+
+/// The paper's Table 4: each setting's scores without (std) and with adversarial training (AT).
+fn adversarial_training(out: &mut String, table: &AtTable) {
+    out.push_str("\n### Adversarial training: standard (std) vs adversarial (AT)\n\n");
+    out.push_str(
+        "| Method | IPC | Mode | Clean std | Clean AT | RRM std | RRM AT | AEM std | AEM AT | CREI std | CREI AT | \
+         Δ CREI |\n",
+    );
+    let _ = writeln!(out, "| :-- | :-- | :-- |{}", " --: |".repeat(9));
+    for row in &table.rows {
+        let complete = [row.standard, row.adversarial].iter().flatten().all(|side| side.complete);
+        let star = if complete { "" } else { "*" };
+        let side = |pick: fn(&AtScores) -> String| {
+            [row.standard, row.adversarial]
+                .iter()
+                .map(|side| format!(" {} |", side.as_ref().map_or_else(|| "—".to_owned(), pick)))
+                .collect::<String>()
+        };
+        let _ = writeln!(
+            out,
+            "| {}{star} | {} | {} |{}{}{}{} {} |",
+            escape(&row.method),
+            row.ipc,
+            row.mode.name(),
+            side(|scores| stat(scores.clean_accuracy)),
+            side(|scores| number(scores.rrm)),
+            side(|scores| number(scores.aem)),
+            side(|scores| number(scores.crei)),
+            row.crei_change.map_or_else(|| "—".to_owned(), number),
+        );
+    }
+    if table.rows.iter().any(|row| [row.standard, row.adversarial].iter().flatten().any(|side| !side.complete)) {
+        out.push_str("\n\\* a side misses results (an attack or a seed).\n");
+    }
+}
+
 /// Two decimals, without a minus sign on a value that rounds to zero.
-fn number(value: f64) -> String {
+pub(super) fn number(value: f64) -> String {
     let text = format!("{value:.2}");
     if text == "-0.00" { "0.00".to_owned() } else { text }
 }
 
-fn stat(value: Stat) -> String {
+pub(super) fn stat(value: Stat) -> String {
     format!("{} ± {}", number(value.mean), number(value.std))
 }
 
-fn list(values: &[u32]) -> String {
-    values.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+fn list<T: Display>(values: &[T]) -> String {
+    values.iter().map(T::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// Keeps user-chosen names (sweep, dataset, method) from breaking tables or emphasis.

@@ -9,20 +9,34 @@
 //! - tables: leaderboards and multi-IPC tables, scored with [`crate::metrics`].
 //! - markdown: the human-readable rendering.
 //! - csv: the machine-readable rendering, one long-format table.
+//! - per_ipc: the CREI-per-IPC tables (Tables 2 and 3), read off the leaderboards.
+//! - combine: a sweep's results with imported BEARD logs on the same boards.
+//! - figures, plots: which charts a report has, and drawing them (SVG, PNG).
+//! - html, site, provenance: the static HTML report (index.html and its charts) and where its
+//!   numbers come from.
 //!
 //! A report is a pure function of its [`ReportInput`]: the order of `results` does not matter,
 //! missing results make rows incomplete rather than failing, and no input produces a panic.
 //! Settings summarized elsewhere (imported BEARD logs, [`crate::import`]) enter the same tables
 //! through [`assemble`].
 
+mod combine;
 mod csv;
+mod figures;
+mod html;
 mod markdown;
 mod observe;
+mod per_ipc;
+mod plots;
+mod provenance;
+mod site;
 mod tables;
 mod timing;
 
 #[cfg(test)]
 pub(crate) mod golden;
+#[cfg(test)]
+mod site_tests;
 #[cfg(test)]
 mod tests;
 
@@ -31,9 +45,17 @@ use serde::Serialize;
 
 use crate::metrics::MetricOptions;
 
+pub use combine::build_with_imports;
 pub use observe::{ATTACK_ORDER, Mode, SettingKey, Stat, observations};
 pub(crate) use observe::{Attack, AttackSummary, SettingSummary, Summaries};
-pub use tables::{AttackCell, Leaderboard, LeaderboardRow, MissingAttack, MultiIpcRow, MultiIpcTable};
+pub use observe::{Ipc, Training};
+pub use per_ipc::{CreiPerIpcRow, CreiPerIpcTable};
+pub use plots::PlotError;
+pub use provenance::{DeviceResults, Provenance, SourceFile};
+pub use site::{SiteFile, site};
+pub use tables::{
+    AtRow, AtScores, AtTable, AttackCell, Leaderboard, LeaderboardRow, MissingAttack, MultiIpcRow, MultiIpcTable,
+};
 
 /// What a report is built from: a sweep's accepted attack results, in any order, each once.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +80,12 @@ pub struct Report {
     pub leaderboards: Vec<Leaderboard>,
     /// One per dataset, datasets by name.
     pub multi_ipc: Vec<MultiIpcTable>,
+    /// CREI per IPC (Tables 2 and 3): per dataset (as `multi_ipc`), training regime and mode.
+    pub crei_per_ipc: Vec<CreiPerIpcTable>,
+    /// Standard vs adversarial training (the paper's Table 4), one per dataset that has models
+    /// trained both ways; empty (and absent from the JSON) otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub adversarial_training: Vec<AtTable>,
 }
 
 /// Builds the report of an input.
@@ -69,6 +97,8 @@ pub fn build(input: &ReportInput) -> Report {
 /// `summaries` scored with `options`, methods in `method_order` first.
 pub(crate) fn assemble(name: &str, options: MetricOptions, method_order: &[String], summaries: &Summaries) -> Report {
     let (leaderboards, multi_ipc) = tables::tables(&summaries.settings, &options, method_order);
+    let adversarial_training = tables::adversarial_training(&leaderboards, method_order);
+    let crei_per_ipc = per_ipc::tables(&leaderboards, &multi_ipc);
     Report {
         sweep_name: name.to_owned(),
         options,
@@ -76,6 +106,8 @@ pub(crate) fn assemble(name: &str, options: MetricOptions, method_order: &[Strin
         unplaced_results: summaries.unplaced,
         leaderboards,
         multi_ipc,
+        crei_per_ipc,
+        adversarial_training,
     }
 }
 

@@ -1,16 +1,22 @@
-//! Result shards -> one summary per setting (dataset, method, IPC, mode).
+//! Result shards -> one summary per setting (dataset, method, IPC, training regime, mode).
+//!
+//! A model trained on the whole training split (`full` source) has the IPC [`Ipc::Full`]; one
+//! trained with adversarial training (its train spec's `adversarial` config) the regime
+//! [`Training::Adversarial`].
 //!
 //! Per setting and seed, the clean accuracy and clean time are the means over that seed's shards
 //! in the setting, and each attack's robust accuracy and time the mean over its shards (one, when
 //! the caller passes each accepted task once). Over seeds, accuracies are mean ± sample std and
 //! times are means. The clean time t_c of a setting is the smaller of the mean clean times of the
-//! targeted and untargeted settings of the same (dataset, method, IPC), where both exist.
+//! targeted and untargeted settings of the same (dataset, method, IPC, regime), where both exist.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::fmt;
+
 use beard_proto::describe::attack_name;
-use beard_proto::v1::{AttackConfig, AttackShard, AttackSpec};
-use serde::Serialize;
+use beard_proto::v1::{AttackConfig, AttackShard, AttackSpec, TrainSpec, distilled_source};
+use serde::{Serialize, Serializer};
 
 use super::ReportInput;
 use super::timing::shard_times;
@@ -19,8 +25,8 @@ use crate::metrics::{AttackObservation, SettingObservation, TimeBasis};
 
 /// Attack columns in report order, as [`attack_name`] spells them: BEARD's six, then the parts
 /// of AutoAttack that a sweep may also run on their own.
-pub const ATTACK_ORDER: [&str; 9] =
-    ["fgsm", "pgd", "pgdl2", "cw", "deepfool", "autoattack", "apgd-ce", "apgd-t", "square"];
+pub const ATTACK_ORDER: [&str; 10] =
+    ["fgsm", "pgd", "pgdl2", "cw", "deepfool", "autoattack", "apgd-ce", "apgd-t", "fab-t", "square"];
 
 /// An attack column of the report, ordered as [`ATTACK_ORDER`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -70,12 +76,84 @@ impl Mode {
     }
 }
 
+/// The size of a model's training set: images per class of a distilled set, or the whole
+/// training split (BEARD's Full-size column), which sorts after every IPC. Serialized as the
+/// number, or as `"full"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Ipc {
+    PerClass(u32),
+    Full,
+}
+
+impl Ipc {
+    /// The IPC of a train spec: [`Ipc::Full`] for the `full` source.
+    pub fn of(train: &TrainSpec) -> Self {
+        match train.source.as_ref().and_then(|source| source.source.as_ref()) {
+            Some(distilled_source::Source::Full(_)) => Self::Full,
+            _ => Self::PerClass(train.ipc),
+        }
+    }
+}
+
+impl fmt::Display for Ipc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PerClass(ipc) => ipc.fmt(f),
+            Self::Full => f.write_str("full"),
+        }
+    }
+}
+
+impl Serialize for Ipc {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::PerClass(ipc) => serializer.serialize_u32(*ipc),
+            Self::Full => serializer.serialize_str("full"),
+        }
+    }
+}
+
+/// How the models of a setting were trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Training {
+    #[default]
+    Standard,
+    /// Madry-style adversarial training.
+    Adversarial,
+}
+
+impl Training {
+    /// The regime of a train spec.
+    pub fn of(train: &TrainSpec) -> Self {
+        if train.training.as_ref().is_some_and(|training| training.adversarial.is_some()) {
+            Self::Adversarial
+        } else {
+            Self::Standard
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::Adversarial => "adversarial",
+        }
+    }
+
+    /// For `skip_serializing_if`: reports without adversarial training keep their earlier shape.
+    pub fn is_standard(&self) -> bool {
+        *self == Self::Standard
+    }
+}
+
 /// One model setting: the unit the metrics score.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct SettingKey {
     pub dataset: String,
     pub method: String,
-    pub ipc: u32,
+    pub ipc: Ipc,
+    #[serde(skip_serializing_if = "Training::is_standard")]
+    pub training: Training,
     pub mode: Mode,
 }
 
@@ -192,7 +270,8 @@ fn place(spec: &AttackSpec) -> Option<Place> {
     let key = SettingKey {
         dataset: dataset.name.clone(),
         method: train.method.clone(),
-        ipc: train.ipc,
+        ipc: Ipc::of(train),
+        training: Training::of(train),
         mode: Mode::of(spec.targeted),
     };
     Some(Place { key, seed: train.seed, attack })

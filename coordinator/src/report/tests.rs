@@ -2,8 +2,9 @@
 //! time bases, completeness, robustness, and a golden rendering of a tiny sweep.
 
 use beard_proto::v1::{
-    ApgdCe, ApgdT, AttackConfig, AttackShard, AttackSpec, AutoAttack, CarliniWagner, DatasetRef, DeepFool, Fgsm, Pgd,
-    PgdL2, SampleOutcome, Square, TrainSpec, attack_config,
+    AdversarialTraining, ApgdCe, ApgdT, AttackConfig, AttackShard, AttackSpec, AutoAttack, CarliniWagner, DatasetRef,
+    DeepFool, DistilledSource, FabT, Fgsm, FullTrainSplit, Pgd, PgdL2, SampleOutcome, Square, TrainSpec,
+    TrainingConfig, attack_config, distilled_source,
 };
 
 use super::*;
@@ -20,6 +21,7 @@ fn attack(name: &str) -> AttackConfig {
         "deepfool" => attack_config::Attack::Deepfool(DeepFool::default()),
         "apgd-ce" => attack_config::Attack::ApgdCe(ApgdCe::default()),
         "apgd-t" => attack_config::Attack::ApgdT(ApgdT::default()),
+        "fab-t" => attack_config::Attack::FabT(FabT::default()),
         "square" => attack_config::Attack::Square(Square::default()),
         _ => attack_config::Attack::Autoattack(AutoAttack::default()),
     };
@@ -27,7 +29,7 @@ fn attack(name: &str) -> AttackConfig {
 }
 
 /// Where a result belongs: dataset, method, IPC, seed, attack, targeted.
-struct Cell<'a>(&'a str, &'a str, u32, u32, &'a str, bool);
+pub(super) struct Cell<'a>(pub &'a str, pub &'a str, pub u32, pub u32, pub &'a str, pub bool);
 
 fn spec(cell: &Cell<'_>) -> AttackSpec {
     let Cell(dataset, method, ipc, seed, name, targeted) = *cell;
@@ -46,7 +48,7 @@ fn spec(cell: &Cell<'_>) -> AttackSpec {
 }
 
 /// A shard of 100 samples and 10 steps: clean and robust accuracy, attack and clean seconds.
-fn shard(clean: f64, robust: f64, attack_seconds: f64, clean_seconds: f64) -> AttackShard {
+pub(super) fn shard(clean: f64, robust: f64, attack_seconds: f64, clean_seconds: f64) -> AttackShard {
     AttackShard {
         samples: 100,
         clean_accuracy: clean,
@@ -58,11 +60,11 @@ fn shard(clean: f64, robust: f64, attack_seconds: f64, clean_seconds: f64) -> At
     }
 }
 
-fn result(cell: Cell<'_>, shard: AttackShard) -> (AttackSpec, AttackShard) {
+pub(super) fn result(cell: Cell<'_>, shard: AttackShard) -> (AttackSpec, AttackShard) {
     (spec(&cell), shard)
 }
 
-fn input(results: Vec<(AttackSpec, AttackShard)>) -> ReportInput {
+pub(super) fn input(results: Vec<(AttackSpec, AttackShard)>) -> ReportInput {
     ReportInput {
         sweep_name: "unit".into(),
         options: MetricOptions::default(),
@@ -75,12 +77,34 @@ fn close(left: f64, right: f64) -> bool {
     (left - right).abs() < 1e-9
 }
 
-fn board<'a>(report: &'a Report, dataset: &str, ipc: u32, mode: Mode) -> &'a Leaderboard {
+/// A result of a model trained on the whole training split (its spec's IPC is 0).
+fn full((mut spec, shard): (AttackSpec, AttackShard)) -> (AttackSpec, AttackShard) {
+    if let Some(train) = spec.train.as_mut() {
+        train.ipc = 0;
+        train.source = Some(DistilledSource { source: Some(distilled_source::Source::Full(FullTrainSplit {})) });
+    }
+    (spec, shard)
+}
+
+/// A result of an adversarially trained model.
+fn adversarial((mut spec, shard): (AttackSpec, AttackShard)) -> (AttackSpec, AttackShard) {
+    if let Some(train) = spec.train.as_mut() {
+        let adversarial = AdversarialTraining { attack: Some(attack("pgd")), targeted: false, ratio: 1.0 };
+        train.training = Some(TrainingConfig { adversarial: Some(adversarial), ..Default::default() });
+    }
+    (spec, shard)
+}
+
+fn trained_board<'a>(report: &'a Report, dataset: &str, ipc: Ipc, training: Training, mode: Mode) -> &'a Leaderboard {
     report
         .leaderboards
         .iter()
-        .find(|board| board.dataset == dataset && board.ipc == ipc && board.mode == mode)
-        .unwrap_or_else(|| panic!("no leaderboard {dataset} ipc {ipc} {mode:?}"))
+        .find(|board| board.dataset == dataset && board.ipc == ipc && board.training == training && board.mode == mode)
+        .unwrap_or_else(|| panic!("no leaderboard {dataset} ipc {ipc} {training:?} {mode:?}"))
+}
+
+fn board<'a>(report: &'a Report, dataset: &str, ipc: u32, mode: Mode) -> &'a Leaderboard {
+    trained_board(report, dataset, Ipc::PerClass(ipc), Training::Standard, mode)
 }
 
 fn row<'a>(board: &'a Leaderboard, method: &str) -> &'a LeaderboardRow {
@@ -180,7 +204,7 @@ fn settings_are_grouped_by_dataset_ipc_mode_and_method() {
         result(Cell("cifar10", "dc", 10, 0, "pgd", true), shard(45.0, 35.0, 1.0, 1.0)),
     ];
     let report = build(&input(results));
-    let boards: Vec<(&str, u32, Mode, usize)> = report
+    let boards: Vec<(&str, Ipc, Mode, usize)> = report
         .leaderboards
         .iter()
         .map(|board| (board.dataset.as_str(), board.ipc, board.mode, board.rows.len()))
@@ -188,10 +212,10 @@ fn settings_are_grouped_by_dataset_ipc_mode_and_method() {
     assert_eq!(
         boards,
         vec![
-            ("cifar10", 10, Mode::Untargeted, 2),
-            ("cifar10", 10, Mode::Targeted, 1),
-            ("cifar10", 50, Mode::Targeted, 1),
-            ("cifar100", 1, Mode::Untargeted, 1),
+            ("cifar10", Ipc::PerClass(10), Mode::Untargeted, 2),
+            ("cifar10", Ipc::PerClass(10), Mode::Targeted, 1),
+            ("cifar10", Ipc::PerClass(50), Mode::Targeted, 1),
+            ("cifar100", Ipc::PerClass(1), Mode::Untargeted, 1),
         ]
     );
     // Attack columns are per dataset and mode.
@@ -203,7 +227,7 @@ fn settings_are_grouped_by_dataset_ipc_mode_and_method() {
 
 #[test]
 fn attack_columns_follow_the_attack_order() {
-    let names = ["square", "apgd-t", "apgd-ce", "autoattack", "deepfool", "cw", "pgdl2", "pgd", "fgsm"];
+    let names = ["square", "fab-t", "apgd-t", "apgd-ce", "autoattack", "deepfool", "cw", "pgdl2", "pgd", "fgsm"];
     let results = names
         .iter()
         .map(|name| result(Cell("cifar10", "dc", 1, 0, name, false), shard(50.0, 10.0, 1.0, 1.0)))
@@ -221,7 +245,13 @@ fn attack_columns_follow_the_attack_order() {
 fn report_scores_equal_the_metrics_of_hand_computed_observations() {
     let input = input(two_seed_setting());
     let hand = two_seed_observation();
-    let key = SettingKey { dataset: "cifar10".into(), method: "dc".into(), ipc: 10, mode: Mode::Untargeted };
+    let key = SettingKey {
+        dataset: "cifar10".into(),
+        method: "dc".into(),
+        ipc: Ipc::PerClass(10),
+        training: Training::Standard,
+        mode: Mode::Untargeted,
+    };
     assert_eq!(observations(&input), vec![(key, hand.clone())]);
 
     // RR: mean a = 68/3, min a = 12: 100 (1 - (52 - 68/3) / 40) = 100 (1 - 88/120) = 26.667.
@@ -368,9 +398,12 @@ fn multi_ipc_rows_pool_the_ipcs_of_a_method() {
     let input = input(results);
     let report = build(&input);
     let table = &report.multi_ipc[0];
-    assert_eq!(table.ipcs, vec![1, 10]);
+    assert_eq!(table.ipcs, vec![Ipc::PerClass(1), Ipc::PerClass(10)]);
     let dc = &table.rows[0];
-    assert_eq!((dc.method.as_str(), dc.mode, dc.ipcs.clone()), ("dc", Mode::Untargeted, vec![1, 10]));
+    assert_eq!(
+        (dc.method.as_str(), dc.mode, dc.ipcs.clone()),
+        ("dc", Mode::Untargeted, vec![Ipc::PerClass(1), Ipc::PerClass(10)])
+    );
     // Pooled: c = 40, t_c = 2, a = [20, 10, 40, 30] -> RRM = 100 (1 - 15/30) = 50;
     // t = [3, 5, 4, 9] -> AEM = 100 * 3.25 / 7 = 46.43.
     assert!(close(dc.rrm, 50.0));
@@ -488,11 +521,145 @@ fn names_cannot_break_markdown_tables() {
     assert!(markdown.contains("| a\\|b |"), "{markdown}");
 }
 
+// ----- full-size models and adversarial training ---------------------------------------------
+
+/// dc at IPC 1 and 10 and a full-size model, fgsm and pgd untargeted, one seed.
+fn with_full_size() -> Vec<(AttackSpec, AttackShard)> {
+    let mut results = Vec::new();
+    for (ipc, clean) in [(1, 30.0), (10, 50.0)] {
+        results.push(result(Cell("cifar10", "dc", ipc, 0, "fgsm", false), shard(clean, 20.0, 3.0, 1.0)));
+        results.push(result(Cell("cifar10", "dc", ipc, 0, "pgd", false), shard(clean, 10.0, 5.0, 1.0)));
+    }
+    results.push(full(result(Cell("cifar10", "full", 1, 0, "fgsm", false), shard(80.0, 30.0, 3.0, 1.0))));
+    results.push(full(result(Cell("cifar10", "full", 1, 0, "pgd", false), shard(80.0, 5.0, 6.0, 1.0))));
+    results
+}
+
+#[test]
+fn full_size_models_have_their_own_boards_and_multi_ipc_rows() {
+    let mut input = input(with_full_size());
+    input.method_order = vec!["dc".into(), "dm".into(), "full".into()];
+    let report = build(&input);
+    let ipcs: Vec<Ipc> = report.leaderboards.iter().map(|board| board.ipc).collect();
+    assert_eq!(ipcs, [Ipc::PerClass(1), Ipc::PerClass(10), Ipc::Full]);
+    let full_board = trained_board(&report, "cifar10", Ipc::Full, Training::Standard, Mode::Untargeted);
+    assert_eq!(full_board.rows.len(), 1);
+    // RR: 100 (1 - (80 - 17.5) / 75) = 16.67; the same setting scored on its own.
+    assert!(close(full_board.rows[0].rr, 100.0 * (1.0 - 62.5 / 75.0)));
+    // A method with full-size results is missing from no per-class board, and vice versa.
+    assert_eq!(full_board.methods_without_results, Vec::<String>::new());
+    assert_eq!(board(&report, "cifar10", 1, Mode::Untargeted).methods_without_results, ["dm"]);
+
+    let table = &report.multi_ipc[0];
+    assert_eq!(table.ipcs, [Ipc::PerClass(1), Ipc::PerClass(10), Ipc::Full]);
+    let rows: Vec<(&str, Vec<Ipc>, bool)> =
+        table.rows.iter().map(|row| (row.method.as_str(), row.ipcs.clone(), row.complete)).collect();
+    assert_eq!(
+        rows,
+        [("dc", vec![Ipc::PerClass(1), Ipc::PerClass(10)], true), ("full", vec![Ipc::Full], true)],
+        "each row is complete against the IPCs of its kind"
+    );
+    assert!(report.adversarial_training.is_empty());
+
+    let markdown = report.to_markdown();
+    assert!(markdown.contains("### Full-size, untargeted"), "{markdown}");
+    assert!(markdown.contains("### All IPCs (1, 10, full)"), "{markdown}");
+    assert!(markdown.contains("| full | untargeted | full |"), "{markdown}");
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["leaderboards"][2]["ipc"], "full");
+    assert_eq!(json["multi_ipc"][0]["ipcs"], serde_json::json!([1, 10, "full"]));
+    assert!(json.get("adversarial_training").is_none());
+    let csv = report.to_csv();
+    assert!(csv.starts_with("table,dataset,ipc,mode,rank,"), "no training column without adversarial training");
+    assert!(csv.contains("\nleaderboard,cifar10,full,untargeted,1,full,true,crei,"), "{csv}");
+    assert!(csv.contains("\nmulti_ipc,cifar10,full,untargeted,,full,true,rrm,"), "{csv}");
+}
+
+/// `with_full_size` trained both ways: adversarial training keeps more robust accuracy.
+pub(super) fn with_adversarial_training() -> Vec<(AttackSpec, AttackShard)> {
+    let mut results = with_full_size();
+    for (ipc, clean) in [(1, 25.0), (10, 40.0)] {
+        results.push(adversarial(result(Cell("cifar10", "dc", ipc, 0, "fgsm", false), shard(clean, 22.0, 3.0, 1.0))));
+        results.push(adversarial(result(Cell("cifar10", "dc", ipc, 0, "pgd", false), shard(clean, 18.0, 5.0, 1.0))));
+    }
+    results
+}
+
+#[test]
+fn adversarial_training_gets_its_own_boards_and_the_comparison_table() {
+    let input = input(with_adversarial_training());
+    let report = build(&input);
+    let standard = row(board(&report, "cifar10", 10, Mode::Untargeted), "dc").clone();
+    let at_board = trained_board(&report, "cifar10", Ipc::PerClass(10), Training::Adversarial, Mode::Untargeted);
+    let at = row(at_board, "dc").clone();
+    // Adversarial: c = 40, a = [22, 18]: RR = 100 (1 - (40 - 20) / 22) = 9.09.
+    assert!(close(at.rr, 100.0 * (1.0 - 20.0 / 22.0)));
+    assert_eq!(at.clean_accuracy.mean, 40.0);
+    // Standard boards come first, then the adversarial ones.
+    let order: Vec<(Training, Ipc)> = report.leaderboards.iter().map(|board| (board.training, board.ipc)).collect();
+    assert_eq!(
+        order[..3],
+        [
+            (Training::Standard, Ipc::PerClass(1)),
+            (Training::Standard, Ipc::PerClass(10)),
+            (Training::Standard, Ipc::Full)
+        ]
+    );
+    assert_eq!(order[3..], [(Training::Adversarial, Ipc::PerClass(1)), (Training::Adversarial, Ipc::PerClass(10))]);
+    let trainings: Vec<(&str, Training)> =
+        report.multi_ipc[0].rows.iter().map(|row| (row.method.as_str(), row.training)).collect();
+    assert_eq!(trainings, [("dc", Training::Standard), ("dc", Training::Adversarial), ("full", Training::Standard)]);
+
+    let [table] = report.adversarial_training.as_slice() else {
+        panic!("one AT table: {:?}", report.adversarial_training)
+    };
+    assert_eq!(table.dataset, "cifar10");
+    let keys: Vec<(&str, Ipc)> = table.rows.iter().map(|row| (row.method.as_str(), row.ipc)).collect();
+    assert_eq!(keys, [("dc", Ipc::PerClass(1)), ("dc", Ipc::PerClass(10)), ("full", Ipc::Full)]);
+    let ten = &table.rows[1];
+    let (Some(std_side), Some(at_side)) = (ten.standard, ten.adversarial) else { panic!("both sides: {ten:?}") };
+    assert_eq!((std_side.rrm, std_side.aem, std_side.crei), (standard.rr, standard.ae, standard.crei));
+    assert_eq!(
+        (at_side.rrm, at_side.aem, at_side.crei, at_side.clean_accuracy),
+        (at.rr, at.ae, at.crei, at.clean_accuracy)
+    );
+    assert!(close(ten.crei_change.expect("both sides"), at.crei - standard.crei));
+    // The full-size model was trained one way only.
+    assert_eq!((table.rows[2].adversarial, table.rows[2].crei_change), (None, None));
+
+    let markdown = report.to_markdown();
+    assert!(markdown.contains("### IPC 10, untargeted, adversarial training"), "{markdown}");
+    assert!(markdown.contains("| Method | Training | Mode | IPCs |"), "{markdown}");
+    assert!(markdown.contains("### Adversarial training: standard (std) vs adversarial (AT)"), "{markdown}");
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["adversarial_training"][0]["rows"][1]["adversarial"]["clean_accuracy"]["mean"], 40.0);
+    assert_eq!(json["leaderboards"][4]["training"], "adversarial");
+    assert!(json["leaderboards"][0].get("training").is_none(), "standard boards keep their shape");
+    let csv = report.to_csv();
+    assert!(csv.starts_with("table,dataset,ipc,mode,training,rank,method,"), "{csv}");
+    assert!(csv.contains("\nleaderboard,cifar10,10,untargeted,adversarial,1,dc,true,crei,"), "{csv}");
+    assert!(
+        csv.contains("\nadversarial_training,cifar10,10,untargeted,adversarial,,dc,true,clean_accuracy,40,0\n"),
+        "{csv}"
+    );
+    let width = csv.lines().next().map(|header| header.split(',').count());
+    assert!(csv.lines().all(|line| Some(line.split(',').count()) == width), "every line has every column");
+}
+
+#[test]
+fn only_one_regime_gives_no_comparison_table() {
+    let only_adversarial: Vec<_> = with_adversarial_training().into_iter().skip(6).collect();
+    let report = build(&input(only_adversarial));
+    assert!(report.adversarial_training.is_empty());
+    assert_eq!(report.leaderboards.len(), 2);
+    assert!(report.leaderboards.iter().all(|board| board.training == Training::Adversarial));
+}
+
 // ----- golden ---------------------------------------------------------------------------------
 
 /// A tiny sweep: cifar10, dc and dm at IPC 1 and 10, two seeds, fgsm and pgd in both modes;
 /// dm's IPC 10 lacks seed 1 of untargeted pgd.
-fn golden_input() -> ReportInput {
+pub(super) fn golden_input() -> ReportInput {
     let mut results = Vec::new();
     for (method, ipc, clean, fgsm, pgd) in [
         ("dc", 1, 28.0, 20.0, 12.0),
@@ -600,9 +767,15 @@ fn changing_alpha_changes_exactly_the_crei_values() {
     differing_leaves(&base_json, &changed_json, "", &mut differing);
     let mut terms = Vec::new();
     crei_terms(&changed_json, &mut terms);
-    // Every CREI changes (RR != AE in every row of the golden input), plus the option itself.
-    assert_eq!(differing.len(), terms.len() + 1, "{differing:?}");
-    assert!(differing.iter().all(|path| path.ends_with(".crei") || path == ".options.alpha"), "{differing:?}");
+    // Every CREI changes (RR != AE in every row of the golden input), plus the option itself; the
+    // CREI-per-IPC tables repeat the leaderboards' eight values.
+    let per_ipc = differing.iter().filter(|path| path.starts_with(".crei_per_ipc.") && path.contains(".crei.")).count();
+    assert_eq!(per_ipc, 4 * 2, "{differing:?}");
+    assert_eq!(differing.len(), terms.len() + per_ipc + 1, "{differing:?}");
+    assert!(
+        differing.iter().all(|path| path.ends_with(".crei") || path.contains(".crei.") || path == ".options.alpha"),
+        "{differing:?}"
+    );
     assert_eq!(terms.len(), 4 * 2 + 4, "four leaderboards of two rows and four multi-IPC rows");
     for (rr, ae, crei) in terms {
         assert!(close(crei, alpha * rr + (1.0 - alpha) * ae), "{crei} != CREI({rr}, {ae})");
@@ -621,4 +794,15 @@ fn changing_alpha_changes_exactly_the_crei_values() {
         assert_eq!((left[7].as_str(), right[7].as_str()), ("crei", "crei"));
         assert_eq!(left[9], right[9]);
     }
+}
+
+#[test]
+fn golden_adversarial_training_and_full_size() {
+    let mut input = input(with_adversarial_training());
+    input.sweep_name = "golden-at".into();
+    input.method_order = vec!["dc".into(), "full".into()];
+    let report = build(&input);
+    golden::check("report_at.md", &report.to_markdown());
+    golden::check("report_at.json", &report.to_json());
+    golden::check("report_at.csv", &report.to_csv());
 }

@@ -28,6 +28,8 @@
 //!
 //! All methods take the current time in milliseconds, so tests drive time by hand. The server
 //! runs the scheduler on a dedicated thread ([`SchedulerHandle`]) and talks to it by messages.
+//! After each committed transaction the scheduler counts its transitions (lease expiries,
+//! retries, quarantines, completions) in lock-free [`Counters`] the metrics endpoint reads.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -42,9 +44,10 @@ use beard_proto::v1::{
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::report::ReportInput;
+use crate::report::{Provenance, ReportInput};
 use crate::store::{NewTask, Store, StoreError, SweepRow, TaskRow, TaskState};
 use crate::sweep::{self, SweepError};
+use crate::telemetry::{Counters, FailCause, Transition};
 
 /// Tunables of leasing and retries.
 #[derive(Debug, Clone)]
@@ -121,15 +124,21 @@ fn millis(duration: Duration) -> i64 {
 pub struct Scheduler {
     store: Store,
     config: SchedulerConfig,
+    counters: Counters,
 }
 
 impl Scheduler {
     pub fn new(store: Store, config: SchedulerConfig) -> Self {
-        Self { store, config }
+        Self { store, config, counters: Counters::default() }
     }
 
     pub fn config(&self) -> &SchedulerConfig {
         &self.config
+    }
+
+    /// The transition counters (clones share them).
+    pub fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// Validate and expand a sweep file and record its tasks. Nothing is written when the file
@@ -189,18 +198,21 @@ impl Scheduler {
             return Err(SchedulerError::InvalidArgument("agent name and generation must not be empty".into()));
         }
         let name = request.agent_name.clone();
-        self.store.transaction(|tx| {
+        let requeued = self.store.transaction(|tx| {
             let previous = tx.register_agent(&name, &request.generation, &request.device, now)?;
+            let mut requeued = 0;
             if previous.is_some_and(|p| p != request.generation) {
                 for task in tx.leases_of(&name)? {
                     let failure = TaskFailure::retryable("agent_restarted", format!("agent {name} restarted"));
                     tx.record_error(&task.id, task.attempts, &name, &failure.encode_to_vec(), now)?;
                     tx.requeue(&task.id, now)?;
                     tracing::warn!(task = %task.description, agent = %name, "agent restarted; lease requeued");
+                    requeued += 1;
                 }
             }
-            Ok(())
+            Ok(requeued)
         })?;
+        self.counters.record(std::iter::repeat_n(Transition::Retried, requeued));
         tracing::info!(agent = %name, generation = %request.generation, device = %request.device, "agent registered");
         Ok(RegisterResponse {
             heartbeat_interval_ms: millis(self.config.heartbeat_interval) as u64,
@@ -280,17 +292,21 @@ impl Scheduler {
         let max_attempts = self.config.max_attempts;
         // The holder is gone, not the task at fault: requeue at once, without backoff.
         let backoff = Duration::ZERO;
-        Ok(self.store.transaction(|tx| {
-            let expired = tx.expired_leases(now)?;
-            for task in &expired {
+        let transitions = self.store.transaction(|tx| {
+            let mut transitions = Vec::new();
+            for task in &tx.expired_leases(now)? {
                 let agent = task.lease_agent.clone().unwrap_or_default();
                 let failure =
                     TaskFailure::retryable("lease_expired", format!("agent {agent} stopped renewing its lease"));
                 tracing::warn!(task = %task.description, agent = %agent, "lease expired");
-                settle_failure(tx, task, &agent, &failure, now, max_attempts, backoff)?;
+                transitions.push(Transition::LeaseExpired);
+                transitions.extend(settle_failure(tx, task, &agent, &failure, now, max_attempts, backoff)?);
             }
-            Ok(expired.len())
-        })?)
+            Ok(transitions)
+        })?;
+        let expired = transitions.iter().filter(|t| **t == Transition::LeaseExpired).count();
+        self.counters.record(transitions);
+        Ok(expired)
     }
 
     /// Accept or reject a completion. See the module documentation for the rules.
@@ -299,25 +315,26 @@ impl Scheduler {
         let backoff = self.config.retry_backoff;
         let CompleteRequest { task_id, lease_token, agent_name, outcome } = request;
         let agent = agent_name.as_str();
-        let response = self.store.transaction(|tx| {
+        let (response, transitions) = self.store.transaction(|tx| {
             let Some(task) = tx.task(&task_id)? else {
-                return Ok(rejected(format!("unknown task {task_id}")));
+                return Ok((rejected(format!("unknown task {task_id}")), Vec::new()));
             };
             let holds_lease = task.state == TaskState::Leased && task.lease_token.as_deref() == Some(lease_token.as_str());
             if !holds_lease {
                 if task.state == TaskState::Done && tx.accepted_token(&task_id)?.as_deref() == Some(lease_token.as_str()) {
-                    return Ok(CompleteResponse { accepted: true, reason: "already accepted".into() });
+                    return Ok((CompleteResponse { accepted: true, reason: "already accepted".into() }, Vec::new()));
                 }
                 tracing::warn!(task = %task.description, agent, "stale completion rejected");
-                return Ok(rejected("stale lease: the task was re-leased or finished elsewhere".into()));
+                return Ok((rejected("stale lease: the task was re-leased or finished elsewhere".into()), Vec::new()));
             }
-            match outcome {
+            let transitions = match outcome {
                 Some(complete_request::Outcome::Train(result)) => match verify_checkpoint(&result) {
                     Ok(()) => {
                         tx.put_blob(&result.checkpoint_sha256, &result.checkpoint)?;
                         tx.insert_result(&task_id, &lease_token, agent, now, None, Some(&result.checkpoint_sha256))?;
                         tx.set_state(&task_id, TaskState::Done)?;
                         tracing::info!(task = %task.description, agent, "train result accepted");
+                        vec![Transition::TrainCompleted]
                     }
                     Err(failure) => settle_failure(tx, &task, agent, &failure, now, max_attempts, backoff)?,
                 },
@@ -326,20 +343,22 @@ impl Scheduler {
                         tx.insert_result(&task_id, &lease_token, agent, now, Some(&shard.encode_to_vec()), None)?;
                         tx.set_state(&task_id, TaskState::Done)?;
                         tracing::info!(task = %task.description, agent, robust = shard.robust_accuracy, "shard accepted");
+                        vec![Transition::AttackCompleted { images: u64::from(shard.samples) }]
                     }
                     Err(failure) => settle_failure(tx, &task, agent, &failure, now, max_attempts, backoff)?,
                 },
                 Some(complete_request::Outcome::Failure(failure)) => {
                     tracing::warn!(task = %task.description, agent, error = %failure, "task failed");
-                    settle_failure(tx, &task, agent, &failure, now, max_attempts, backoff)?;
+                    settle_failure(tx, &task, agent, &failure, now, max_attempts, backoff)?
                 }
                 None => {
                     let failure = TaskFailure::retryable("empty_completion", "the completion carried no outcome");
-                    settle_failure(tx, &task, agent, &failure, now, max_attempts, backoff)?;
+                    settle_failure(tx, &task, agent, &failure, now, max_attempts, backoff)?
                 }
-            }
-            Ok(CompleteResponse { accepted: true, reason: String::new() })
+            };
+            Ok((CompleteResponse { accepted: true, reason: String::new() }, transitions))
         })?;
+        self.counters.record(transitions);
         Ok(response)
     }
 
@@ -432,8 +451,9 @@ impl Scheduler {
         })?
     }
 
-    /// Everything the report of a sweep is built from.
-    pub fn report_input(&mut self, sweep_id: &str) -> SchedulerResult<ReportInput> {
+    /// Everything the report of a sweep is built from, and its provenance (the sweep file, the
+    /// devices and evaluation settings of the results).
+    pub fn report_input(&mut self, sweep_id: &str) -> SchedulerResult<(ReportInput, Provenance)> {
         let (row, raw) = self
             .store
             .transaction(|tx| {
@@ -451,12 +471,14 @@ impl Scheduler {
                 results.push((attack, shard));
             }
         }
-        Ok(ReportInput {
+        let provenance = Provenance::default().with_sweep(&row.file_name, &row.yaml, &results);
+        let input = ReportInput {
             sweep_name: sweep.name.clone(),
             options: sweep.metrics,
             method_order: sweep.method_names().into_iter().map(str::to_owned).collect(),
             results,
-        })
+        };
+        Ok((input, provenance))
     }
 }
 
@@ -465,7 +487,7 @@ fn rejected(reason: String) -> CompleteResponse {
 }
 
 /// Record a failed attempt, then retry the task later or fail it for good (cascading to the
-/// tasks that depend on it).
+/// tasks that depend on it). Returns the transitions to count once the transaction commits.
 fn settle_failure(
     tx: &crate::store::Tx<'_>,
     task: &TaskRow,
@@ -474,13 +496,15 @@ fn settle_failure(
     now: i64,
     max_attempts: u32,
     backoff: Duration,
-) -> Result<(), StoreError> {
+) -> Result<Vec<Transition>, StoreError> {
     tx.record_error(&task.id, task.attempts, agent, &failure.encode_to_vec(), now)?;
     if failure.is_retryable() && task.attempts < max_attempts {
         let delay = millis(backoff).saturating_mul(1 << task.attempts.saturating_sub(1).min(5));
         tx.requeue(&task.id, now + delay)?;
-        return Ok(());
+        return Ok(vec![Transition::Retried]);
     }
+    let cause = if failure.is_retryable() { FailCause::RetriesExhausted } else { FailCause::Permanent };
+    let mut transitions = vec![Transition::Quarantined(cause)];
     let final_failure = if failure.is_retryable() {
         TaskFailure::permanent(
             codes::RETRIES_EXHAUSTED,
@@ -499,8 +523,9 @@ fn settle_failure(
             TaskFailure::permanent(codes::DEPENDENCY_FAILED, format!("{} failed: {}", task.description, final_failure));
         tx.record_error(&dependent.id, dependent.attempts, agent, &failure.encode_to_vec(), now)?;
         tx.set_state(&dependent.id, TaskState::Failed)?;
+        transitions.push(Transition::Quarantined(FailCause::DependencyFailed));
     }
-    Ok(())
+    Ok(transitions)
 }
 
 fn verify_checkpoint(result: &TrainResult) -> Result<(), TaskFailure> {

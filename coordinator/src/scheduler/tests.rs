@@ -106,6 +106,8 @@ fn attack_tasks_wait_for_their_train_task() {
     assert!(f.scheduler.complete(shard_done(&attack, "b"), 5).expect("complete").accepted);
     let status = f.scheduler.status(Some(&f.sweep), 6).expect("status").sweeps.remove(0);
     assert_eq!((status.state.as_str(), status.done, status.total), ("completed", 2, 2));
+    let counted = f.scheduler.counters().values();
+    assert_eq!((counted.trains_completed, counted.attacks_completed, counted.attacked_images), (1, 1, 1));
 }
 
 #[test]
@@ -120,6 +122,8 @@ fn an_expired_lease_is_requeued_and_its_late_completion_rejected() {
     let late = f.scheduler.complete(train_done(&first, "a"), 31_002).expect("complete");
     assert!(!late.accepted, "a completion from the lost lease is rejected");
     assert!(f.scheduler.complete(train_done(&second, "b"), 31_003).expect("complete").accepted);
+    let counted = f.scheduler.counters().values();
+    assert_eq!((counted.lease_expiries, counted.retries, counted.trains_completed), (1, 1, 1));
 }
 
 #[test]
@@ -132,6 +136,7 @@ fn a_repeated_completion_is_idempotent_and_counted_once() {
     assert_eq!(again.reason, "already accepted");
     let status = f.scheduler.status(Some(&f.sweep), 3).expect("status").sweeps.remove(0);
     assert_eq!(status.done, 1);
+    assert_eq!(f.scheduler.counters().values().trains_completed, 1);
 }
 
 #[test]
@@ -160,6 +165,8 @@ fn retryable_failures_back_off_then_quarantine_and_fail_dependents() {
     let codes: Vec<_> = status.errors.iter().filter_map(|e| e.failure.as_ref()).map(|f| f.code.as_str()).collect();
     assert!(codes.contains(&codes::RETRIES_EXHAUSTED), "{codes:?}");
     assert!(codes.contains(&codes::DEPENDENCY_FAILED), "{codes:?}");
+    let counted = f.scheduler.counters().values();
+    assert_eq!((counted.retries, counted.quarantined), (1, [1, 0, 1]), "retries_exhausted, then its dependent");
 }
 
 #[test]
@@ -174,6 +181,7 @@ fn a_permanent_failure_is_not_retried() {
     let status = f.scheduler.status(Some(&f.sweep), 60_001).expect("status").sweeps.remove(0);
     assert_eq!(status.failed, 1);
     assert_eq!(status.errors[0].failure.as_ref().map(|f| f.code.as_str()), Some(codes::UNSUPPORTED_ATTACK));
+    assert_eq!(f.scheduler.counters().values().quarantined, [0, 1, 0]);
 }
 
 #[test]
@@ -190,6 +198,7 @@ fn a_restarted_agent_loses_the_leases_of_its_previous_generation() {
     let again = f.scheduler.lease("b", "b-1", &[], 2).expect("lease").task.expect("requeued at once");
     assert_eq!(again.task_id, task.task_id);
     assert!(matches!(f.scheduler.lease("a", "a-1", &[], 3), Err(SchedulerError::StaleGeneration { .. })));
+    assert_eq!(f.scheduler.counters().values().retries, 1, "the requeued lease");
 }
 
 #[test]

@@ -52,6 +52,7 @@ impl<'de> Visitor<'de> for AttacksVisitor {
                 AttackName::AutoAttack => read_settings::<AutoAttackSettings, _>(map)?,
                 AttackName::ApgdCe => read_settings::<ApgdCeSettings, _>(map)?,
                 AttackName::ApgdT => read_settings::<ApgdTSettings, _>(map)?,
+                AttackName::FabT => read_settings::<FabTSettings, _>(map)?,
                 AttackName::Square => read_settings::<SquareSettings, _>(map)?,
             };
             Ok(AttackEntry { name: *name, config, targeted })
@@ -269,22 +270,23 @@ impl AutoAttackVersion {
 
 /// AutoAttack under L∞ (untargeted only).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default, expecting = "autoattack settings (eps, version, targeted)")]
+#[serde(deny_unknown_fields, default, expecting = "autoattack settings (eps, version, seed, targeted)")]
 struct AutoAttackSettings {
     eps: Positive,
     version: AutoAttackVersion,
+    seed: u32,
     targeted: Option<NonEmpty<Untargeted>>,
 }
 
 impl Default for AutoAttackSettings {
     fn default() -> Self {
-        Self { eps: Positive(8.0 / 255.0), version: AutoAttackVersion::default(), targeted: None }
+        Self { eps: Positive(8.0 / 255.0), version: AutoAttackVersion::default(), seed: 0, targeted: None }
     }
 }
 
 impl Settings for AutoAttackSettings {
     fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>) {
-        let autoattack = v1::AutoAttack { eps: self.eps.0, version: self.version.as_str().to_owned() };
+        let autoattack = v1::AutoAttack { eps: self.eps.0, version: self.version.as_str().to_owned(), seed: self.seed };
         (attack_config::Attack::Autoattack(autoattack), untargeted_modes(self.targeted))
     }
 }
@@ -355,6 +357,57 @@ impl Settings for ApgdTSettings {
     }
 }
 
+/// FAB-T (L∞, untargeted only: its targets only steer the search), AutoAttack's third part.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "fab-t settings (eps, steps, n_restarts, n_target_classes, alpha_max, eta, beta, seed, targeted)"
+)]
+struct FabTSettings {
+    eps: Positive,
+    steps: Count,
+    n_restarts: Count,
+    n_target_classes: Count,
+    alpha_max: NonNegative,
+    eta: Positive,
+    beta: Positive,
+    seed: u32,
+    targeted: Option<NonEmpty<Untargeted>>,
+}
+
+impl Default for FabTSettings {
+    fn default() -> Self {
+        Self {
+            eps: Positive(8.0 / 255.0),
+            steps: Count(100),
+            n_restarts: Count(1),
+            n_target_classes: Count(9),
+            alpha_max: NonNegative(0.1),
+            eta: Positive(1.05),
+            beta: Positive(0.9),
+            seed: 0,
+            targeted: None,
+        }
+    }
+}
+
+impl Settings for FabTSettings {
+    fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>) {
+        let fab = v1::FabT {
+            eps: self.eps.0,
+            steps: self.steps.0,
+            n_restarts: self.n_restarts.0,
+            n_target_classes: self.n_target_classes.0,
+            alpha_max: self.alpha_max.0,
+            eta: self.eta.0,
+            beta: self.beta.0,
+            seed: self.seed,
+        };
+        (attack_config::Attack::FabT(fab), untargeted_modes(self.targeted))
+    }
+}
+
 /// The Square attack (L∞, untargeted only), AutoAttack's score-based part.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default, expecting = "square settings (eps, n_queries, p_init, seed, targeted)")]
@@ -410,7 +463,11 @@ mod tests {
                 }),
                 attack_config::Attack::Cw(v1::CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01 }),
                 attack_config::Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02, top_k: 10 }),
-                attack_config::Attack::Autoattack(v1::AutoAttack { eps: 8.0 / 255.0, version: "standard".into() }),
+                attack_config::Attack::Autoattack(v1::AutoAttack {
+                    eps: 8.0 / 255.0,
+                    version: "standard".into(),
+                    seed: 0
+                }),
             ]
         );
     }

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
+use super::adversarial::{AdversarialSettings, Regime};
 use super::attacks::Attacks;
 use super::collections::{NonEmpty, OrderedMap};
 use super::methods::{MethodName, MethodSource};
@@ -31,6 +32,9 @@ pub(super) struct SweepFile {
     pub(super) seeds: Count,
     #[serde(default)]
     pub(super) training: Training,
+    /// Train every model in each of these regimes.
+    #[serde(default = "standard_only")]
+    pub(super) training_regimes: NonEmpty<Regime>,
     #[serde(default)]
     pub(super) model: Model,
     #[serde(default)]
@@ -47,6 +51,10 @@ fn five_seeds() -> Count {
     Count(5)
 }
 
+fn standard_only() -> NonEmpty<Regime> {
+    NonEmpty(vec![Regime::Standard])
+}
+
 /// One entry of `datasets:`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default, expecting = "dataset settings (root)")]
@@ -60,7 +68,8 @@ pub(super) struct DatasetSettings {
 #[serde(
     deny_unknown_fields,
     default,
-    expecting = "training settings (optimizer, lr, momentum, weight_decay, epochs, batch_size, lr_schedule, aug)"
+    expecting = "training settings (optimizer, lr, momentum, weight_decay, epochs, batch_size, lr_schedule, aug, \
+                 adversarial)"
 )]
 pub(super) struct Training {
     pub(super) optimizer: Optimizer,
@@ -71,6 +80,8 @@ pub(super) struct Training {
     pub(super) batch_size: Count,
     pub(super) lr_schedule: LrSchedule,
     pub(super) aug: Augmentation,
+    /// How the `adversarial` regime of `training_regimes` trains.
+    pub(super) adversarial: Option<AdversarialSettings>,
 }
 
 /// The paper's appendix: Adam, lr 1e-4, batch 128, 1000 epochs, constant lr, no augmentation.
@@ -85,6 +96,7 @@ impl Default for Training {
             batch_size: Count(128),
             lr_schedule: LrSchedule::Constant,
             aug: Augmentation::None,
+            adversarial: None,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Grid expansion: a [`Sweep`] becomes one train task per (dataset, method, IPC, seed) and one
-//! attack task per (train task, attack, mode), in a deterministic order.
+//! Grid expansion: a [`Sweep`] becomes one train task per (dataset, method, IPC, training regime,
+//! seed) — a `full` method has the one IPC 0 — and one attack task per (train task, attack, mode),
+//! in a deterministic order.
 
 use beard_proto::keys::train_key;
 use beard_proto::v1::{AttackSpec, TrainSpec};
@@ -9,7 +10,8 @@ use super::plan::Sweep;
 /// The tasks of a sweep.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expansion {
-    /// Ordered by dataset, method, IPC, seed (datasets, methods and IPCs in file order).
+    /// Ordered by dataset, method, IPC, regime, seed (datasets, methods, IPCs and regimes in file
+    /// order).
     pub trains: Vec<TrainSpec>,
     /// Ordered by train task (as in `trains`), attack (file order), mode (as listed).
     pub attacks: Vec<AttackSpec>,
@@ -42,18 +44,21 @@ impl Sweep {
         let mut trains = Vec::new();
         for dataset in &self.datasets {
             for method in &self.methods {
-                for &ipc in &self.ipcs {
+                for &ipc in method.ipcs(&self.ipcs) {
                     let Some(source) = method.distilled(dataset.name, ipc) else { continue };
-                    for seed in 0..self.seeds {
-                        trains.push(TrainSpec {
-                            dataset: Some(dataset.reference()),
-                            method: method.name.clone(),
-                            ipc,
-                            seed,
-                            source: Some(source.clone()),
-                            training: Some(self.training),
-                            model: Some(dataset.model),
-                        });
+                    for &regime in &self.regimes {
+                        let training = self.training_config(method, regime);
+                        for seed in 0..self.seeds {
+                            trains.push(TrainSpec {
+                                dataset: Some(dataset.reference()),
+                                method: method.name.clone(),
+                                ipc,
+                                seed,
+                                source: Some(source.clone()),
+                                training: Some(training.clone()),
+                                model: Some(dataset.model),
+                            });
+                        }
                     }
                 }
             }

@@ -1,5 +1,6 @@
-//! The `methods:` section: each method's name and where its distilled sets come from — the
-//! built-in `random` baseline, or one distilled-set file per dataset and IPC.
+//! The `methods:` section: each method's name and where its training sets come from — the
+//! built-in `random` baseline, one distilled-set file per dataset and IPC, or the dataset's whole
+//! training split (`full`, BEARD's Full-size baseline) with its own epochs and batch size.
 
 use std::fmt;
 
@@ -110,31 +111,73 @@ impl<'de> Visitor<'de> for FileEntryVisitor {
 }
 
 /// A method whose distilled sets are files.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "a mapping with files (per dataset, per ipc) and optionally stored and experiment"
-)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) struct FileSet {
     pub(super) files: OrderedMap<DatasetName, OrderedMap<Count, FileEntry>>,
-    #[serde(default)]
     pub(super) stored: Stored,
     /// Index of the experiment inside DC/DSA/DM/IDM result files.
-    #[serde(default)]
     pub(super) experiment: u32,
 }
 
-/// Where a method's distilled training sets come from.
+/// `full:` — training on the whole training split, which takes far fewer epochs than a distilled
+/// set (and usually a larger batch) than the sweep's `training:`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "full-set training settings (epochs, batch_size)")]
+pub(super) struct FullSettings {
+    pub(super) epochs: Count,
+    /// The sweep's `training.batch_size` when left out.
+    #[serde(default)]
+    pub(super) batch_size: Option<Count>,
+}
+
+/// Where a method's training sets come from.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum MethodSource {
     /// `random`: IPC real images per class, drawn with the task's seed.
     Random,
     Files(FileSet),
+    /// `{ full: { epochs, batch_size } }`: the whole training split; IPC does not apply.
+    Full(FullSettings),
 }
 
 impl<'de> Deserialize<'de> for MethodSource {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(SourceVisitor)
+    }
+}
+
+const EXPECTED: &str = "`random`, a mapping with `files:` (and optionally stored and experiment), or a mapping \
+                        with `full:`";
+
+/// A method's mapping as written, before deciding between `files:` and `full:`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping with files, stored, experiment or full")]
+struct SourceFields {
+    files: Option<OrderedMap<DatasetName, OrderedMap<Count, FileEntry>>>,
+    stored: Option<Stored>,
+    experiment: Option<u32>,
+    full: Option<FullSettings>,
+}
+
+impl SourceFields {
+    fn source(self) -> Result<MethodSource, &'static str> {
+        match self {
+            SourceFields { files: Some(files), stored, experiment, full: None } => Ok(MethodSource::Files(FileSet {
+                files,
+                stored: stored.unwrap_or_default(),
+                experiment: experiment.unwrap_or(0),
+            })),
+            SourceFields { files: None, stored: None, experiment: None, full: Some(full) } => {
+                Ok(MethodSource::Full(full))
+            }
+            SourceFields { files: Some(_), full: Some(_), .. } => {
+                Err("a method takes its sets either from `files:` or from `full:`, not both")
+            }
+            SourceFields { files: None, full: Some(_), .. } => {
+                Err("`stored` and `experiment` describe distilled-set files; `full:` takes neither")
+            }
+            SourceFields { files: None, full: None, .. } => Err("missing field `files` (or `full`)"),
+        }
     }
 }
 
@@ -144,20 +187,19 @@ impl<'de> Visitor<'de> for SourceVisitor {
     type Value = MethodSource;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("`random` or a mapping with `files:`")
+        f.write_str(EXPECTED)
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<MethodSource, E> {
         match v {
             "random" => Ok(MethodSource::Random),
-            other => Err(E::custom(format_args!(
-                "unknown built-in method '{other}', expected `random` or a mapping with `files:`"
-            ))),
+            "full" => Err(E::custom("`full` needs its own epochs: write `{ full: { epochs: N, batch_size: B } }`")),
+            other => Err(E::custom(format_args!("unknown built-in method '{other}', expected {EXPECTED}"))),
         }
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MethodSource, A::Error> {
-        FileSet::deserialize(MapAccessDeserializer::new(map)).map(MethodSource::Files)
+        SourceFields::deserialize(MapAccessDeserializer::new(map))?.source().map_err(de::Error::custom)
     }
 }
 
@@ -191,6 +233,25 @@ mod tests {
             yaml_serde::from_str::<MethodSource>("files: { cifar10: { 10: { images: i.pt, labels: l.pt, x: y } } }")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn full_sources_have_their_own_epochs_and_optional_batch_size() {
+        let full: MethodSource = yaml_serde::from_str("full: { epochs: 2, batch_size: 256 }").unwrap();
+        assert_eq!(full, MethodSource::Full(FullSettings { epochs: Count(2), batch_size: Some(Count(256)) }));
+        let full: MethodSource = yaml_serde::from_str("full: { epochs: 3 }").unwrap();
+        assert_eq!(full, MethodSource::Full(FullSettings { epochs: Count(3), batch_size: None }));
+        for (bad, needle) in [
+            ("full", "needs its own epochs"),
+            ("full: {}", "missing field `epochs`"),
+            ("full: { epochs: 0 }", "found 0"),
+            ("{ full: { epochs: 1 }, files: { cifar10: { 1: a.pt } } }", "not both"),
+            ("{ full: { epochs: 1 }, stored: pixels }", "takes neither"),
+            ("{ stored: pixels }", "missing field `files` (or `full`)"),
+        ] {
+            let err = yaml_serde::from_str::<MethodSource>(bad).unwrap_err();
+            assert!(err.to_string().contains(needle), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //!
 //! - [`parse`] reads a file into a [`Sweep`]; [`Sweep::expand`] gives its [`Expansion`].
 //! - `document`: the file's structure as written, with section defaults; `attacks` and
-//!   `methods` hold the two sections whose value types depend on their keys; `names` the closed
-//!   sets of dataset and attack names.
+//!   `methods` hold the two sections whose value types depend on their keys; `adversarial` the
+//!   adversarial-training settings and the `training_regimes` axis; `names` the closed sets of
+//!   dataset and attack names.
 //! - `scalars` and `collections`: validated building blocks (counts, fractions, non-empty lists,
 //!   ordered maps with unique keys) that check themselves while deserializing, so errors carry
 //!   the offending node's position.
@@ -21,12 +22,13 @@
 //! pool_dir: /data/beard/pool       # optional; relative method file paths are joined onto it
 //! datasets:                        # synthetic | cifar10 | cifar100 | tinyimagenet
 //!   cifar10: { root: /data/cifar-10-batches-bin }   # all but synthetic need a root
-//! methods:                         # name -> `random` or files per dataset and IPC
+//! methods:                         # name -> `random`, files per dataset and IPC, or `full`
 //!   random: random
 //!   DC:
 //!     files: { cifar10: { 1: DC/res_DC_CIFAR10_ConvNet_1ipc.pt } }
 //!     stored: normalized           # normalized | pixels
 //!     experiment: 0
+//!   full: { full: { epochs: 2, batch_size: 256 } }   # the whole train split; once, not per IPC
 //! ipc: [1]
 //! attacks:                         # fgsm | pgd | pgdl2 | cw | deepfool | autoattack
 //!   pgd: { eps: 8/255, alpha: 2/255, steps: 10, random_start: false }
@@ -34,12 +36,16 @@
 //! targeted: [false, true]          # default
 //! seeds: 5                         # seeds 0..5; default
 //! training: { optimizer: adam, lr: 1e-4, momentum: 0.9, weight_decay: 0, epochs: 1000 }
-//!                                # also batch_size: 128, lr_schedule: constant | half, aug: none | dsa
+//!                                # also batch_size: 128, lr_schedule: constant | half, aug: none | dsa,
+//!                                # adversarial: { attack: pgd, eps: 8/255, alpha: 2/255, steps: 10,
+//!                                #   random_start: true, targeted: false, ratio: 1 }
+//! training_regimes: [standard]     # default; [standard, adversarial] trains every model both ways
 //! model: { width: 128, depth: auto, norm: instance, pool: avg }   # depth auto: 4 for tinyimagenet
 //! evaluation: { test_samples: 0, batch_size: 256, target_policy: next }
 //! metrics: { alpha: 0.5, rr_variant: beard, time_basis: wall }
 //! ```
 
+mod adversarial;
 mod attacks;
 mod collections;
 mod document;
@@ -56,6 +62,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use adversarial::Regime;
 pub use error::SweepError;
 pub use expand::Expansion;
 pub use names::{AttackName, DatasetName};

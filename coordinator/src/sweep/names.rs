@@ -79,6 +79,7 @@ names! {
         /// AutoAttack's parts, each on its own.
         ApgdCe = "apgd-ce",
         ApgdT = "apgd-t",
+        FabT = "fab-t",
         Square = "square",
     }
 }

@@ -1,17 +1,18 @@
 //! [`Sweep`]: a validated sweep file resolved into the proto configs its tasks carry — defaults
 //! filled in, model depth chosen per dataset, method files joined onto `pool_dir`, attack modes
-//! decided.
+//! decided, each method's and regime's training config.
 
 use std::path::Path;
 
 use beard_proto::v1::{
-    self, AttackConfig, DatasetRef, DistilledFile, DistilledSource, EvaluationConfig, ModelConfig, NormKind, PoolKind,
-    TargetPolicy, TrainingConfig, distilled_source,
+    self, AdversarialTraining, AttackConfig, DatasetRef, DistilledFile, DistilledSource, EvaluationConfig, ModelConfig,
+    NormKind, PoolKind, TargetPolicy, TrainingConfig, distilled_source,
 };
 
+use super::adversarial::Regime;
 use super::document::{self, Augmentation, Depth, LrSchedule, Norm, Optimizer, Pool, SweepFile};
 use super::error::Issue;
-use super::methods::{FileSet, MethodSource};
+use super::methods::{FileSet, FullSettings, MethodSource};
 use super::names::{AttackName, DatasetName};
 use super::validate;
 use crate::metrics::MetricOptions;
@@ -30,7 +31,12 @@ pub struct Sweep {
     pub seeds: u32,
     /// In the order the file lists them.
     pub attacks: Vec<Attack>,
+    /// Standard training (no `adversarial`), before a `full` method's own epochs and batch size.
     pub training: TrainingConfig,
+    /// In the order the file lists them.
+    pub regimes: Vec<Regime>,
+    /// What the adversarial regime adds to `training` (its defaults when the file has none).
+    pub adversarial: AdversarialTraining,
     pub evaluation: EvaluationConfig,
     pub metrics: MetricOptions,
 }
@@ -59,11 +65,14 @@ pub struct Method {
     pub source: Source,
 }
 
-/// Where a method's distilled sets come from.
+/// Where a method's training sets come from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
     /// IPC real images per class drawn from the training split with the task's seed.
     Random,
+    /// The whole training split, once per dataset (IPC does not apply), with its own epochs and
+    /// batch size.
+    Full { epochs: u32, batch_size: u32 },
     /// Distilled-set files; every (dataset, IPC) of the sweep has one.
     Files {
         files: Vec<PoolFile>,
@@ -85,13 +94,24 @@ pub struct PoolFile {
     pub labels_path: String,
 }
 
+/// The IPC list of a `full` method: its train specs say 0, since IPC does not apply.
+const FULL_IPCS: &[u32] = &[0];
+
 impl Method {
-    /// The distilled training set of this method for one dataset and IPC; `None` only for a
-    /// file-based method without a file for them, which [`parse`](super::parse) never lets
-    /// through.
+    /// The IPCs this method trains at: the sweep's, or only 0 for `full`.
+    pub fn ipcs<'a>(&self, sweep_ipcs: &'a [u32]) -> &'a [u32] {
+        match self.source {
+            Source::Full { .. } => FULL_IPCS,
+            Source::Random | Source::Files { .. } => sweep_ipcs,
+        }
+    }
+
+    /// The training set of this method for one dataset and IPC; `None` only for a file-based
+    /// method without a file for them, which [`parse`](super::parse) never lets through.
     pub fn distilled(&self, dataset: DatasetName, ipc: u32) -> Option<DistilledSource> {
         let source = match &self.source {
             Source::Random => distilled_source::Source::Random(v1::RandomSubset {}),
+            Source::Full { .. } => distilled_source::Source::Full(v1::FullTrainSplit {}),
             Source::Files { files, experiment, stored } => {
                 let file = files.iter().find(|file| file.dataset == dataset && file.ipc == ipc)?;
                 distilled_source::Source::File(DistilledFile {
@@ -103,6 +123,14 @@ impl Method {
             }
         };
         Some(DistilledSource { source: Some(source) })
+    }
+
+    /// The sweep's training config with a `full` method's own epochs and batch size.
+    pub fn training(&self, sweep: &TrainingConfig) -> TrainingConfig {
+        match self.source {
+            Source::Full { epochs, batch_size } => TrainingConfig { epochs, batch_size, ..sweep.clone() },
+            Source::Random | Source::Files { .. } => sweep.clone(),
+        }
     }
 }
 
@@ -142,6 +170,7 @@ impl Sweep {
                 source: match source {
                     MethodSource::Random => Source::Random,
                     MethodSource::Files(set) => files_source(set, pool_dir.as_deref()),
+                    MethodSource::Full(full) => full_source(&full, &file.training),
                 },
             })
             .collect();
@@ -164,6 +193,8 @@ impl Sweep {
             seeds: file.seeds.0,
             attacks,
             training: training_config(&file.training),
+            regimes: file.training_regimes.0,
+            adversarial: file.training.adversarial.unwrap_or_default().config(),
             evaluation: evaluation_config(&file.evaluation),
             metrics: file.metrics,
         })
@@ -173,6 +204,19 @@ impl Sweep {
     pub fn method_names(&self) -> Vec<&str> {
         self.methods.iter().map(|method| method.name.as_str()).collect()
     }
+
+    /// How `method` is trained in `regime`.
+    pub fn training_config(&self, method: &Method, regime: Regime) -> TrainingConfig {
+        let training = method.training(&self.training);
+        match regime {
+            Regime::Standard => training,
+            Regime::Adversarial => TrainingConfig { adversarial: Some(self.adversarial.clone()), ..training },
+        }
+    }
+}
+
+fn full_source(full: &FullSettings, training: &document::Training) -> Source {
+    Source::Full { epochs: full.epochs.0, batch_size: full.batch_size.unwrap_or(training.batch_size).0 }
 }
 
 fn files_source(set: FileSet, pool_dir: Option<&str>) -> Source {
@@ -222,6 +266,7 @@ fn training_config(training: &document::Training) -> TrainingConfig {
         batch_size: training.batch_size.0,
         lr_schedule: lr_schedule.into(),
         augmentation: augmentation.into(),
+        adversarial: None,
     }
 }
 

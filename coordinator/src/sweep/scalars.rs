@@ -1,5 +1,5 @@
 //! Validated scalars of the sweep file: counts (integers >= 1), non-negative and positive
-//! numbers that may be written as fractions (`8/255`), and non-empty text.
+//! numbers and ratios in (0, 1] that may be written as fractions (`8/255`), and non-empty text.
 //!
 //! Each check runs inside its visitor, so `yaml_serde` reports a bad value at the value's own
 //! line and column.
@@ -54,6 +54,7 @@ impl Visitor<'_> for CountVisitor {
 enum Bound {
     Positive,
     NonNegative,
+    Ratio,
 }
 
 impl Bound {
@@ -62,6 +63,7 @@ impl Bound {
             && match self {
                 Bound::Positive => value > 0.0,
                 Bound::NonNegative => value >= 0.0,
+                Bound::Ratio => value > 0.0 && value <= 1.0,
             }
     }
 
@@ -69,6 +71,7 @@ impl Bound {
         match self {
             Bound::Positive => "a number > 0",
             Bound::NonNegative => "a number >= 0",
+            Bound::Ratio => "a number in (0, 1]",
         }
     }
 }
@@ -81,6 +84,10 @@ pub(super) struct Positive(pub(super) f64);
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
 pub(super) struct NonNegative(pub(super) f64);
 
+/// A number in (0, 1] (the share of a batch adversarial training replaces).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub(super) struct Ratio(pub(super) f64);
+
 impl<'de> Deserialize<'de> for Positive {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(NumberVisitor(Bound::Positive)).map(Positive)
@@ -90,6 +97,12 @@ impl<'de> Deserialize<'de> for Positive {
 impl<'de> Deserialize<'de> for NonNegative {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(NumberVisitor(Bound::NonNegative)).map(NonNegative)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ratio {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NumberVisitor(Bound::Ratio)).map(Ratio)
     }
 }
 
@@ -197,6 +210,12 @@ mod tests {
         assert!(yaml_serde::from_str::<Positive>("0").is_err());
         assert!(yaml_serde::from_str::<NonNegative>("-1").is_err());
         assert_eq!(yaml_serde::from_str::<NonNegative>("0").map(|n| n.0).ok(), Some(0.0));
+        assert_eq!(yaml_serde::from_str::<Ratio>("1/2").map(|r| r.0).ok(), Some(0.5));
+        assert_eq!(yaml_serde::from_str::<Ratio>("1").map(|r| r.0).ok(), Some(1.0));
+        for bad in ["0", "1.5", "-0.5"] {
+            let err = yaml_serde::from_str::<Ratio>(bad).unwrap_err();
+            assert!(err.to_string().contains("a number in (0, 1]"), "{bad}: {err}");
+        }
     }
 
     #[test]

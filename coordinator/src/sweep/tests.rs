@@ -76,7 +76,7 @@ fn errors_read_file_line_column_path_message() {
     assert_eq!(
         err.to_string(),
         "demo.yaml:7:5: attacks.pgdd: unknown attack 'pgdd', expected one of fgsm, pgd, pgdl2, cw, \
-         deepfool, autoattack, apgd-ce, apgd-t, square"
+         deepfool, autoattack, apgd-ce, apgd-t, fab-t, square"
     );
     assert_eq!((err.file.as_str(), err.line, err.column, err.path.as_str()), ("demo.yaml", 7, 5, "attacks.pgdd"));
 }
@@ -139,7 +139,8 @@ fn empty_lists_and_maps() {
 fn unknown_attack_names() {
     let err = assert_rejected(&with(9, "  pgdd: {}"), 9, "attacks.pgdd", "unknown attack 'pgdd'");
     assert!(
-        err.message.ends_with("expected one of fgsm, pgd, pgdl2, cw, deepfool, autoattack, apgd-ce, apgd-t, square"),
+        err.message
+            .ends_with("expected one of fgsm, pgd, pgdl2, cw, deepfool, autoattack, apgd-ce, apgd-t, fab-t, square"),
         "{err}"
     );
     assert_eq!(err.column, 3);
@@ -283,8 +284,10 @@ fn defaults_are_filled_in() {
             batch_size: 128,
             lr_schedule: v1::LrSchedule::Constant.into(),
             augmentation: v1::Augmentation::None.into(),
+            adversarial: None,
         }
     );
+    assert_eq!(sweep.regimes, [Regime::Standard]);
     let model =
         |depth| ModelConfig { width: 128, depth, norm: v1::NormKind::Instance.into(), pool: v1::PoolKind::Avg.into() };
     assert_eq!(sweep.datasets[0].model, model(3));
@@ -397,6 +400,42 @@ fn separate_labels_files_are_joined_onto_the_pool_dir() {
     assert_rejected(&text, 8, "methods.MTT.files.synthetic.1", "missing field `labels`");
 }
 
+#[test]
+fn full_methods_need_their_own_epochs_and_take_no_files() {
+    assert_rejected(&with(5, "  full: full"), 5, "methods.full", "needs its own epochs");
+    assert_rejected(&with(5, "  full: { full: {} }"), 5, "methods.full.full", "missing field `epochs`");
+    assert_rejected(
+        &with(5, "  full: { full: { epochs: 2, lr: 1 } }"),
+        5,
+        "methods.full.full.lr",
+        "unknown field `lr`",
+    );
+    let both = with(5, "  full:\n    full: { epochs: 2 }\n    files: { synthetic: { 1: a.pt, 10: b.pt } }");
+    let err = rejected(&both);
+    assert_eq!(err.path, "methods.full", "{err}");
+    assert!(err.message.contains("not both"), "{err}");
+}
+
+#[test]
+fn adversarial_settings_need_the_adversarial_regime() {
+    let err = assert_rejected(
+        &plus("training:\n  epochs: 3\n  adversarial: { eps: 4/255 }"),
+        14,
+        "training.adversarial",
+        "add `training_regimes: [standard, adversarial]`",
+    );
+    assert_eq!(err.column, 3);
+    assert_rejected(&plus("training_regimes: [standard, standard]"), 12, "training_regimes[1]", "duplicate regime");
+    assert_rejected(&plus("training_regimes: [robust]"), 12, "training_regimes[0]", "unknown variant `robust`");
+    assert_rejected(&plus("training_regimes: []"), 12, "training_regimes", "non-empty list");
+    assert_rejected(
+        &plus("training_regimes: [adversarial]\ntraining: { adversarial: { ratio: 2 } }"),
+        13,
+        "training.adversarial.ratio",
+        "a number in (0, 1]",
+    );
+}
+
 // ------------------------------------------------------------------------------------------
 // Expansion
 // ------------------------------------------------------------------------------------------
@@ -455,8 +494,8 @@ fn the_module_documentation_example_parses() {
         .map(|line| format!("{}\n", line.trim_start_matches("//!").strip_prefix(' ').unwrap_or("")))
         .collect();
     let sweep = accepted(&yaml);
-    assert_eq!(sweep.method_names(), ["random", "DC"]);
-    assert_eq!(sweep.expand().trains.len(), 2 * 5);
+    assert_eq!(sweep.method_names(), ["random", "DC", "full"]);
+    assert_eq!(sweep.expand().trains.len(), 3 * 5);
 }
 
 fn example(name: &str) -> Sweep {
@@ -481,8 +520,11 @@ fn the_demo_example_is_small() {
 fn the_beard_example_is_the_papers_grid() {
     let sweep = example("beard.yaml");
     let expansion = sweep.expand();
-    assert_eq!((expansion.trains.len(), expansion.attacks.len()), (270, 2700));
-    assert_eq!(sweep.method_names(), ["DC", "DSA", "MTT", "DM", "IDM", "BACON"]);
+    // 3 datasets x (6 methods x 3 IPCs + full) x 2 regimes x 5 seeds; 10 attack tasks each.
+    assert_eq!((expansion.trains.len(), expansion.attacks.len()), (570, 5700));
+    assert_eq!(sweep.method_names(), ["DC", "DSA", "MTT", "DM", "IDM", "BACON", "full"]);
+    assert_eq!(sweep.regimes, [Regime::Standard, Regime::Adversarial]);
+    assert_eq!(sweep.methods[6].source, Source::Full { epochs: 50, batch_size: 256 });
     let tiny = expansion
         .trains
         .iter()
@@ -494,5 +536,87 @@ fn the_beard_example_is_the_papers_grid() {
     };
     assert!(file.path.starts_with("/data/beard/dataset_pool/DC/"), "{}", file.path);
     let keys: HashSet<String> = expansion.attacks.iter().map(attack_key).collect();
-    assert_eq!(keys.len(), 2700);
+    assert_eq!(keys.len(), 5700);
+}
+
+#[test]
+fn full_methods_train_once_per_dataset_and_seed_with_their_own_epochs() {
+    let text =
+        with(5, "  random: random\n  full: { full: { epochs: 2, batch_size: 256 } }\n  whole: { full: { epochs: 3 } }")
+            + "training: { epochs: 50, batch_size: 64 }\n";
+    let expansion = accepted(&text).expand();
+    // random: 2 IPCs x 2 seeds; full and whole: 2 seeds each.
+    assert_eq!(expansion.trains.len(), 4 + 2 + 2);
+    assert_eq!(expansion.attacks.len(), expansion.trains.len() * 4);
+    let full: Vec<&v1::TrainSpec> = expansion.trains.iter().filter(|t| t.method != "random").collect();
+    for train in &full {
+        assert_eq!(train.ipc, 0, "{train:?}");
+        assert_eq!(
+            train.source,
+            Some(DistilledSource { source: Some(distilled_source::Source::Full(v1::FullTrainSplit {})) })
+        );
+    }
+    let settings = |train: &v1::TrainSpec| train.training.as_ref().map(|t| (t.epochs, t.batch_size, t.lr));
+    assert_eq!(settings(full[0]), Some((2, 256, 1e-4)));
+    assert_eq!(settings(full[2]), Some((3, 64, 1e-4)), "the sweep's batch size when full leaves it out");
+    assert_eq!(settings(&expansion.trains[0]), Some((50, 64, 1e-4)));
+    let seeds: Vec<u32> = full.iter().map(|t| t.seed).collect();
+    assert_eq!(seeds, [0, 1, 0, 1]);
+    assert_eq!(beard_proto::describe::describe_train(full[0]), "synthetic/full/full/seed0");
+}
+
+#[test]
+fn both_regimes_train_every_model_twice_and_keep_the_standard_keys() {
+    let standard = accepted(BASE).expand();
+    let both = accepted(&plus(
+        "training_regimes: [standard, adversarial]\ntraining:\n  adversarial: { eps: 4/255, step: 1/255, steps: 5, ratio: 0.5 }",
+    ))
+    .expand();
+    assert_eq!(both.trains.len(), 2 * standard.trains.len());
+    assert_eq!(both.attacks.len(), 2 * standard.attacks.len());
+    let (plain, adversarial): (Vec<&v1::TrainSpec>, Vec<&v1::TrainSpec>) =
+        both.trains.iter().partition(|t| t.training.as_ref().is_some_and(|c| c.adversarial.is_none()));
+    let keys = |trains: &[&v1::TrainSpec]| trains.iter().map(|t| train_key(t)).collect::<Vec<_>>();
+    assert_eq!(keys(&plain), standard.trains.iter().map(train_key).collect::<Vec<_>>());
+    assert_eq!(adversarial.len(), plain.len());
+    let adversarial_keys: HashSet<String> = keys(&adversarial).into_iter().collect();
+    assert!(keys(&plain).iter().all(|key| !adversarial_keys.contains(key)), "the regime is part of the content key");
+    let config = adversarial[0].training.as_ref().and_then(|t| t.adversarial.clone()).expect("adversarial config");
+    assert_eq!((config.targeted, config.ratio), (false, 0.5));
+    assert_eq!(
+        config.attack.and_then(|a| a.attack),
+        Some(attack_config::Attack::Pgd(v1::Pgd {
+            eps: 4.0 / 255.0,
+            alpha: 1.0 / 255.0,
+            steps: 5,
+            random_start: true
+        }))
+    );
+    // Regimes come after the IPC and before the seed.
+    let order: Vec<(u32, bool, u32)> = both
+        .trains
+        .iter()
+        .map(|t| (t.ipc, t.training.as_ref().is_some_and(|c| c.adversarial.is_some()), t.seed))
+        .collect();
+    assert_eq!(order[..4], [(1, false, 0), (1, false, 1), (1, true, 0), (1, true, 1)]);
+    // The attack tasks carry the regime of the model they attack.
+    let attacked = both.attacks.iter().filter(|a| a.train.as_ref().is_some_and(|t| adversarial.contains(&t))).count();
+    assert_eq!(attacked, standard.attacks.len());
+    // Without settings the adversarial regime takes the defaults.
+    let defaults = accepted(&plus("training_regimes: [adversarial]")).expand();
+    let config = defaults.trains[0].training.as_ref().and_then(|t| t.adversarial.clone()).expect("adversarial config");
+    assert_eq!(config.ratio, 1.0);
+}
+
+#[test]
+fn full_methods_count_once_towards_the_grid_limit() {
+    // 250,000 seeds of one full method: 250,000 trains and 750,000 attacks (fgsm x2, pgd x1).
+    let text = |seeds: u32| {
+        format!(
+            "name: g\ndatasets: {{ synthetic: {{}} }}\nmethods: {{ full: {{ full: {{ epochs: 1 }} }} }}\n\
+             ipc: [1, 10, 50]\nattacks: {{ fgsm: {{}}, pgd: {{ targeted: [false] }} }}\nseeds: {seeds}\n"
+        )
+    };
+    assert_eq!(accepted(&text(250_000)).seeds, 250_000);
+    assert_rejected(&text(250_001), 6, "seeds", "more than the limit");
 }

@@ -1,10 +1,11 @@
 //! Cross-field rules of a sweep file that no single field's type can check: roots for real
 //! datasets, repeated list entries, untargeted-only attacks against the sweep's modes, a file
-//! for every (dataset, IPC) of a file-based method, the range of CREI's alpha, and the size of
-//! the task grid.
+//! for every (dataset, IPC) of a file-based method, adversarial-training settings that no regime
+//! uses, the range of CREI's alpha, and the size of the task grid.
 
 use std::fmt;
 
+use super::adversarial::Regime;
 use super::document::SweepFile;
 use super::error::Issue;
 use super::methods::MethodSource;
@@ -15,6 +16,8 @@ pub(super) fn check(file: &SweepFile) -> Result<(), Issue> {
     check_datasets(file)?;
     unique(&file.ipc.0, FieldPath::root().key("ipc"), "ipc")?;
     unique(&file.targeted.0, FieldPath::root().key("targeted"), "mode")?;
+    unique(&file.training_regimes.0, FieldPath::root().key("training_regimes"), "regime")?;
+    check_adversarial(file)?;
     check_attacks(file)?;
     check_methods(file)?;
     check_metrics(file)?;
@@ -100,6 +103,18 @@ fn check_methods(file: &SweepFile) -> Result<(), Issue> {
     Ok(())
 }
 
+/// Adversarial-training settings that no regime uses are a mistake, not something to ignore.
+fn check_adversarial(file: &SweepFile) -> Result<(), Issue> {
+    if file.training.adversarial.is_some() && !file.training_regimes.0.contains(&Regime::Adversarial) {
+        return Err(Issue::new(
+            FieldPath::root().key("training").key("adversarial"),
+            "adversarial training is configured but `training_regimes` does not include adversarial; add \
+             `training_regimes: [standard, adversarial]` (or `[adversarial]`)",
+        ));
+    }
+    Ok(())
+}
+
 fn check_metrics(file: &SweepFile) -> Result<(), Issue> {
     let alpha = file.metrics.alpha;
     if (0.0..=1.0).contains(&alpha) {
@@ -113,12 +128,20 @@ fn check_metrics(file: &SweepFile) -> Result<(), Issue> {
 }
 
 /// Refuses a sweep whose grid exceeds [`MAX_TASKS`], blaming the largest dimension the file can
-/// make arbitrarily large: the seed count, the IPC list or the method list.
+/// make arbitrarily large: the seed count, the IPC list or the method list. A `full` method
+/// trains once per dataset, regime and seed, whatever the IPCs.
 fn check_grid(file: &SweepFile) -> Result<(), Issue> {
     let count = |len: usize| u64::try_from(len).unwrap_or(u64::MAX);
     let seeds = u64::from(file.seeds.0);
     let (ipcs, methods) = (count(file.ipc.0.len()), count(file.methods.0.len()));
-    let trains = [count(file.datasets.0.len()), methods, ipcs, seeds].into_iter().fold(1u64, u64::saturating_mul);
+    let sets: u64 = file
+        .methods
+        .0
+        .iter()
+        .map(|(_, source)| if matches!(source, MethodSource::Full(_)) { 1 } else { ipcs })
+        .fold(0u64, u64::saturating_add);
+    let regimes = count(file.training_regimes.0.len());
+    let trains = [count(file.datasets.0.len()), sets, regimes, seeds].into_iter().fold(1u64, u64::saturating_mul);
     let modes: u64 = file
         .attacks
         .0

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use beard_proto::auth::{AttachToken, Token};
+use beard_proto::tls::ClientTlsArgs;
 use beard_proto::v1::control_service_client::ControlServiceClient;
-use beard_proto::v1::{StatusRequest, SubmitRequest, SweepStatus};
+use beard_proto::v1::{AttackShard, AttackSpec, StatusRequest, SubmitRequest, SweepStatus, TaskSpec, task_spec};
+use prost::Message;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -95,7 +97,13 @@ impl Coordinator {
 
 /// Start `coordinator serve` on an ephemeral loopback port with short leases.
 pub fn start_coordinator(dir: &Path, lease_ttl_secs: f64) -> anyhow::Result<Coordinator> {
-    start_coordinator_on(dir, lease_ttl_secs, "127.0.0.1:0")
+    start_coordinator_on(dir, lease_ttl_secs, "127.0.0.1:0", &[])
+}
+
+/// Start `coordinator serve` like [`start_coordinator`] with extra `serve` arguments (TLS,
+/// metrics). `url` stays `http://`; TLS tests build their `https://` address from it.
+pub fn start_coordinator_with(dir: &Path, lease_ttl_secs: f64, extra: &[String]) -> anyhow::Result<Coordinator> {
+    start_coordinator_on(dir, lease_ttl_secs, "127.0.0.1:0", extra)
 }
 
 /// Kill the coordinator (SIGKILL: no graceful shutdown) and start it again on the same address
@@ -104,10 +112,15 @@ pub fn restart_coordinator(coordinator: Coordinator, dir: &Path, lease_ttl_secs:
     let address = coordinator.url.trim_start_matches("http://").to_owned();
     drop(coordinator);
     std::fs::remove_file(dir.join("address"))?;
-    start_coordinator_on(dir, lease_ttl_secs, &address)
+    start_coordinator_on(dir, lease_ttl_secs, &address, &[])
 }
 
-fn start_coordinator_on(dir: &Path, lease_ttl_secs: f64, listen: &str) -> anyhow::Result<Coordinator> {
+fn start_coordinator_on(
+    dir: &Path,
+    lease_ttl_secs: f64,
+    listen: &str,
+    extra: &[String],
+) -> anyhow::Result<Coordinator> {
     let state = dir.join("state");
     let address_file = dir.join("address");
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("coordinator.log"))?;
@@ -121,6 +134,7 @@ fn start_coordinator_on(dir: &Path, lease_ttl_secs: f64, listen: &str) -> anyhow
         .arg(&state)
         .arg("--addr-file")
         .arg(&address_file)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -150,13 +164,36 @@ pub fn start_agent_draining(
     name: &str,
     drain_secs: f64,
 ) -> anyhow::Result<Process> {
+    spawn_agent(dir, coordinator, &coordinator.url, name, drain_secs, &[])
+}
+
+/// Start an agent that reaches the coordinator at `url` with extra `agent run` arguments (TLS).
+pub fn start_agent_with(
+    dir: &Path,
+    coordinator: &Coordinator,
+    url: &str,
+    name: &str,
+    extra: &[String],
+) -> anyhow::Result<Process> {
+    spawn_agent(dir, coordinator, url, name, 5.0, extra)
+}
+
+fn spawn_agent(
+    dir: &Path,
+    coordinator: &Coordinator,
+    url: &str,
+    name: &str,
+    drain_secs: f64,
+    extra: &[String],
+) -> anyhow::Result<Process> {
     let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
     let child = Command::new(binary("agent"))
-        .args(["run", "--device", "cpu", "--coordinator", &coordinator.url, "--name", name])
+        .args(["run", "--device", "cpu", "--coordinator", url, "--name", name])
         .arg("--drain-timeout-secs")
         .arg(drain_secs.to_string())
         .arg("--token-file")
         .arg(coordinator.token_file())
+        .args(extra)
         .arg("--work-dir")
         .arg(dir.join(name))
         .env("OMP_NUM_THREADS", "1")
@@ -169,7 +206,12 @@ pub fn start_agent_draining(
 
 /// A control client presenting `token` (or none).
 pub async fn control_with(url: &str, token: Option<&Token>) -> anyhow::Result<Control> {
-    let channel = Channel::from_shared(url.to_owned())?.connect().await?;
+    control_tls(url, token, &ClientTlsArgs::default()).await
+}
+
+/// A control client presenting `token`, with TLS options as the CLI takes them.
+pub async fn control_tls(url: &str, token: Option<&Token>, tls: &ClientTlsArgs) -> anyhow::Result<Control> {
+    let channel = beard_proto::tls::endpoint(url, tls)?.connect().await?;
     Ok(ControlServiceClient::with_interceptor(channel, AttachToken::new(token))
         .max_decoding_message_size(beard_proto::MAX_MESSAGE_BYTES))
 }
@@ -235,6 +277,24 @@ pub fn result_accounting(conn: &rusqlite::Connection, sweep: &str) -> anyhow::Re
         |r| r.get(0),
     )?;
     Ok((tasks, results, wrong))
+}
+
+/// The accepted results of a sweep's attack tasks as stored: each task's spec and its shard.
+pub fn attack_results(conn: &rusqlite::Connection, sweep: &str) -> anyhow::Result<Vec<(AttackSpec, AttackShard)>> {
+    let mut stmt = conn.prepare(
+        "SELECT t.spec, r.shard FROM sweep_tasks st JOIN tasks t ON t.id = st.task_id
+         JOIN results r ON r.task_id = t.id WHERE st.sweep_id = ?1 AND t.kind = 'attack'",
+    )?;
+    let rows = stmt.query_map([sweep], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let mut results = Vec::new();
+    for row in rows {
+        let (spec, shard) = row?;
+        let Some(task_spec::Kind::Attack(attack)) = TaskSpec::decode(spec.as_slice())?.kind else {
+            bail!("an attack task without an attack spec");
+        };
+        results.push((attack, AttackShard::decode(shard.as_slice())?));
+    }
+    Ok(results)
 }
 
 /// A small synthetic sweep: 2 methods × 2 IPCs × FGSM and PGD × both modes × 2 seeds.

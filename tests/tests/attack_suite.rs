@@ -1,0 +1,91 @@
+//! BEARD's six attacks — FGSM, PGD, PGD-L2, C&W, DeepFool and AutoAttack — in every mode each
+//! supports (DeepFool and AutoAttack untargeted only) through a real coordinator and agent, with
+//! small sizes: every task completes once, every shard is sane, and the report has a column for
+//! every attack.
+
+mod common;
+
+use std::time::Duration;
+
+use beard_proto::describe::attack_name;
+use beard_proto::v1::ReportRequest;
+use common::*;
+use serde_json::Value;
+
+const SWEEP: &str = r#"name: attack-suite
+datasets:
+  synthetic: {}
+methods:
+  random: random
+ipc: [5]
+attacks:
+  fgsm: {}
+  pgd: { steps: 5 }
+  pgdl2: { steps: 5 }
+  cw: { steps: 10 }
+  deepfool: { steps: 10, targeted: [false] }
+  autoattack: { targeted: [false] }
+targeted: [false, true]
+seeds: 1
+training: { optimizer: adam, lr: 0.001, epochs: 20, batch_size: 64 }
+model: { width: 8 }
+evaluation: { test_samples: 32, batch_size: 32 }
+"#;
+
+const ATTACKS: [&str; 6] = ["fgsm", "pgd", "pgdl2", "cw", "deepfool", "autoattack"];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn all_six_attacks_run_in_their_modes_and_the_report_shows_each() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let coordinator = start_coordinator(dir.path(), 10.0)?;
+    let _agent = start_agent(dir.path(), &coordinator, "agent-0")?;
+    let mut client = control(&coordinator).await?;
+    let sweep = submit(&mut client, SWEEP).await?;
+    let status = wait_finished(&mut client, &sweep, Duration::from_secs(600)).await?;
+    assert_eq!((status.state.as_str(), status.failed), ("completed", 0), "{status:?}");
+
+    // One train task, then 4 attacks in both modes and 2 untargeted only.
+    let conn = open_state(&coordinator.state)?;
+    let (tasks, results, wrong) = result_accounting(&conn, &sweep)?;
+    assert_eq!((tasks, results, wrong), (1 + 4 * 2 + 2, 1 + 4 * 2 + 2, 0));
+
+    let mut seen = Vec::new();
+    for (attack, shard) in attack_results(&conn, &sweep)? {
+        let name = attack.attack.as_ref().map(attack_name).unwrap_or("none");
+        assert_eq!(shard.samples, 32, "{name}");
+        assert_eq!(shard.outcomes.len(), 32, "{name}: one outcome per sample");
+        if !attack.targeted {
+            assert!(shard.robust_accuracy <= shard.clean_accuracy, "{name}: {shard:?}");
+        }
+        println!(
+            "{name:<10} {:<10} clean {:5.1}%  robust {:5.1}%  {:.2} s",
+            if attack.targeted { "targeted" } else { "untargeted" },
+            shard.clean_accuracy,
+            shard.robust_accuracy,
+            shard.attack_seconds
+        );
+        seen.push((name.to_owned(), attack.targeted));
+    }
+    seen.sort();
+    let mut expected: Vec<(String, bool)> = ATTACKS
+        .iter()
+        .flat_map(|name| {
+            let modes: &[bool] = if matches!(*name, "deepfool" | "autoattack") { &[false] } else { &[false, true] };
+            modes.iter().map(move |targeted| (name.to_string(), *targeted))
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+
+    let report = client.report(ReportRequest { sweep_id: sweep.clone(), ..Default::default() }).await?.into_inner();
+    let json: Value = serde_json::from_str(&report.json)?;
+    for board in json["leaderboards"].as_array().into_iter().flatten() {
+        let columns: Vec<&str> = board["attacks"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let want: &[&str] = if board["mode"] == "targeted" { &ATTACKS[..4] } else { &ATTACKS };
+        assert_eq!(columns, want, "{board}");
+    }
+    for name in ATTACKS {
+        assert!(report.markdown.contains(name), "{name} missing from the report:\n{}", report.markdown);
+    }
+    Ok(())
+}
