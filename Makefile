@@ -38,8 +38,9 @@ demo: build
 test-fast: $(TORCH_STAMP)
 	cargo test --workspace --lib --locked
 
+# --show-output: the figures passing tests print (parity tables, accuracies, throughput) stay in the log.
 test: build deploy-check
-	cargo test --workspace --locked --release
+	cargo test --workspace --locked --release -- --show-output
 
 lint: $(TORCH_STAMP)
 	cargo fmt --all --check
