@@ -17,7 +17,7 @@ export LIBTORCH_USE_PYTORCH := 1
 TORCHATTACKS_VERSION := 3.5.1
 TORCH_STAMP := $(VENV)/.torch-$(TORCH_VERSION)-torchattacks-$(TORCHATTACKS_VERSION)
 
-.PHONY: build venv demo test test-fast lint clean fuzz deploy-check images
+.PHONY: build venv demo test test-fast lint clean fuzz deploy-check images multihost-images multihost-test
 
 venv: $(TORCH_STAMP)
 
@@ -41,6 +41,7 @@ test-fast: $(TORCH_STAMP)
 # --show-output: the figures passing tests print (parity tables, accuracies, throughput) stay in the log.
 test: build deploy-check
 	cargo test --workspace --locked --release -- --show-output
+	$(MAKE) --no-print-directory multihost-test
 
 lint: $(TORCH_STAMP)
 	cargo fmt --all --check
@@ -81,3 +82,16 @@ images: build
 		-f deploy/docker/coordinator.Dockerfile target/docker/coordinator
 	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) -t beard-agent:$(IMAGE_TAG) \
 		-f deploy/docker/agent.Dockerfile target/docker/agent
+
+# The multi-host test (tests/tests/multihost_docker.rs): the coordinator and three agents in
+# containers on a private network, from the images above on a base image built locally with
+# debootstrap (deploy/docker/base-image.sh; cached, as are the images' layers). Needs Docker and
+# root (debootstrap).
+MULTIHOST_BASE ?= beard-base:bookworm-minbase
+multihost-images: build
+	@start=$$SECONDS; deploy/docker/base-image.sh $(MULTIHOST_BASE) && \
+	$(MAKE) --no-print-directory images BASE_IMAGE=$(MULTIHOST_BASE) IMAGE_TAG=multihost && \
+	echo "==> base image and images ready in $$((SECONDS - start)) s"
+
+multihost-test: multihost-images
+	cargo test --locked --release -p beard-tests --test multihost_docker -- --ignored --nocapture

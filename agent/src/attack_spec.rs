@@ -74,7 +74,10 @@ pub fn format(config: &AttackConfig) -> String {
             format!("steps={},overshoot={},top_k={}", deepfool.steps, deepfool.overshoot, deepfool.top_k)
         }
         Some(Attack::Autoattack(autoattack)) => {
-            format!("eps={},version={},seed={}", autoattack.eps, autoattack.version, autoattack.seed)
+            format!(
+                "eps={},version={},steps={},seed={}",
+                autoattack.eps, autoattack.version, autoattack.steps, autoattack.seed
+            )
         }
         Some(Attack::ApgdCe(apgd)) => {
             format!("eps={},steps={},n_restarts={},seed={}", apgd.eps, apgd.steps, apgd.n_restarts, apgd.seed)
@@ -103,7 +106,7 @@ fn defaults(name: &str) -> Option<Attack> {
         "cw" => Attack::Cw(v1::CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01 }),
         "deepfool" => Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02, top_k: 10 }),
         "autoattack" => {
-            Attack::Autoattack(v1::AutoAttack { eps: 8.0 / 255.0, version: "standard".to_owned(), seed: 0 })
+            Attack::Autoattack(v1::AutoAttack { eps: 8.0 / 255.0, version: "standard".to_owned(), steps: 100, seed: 0 })
         }
         "apgd-ce" => Attack::ApgdCe(v1::ApgdCe { eps: 8.0 / 255.0, steps: 100, n_restarts: 1, seed: 0 }),
         "apgd-t" => {
@@ -157,8 +160,9 @@ fn set(attack: &mut Attack, key: &str, value: &str) -> Result<(), SpecError> {
         Attack::Autoattack(autoattack) => match key {
             "eps" => autoattack.eps = number(key, value)?,
             "version" => autoattack.version = value.to_owned(),
+            "steps" => autoattack.steps = integer(key, value)?,
             "seed" => autoattack.seed = integer(key, value)?,
-            _ => return unknown("eps, version, seed"),
+            _ => return unknown("eps, version, steps, seed"),
         },
         Attack::ApgdCe(apgd) => match key {
             "eps" => apgd.eps = number(key, value)?,

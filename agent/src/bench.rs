@@ -100,6 +100,7 @@ pub fn run(config: &BenchConfig, mut report: impl FnMut(&BenchRow)) -> Result<Ve
                 test_samples: config.images,
                 batch_size: config.batch_size,
                 target_policy: TargetPolicy::Next as i32,
+                ..Default::default()
             }),
         };
         let shard = backend

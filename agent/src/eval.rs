@@ -12,21 +12,70 @@
 //! accuracy counts); `success_step` is the first step after which an iterate met the goal, 0 when
 //! none did or when the unperturbed starting point already met it; `target` is 0 for untargeted
 //! attacks. Cancellation is honoured between chunks.
+//!
+//! The [`Protocol`] decides what the attack sees. `standard`: pixels in [0, 1], the model with its
+//! normalization inside. `beard-compat` (BEARD's reference code): each chunk is normalized with
+//! the dataset's mean/std inside the timed loops (the reference times its whole pass, data
+//! handling included) and the model runs without its normalization, so the attacks' [0, 1] clamp
+//! and budgets apply to normalized values; targets are `(y + 1) % 10` whatever the policy; the
+//! norms of the outcomes are in those normalized units.
 
 use std::time::Instant;
 
-use beard_proto::v1::{AttackShard, SampleOutcome, TargetPolicy};
+use beard_proto::evaluation::REFERENCE_TARGET_CLASSES;
+use beard_proto::v1::{AttackShard, EvaluationMode, SampleOutcome, TargetPolicy};
 use tch::{Device, TchError, Tensor};
 
 use crate::attacks::{Adversarial, Attack, Goal};
 use crate::backend::TaskContext;
 use crate::data::Split;
 use crate::data::rng::{Rng, streams};
-use crate::model::ConvNet;
+use crate::model::{ConvNet, Normalizer};
+
+/// What the attacked model is fed: see the module doc.
+#[derive(Debug)]
+pub enum Protocol {
+    /// Pixels in [0, 1]; the model normalizes them itself.
+    Standard,
+    /// BEARD's reference code: images normalized with this normalizer, taken out of the model.
+    BeardCompat(Normalizer),
+}
+
+impl Protocol {
+    /// The protocol of `mode` for `model`: `beard-compat` takes the normalizer out of the model,
+    /// which from then on expects normalized images.
+    pub fn prepare(mode: EvaluationMode, model: &mut ConvNet) -> Result<Self, EvalError> {
+        match mode {
+            EvaluationMode::Standard => Ok(Self::Standard),
+            EvaluationMode::BeardCompat => model
+                .take_normalizer()
+                .map(Self::BeardCompat)
+                .ok_or_else(|| EvalError::Invalid("the model's normalization was taken out already".into())),
+        }
+    }
+
+    /// The evaluation mode this protocol implements.
+    pub fn mode(&self) -> EvaluationMode {
+        match self {
+            Self::Standard => EvaluationMode::Standard,
+            Self::BeardCompat(_) => EvaluationMode::BeardCompat,
+        }
+    }
+
+    /// `pixels` as the attacked model takes them.
+    fn model_input(&self, pixels: &Tensor) -> Result<Tensor, TchError> {
+        match self {
+            Self::Standard => Ok(pixels.shallow_clone()),
+            Self::BeardCompat(normalizer) => normalizer.apply(pixels),
+        }
+    }
+}
 
 /// How to evaluate one attack task.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Plan {
+    /// What the model is fed, by evaluation mode.
+    pub protocol: Protocol,
     /// Evaluate the first `test_samples` test images; 0 means all of them.
     pub test_samples: usize,
     /// Images per chunk (at least 1).
@@ -71,14 +120,18 @@ pub fn evaluate(
         .map(|start| (start as i64, plan.batch_size.min(total - start) as i64))
         .collect();
 
-    let clean = clean_pass(model, &images, &chunks)?;
-    let targets = match plan.targets {
-        None => None,
-        Some(policy) => Some(choose_targets(policy, &clean.logits, &test.labels_host()[..total], classes, plan.seed)?),
+    let clean = clean_pass(model, &images, &chunks, &plan.protocol)?;
+    let targets = match (plan.targets, &plan.protocol) {
+        (None, _) => None,
+        (Some(_), Protocol::BeardCompat(_)) => Some(reference_targets(&labels, classes)?),
+        (Some(policy), Protocol::Standard) => {
+            Some(choose_targets(policy, &clean.logits, &test.labels_host()[..total], classes, plan.seed)?)
+        }
     };
 
     synchronize(device);
     let started = Instant::now();
+    let mut inputs = Vec::with_capacity(chunks.len());
     let mut adversarials = Vec::with_capacity(chunks.len());
     let mut successes = Vec::with_capacity(chunks.len());
     for (done, &(start, length)) in chunks.iter().enumerate() {
@@ -89,15 +142,18 @@ pub fn evaluate(
             Some(targets) => Goal::targeted(&targets.f_narrow(0, start, length)?),
             None => Goal::untargeted(&labels.f_narrow(0, start, length)?),
         };
-        let adversarial = attack.perturb(model, &images.f_narrow(0, start, length)?, &goal)?;
+        let input = plan.protocol.model_input(&images.f_narrow(0, start, length)?)?;
+        let adversarial = attack.perturb(model, &input, &goal)?;
         successes.push(goal.reached(&adversarial.logits)?);
+        inputs.push(input);
         adversarials.push(adversarial);
         ctx.progress(format!("chunk {}/{}", done + 1, chunks.len()));
     }
     synchronize(device);
     let attack_seconds = started.elapsed().as_secs_f64();
 
-    let outcomes = outcomes(&images, &labels, &clean.predictions, targets.as_ref(), &adversarials, &successes)?;
+    let inputs = Tensor::f_cat(&inputs, 0)?;
+    let outcomes = outcomes(&inputs, &labels, &clean.predictions, targets.as_ref(), &adversarials, &successes)?;
     let percent = |count: usize| 100.0 * count as f64 / total as f64;
     Ok(AttackShard {
         samples: total as u32,
@@ -121,9 +177,15 @@ struct CleanPass {
     seconds: f64,
 }
 
-fn clean_pass(model: &ConvNet, images: &Tensor, chunks: &[(i64, i64)]) -> Result<CleanPass, TchError> {
-    let classify =
-        |&(start, length): &(i64, i64)| tch::no_grad(|| model.forward(&images.f_narrow(0, start, length)?, false));
+fn clean_pass(
+    model: &ConvNet,
+    images: &Tensor,
+    chunks: &[(i64, i64)],
+    protocol: &Protocol,
+) -> Result<CleanPass, TchError> {
+    let classify = |&(start, length): &(i64, i64)| {
+        tch::no_grad(|| model.forward(&protocol.model_input(&images.f_narrow(0, start, length)?)?, false))
+    };
     if let Some(first) = chunks.first() {
         let _warm_up = classify(first)?;
     }
@@ -159,9 +221,21 @@ fn choose_targets(
     Ok(Tensor::f_from_slice(&host)?.f_to(clean_logits.device())?)
 }
 
+/// The reference code's targets, `(y + 1) % 10` on every dataset (so only classes 0..10 are
+/// ever targeted on CIFAR-100 and TinyImageNet).
+fn reference_targets(labels: &Tensor, classes: i64) -> Result<Tensor, EvalError> {
+    if classes < REFERENCE_TARGET_CLASSES {
+        return Err(EvalError::Invalid(format!(
+            "beard-compat targets are (y + 1) % {REFERENCE_TARGET_CLASSES}, which needs at least \
+             {REFERENCE_TARGET_CLASSES} classes; the dataset has {classes}"
+        )));
+    }
+    Ok(labels.f_add_scalar(1)?.f_remainder(REFERENCE_TARGET_CLASSES)?)
+}
+
 /// Per-sample outcomes, computed on the device and copied to the host once.
 fn outcomes(
-    images: &Tensor,
+    inputs: &Tensor,
     labels: &Tensor,
     clean_predictions: &Tensor,
     targets: Option<&Tensor>,
@@ -172,7 +246,7 @@ fn outcomes(
     let adversarial_images = cat(adversarials.iter().map(|a| &a.images).collect())?;
     let adversarial_logits = cat(adversarials.iter().map(|a| &a.logits).collect())?;
     let first_success = cat(adversarials.iter().map(|a| &a.first_success).collect())?;
-    let delta = adversarial_images.f_sub(images)?.f_flatten(1, -1)?;
+    let delta = adversarial_images.f_sub(inputs)?.f_flatten(1, -1)?;
 
     let host_i64 = |tensor: &Tensor| Vec::<i64>::try_from(&tensor.f_to(Device::Cpu)?);
     let host_f32 = |tensor: &Tensor| Vec::<f32>::try_from(&tensor.f_to(Device::Cpu)?);

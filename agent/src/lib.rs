@@ -14,6 +14,7 @@
 //!   - [`eval`]: one attack task to one result shard.
 //! - [`attack_spec`]: attack specs as the command line writes them (`pgd:eps=8/255,steps=10`).
 //! - [`bench`]: attack throughput on this machine (`agent bench`), without a coordinator.
+//! - [`host_memory`]: the C allocator's settings for the host memory of CPU tensors.
 //! - [`cli`]: the offline commands `agent eval` (a checkpoint's clean and robust accuracy),
 //!   `agent export` (a checkpoint as safetensors or a PyTorch file) and `agent datasets fetch`.
 //! - [`torchfile`]: PyTorch `torch.save` files (zip + pickle) without Python: a reader, and a
@@ -28,6 +29,7 @@ pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod eval;
+pub mod host_memory;
 pub mod model;
 pub mod tch_backend;
 pub mod torchfile;

@@ -14,8 +14,9 @@ use beard_agent::data::fetch::{DATASETS, FetchError, Progress};
 use beard_agent::model::checkpoint::Format;
 use beard_agent::tch_backend::{TchBackend, parse_device};
 use beard_agent::worker::{self, WorkerConfig};
+use beard_proto::evaluation::mode_name;
 use beard_proto::process::LogFormat;
-use beard_proto::v1::{ModelConfig, NormKind, PoolKind, TargetPolicy};
+use beard_proto::v1::{EvaluationMode, ModelConfig, NormKind, PoolKind, TargetPolicy};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -90,9 +91,17 @@ struct EvalArgs {
     /// commas, semicolons or spaces. Parameters not written take BEARD's defaults.
     #[arg(long = "attack")]
     attacks: Vec<String>,
-    /// Run the attacks targeted, choosing targets this way.
+    /// Run the attacks targeted, choosing targets this way (beard-compat always takes
+    /// (y + 1) % 10).
     #[arg(long, value_enum)]
     targeted: Option<TargetArg>,
+    /// Evaluation mode. `standard`: attacks in [0, 1] pixel space, normalization inside the model.
+    /// `beard-compat`: BEARD's reference protocol, to reproduce its published numbers: attacks on
+    /// mean/std-normalized images clamped to [0, 1], budgets in normalized units, PGD step 2/225
+    /// without random start and AutoAttack with 10 iterations (whatever the attack spec says),
+    /// targets (y + 1) % 10, times of the whole pass.
+    #[arg(long, value_enum, default_value_t = ModeArg::Standard)]
+    mode: ModeArg,
     /// Evaluate the first N test images; 0 means all.
     #[arg(long, visible_alias = "n", default_value_t = 0)]
     limit: usize,
@@ -120,6 +129,12 @@ struct EvalArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Standard,
+    BeardCompat,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -224,6 +239,7 @@ struct RunArgs {
 }
 
 fn main() -> std::process::ExitCode {
+    beard_agent::host_memory::keep_freed_memory();
     let cli = Cli::parse();
     beard_proto::process::init_tracing(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -362,6 +378,10 @@ fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
             TargetArg::Random => TargetPolicy::Random,
             TargetArg::LeastLikely => TargetPolicy::LeastLikely,
         }),
+        mode: match args.mode {
+            ModeArg::Standard => EvaluationMode::Standard,
+            ModeArg::BeardCompat => EvaluationMode::BeardCompat,
+        },
         limit: args.limit,
         device: parse_device(&args.device)?,
         batch_size: args.batch_size,
@@ -385,8 +405,14 @@ fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
         println!("{}", report.to_json());
     } else {
         println!(
-            "{:>7.2} % clean ({}/{} {} test images, {:.3} s on {})",
-            report.clean_accuracy, report.correct, report.n, report.dataset, report.clean_seconds, report.device
+            "{:>7.2} % clean ({}/{} {} test images, {:.3} s on {}; {} evaluation)",
+            report.clean_accuracy,
+            report.correct,
+            report.n,
+            report.dataset,
+            report.clean_seconds,
+            report.device,
+            mode_name(report.mode)
         );
     }
     Ok(())

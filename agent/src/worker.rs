@@ -82,8 +82,14 @@ pub async fn run<B: Backend>(
         let _ = stop_tx.send(true);
     });
 
-    let endpoint =
-        beard_proto::tls::endpoint(&config.coordinator, &config.tls)?.connect_timeout(Duration::from_secs(5));
+    // HTTP/2 keepalive pings notice a connection the network dropped silently (a host cut off and
+    // back with another address): without them a heartbeat or completion would wait on it until
+    // the kernel gives up, about 15 minutes.
+    let endpoint = beard_proto::tls::endpoint(&config.coordinator, &config.tls)?
+        .connect_timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true);
     let Some(mut client) = connect(&endpoint, config.token.as_ref(), &mut stop_rx).await else {
         return Ok(());
     };

@@ -4,24 +4,23 @@
 //! `common::parity`), the table printed with `--nocapture`.
 //!
 //! FGSM and PGD without random start must give the same robust accuracy within 0.2 points on 500
-//! images, FGSM's adversarial images within 1e-4; PGD-L2 within a point on 500 images; C&W within
-//! a point on [`SLOW_SAMPLES`] images (torchattacks' C&W runs 100 steps, minutes on two CPU
-//! cores). DeepFool gets [`DEEPFOOL_POINTS`] on as many images: its result is the first iterate
-//! found misclassified, and where the [0, 1] clamp keeps cutting its steps short it creeps up to
-//! the boundary and crosses it by a hair, so a few samples end within float rounding of the
-//! boundary (the two sides' adversarial images differ by about 1e-6 and still a sample may land
-//! on either side); the script's `--agent` mode compares any number of images (the closing note
-//! of the attack issue has 500). AutoAttack is at most half a point above torchattacks' on
+//! images, FGSM's adversarial images within 1e-4; PGD-L2 and DeepFool within a point on 500
+//! images; C&W within a point on [`SLOW_SAMPLES`] images (torchattacks' C&W runs 100 steps,
+//! minutes on two CPU cores). AutoAttack is at most half a point above torchattacks' on
 //! [`AUTOATTACK_SAMPLES`] images (ours follows the reference's 100 iterations per part,
 //! torchattacks runs 10, so ours is the stronger). Targeted PGD is compared on `synthetic`
 //! (`parity.rs`), to keep this test inside its share of CI.
+//!
+//! DeepFool leaves about 3% of these samples within a few float32 ulps of the decision boundary
+//! (its step there falls below the pixels' resolution), where a forward pass's verdict depends on
+//! its rounding, so each side's images are judged as its attack judged them: ours by the logits
+//! our attack returns, torchattacks' image by image as its DeepFool judges its iterates (see the
+//! parity script).
 
 mod common;
 
 use beard_agent::data::{Dataset, dataset_info};
-use beard_agent::model::{ConvNet, ConvNetConfig};
-use beard_proto::v1::NormKind;
-use common::cifar::cifar10;
+use common::cifar::{cifar10, reference_model};
 use common::files::shared_data;
 use common::parity::{Run, ScriptModel, compare};
 use tch::{Device, Tensor};
@@ -29,9 +28,7 @@ use tch::{Device, Tensor};
 const SAMPLES: i64 = 500;
 const SLOW_SAMPLES: i64 = 100;
 const AUTOATTACK_SAMPLES: i64 = 100;
-const DEEPFOOL_POINTS: f64 = 3.0;
 const CHUNK: i64 = 100;
-const CHECKPOINT: &str = "DM_ConvNet_CIFAR10_50_None.pth";
 
 const fn within(spec: &'static str, targeted: bool, points: f64) -> Run {
     Run { spec, targeted, below: points, above: points }
@@ -42,11 +39,7 @@ fn beard_attacks_match_torchattacks_on_the_reference_checkpoint() {
     let Some(data) = shared_data("beard_attacks_match_torchattacks_on_the_reference_checkpoint") else { return };
     let dataset = Dataset::load(&cifar10(&data), Device::Cpu).expect("CIFAR-10 loads");
     let info = dataset_info("cifar10").expect("cifar10");
-    let config = ConvNetConfig::new(&common::model_config(128, NormKind::Instance), &info).expect("config");
-    let checkpoint = data.join("model_pool").join(CHECKPOINT);
-    let bytes = std::fs::read(&checkpoint).expect("read the checkpoint");
-    let mut model = ConvNet::from_checkpoint(&config, &bytes, Device::Cpu).expect("checkpoint loads");
-    model.freeze();
+    let (checkpoint, model) = reference_model(&data);
     let script_model =
         ScriptModel { checkpoint: &checkpoint, width: 128, classes: 10, normalization: info.normalization };
     let first = |count: i64| -> (Tensor, Tensor, Tensor) {
@@ -61,14 +54,12 @@ fn beard_attacks_match_torchattacks_on_the_reference_checkpoint() {
         within("fgsm:eps=8/255", false, 0.2),
         within("pgd:eps=8/255,alpha=2/255,steps=10", false, 0.2),
         within("pgdl2:eps=128/255,alpha=15/255,steps=10", false, 1.0),
+        within("deepfool:steps=50,overshoot=0.02", false, 1.0),
     ];
     failures.extend(compare(&model, &script_model, &runs, &images, &labels, &targets, CHUNK));
 
     let (images, labels, targets) = first(SLOW_SAMPLES);
-    let runs = [
-        within("cw:c=1,kappa=0,steps=100,lr=0.01", false, 1.0),
-        within("deepfool:steps=50,overshoot=0.02", false, DEEPFOOL_POINTS),
-    ];
+    let runs = [within("cw:c=1,kappa=0,steps=100,lr=0.01", false, 1.0)];
     failures.extend(compare(&model, &script_model, &runs, &images, &labels, &targets, CHUNK));
 
     let (images, labels, targets) = first(AUTOATTACK_SAMPLES);

@@ -6,10 +6,9 @@
 //! operations on both sides, so their robust accuracies must be equal and FGSM's adversarial
 //! images equal up to float rounding. C&W and DeepFool may differ on a few samples near a
 //! decision boundary: C&W runs 100 Adam steps whose rounding differs and its early abort compares
-//! chunk costs that may then differ; DeepFool takes gradients of logit differences in one batched
-//! backward pass per class, torchattacks per image and class, so a sample whose two best
-//! candidate classes are nearly tied may pick the other one. They must agree within 2 points
-//! (2 of 100 samples). C&W runs 30 steps rather than BEARD's 100 to keep the test short on two
+//! chunk costs that may then differ; DeepFool computes its gradients batched, torchattacks image
+//! by image, and a sample it leaves within a few float32 ulps of the boundary (see
+//! `cifar_parity.rs`) may end on either side. They must agree within 2 points (2 of 100 samples). C&W runs 30 steps rather than BEARD's 100 to keep the test short on two
 //! CPU cores. The table is printed with `--nocapture`; the same comparison on the CIFAR-10
 //! reference checkpoint is `cifar_parity.rs`.
 

@@ -1,6 +1,10 @@
 //! The coordinator's gRPC server: the agent service, the control service, health, and
 //! [`run`], which serves them (over TLS when configured) on a bound listener, and the
 //! operations port of [`crate::telemetry`] when one is given, until a shutdown future resolves.
+//! Shutdown is graceful for at most [`SHUTDOWN_GRACE`]: agents keep their connections open (with
+//! keepalive pings), so waiting for every connection to close could outlast a supervisor's stop
+//! timeout and cost leases; every decision is already in the SQLite state, and an agent whose
+//! completion did not get through sends it again.
 //!
 //! Handlers only translate requests into scheduler calls; every decision is the scheduler's.
 
@@ -33,6 +37,8 @@ use crate::telemetry::{self, Scrape};
 
 /// How often expired leases are swept even when no agent asks for work.
 const EXPIRY_SWEEP: Duration = Duration::from_secs(1);
+/// How long in-flight calls may finish after the shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Errors that stop the server.
 #[derive(Debug, thiserror::Error)]
@@ -109,12 +115,29 @@ pub async fn run(
     if let Some(tls) = listeners.tls {
         server = server.tls_config(tls)?;
     }
-    let result = server
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    let serving = server
         .add_service(health_service)
         .add_service(agents)
         .add_service(control)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), shutdown)
-        .await;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), stopped(stop_rx.clone()));
+    let result = tokio::select! {
+        result = serving => result,
+        () = async {
+            stopped(stop_rx).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::info!(grace = ?SHUTDOWN_GRACE, "connections still open after the shutdown grace period; closing them");
+            Ok(())
+        }
+    };
     expiry_task.abort();
     if let Some(task) = metrics_task {
         task.abort();

@@ -1,6 +1,9 @@
 //! Short, stable, human-readable names of task specs for logs, `status` and dry runs.
 
-use crate::v1::{AttackConfig, AttackSpec, TaskSpec, TrainSpec, attack_config, distilled_source, task_spec};
+use crate::evaluation::mode_name;
+use crate::v1::{
+    AttackConfig, AttackSpec, EvaluationMode, TaskSpec, TrainSpec, attack_config, distilled_source, task_spec,
+};
 
 /// The sweep-file name of an attack (`fgsm`, `pgd`, `pgdl2`, `cw`, `deepfool`, `autoattack`,
 /// and AutoAttack's parts `apgd-ce`, `apgd-t`, `fab-t`, `square`).
@@ -31,12 +34,16 @@ pub fn describe_train(train: &TrainSpec) -> String {
     format!("{dataset}/{}/{ipc}{at}/seed{}", train.method, train.seed)
 }
 
-/// `dataset/method/ipcN/seedS attack mode`.
+/// `dataset/method/ipcN/seedS attack mode`, then ` beard-compat` for that evaluation mode.
 pub fn describe_attack(attack: &AttackSpec) -> String {
     let train = attack.train.as_ref().map(describe_train).unwrap_or_default();
     let name = attack.attack.as_ref().map_or("none", attack_name);
     let mode = if attack.targeted { "targeted" } else { "untargeted" };
-    format!("{train} {name} {mode}")
+    let evaluation = attack.evaluation.as_ref().map_or(EvaluationMode::Standard, |evaluation| evaluation.mode());
+    match evaluation {
+        EvaluationMode::Standard => format!("{train} {name} {mode}"),
+        other => format!("{train} {name} {mode} {}", mode_name(other)),
+    }
 }
 
 /// Either of the above, prefixed with the task kind.

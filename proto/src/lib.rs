@@ -7,6 +7,8 @@
 //! - [`auth`]: the bearer token, and the interceptors that attach and check it.
 //! - [`keys`]: content keys of tasks (SHA-256 of the canonical prost encoding).
 //! - [`describe`]: short human-readable descriptions of specs for logs, status and dry runs.
+//! - [`evaluation`]: the evaluation modes' names and the reference code's attack settings that
+//!   the `beard-compat` mode reproduces.
 //! - [`failure`]: the typed task failure that crosses the wire, with its retry classification.
 //! - [`process`]: logging setup and the shutdown signal both binaries use.
 //! - [`tls`]: optional TLS (rustls) options of the server and the clients.
@@ -16,6 +18,7 @@
 
 pub mod auth;
 pub mod describe;
+pub mod evaluation;
 pub mod failure;
 pub mod keys;
 pub mod process;

@@ -95,7 +95,9 @@ async fn full_size_and_adversarially_trained_models_reach_the_report() -> anyhow
     assert!(report.markdown.contains("### Full-size, untargeted"), "{}", report.markdown);
     assert!(report.markdown.contains("### Adversarial training: standard (std) vs adversarial (AT)"));
     assert!(report.markdown.contains("| full | full | untargeted |"), "{}", report.markdown);
-    assert!(report.csv.starts_with("table,dataset,ipc,mode,training,"), "{}", report.csv);
-    assert!(report.csv.contains("\nadversarial_training,synthetic,full,untargeted,adversarial,,full,true,crei,"));
+    assert!(report.csv.starts_with("table,dataset,ipc,mode,evaluation,training,"), "{}", report.csv);
+    assert!(
+        report.csv.contains("\nadversarial_training,synthetic,full,untargeted,standard,adversarial,,full,true,crei,")
+    );
     Ok(())
 }

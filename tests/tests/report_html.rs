@@ -1,8 +1,10 @@
-//! The HTML report in a browser. A real coordinator and agent run a small sweep; `coordinator
-//! report --format html --png --with-import` writes its site with BEARD-format logs on the same
-//! boards; headless Chromium opens it: the page loads without console errors, a click on a
-//! header sorts the table, the pickers switch the leaderboard, and a screenshot is written to
-//! target/test-output/report_html/. Chromium is required: the test fails without it.
+//! The HTML report in a browser. A real coordinator and agent run a small sweep in both evaluation
+//! modes; `coordinator report --format html --png --with-import` writes its site with BEARD-format
+//! logs on the same (beard-compat) boards; headless Chromium opens it: the page loads without
+//! console errors, both modes' boards are there and labelled, a click on a header sorts the
+//! table, the pickers switch the leaderboard, the two modes are compared side by side, and a
+//! screenshot is written to target/test-output/report_html/. Chromium is required: the test fails
+//! without it.
 
 mod browser;
 mod common;
@@ -15,7 +17,8 @@ use anyhow::{Context, ensure};
 use browser::Browser;
 use common::*;
 
-/// Two methods at IPC 1 and 5, FGSM and a short PGD in both modes, one seed.
+/// Two methods at IPC 1 and 5, FGSM and a short PGD, targeted and not, in both evaluation modes,
+/// one seed.
 const SWEEP: &str = "name: html-report
 datasets:
   synthetic: {}
@@ -30,7 +33,7 @@ targeted: [false, true]
 seeds: 1
 training: { optimizer: adam, lr: 0.001, epochs: 2, batch_size: 64 }
 model: { width: 8 }
-evaluation: { test_samples: 32, batch_size: 32 }
+evaluation: { test_samples: 32, batch_size: 32, modes: [standard, beard-compat] }
 ";
 
 /// Where the test leaves what a person may want to look at.
@@ -80,13 +83,19 @@ fn visible_column(browser: &mut Browser, column: usize) -> anyhow::Result<Vec<f6
     Ok(serde_json::from_value(values)?)
 }
 
-/// (dataset, ipc, mode) of every visible leaderboard.
-fn visible_boards(browser: &mut Browser) -> anyhow::Result<Vec<(String, String, String)>> {
+/// (dataset, evaluation, ipc, mode) of every visible leaderboard, and its heading.
+fn visible_boards(browser: &mut Browser) -> anyhow::Result<Vec<[String; 5]>> {
     let boards = browser.evaluate(
-        "Array.from(document.querySelectorAll('.board:not([hidden])'), \
-         board => [board.dataset.dataset, board.dataset.ipc, board.dataset.mode])",
+        "Array.from(document.querySelectorAll('.board:not([hidden])'), board => [board.dataset.dataset, \
+         board.dataset.evaluation, board.dataset.ipc, board.dataset.mode, board.querySelector('h3').textContent])",
     )?;
     Ok(serde_json::from_value(boards)?)
+}
+
+/// A visible board: dataset, evaluation mode, IPC, mode and the heading that names them.
+fn shown(evaluation: &str, ipc: &str, mode: &str) -> [String; 5] {
+    let heading = format!("synthetic, IPC {ipc}, {mode}, {evaluation} evaluation");
+    ["synthetic", evaluation, ipc, mode, &heading].map(str::to_owned)
 }
 
 /// Chooses `value` in the picker `key`, as a user's choice does (the value, then `change`).
@@ -111,7 +120,11 @@ async fn the_html_report_sorts_and_switches_boards_in_chromium_without_console_e
     let _ = std::fs::remove_dir_all(&site);
     let stdout = write_site(dir.path(), &site).await?;
     ensure!(stdout.contains("HTML report:") && stdout.contains("index.html"), "the command says where: {stdout}");
-    for chart in ["synthetic-crei-by-ipc-untargeted", "synthetic-rrm-aem-targeted"] {
+    for chart in [
+        "synthetic-crei-by-ipc-untargeted",
+        "synthetic-rrm-aem-targeted",
+        "synthetic-crei-by-ipc-untargeted-beard-compat",
+    ] {
         for extension in ["svg", "png"] {
             let path = site.join("plots").join(format!("{chart}.{extension}"));
             ensure!(path.metadata().is_ok_and(|file| file.len() > 1000), "{} is written", path.display());
@@ -127,9 +140,16 @@ async fn the_html_report_sorts_and_switches_boards_in_chromium_without_console_e
     let widths: Vec<u32> = serde_json::from_value(charts)?;
     ensure!(!widths.is_empty() && widths.iter().all(|width| *width > 0), "every chart of the page draws: {widths:?}");
 
-    // One board shows: the first dataset, IPC and mode; the imported methods are ranked on it.
+    // One board shows: the first dataset, evaluation mode, IPC and mode. BEARD's logs are
+    // beard-compat numbers: they are ranked on the sweep's beard-compat boards only.
     let boards = visible_boards(&mut browser)?;
-    ensure!(boards == [("synthetic".into(), "1".into(), "untargeted".into())], "the first board shows: {boards:?}");
+    ensure!(boards == [shown("standard", "1", "untargeted")], "the first board shows: {boards:?}");
+    let mut methods = visible_methods(&mut browser)?;
+    methods.sort();
+    ensure!(methods == ["random", "random-b"], "the sweep's standard results: {methods:?}");
+    pick(&mut browser, "evaluation", "beard-compat")?;
+    let boards = visible_boards(&mut browser)?;
+    ensure!(boards == [shown("beard-compat", "1", "untargeted")], "the beard-compat board shows: {boards:?}");
     let mut methods = visible_methods(&mut browser)?;
     methods.sort();
     ensure!(methods == ["LOGGED-A", "LOGGED-B", "random", "random-b"], "sweep and imported methods: {methods:?}");
@@ -155,11 +175,36 @@ async fn the_html_report_sorts_and_switches_boards_in_chromium_without_console_e
 
     // The pickers switch the board.
     pick(&mut browser, "ipc", "5")?;
-    ensure!(visible_boards(&mut browser)? == [("synthetic".into(), "5".into(), "untargeted".into())]);
+    ensure!(visible_boards(&mut browser)? == [shown("beard-compat", "5", "untargeted")]);
     pick(&mut browser, "mode", "targeted")?;
-    ensure!(visible_boards(&mut browser)? == [("synthetic".into(), "5".into(), "targeted".into())]);
+    ensure!(visible_boards(&mut browser)? == [shown("beard-compat", "5", "targeted")]);
+    pick(&mut browser, "evaluation", "standard")?;
+    ensure!(visible_boards(&mut browser)? == [shown("standard", "5", "targeted")]);
     let hidden = browser.evaluate("document.getElementById('no-board').hidden")?;
     ensure!(hidden == true, "a board exists for this choice");
+
+    // The two modes side by side: a row per (method, IPC, mode, attack) of the sweep, with both
+    // robust accuracies; the imported methods have a beard-compat side only.
+    let compared = browser.evaluate(
+        "(() => { const heading = Array.from(document.querySelectorAll('h3')).find(h => \
+         h.textContent === 'Evaluation modes: robust accuracy under standard vs beard-compat'); \
+         if (!heading) return null; \
+         const rows = heading.nextElementSibling.querySelectorAll('tbody tr'); \
+         return Array.from(rows, row => [row.cells[0].textContent, row.cells[6].getAttribute('data-value'), \
+         row.cells[7].getAttribute('data-value')]); })()",
+    )?;
+    let compared: Option<Vec<(String, String, String)>> = serde_json::from_value(compared)?;
+    let compared = compared.context("the page compares the evaluation modes")?;
+    let ours: Vec<_> = compared.iter().filter(|(method, ..)| method.starts_with("random")).collect();
+    ensure!(ours.len() == 16, "2 methods x 2 IPCs x 2 modes x 2 attacks: {compared:?}");
+    ensure!(
+        ours.iter().all(|(_, standard, compat)| !standard.is_empty() && !compat.is_empty()),
+        "each row of the sweep has both modes: {compared:?}"
+    );
+    ensure!(
+        compared.iter().filter(|(method, ..)| method.starts_with("LOGGED")).all(|(_, standard, _)| standard.is_empty()),
+        "imported rows have no standard side: {compared:?}"
+    );
 
     let screenshot = browser.screenshot()?;
     ensure!(screenshot.starts_with(b"\x89PNG\r\n\x1a\n") && screenshot.len() > 10_000, "a PNG screenshot");
@@ -194,9 +239,10 @@ fn import_beard_logs_writes_the_html_report_and_html_needs_a_directory() -> anyh
     ensure!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let index = std::fs::read_to_string(dir.path().join("index.html"))?;
     ensure!(index.contains("LOGGED-A") && index.contains("beard_log_synthetic.txt"), "methods and the log as source");
-    for name in ["report.md", "scores.json", "report.csv", "plots/synthetic-crei-by-ipc-targeted.svg"] {
+    ensure!(index.contains(", IPC 1, untargeted, beard-compat evaluation</h3>"), "imported numbers are beard-compat");
+    for name in ["report.md", "scores.json", "report.csv", "plots/synthetic-crei-by-ipc-targeted-beard-compat.svg"] {
         ensure!(dir.path().join(name).is_file(), "{name} is written");
     }
-    ensure!(!dir.path().join("plots/synthetic-crei-by-ipc-targeted.png").exists(), "PNG only with --png");
+    ensure!(!dir.path().join("plots/synthetic-crei-by-ipc-targeted-beard-compat.png").exists(), "PNG only with --png");
     Ok(())
 }

@@ -36,6 +36,7 @@
 
 use tch::{Kind, Reduction, TchError, Tensor};
 
+use super::robust_runs::{RunInput, RunOutput, Schedule, run_while_robust};
 use super::{Adversarial, Attack, Goal, input_gradient};
 use crate::data::rng::Rng;
 use crate::model::ConvNet;
@@ -69,24 +70,6 @@ pub struct Apgd {
     restarts: u32,
     loss: ApgdLoss,
     seed: u64,
-}
-
-/// The images, labels and targets of one run, and where its steps start counting.
-struct Run<'a> {
-    clean: &'a Tensor,
-    labels: &'a Tensor,
-    targets: Option<&'a Tensor>,
-    first_step: i64,
-}
-
-/// What one run returns for its images.
-struct RunResult {
-    /// The last misclassified iterate, else the starting point.
-    images: Tensor,
-    /// Bool `[m]`: still classified correctly at every iterate.
-    robust: Tensor,
-    /// Int64 `[m]`: the absolute step of the first misclassified iterate, -1 if none.
-    first_success: Tensor,
 }
 
 impl Apgd {
@@ -140,15 +123,15 @@ impl Apgd {
     }
 
     /// One APGD run from a random start (see the module doc).
-    fn run(&self, model: &ConvNet, run: &Run<'_>, rng: &mut Rng) -> Result<RunResult, TchError> {
-        let start = run.clean.f_add(&random_surface_start(run.clean, self.eps, rng)?)?.f_clamp(0.0, 1.0)?;
-        let (logits, loss, gradient) = self.evaluate(model, &start, run.labels, run.targets)?;
-        let robust = logits.f_argmax(1, false)?.f_eq_tensor(run.labels)?;
+    fn run(&self, model: &ConvNet, run: &RunInput, rng: &mut Rng) -> Result<RunOutput, TchError> {
+        let start = run.clean.f_add(&random_surface_start(&run.clean, self.eps, rng)?)?.f_clamp(0.0, 1.0)?;
+        let (logits, loss, gradient) = self.evaluate(model, &start, &run.labels, run.targets.as_ref())?;
+        let robust = logits.f_argmax(1, false)?.f_eq_tensor(&run.labels)?;
         let mut state = RunState {
             rows: Tensor::f_arange(robust.size()[0], (Kind::Int64, robust.device()))?,
             clean: run.clean.shallow_clone(),
             labels: run.labels.shallow_clone(),
-            targets: run.targets.map(Tensor::shallow_clone),
+            targets: run.targets.as_ref().map(Tensor::shallow_clone),
             first_success: Tensor::f_where_scalar(&robust, -1, run.first_step)?,
             robust,
             x_best_adv: start.shallow_clone(),
@@ -278,19 +261,15 @@ impl RunState {
     }
 
     /// The run's result for all its samples, before any is stored.
-    fn result_template(&self) -> Result<RunResult, TchError> {
-        Ok(RunResult {
-            images: self.x_best_adv.f_zeros_like()?,
-            robust: self.robust.f_zeros_like()?,
-            first_success: self.first_success.f_zeros_like()?,
-        })
+    fn result_template(&self) -> Result<RunOutput, TchError> {
+        Ok(RunOutput { images: self.x_best_adv.f_zeros_like()?, first_success: self.first_success.f_zeros_like()? })
     }
 
-    /// `result` with this state's samples written into their rows.
-    fn store(&self, result: RunResult) -> Result<RunResult, TchError> {
-        Ok(RunResult {
+    /// `result` with this state's samples written into their rows: the last misclassified
+    /// iterate (else the starting point) and the first success step.
+    fn store(&self, result: RunOutput) -> Result<RunOutput, TchError> {
+        Ok(RunOutput {
             images: result.images.f_index_copy(0, &self.rows, &self.x_best_adv)?,
-            robust: result.robust.f_index_copy(0, &self.rows, &self.robust)?,
             first_success: result.first_success.f_index_copy(0, &self.rows, &self.first_success)?,
         })
     }
@@ -327,49 +306,13 @@ impl Attack for Apgd {
         if goal.is_targeted() {
             return Err(TchError::Torch("APGD runs untargeted only".to_owned()));
         }
-        let images = images.f_detach()?;
-        let labels = goal.classes();
-        let clean_logits = tch::no_grad(|| model.forward(&images, false))?;
-        let (_, classes) = clean_logits.size2()?;
-        if matches!(self.loss, ApgdLoss::TargetedDlr { .. }) && classes < 4 {
-            return Err(TchError::Torch(format!("APGD-T's DLR loss needs at least 4 classes, got {classes}")));
-        }
-        // Classes by decreasing clean logit: column r is the (r + 1)-th most likely class.
-        let ranked = clean_logits.f_argsort(1, true)?;
-        let mut robust = clean_logits.f_argmax(1, false)?.f_eq_tensor(labels)?;
-        let mut first_success = Tensor::f_where_scalar(&robust, -1, 0)?;
-        let mut adversarial = images.shallow_clone();
+        let target_ranks = match self.loss {
+            ApgdLoss::CrossEntropy => None,
+            ApgdLoss::TargetedDlr { target_classes } => Some(target_classes),
+        };
+        let schedule = Schedule { target_ranks, restarts: self.restarts, iterations: self.iterations };
         let mut rng = Rng::stream(self.seed, &[STREAM]);
-        for index in 0..self.runs() {
-            // The compaction's host synchronization (see the module doc).
-            let rows = robust.f_nonzero()?.f_squeeze_dim(1)?;
-            if rows.numel() == 0 {
-                break;
-            }
-            let (rank, restart) = match self.loss {
-                ApgdLoss::CrossEntropy => (None, index),
-                ApgdLoss::TargetedDlr { .. } => (Some(1 + i64::from(index / self.restarts)), index % self.restarts),
-            };
-            let targets = match rank {
-                Some(rank) if rank < classes => Some(ranked.f_index_select(0, &rows)?.f_select(1, rank)?),
-                Some(_) => break,
-                None => None,
-            };
-            let clean = images.f_index_select(0, &rows)?;
-            let run_labels = labels.f_index_select(0, &rows)?;
-            let target_index = rank.map_or(0, |rank| rank - 1);
-            let first_step =
-                (target_index * i64::from(self.restarts) + i64::from(restart)) * i64::from(self.iterations);
-            let run = Run { clean: &clean, labels: &run_labels, targets: targets.as_ref(), first_step };
-            let result = self.run(model, &run, &mut rng)?;
-            let fooled = result.robust.f_logical_not()?;
-            let images_now = result.images.f_where_self(&fooled.f_reshape([-1, 1, 1, 1])?, &clean)?;
-            adversarial = adversarial.f_index_copy(0, &rows, &images_now)?;
-            robust = robust.f_index_copy(0, &rows, &result.robust)?;
-            first_success = first_success.f_index_copy(0, &rows, &result.first_success)?;
-        }
-        let logits = tch::no_grad(|| model.forward(&adversarial, false))?;
-        Ok(Adversarial { images: adversarial, logits, first_success })
+        run_while_robust(model, images, goal, &schedule, |input| self.run(model, &input, &mut rng))
     }
 }
 
@@ -401,6 +344,9 @@ fn rises_at_most(losses: &[Tensor], gap: i64, rho: f64) -> Result<Tensor, TchErr
 /// The reference's targeted DLR loss per sample: `-(z_y - z_t) / (z_(1) - (z_(3) + z_(4)) / 2)`.
 fn targeted_dlr(logits: &Tensor, labels: &Tensor, targets: &Tensor) -> Result<Tensor, TchError> {
     let (_, classes) = logits.size2()?;
+    if classes < 4 {
+        return Err(TchError::Torch(format!("APGD-T's DLR loss needs at least 4 classes, got {classes}")));
+    }
     let (sorted, _) = logits.f_sort(1, false)?;
     let own = logits.f_gather(1, &labels.f_unsqueeze(1)?, false)?.f_squeeze_dim(1)?;
     let target = logits.f_gather(1, &targets.f_unsqueeze(1)?, false)?.f_squeeze_dim(1)?;

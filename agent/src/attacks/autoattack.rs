@@ -5,7 +5,8 @@
 //! The parts are this module's [`Apgd`], [`FabT`] and [`Square`] with the reference's settings:
 //! APGD-CE 100 iterations, APGD-T 100 iterations over the 9 most likely other classes, FAB-T 100
 //! iterations over 9 targets, Square 5000 queries with `p_init` 0.8, one restart each, all under
-//! the ensemble's seed. Each part keeps its points inside the budget and [0, 1]; a sample is
+//! the ensemble's seed. [`AutoAttack::with_iterations`] changes the iterations of the first three
+//! (torchattacks' AutoAttack, which BEARD's reference code runs, uses 10). Each part keeps its points inside the budget and [0, 1]; a sample is
 //! robust when no part fooled it, and its adversarial image is the one from the part that did.
 //!
 //! Success steps add up along the cascade: a sample fooled by part `k` at its step `s` succeeded
@@ -17,8 +18,8 @@ use tch::{TchError, Tensor};
 use super::{Adversarial, Apgd, ApgdLoss, Attack, FabT, Goal, Square};
 use crate::model::ConvNet;
 
-/// Iterations of each APGD part in the 'standard' version.
-const APGD_ITERATIONS: u32 = 100;
+/// Iterations of APGD-CE, APGD-T and FAB-T in the 'standard' version.
+pub const STANDARD_ITERATIONS: u32 = 100;
 /// Target classes of APGD-T and FAB-T in the 'standard' version.
 const TARGET_CLASSES: u32 = 9;
 /// Square's query budget and initial square fraction in the 'standard' version.
@@ -33,12 +34,17 @@ pub struct AutoAttack {
 impl AutoAttack {
     /// The 'standard' ensemble with budget `eps` in [0, 1] and the seed of every part.
     pub fn standard(eps: f64, seed: u64) -> Result<Self, String> {
+        Self::with_iterations(eps, STANDARD_ITERATIONS, seed)
+    }
+
+    /// The 'standard' ensemble with `iterations` of APGD-CE, APGD-T and FAB-T.
+    pub fn with_iterations(eps: f64, iterations: u32, seed: u64) -> Result<Self, String> {
         let targeted_dlr = ApgdLoss::TargetedDlr { target_classes: TARGET_CLASSES };
         Ok(Self {
             parts: vec![
-                Box::new(Apgd::new(eps, APGD_ITERATIONS, 1, ApgdLoss::CrossEntropy, seed)?),
-                Box::new(Apgd::new(eps, APGD_ITERATIONS, 1, targeted_dlr, seed)?),
-                Box::new(FabT::standard(eps, seed)?),
+                Box::new(Apgd::new(eps, iterations, 1, ApgdLoss::CrossEntropy, seed)?),
+                Box::new(Apgd::new(eps, iterations, 1, targeted_dlr, seed)?),
+                Box::new(FabT::standard(eps, iterations, seed)?),
                 Box::new(Square::new(eps, SQUARE_QUERIES, SQUARE_P_INIT, seed)?),
             ],
         })

@@ -17,15 +17,27 @@
 //!   samples of a chunk do not interact in the model), where torchattacks loops over images and
 //!   takes one backward pass per class and image.
 //! - Compaction: a sample found misclassified leaves the working set, so it costs no more work.
-//!   Sizing the working set needs the number of such samples on the host: one synchronization
-//!   per iteration, the only one inside the loop.
+//!   So does a sample at a fixed point: an update that leaves its image unchanged bit for bit
+//!   (its step fell below the pixels' float32 resolution, or was clamped away) would repeat
+//!   forever, and it stays robust with that image, as in torchattacks, which would step it in
+//!   place until `steps`. Sizing the working set needs these counts on the host: two
+//!   synchronizations per iteration, the only ones inside the loop.
+//!
+//! The logits returned are the verdicts the attack acted on: for a sample found misclassified or
+//! at a fixed point, those of the forward pass that judged its returned image; for the samples
+//! still iterating after the last step, one forward pass over their final images. DeepFool
+//! converges to the decision boundary from the correct side and stops at the first iterate
+//! judged misclassified, often by a float32 hair (about 3% of the CIFAR-10 reference samples end
+//! within a few ulps of the boundary), and a forward pass over a differently composed batch may
+//! round such an image back to correct; re-judging would undo the attack's own decision.
 //!
 //! A sample's success step is the number of updates after which it was first misclassified (0
-//! when the clean image already is); the final images are the last iterates.
+//! when the clean image already is); the final images are the last iterates. The first
+//! iteration's forward pass also picks the candidates.
 
 use tch::{Kind, TchError, Tensor};
 
-use super::{Adversarial, Attack, Goal, input_gradient, record_first_success};
+use super::{Adversarial, Attack, Goal, input_gradient};
 use crate::model::ConvNet;
 
 /// The floor of gradient norms; its square is still a normal float32.
@@ -52,14 +64,24 @@ struct WorkingSet {
 }
 
 impl WorkingSet {
-    /// The subset at the positions `keep` (`[m']` int64).
-    fn select(&self, keep: &Tensor) -> Result<Self, TchError> {
-        Ok(Self {
-            rows: self.rows.f_index_select(0, keep)?,
-            images: self.images.f_index_select(0, keep)?,
-            labels: self.labels.f_index_select(0, keep)?,
-            candidates: self.candidates.f_index_select(0, keep)?,
-        })
+    /// Takes the samples where `leaving` (bool `[m]`) holds out of the set, writing their rows
+    /// of `logits` (`[m, classes]`) into `verdicts`; returns their rows in the chunk.
+    fn remove(&mut self, leaving: &Tensor, logits: &Tensor, verdicts: &mut Tensor) -> Result<Tensor, TchError> {
+        let positions = |mask: &Tensor| mask.f_nonzero()?.f_squeeze_dim(1);
+        let (gone, kept) = (positions(leaving)?, positions(&leaving.f_logical_not()?)?);
+        let rows = self.rows.f_index_select(0, &gone)?;
+        *verdicts = verdicts.f_index_copy(0, &rows, &logits.f_detach()?.f_index_select(0, &gone)?)?;
+        *self = Self {
+            rows: self.rows.f_index_select(0, &kept)?,
+            images: self.images.f_index_select(0, &kept)?,
+            labels: self.labels.f_index_select(0, &kept)?,
+            candidates: self.candidates.f_index_select(0, &kept)?,
+        };
+        Ok(rows)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rows.numel() == 0
     }
 }
 
@@ -131,25 +153,29 @@ impl Attack for DeepFool {
         let (count, ..) = images.size4()?;
         let device = images.device();
         let labels = goal.classes().shallow_clone();
-        let clean_logits = tch::no_grad(|| model.forward(&images, false))?;
+        // The first iteration's forward pass on the clean images also picks the candidates.
+        let mut input = images.f_detach()?.f_set_requires_grad(true)?;
+        let mut logits = model.forward(&input, false)?;
         let mut set = WorkingSet {
             rows: Tensor::f_arange(count, (Kind::Int64, device))?,
             images: images.shallow_clone(),
-            candidates: self.candidates(&clean_logits, &labels)?,
+            candidates: self.candidates(&logits.f_detach()?, &labels)?,
             labels,
         };
         let mut adversarial = images.shallow_clone();
+        let mut verdicts = logits.f_zeros_like()?;
         let mut first_success = Tensor::f_full([count], -1, (Kind::Int64, device))?;
         for step in 0..self.steps {
-            let mut input = set.images.f_detach()?.f_set_requires_grad(true)?;
-            let mut logits = model.forward(&input, false)?;
+            if step > 0 {
+                input = set.images.f_detach()?.f_set_requires_grad(true)?;
+                logits = model.forward(&input, false)?;
+            }
             let fooled = logits.f_argmax(1, false)?.f_ne_tensor(&set.labels)?;
-            // Compaction needs the count on the host (see the module doc).
-            let fooled_count = fooled.f_sum(Kind::Int64)?.f_int64_value(&[])?;
-            if fooled_count > 0 {
-                first_success = first_success.f_index_fill(0, &set.rows.f_masked_select(&fooled)?, i64::from(step))?;
-                set = set.select(&fooled.f_logical_not()?.f_nonzero()?.f_squeeze_dim(1)?)?;
-                if set.rows.numel() == 0 {
+            // Compaction needs the counts on the host (see the module doc).
+            if fooled.f_any()?.f_int64_value(&[])? != 0 {
+                let rows = set.remove(&fooled, &logits, &mut verdicts)?;
+                first_success = first_success.f_index_fill(0, &rows, i64::from(step))?;
+                if set.is_empty() {
                     break;
                 }
                 input = set.images.f_detach()?.f_set_requires_grad(true)?;
@@ -157,9 +183,23 @@ impl Attack for DeepFool {
             }
             set.images = self.update(&logits, &input, &set)?;
             adversarial = adversarial.f_index_copy(0, &set.rows, &set.images)?;
+            // A fixed point leaves with the verdict on its unchanged image just computed.
+            let fixed = set.images.f_eq_tensor(&input)?.f_flatten(1, -1)?.f_all_dim(1, false)?;
+            if fixed.f_any()?.f_int64_value(&[])? != 0 {
+                let _still_robust = set.remove(&fixed, &logits, &mut verdicts)?;
+                if set.is_empty() {
+                    break;
+                }
+            }
         }
-        let logits = tch::no_grad(|| model.forward(&adversarial, false))?;
-        first_success = record_first_success(&first_success, &goal.reached(&logits)?, self.steps)?;
-        Ok(Adversarial { images: adversarial, logits, first_success })
+        if !set.is_empty() {
+            // Images updated after their last check: the one forward pass after the loop.
+            let last = tch::no_grad(|| model.forward(&set.images, false))?;
+            verdicts = verdicts.f_index_copy(0, &set.rows, &last)?;
+            let reached = last.f_argmax(1, false)?.f_ne_tensor(&set.labels)?;
+            let rows = set.rows.f_masked_select(&reached)?;
+            first_success = first_success.f_index_fill(0, &rows, i64::from(self.steps))?;
+        }
+        Ok(Adversarial { images: adversarial, logits: verdicts, first_success })
     }
 }

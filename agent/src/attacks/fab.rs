@@ -35,6 +35,7 @@
 use tch::{Kind, TchError, Tensor};
 
 use super::apgd::random_surface_start;
+use super::robust_runs::{RunInput, RunOutput, Schedule, run_while_robust};
 use super::{Adversarial, Attack, Goal, input_gradient};
 use crate::data::rng::Rng;
 use crate::model::ConvNet;
@@ -142,10 +143,10 @@ impl FabT {
         Ok(Self { eps, iterations, restarts, target_classes, alpha_max, eta, beta, seed })
     }
 
-    /// FAB-T with AutoAttack 'standard' settings at budget `eps`: 100 iterations, one run per
-    /// target, 9 targets, `alpha_max` 0.1, `eta` 1.05, `beta` 0.9.
-    pub fn standard(eps: f64, seed: u64) -> Result<Self, String> {
-        Self::new(eps, 100, 1, 9, 0.1, 1.05, 0.9, seed)
+    /// FAB-T with AutoAttack 'standard' settings at budget `eps` and `iterations` (100 in the
+    /// reference): one run per target, 9 targets, `alpha_max` 0.1, `eta` 1.05, `beta` 0.9.
+    pub fn standard(eps: f64, iterations: u32, seed: u64) -> Result<Self, String> {
+        Self::new(eps, iterations, 1, 9, 0.1, 1.05, 0.9, seed)
     }
 
     /// `f = z_t - z_y` per sample at `images` and its gradient.
@@ -194,17 +195,16 @@ impl FabT {
         Ok(())
     }
 
-    /// One run on `clean` towards `targets`; returns per sample the closest misclassified point
-    /// within eps (else the clean image) and its success step (-1 if none).
-    fn run(
-        &self,
-        model: &ConvNet,
-        clean: &Tensor,
-        labels: &Tensor,
-        targets: &Tensor,
-        start: Option<Tensor>,
-        first_step: i64,
-    ) -> Result<(Tensor, Tensor), TchError> {
+    /// One run on `input.clean` towards its targets, from the clean images (restart 0) or a
+    /// random point of the L∞ sphere of radius `eps / 2`; returns per sample the closest
+    /// misclassified point within eps and its success step (-1 if none).
+    fn run(&self, model: &ConvNet, input: &RunInput, rng: &mut Rng) -> Result<RunOutput, TchError> {
+        let RunInput { clean, labels, targets, restart, first_step } = input;
+        let targets = targets.as_ref().ok_or_else(|| TchError::Torch("FAB-T runs need target classes".to_owned()))?;
+        let start = match restart {
+            0 => None,
+            _ => Some(clean.f_add(&random_surface_start(clean, self.eps / 2.0, rng)?)?.f_clamp(0.0, 1.0)?),
+        };
         let count = clean.size()[0];
         let device = clean.device();
         let mut best = clean.shallow_clone();
@@ -235,9 +235,8 @@ impl FabT {
             }
             self.step(model, &mut set, first_step + i64::from(iteration) + 1)?;
         }
-        (best, first_success) = set.store(&best, &first_success)?;
-        let fooled = first_success.f_ge(0)?;
-        Ok((best.f_where_self(&fooled.f_reshape([-1, 1, 1, 1])?, clean)?, first_success))
+        let (images, first_success) = set.store(&best, &first_success)?;
+        Ok(RunOutput { images, first_success })
     }
 }
 
@@ -254,43 +253,10 @@ impl Attack for FabT {
         if goal.is_targeted() {
             return Err(TchError::Torch("FAB-T runs untargeted only (its targets only steer the search)".to_owned()));
         }
-        let images = images.f_detach()?;
-        let labels = goal.classes();
-        let clean_logits = tch::no_grad(|| model.forward(&images, false))?;
-        let (_, classes) = clean_logits.size2()?;
-        // Classes by decreasing clean logit: column r is the (r + 1)-th most likely class.
-        let ranked = clean_logits.f_argsort(1, true)?;
-        let mut robust = clean_logits.f_argmax(1, false)?.f_eq_tensor(labels)?;
-        let mut first_success = Tensor::f_where_scalar(&robust, -1, 0)?;
-        let mut adversarial = images.shallow_clone();
+        let schedule =
+            Schedule { target_ranks: Some(self.target_classes), restarts: self.restarts, iterations: self.iterations };
         let mut rng = Rng::stream(self.seed, &[STREAM]);
-        let ranks = i64::from(self.target_classes).min(classes - 1);
-        for rank in 1..=ranks {
-            for restart in 0..self.restarts {
-                // Choosing the robust samples needs their count on the host.
-                let rows = robust.f_nonzero()?.f_squeeze_dim(1)?;
-                if rows.numel() == 0 {
-                    break;
-                }
-                let clean = images.f_index_select(0, &rows)?;
-                let run_labels = labels.f_index_select(0, &rows)?;
-                let targets = ranked.f_index_select(0, &rows)?.f_select(1, rank)?;
-                let start = match restart {
-                    0 => None,
-                    _ => {
-                        Some(clean.f_add(&random_surface_start(&clean, self.eps / 2.0, &mut rng)?)?.f_clamp(0.0, 1.0)?)
-                    }
-                };
-                let run_index = (rank - 1) * i64::from(self.restarts) + i64::from(restart);
-                let first_step = run_index * i64::from(self.iterations);
-                let (found, run_first) = self.run(model, &clean, &run_labels, &targets, start, first_step)?;
-                adversarial = adversarial.f_index_copy(0, &rows, &found)?;
-                first_success = first_success.f_index_copy(0, &rows, &run_first)?;
-                robust = robust.f_index_copy(0, &rows, &run_first.f_lt(0)?)?;
-            }
-        }
-        let logits = tch::no_grad(|| model.forward(&adversarial, false))?;
-        Ok(Adversarial { images: adversarial, logits, first_success })
+        run_while_robust(model, images, goal, &schedule, |input| self.run(model, &input, &mut rng))
     }
 }
 

@@ -14,6 +14,8 @@
 //! - [`apgd`]: Auto-PGD (APGD-CE and APGD-T), AutoAttack's gradient parts.
 //! - [`fab`]: FAB-T, AutoAttack's minimal-perturbation part.
 //! - [`square`]: the Square attack, AutoAttack's score-based part.
+//! - `robust_runs`: the runs over target ranks and restarts on the samples still robust that
+//!   APGD and FAB-T share.
 //! - [`autoattack`]: the AutoAttack 'standard' cascade of those four.
 //!
 //! [`from_config`] builds the attack a task asks for, refusing a targeted run of an attack that
@@ -28,6 +30,7 @@ pub mod fgsm;
 pub mod pgd;
 pub mod pgdl2;
 pub mod projected;
+mod robust_runs;
 pub mod square;
 
 use beard_proto::v1::{AttackConfig, attack_config};
@@ -104,7 +107,8 @@ impl Goal {
 pub struct Adversarial {
     /// `[n, 3, h, w]` adversarial images in [0, 1].
     pub images: Tensor,
-    /// `[n, classes]` logits of the adversarial images.
+    /// `[n, classes]` logits of the adversarial images, as the attack judged them (DeepFool
+    /// keeps those of the pass that decided each sample's fate, see [`deepfool`]).
     pub logits: Tensor,
     /// `[n]` int64: the number of steps after which the goal was first met (0 when the starting
     /// point already met it), or -1 when no iterate met it.
@@ -143,7 +147,16 @@ pub fn from_config(config: &AttackConfig, targeted: bool) -> Result<Box<dyn Atta
             Box::new(DeepFool::new(deepfool.steps, deepfool.overshoot, deepfool.top_k).map_err(invalid)?)
         }
         Some(attack_config::Attack::Autoattack(autoattack)) => match autoattack.version.as_str() {
-            "standard" => Box::new(AutoAttack::standard(autoattack.eps, u64::from(autoattack.seed)).map_err(invalid)?),
+            "standard" => {
+                let iterations = match autoattack.steps {
+                    0 => autoattack::STANDARD_ITERATIONS,
+                    steps => steps,
+                };
+                Box::new(
+                    AutoAttack::with_iterations(autoattack.eps, iterations, u64::from(autoattack.seed))
+                        .map_err(invalid)?,
+                )
+            }
             other => return Err(invalid(format!("unknown version {other:?}, expected standard"))),
         },
         Some(attack_config::Attack::ApgdCe(apgd)) => Box::new(

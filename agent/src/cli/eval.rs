@@ -3,13 +3,16 @@
 //! Loads the test split onto the device once and the checkpoint (safetensors or a PyTorch
 //! state-dict file) into the ConvNet the config describes, measures the clean accuracy on the
 //! first `limit` test images, then runs each attack as an attack task does ([`crate::eval`]: the
-//! same chunking, targets, timing and outcomes) in the `standard` evaluation mode (pixel space,
-//! normalization inside the model). [`EvalReport::to_json`] is the `--json` output.
+//! same chunking, targets, timing and outcomes) in the configured evaluation mode: `standard`
+//! (pixel space, normalization inside the model) or `beard-compat` (BEARD's reference protocol,
+//! each attack with the reference's settings as the sweep gives them). [`EvalReport::to_json`] is
+//! the `--json` output; it names the mode.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use beard_proto::v1::{AttackConfig, DatasetRef, ModelConfig, TargetPolicy};
+use beard_proto::evaluation::{attack_in, mode_name};
+use beard_proto::v1::{AttackConfig, DatasetRef, EvaluationMode, ModelConfig, TargetPolicy};
 use serde_json::json;
 use tch::{Device, Kind, TchError, Tensor};
 
@@ -17,7 +20,7 @@ use crate::attack_spec;
 use crate::attacks::{self, AttackConfigError};
 use crate::backend::TaskContext;
 use crate::data::{DataError, Dataset, Split};
-use crate::eval::{self, EvalError, Plan};
+use crate::eval::{self, EvalError, Plan, Protocol};
 use crate::model::{ConvNet, ConvNetConfig, ModelError};
 use crate::tch_backend::{TchBackend, describe};
 
@@ -34,6 +37,7 @@ pub struct EvalConfig {
     pub attacks: Vec<AttackConfig>,
     /// `None`: untargeted; else targeted with this target policy.
     pub targets: Option<TargetPolicy>,
+    pub mode: EvaluationMode,
     /// Evaluate the first `limit` test images; 0 means all.
     pub limit: usize,
     pub device: Device,
@@ -67,6 +71,7 @@ pub struct EvalReport {
     pub checkpoint: String,
     pub dataset: String,
     pub device: String,
+    pub mode: EvaluationMode,
     /// Evaluated test images.
     pub n: usize,
     /// Correctly classified clean images.
@@ -99,7 +104,7 @@ impl EvalReport {
             "checkpoint": self.checkpoint,
             "dataset": self.dataset,
             "device": self.device,
-            "mode": "standard",
+            "mode": mode_name(self.mode),
             "n": self.n,
             "correct": self.correct,
             "clean_accuracy": self.clean_accuracy,
@@ -158,9 +163,18 @@ pub fn run(config: &EvalConfig, mut on_attack: impl FnMut(&AttackReport)) -> Res
     let clean_seconds = started.elapsed().as_secs_f64();
 
     let device = describe(config.device);
-    let plan = Plan { test_samples: n, batch_size, targets: config.targets, seed: config.seed, device: device.clone() };
+    let plan = Plan {
+        protocol: Protocol::prepare(config.mode, &mut model)
+            .map_err(|source| EvalCliError::Attack { attack: "all".into(), source })?,
+        test_samples: n,
+        batch_size,
+        targets: config.targets,
+        seed: config.seed,
+        device: device.clone(),
+    };
     let mut attacks = Vec::with_capacity(config.attacks.len());
     for attack_config in &config.attacks {
+        let attack_config = &attack_in(attack_config, config.mode);
         let attack = attacks::from_config(attack_config, config.targets.is_some())?;
         let spec = attack_spec::format(attack_config);
         tch::manual_seed(i64::from(config.seed));
@@ -190,6 +204,7 @@ pub fn run(config: &EvalConfig, mut on_attack: impl FnMut(&AttackReport)) -> Res
         checkpoint: path.display().to_string(),
         dataset: dataset.info.name.to_owned(),
         device,
+        mode: config.mode,
         n,
         correct,
         clean_accuracy: 100.0 * correct as f64 / n as f64,

@@ -2,7 +2,9 @@
 //!
 //! `depth` blocks of Conv2d(3x3, padding 1, `width` channels) -> norm -> ReLU -> 2x2 pooling, then
 //! one linear classifier. Inputs are pixels in [0, 1]; the model subtracts the dataset mean and
-//! divides by its std first (constants, not parameters), so attacks work in pixel space.
+//! divides by its std first (constants, not parameters), so attacks work in pixel space. Only the
+//! `beard-compat` evaluation takes that [`Normalizer`] out of the model, to feed it normalized
+//! images as BEARD's reference code does.
 //!
 //! Parameters live in a [`VarStore`] under PyTorch's `state_dict` names: `features.N.weight` /
 //! `.bias` with `N` counting `nn.Sequential` modules (conv, norm, relu, pool per block; conv,
@@ -126,8 +128,29 @@ pub struct ConvNet {
     blocks: Vec<Block>,
     classifier: Affine,
     pool: Pool,
+    /// `None` once taken out: the model then expects normalized images.
+    normalizer: Option<Normalizer>,
+}
+
+/// A dataset's per-channel normalization: `(pixels - mean) / std`.
+#[derive(Debug)]
+pub struct Normalizer {
+    /// `[1, 3, 1, 1]`.
     mean: Tensor,
+    /// `[1, 3, 1, 1]`.
     std: Tensor,
+}
+
+impl Normalizer {
+    fn new(normalization: &Normalization, device: Device) -> Result<Self, TchError> {
+        let column = |values: &[f32; 3]| Tensor::f_from_slice(values)?.f_reshape([1, 3, 1, 1])?.f_to(device);
+        Ok(Self { mean: column(&normalization.mean)?, std: column(&normalization.std)? })
+    }
+
+    /// `images` `[n, 3, h, w]` in [0, 1], normalized.
+    pub fn apply(&self, images: &Tensor) -> Result<Tensor, TchError> {
+        images.f_sub(&self.mean)?.f_div(&self.std)
+    }
 }
 
 const NORM_EPS: f64 = 1e-5;
@@ -155,10 +178,8 @@ impl ConvNet {
         }
         let flat = config.width * config.feature_size() * config.feature_size();
         let classifier = uniform_affine(&vs.root().sub("classifier"), &[config.classes, flat], &mut rng)?;
-        let normalization = &config.normalization;
-        let column = |values: &[f32; 3]| Tensor::f_from_slice(values)?.f_reshape([1, 3, 1, 1])?.f_to(device);
-        let (mean, std) = (column(&normalization.mean)?, column(&normalization.std)?);
-        Ok(Self { vs, blocks, classifier, pool: config.pool, mean, std })
+        let normalizer = Some(Normalizer::new(&config.normalization, device)?);
+        Ok(Self { vs, blocks, classifier, pool: config.pool, normalizer })
     }
 
     /// A model with the weights of a checkpoint: safetensors bytes, or the bytes of a PyTorch
@@ -174,10 +195,14 @@ impl ConvNet {
         checkpoint::save(&self.vs.variables())
     }
 
-    /// Logits `[n, classes]` of pixels `[n, 3, h, w]` in [0, 1]. `train` selects batch statistics
-    /// (and updates the running ones) in batch norm; other layers ignore it.
+    /// Logits `[n, classes]` of pixels `[n, 3, h, w]` in [0, 1] (of normalized images once the
+    /// normalizer is taken out). `train` selects batch statistics (and updates the running ones)
+    /// in batch norm; other layers ignore it.
     pub fn forward(&self, images: &Tensor, train: bool) -> Result<Tensor, TchError> {
-        let mut x = images.f_sub(&self.mean)?.f_div(&self.std)?;
+        let mut x = match &self.normalizer {
+            Some(normalizer) => normalizer.apply(images)?,
+            None => images.shallow_clone(),
+        };
         for block in &self.blocks {
             x = x.f_conv2d(&block.conv.weight, Some(&block.conv.bias), [1, 1], [1, 1], [1, 1], 1)?;
             x = match &block.norm {
@@ -203,6 +228,12 @@ impl ConvNet {
             };
         }
         x.f_flatten(1, -1)?.f_linear(&self.classifier.weight, Some(&self.classifier.bias))
+    }
+
+    /// Takes the input normalization out of the model, which from then on expects normalized
+    /// images; `None` when it was taken already.
+    pub fn take_normalizer(&mut self) -> Option<Normalizer> {
+        self.normalizer.take()
     }
 
     /// The tensors an optimizer updates.

@@ -24,7 +24,7 @@ use tch::Device;
 use crate::attacks::{self, AttackConfigError};
 use crate::backend::{Backend, TaskContext};
 use crate::data::{DataError, Dataset, distilled};
-use crate::eval::{self, Plan};
+use crate::eval::{self, Plan, Protocol};
 use crate::model::{ConvNet, ConvNetConfig};
 use crate::train;
 
@@ -105,21 +105,24 @@ impl TchBackend {
         let dataset_ref = train.dataset.as_ref().ok_or_else(|| invalid_spec("the train spec names no dataset"))?;
         let model_config = train.model.as_ref().ok_or_else(|| invalid_spec("the train spec names no model"))?;
         let evaluation = spec.evaluation.unwrap_or_default();
-        let plan = Plan {
-            test_samples: evaluation.test_samples as usize,
-            batch_size: match evaluation.batch_size {
-                0 => self.default_chunk(),
-                size => size as usize,
-            },
-            targets: spec.targeted.then(|| evaluation.target_policy()),
-            seed: train.seed,
-            device: self.device_description(),
+        let batch_size = match evaluation.batch_size {
+            0 => self.default_chunk(),
+            size => size as usize,
         };
+        let device_description = self.device_description();
         let device = self.device;
         let dataset = self.dataset(dataset_ref)?;
         let config = ConvNetConfig::new(model_config, &dataset.info)?;
         let mut model = ConvNet::from_checkpoint(&config, checkpoint, device)?;
         model.freeze();
+        let plan = Plan {
+            protocol: Protocol::prepare(evaluation.mode(), &mut model)?,
+            test_samples: evaluation.test_samples as usize,
+            batch_size,
+            targets: spec.targeted.then(|| evaluation.target_policy()),
+            seed: train.seed,
+            device: device_description,
+        };
         tch::manual_seed(i64::from(train.seed));
         Ok(eval::evaluate(&model, &dataset.test, dataset.info.classes as i64, attack.as_ref(), &plan, ctx)?)
     }

@@ -1,15 +1,30 @@
 //! Helpers for the tests on the real CIFAR-10 files in the shared data directory: the dataset
-//! reference, DC's distilled sets as train specs, and counting correct predictions.
+//! reference, the model pool's DM reference checkpoint, DC's distilled sets as train specs, and
+//! counting correct predictions.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use beard_agent::data::Split;
-use beard_agent::model::ConvNet;
+use beard_agent::data::{Split, dataset_info};
+use beard_agent::model::{ConvNet, ConvNetConfig};
 use beard_proto::v1::{
     Augmentation, DatasetRef, DistilledFile, DistilledSource, LrSchedule, NormKind, Optimizer, TrainSpec,
     TrainingConfig, distilled_source,
 };
-use tch::Kind;
+use tch::{Device, Kind};
+
+/// The model pool's DM checkpoint (CIFAR-10, IPC 50, width 128) the parity tests attack.
+pub const REFERENCE_CHECKPOINT: &str = "DM_ConvNet_CIFAR10_50_None.pth";
+
+/// [`REFERENCE_CHECKPOINT`]'s path and a frozen CPU model with its weights.
+pub fn reference_model(data: &Path) -> (PathBuf, ConvNet) {
+    let info = dataset_info("cifar10").expect("cifar10");
+    let config = ConvNetConfig::new(&super::model_config(128, NormKind::Instance), &info).expect("config");
+    let checkpoint = data.join("model_pool").join(REFERENCE_CHECKPOINT);
+    let bytes = std::fs::read(&checkpoint).expect("read the checkpoint");
+    let mut model = ConvNet::from_checkpoint(&config, &bytes, Device::Cpu).expect("checkpoint loads");
+    model.freeze();
+    (checkpoint, model)
+}
 
 pub fn cifar10(data: &Path) -> DatasetRef {
     DatasetRef { name: "cifar10".into(), root: data.join("cifar-10-batches-bin").display().to_string() }

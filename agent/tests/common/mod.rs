@@ -58,6 +58,7 @@ pub fn attack_spec(train: &TrainSpec, attack: AttackConfig, targeted: bool, samp
             test_samples: samples,
             batch_size: 64,
             target_policy: TargetPolicy::Next as i32,
+            ..Default::default()
         }),
     }
 }

@@ -59,7 +59,8 @@ pub fn accuracy(correct: &[bool]) -> f64 {
     100.0 * correct.iter().filter(|&&c| c).count() as f64 / correct.len().max(1) as f64
 }
 
-/// Our attack `run` on `images` in chunks of `chunk`, towards `targets` when targeted.
+/// Our attack `run` on `images` in chunks of `chunk`, towards `targets` when targeted; a sample
+/// is correct where the logits the attack returns (what a result shard records) say so.
 pub fn ours(
     attack: &dyn Attack,
     model: &ConvNet,
@@ -71,18 +72,19 @@ pub fn ours(
 ) -> Outcome {
     let count = images.size()[0];
     let started = std::time::Instant::now();
-    let mut chunks = Vec::new();
+    let (mut chunks, mut logits) = (Vec::new(), Vec::new());
     for start in (0..count).step_by(chunk as usize) {
         let length = chunk.min(count - start);
         let classes = if run.targeted { targets } else { labels }.narrow(0, start, length);
         let goal = if run.targeted { Goal::targeted(&classes) } else { Goal::untargeted(&classes) };
-        chunks.push(attack.perturb(model, &images.narrow(0, start, length), &goal).expect("attack runs").images);
+        let adversarial = attack.perturb(model, &images.narrow(0, start, length), &goal).expect("attack runs");
+        chunks.push(adversarial.images);
+        logits.push(adversarial.logits);
     }
     let seconds = started.elapsed().as_secs_f64();
-    let adversarial = Tensor::cat(&chunks, 0);
-    let predictions = tch::no_grad(|| model.forward(&adversarial, false).expect("forward")).argmax(1, false);
+    let predictions = Tensor::cat(&logits, 0).argmax(1, false);
     let correct = Vec::<bool>::try_from(predictions.eq_tensor(labels)).expect("correct");
-    Outcome { adversarial, correct, seconds }
+    Outcome { adversarial: Tensor::cat(&chunks, 0), correct, seconds }
 }
 
 /// torchattacks' outcomes of every run, from one script invocation.
@@ -172,6 +174,7 @@ pub fn compare(
     targets: &Tensor,
     chunk: i64,
 ) -> Vec<String> {
+    beard_agent::host_memory::keep_freed_memory(); // as the agent's binary does
     let theirs = Theirs::run(script_model, runs, images, labels, targets, chunk);
     println!("{}", theirs.stdout);
     let count = images.size()[0];

@@ -1,5 +1,6 @@
 //! `coordinator report SWEEP`: the report a running coordinator builds of a sweep — with
-//! `--with-import`, BEARD's logs ranked on the same boards — printed or written to a directory.
+//! `--with-import`, BEARD's logs ranked on its beard-compat boards — printed or written to a
+//! directory.
 
 use std::path::PathBuf;
 
@@ -15,7 +16,8 @@ pub(super) struct ReportArgs {
     sweep: String,
     #[command(flatten)]
     output: OutputArgs,
-    /// BEARD evaluation logs whose methods join the sweep's on the same boards.
+    /// BEARD evaluation logs whose methods join the sweep's on the same boards: the beard-compat
+    /// ones, since the logs' numbers come from BEARD's reference code.
     #[arg(long = "with-import", value_name = "FILE", num_args = 1..)]
     with_import: Vec<PathBuf>,
     #[command(flatten)]

@@ -15,7 +15,8 @@
 //! - scores: a report -> RR / AE / CREI per (method, dataset), per IPC and combined, the JSON
 //!   `--format json` prints.
 //!
-//! Imported settings are scored and rendered by [`crate::report`], exactly as a sweep's.
+//! Imported settings are scored and rendered by [`crate::report`], exactly as a sweep's, as
+//! numbers of the `beard-compat` evaluation mode: they come from BEARD's reference code.
 
 mod beard_logs;
 mod scores;

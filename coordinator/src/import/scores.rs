@@ -1,25 +1,28 @@
-//! A report -> RR / AE / CREI per (method, dataset): per IPC from the leaderboards and combined
-//! across IPCs from the multi-IPC tables. This is what `import-beard-logs --format json` prints:
+//! A report -> RR / AE / CREI per (method, dataset, evaluation mode): per IPC from the
+//! leaderboards and combined across IPCs from the multi-IPC tables. This is what
+//! `import-beard-logs --format json` prints (imported logs are all `beard-compat`):
 //!
 //! ```text
-//! {"method", "dataset", "per_ipc": {"<ipc>": {"targeted": {"RR", "AE", "CREI"}, "untargeted": {...}}},
+//! {"method", "dataset", "evaluation", "per_ipc": {"<ipc>": {"targeted": {"RR", "AE", "CREI"}, "untargeted": {...}}},
 //!  "combined": {"targeted": {...}, "untargeted": {...}}}
 //! ```
 //!
-//! one object for one (method, dataset), an array of them (by method, then dataset) for several.
+//! one object for one (method, dataset, evaluation mode), an array of them (by method, then
+//! dataset, then evaluation mode) for several.
 //! Values are in percent, unrounded; a mode without attacks is left out.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::report::{Ipc, Mode, Report};
+use crate::report::{Evaluation, Ipc, Mode, Report};
 
-/// The scores of one method on one dataset.
+/// The scores of one method on one dataset in one evaluation mode.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MethodScores {
     pub method: String,
     pub dataset: String,
+    pub evaluation: Evaluation,
     /// By IPC, ascending.
     pub per_ipc: BTreeMap<Ipc, ModeScores>,
     /// Pooled across the IPCs (the paper's RRM, AEM and their CREI).
@@ -55,32 +58,34 @@ pub struct PaperScores {
     pub crei: f64,
 }
 
-/// The scores of every (method, dataset) of a report, by method, then dataset.
+/// The scores of every (method, dataset, evaluation mode) of a report, by method, then dataset,
+/// then evaluation mode.
 pub fn scores(report: &Report) -> Vec<MethodScores> {
-    let mut all: BTreeMap<(&str, &str), MethodScores> = BTreeMap::new();
+    let mut all: BTreeMap<(&str, &str, Evaluation), MethodScores> = BTreeMap::new();
     for board in &report.leaderboards {
         for row in &board.rows {
             let scores = PaperScores { rr: row.rr, ae: row.ae, crei: row.crei };
-            entry(&mut all, &row.method, &board.dataset).per_ipc.entry(board.ipc).or_default().set(board.mode, scores);
+            let entry = entry(&mut all, (&row.method, &board.dataset, board.evaluation));
+            entry.per_ipc.entry(board.ipc).or_default().set(board.mode, scores);
         }
     }
     for table in &report.multi_ipc {
         for row in &table.rows {
             let scores = PaperScores { rr: row.rrm, ae: row.aem, crei: row.crei };
-            entry(&mut all, &row.method, &table.dataset).combined.set(row.mode, scores);
+            entry(&mut all, (&row.method, &table.dataset, row.evaluation)).combined.set(row.mode, scores);
         }
     }
     all.into_values().collect()
 }
 
 fn entry<'m, 'r>(
-    all: &'m mut BTreeMap<(&'r str, &'r str), MethodScores>,
-    method: &'r str,
-    dataset: &'r str,
+    all: &'m mut BTreeMap<(&'r str, &'r str, Evaluation), MethodScores>,
+    key: (&'r str, &'r str, Evaluation),
 ) -> &'m mut MethodScores {
-    all.entry((method, dataset)).or_insert_with(|| MethodScores {
-        method: method.to_owned(),
-        dataset: dataset.to_owned(),
+    all.entry(key).or_insert_with(|| MethodScores {
+        method: key.0.to_owned(),
+        dataset: key.1.to_owned(),
+        evaluation: key.2,
         per_ipc: BTreeMap::new(),
         combined: ModeScores::default(),
     })

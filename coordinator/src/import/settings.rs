@@ -11,13 +11,16 @@
 //! - a mode without any attack has no setting.
 //!
 //! A BEARD log describes one trained model, so every imported setting has the one seed
-//! [`LOGGED_SEED`]; the `±` of a line becomes the std of its cell.
+//! [`LOGGED_SEED`]; the `±` of a line becomes the std of its cell. The logs are written by BEARD's
+//! reference code, so every imported setting has the evaluation mode `beard-compat`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::ImportError;
 use super::beard_logs::{Column, LogLine};
-use crate::report::{Attack, AttackSummary, Ipc, Mode, SettingKey, SettingSummary, Stat, Summaries, Training};
+use crate::report::{
+    Attack, AttackSummary, Evaluation, Ipc, Mode, SettingKey, SettingSummary, Stat, Summaries, Training,
+};
 
 /// The seed every imported setting and attack is recorded under.
 pub(crate) const LOGGED_SEED: u32 = 0;
@@ -85,6 +88,7 @@ fn model_settings(model: &Model<'_>) -> Result<Vec<SettingSummary>, ImportError>
                 method: clean.method.clone(),
                 ipc: Ipc::PerClass(clean.ipc),
                 training: Training::Standard,
+                evaluation: Evaluation::BEARD_COMPAT,
                 mode,
             },
             seeds: seeds.clone(),

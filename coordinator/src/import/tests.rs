@@ -2,7 +2,7 @@
 //! the rules for clean values and unsupported targeted rows, errors, and golden renderings.
 
 use super::*;
-use crate::report::{Ipc, Mode, Stat, golden};
+use crate::report::{Evaluation, Ipc, Mode, Stat, golden};
 
 /// One logged attack: name, (targeted accuracy, seconds), (untargeted accuracy, seconds).
 pub(crate) type Logged = (&'static str, (f64, f64), (f64, f64));
@@ -70,8 +70,9 @@ fn imported_metrics_equal_hand_worked_numbers() {
     // Read back from the printed JSON, so that its shape is checked too.
     let json: serde_json::Value = serde_json::from_str(&scores_json(&scores(&report))).unwrap();
     let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["combined", "dataset", "method", "per_ipc"]);
+    assert_eq!(keys, ["combined", "dataset", "evaluation", "method", "per_ipc"]);
     assert_eq!((json["method"].as_str(), json["dataset"].as_str()), (Some("BACON"), Some("CIFAR10")));
+    assert_eq!(json["evaluation"], "beard-compat", "BEARD's reference code wrote these numbers");
     let ipcs: Vec<&String> = json["per_ipc"].as_object().unwrap().keys().collect();
     assert_eq!(ipcs, ["1", "10"]);
 
@@ -129,6 +130,19 @@ fn targeted_deepfool_and_autoattack_are_absent_and_clean_time_is_the_smaller() {
     }
     let untargeted_pgd = board(Mode::Untargeted).rows[0].attacks.iter().find(|cell| cell.attack == "pgd");
     assert_eq!(untargeted_pgd.map(|cell| (cell.robust_accuracy.mean, cell.time)), Some((20.0, 12.0)));
+}
+
+#[test]
+fn imported_numbers_are_labelled_beard_compat() {
+    let report = import_texts(&bacon_logs()).unwrap().report(MetricOptions::default());
+    assert!(report.leaderboards.iter().all(|board| board.evaluation == Evaluation::BEARD_COMPAT));
+    assert!(
+        report.multi_ipc.iter().flat_map(|table| &table.rows).all(|row| row.evaluation == Evaluation::BEARD_COMPAT)
+    );
+    let markdown = report.to_markdown();
+    assert!(markdown.contains("### IPC 1, untargeted, beard-compat evaluation\n"), "{markdown}");
+    assert!(!markdown.contains("standard evaluation"), "{markdown}");
+    assert!(report.to_csv().lines().skip(1).all(|line| line.split(',').nth(4) == Some("beard-compat")));
 }
 
 #[test]

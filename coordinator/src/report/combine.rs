@@ -1,5 +1,8 @@
 //! A sweep's results and imported BEARD logs in one report, so that a new method is ranked
-//! against published ones: the imported settings join the sweep's on the same boards.
+//! against published ones: the imported settings join the sweep's on the same boards. Imported
+//! numbers come from BEARD's reference code, so they are `beard-compat` numbers
+//! ([`crate::import`] gives them that evaluation mode): they share the boards of the sweep's
+//! `beard-compat` results, never those of its `standard` ones.
 //!
 //! - Datasets: BEARD logs name them as the reference code does (`CIFAR10`, `Tiny`); an imported
 //!   dataset takes the name of the sweep's dataset it spells (ignoring case and punctuation;

@@ -2,8 +2,10 @@
 //! every multi-IPC table and every adversarial-training table, one number per line, so that any
 //! spreadsheet or data-frame library can pivot it into whichever board it wants.
 //!
-//! Columns: `table,dataset,ipc,mode,rank,method,complete,quantity,value,std`; when the report has
-//! adversarially trained models, a `training` column (`standard` or `adversarial`) follows `mode`.
+//! Columns: `table,dataset,ipc,mode,evaluation,rank,method,complete,quantity,value,std`, where
+//! `evaluation` is the evaluation mode of the line's numbers (`standard` or `beard-compat`); when
+//! the report has adversarially trained models, a `training` column (`standard` or `adversarial`)
+//! follows `evaluation`.
 //!
 //! - `table` is `leaderboard`, `multi_ipc` or `adversarial_training`; `ipc` is the board's IPC
 //!   (`full` for the whole training split), or for `multi_ipc` the IPCs the row pools joined by
@@ -14,23 +16,25 @@
 //!   `crei`. Adversarial-training quantities, per side (the `training` column): `clean_accuracy`,
 //!   `rrm`, `aem`, `crei`.
 //! - The CREI-per-IPC tables (Tables 2 and 3) are not repeated: they are the `crei` lines of the
-//!   `leaderboard` rows, pivoted by `ipc`.
+//!   `leaderboard` rows, pivoted by `ipc`. Nor is the comparison of the evaluation modes: it is the
+//!   `clean_accuracy` and `<attack>_accuracy` lines of the `leaderboard` rows, pivoted by
+//!   `evaluation` (its Δ is the `beard-compat` value minus the `standard` one).
 //! - `std` is the sample std over seeds for accuracies and empty otherwise.
 //! - Numbers are written in full precision (the shortest text that reads back as the same
 //!   `f64`); accuracies and scores are in percent, times in the units of the time basis.
 //!
-//! Lines follow the report's order: leaderboards (datasets by name, standard training first, IPC
-//! ascending, untargeted first; rows by rank), then the multi-IPC tables, then the
-//! adversarial-training tables (standard side first). Lines end in `\n`; fields holding a comma,
+//! Lines follow the report's order: leaderboards (datasets by name, standard evaluation first,
+//! standard training first, IPC ascending, untargeted first; rows by rank), then the multi-IPC
+//! tables, then the adversarial-training tables (standard side first). Lines end in `\n`; fields holding a comma,
 //! quote or line break are quoted.
 
-use super::observe::{Mode, Stat, Training};
+use super::observe::{Evaluation, Mode, Stat, Training};
 use super::{AtScores, AtTable, Leaderboard, LeaderboardRow, MultiIpcTable, Report};
 
 pub(super) fn render(report: &Report) -> String {
     let with_training = report.leaderboards.iter().any(|board| !board.training.is_standard());
     let training = if with_training { ",training" } else { "" };
-    let mut out = format!("table,dataset,ipc,mode{training},rank,method,complete,quantity,value,std\n");
+    let mut out = format!("table,dataset,ipc,mode,evaluation{training},rank,method,complete,quantity,value,std\n");
     // The training column, when the report has one.
     let column = |training: Training| with_training.then_some(training);
     for board in &report.leaderboards {
@@ -53,6 +57,7 @@ struct RowFields<'a> {
     dataset: &'a str,
     ipc: String,
     mode: Mode,
+    evaluation: Evaluation,
     /// `None` when the report has no training column.
     training: Option<Training>,
     rank: Option<usize>,
@@ -68,6 +73,7 @@ impl RowFields<'_> {
             Some(escape(self.dataset)),
             Some(self.ipc.clone()),
             Some(self.mode.name().to_owned()),
+            Some(self.evaluation.name().to_owned()),
             training,
             Some(self.rank.map(|rank| rank.to_string()).unwrap_or_default()),
             Some(escape(self.method)),
@@ -87,6 +93,7 @@ fn leaderboard_row(out: &mut String, board: &Leaderboard, training: Option<Train
         dataset: &board.dataset,
         ipc: board.ipc.to_string(),
         mode: board.mode,
+        evaluation: board.evaluation,
         training,
         rank: Some(row.rank),
         method: &row.method,
@@ -113,6 +120,7 @@ fn multi_ipc(out: &mut String, table: &MultiIpcTable, column: &impl Fn(Training)
             dataset: &table.dataset,
             ipc: ipcs.join("+"),
             mode: row.mode,
+            evaluation: row.evaluation,
             training: column(row.training),
             rank: None,
             method: &row.method,
@@ -134,6 +142,7 @@ fn adversarial_training(out: &mut String, table: &AtTable) {
                 dataset: &table.dataset,
                 ipc: row.ipc.to_string(),
                 mode: row.mode,
+                evaluation: table.evaluation,
                 training: Some(training),
                 rank: None,
                 method: &row.method,

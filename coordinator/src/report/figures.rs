@@ -1,16 +1,20 @@
-//! Which charts a report has, and their data. Per dataset, training regime and mode: CREI
-//! against IPC (from the CREI-per-IPC table) and RRM and AEM per method (from the multi-IPC
-//! table). Per dataset and mode with models trained both ways: each setting's CREI under standard
-//! and adversarial training (from the adversarial-training table).
+//! Which charts a report has, and their data. Per dataset, evaluation mode, training regime and
+//! mode: CREI against IPC (from the CREI-per-IPC table) and RRM and AEM per method (from the
+//! multi-IPC table). Per dataset, evaluation mode and mode with models trained both ways: each
+//! setting's CREI under standard and adversarial training (from the adversarial-training table).
+//! Every title names its evaluation mode; file names of the standard regime and evaluation carry
+//! only the mode, the others add `-adversarial` and `-beard-compat`.
 //!
 //! The Full-size baseline — results on the whole training split, or the method named `full` — is
 //! a horizontal line on the CREI chart rather than a line over IPCs.
 
 use super::Report;
-use super::observe::{Ipc, Mode, Training};
+use super::compare::AtTable;
+use super::markdown::regime;
+use super::observe::{Evaluation, Ipc, Mode, Training};
 use super::per_ipc::{CreiPerIpcRow, CreiPerIpcTable};
 use super::plots::{BarGroup, Baseline, Chart, CreiByIpc, PairedBars, Series};
-use super::tables::{AtTable, MultiIpcTable};
+use super::tables::MultiIpcTable;
 
 /// The name BEARD gives its Full-size baseline.
 const FULL_METHOD: &str = "full";
@@ -32,10 +36,7 @@ pub fn figures(report: &Report) -> Vec<Figure> {
         let dataset = table.dataset.as_str();
         let stem = stems.of(dataset);
         for per_ipc in report.crei_per_ipc.iter().filter(|per_ipc| per_ipc.dataset == dataset) {
-            let setting = match per_ipc.training {
-                Training::Standard => per_ipc.mode.name().to_owned(),
-                Training::Adversarial => format!("{}-adversarial", per_ipc.mode.name()),
-            };
+            let setting = file_setting(per_ipc.mode, per_ipc.training, per_ipc.evaluation);
             figures.push(Figure {
                 stem: format!("{stem}-crei-by-ipc-{setting}"),
                 dataset: dataset.to_owned(),
@@ -44,14 +45,17 @@ pub fn figures(report: &Report) -> Vec<Figure> {
             figures.push(Figure {
                 stem: format!("{stem}-rrm-aem-{setting}"),
                 dataset: dataset.to_owned(),
-                chart: Chart::PairedBars(rrm_aem(table, per_ipc.training, per_ipc.mode)),
+                chart: Chart::PairedBars(rrm_aem(table, per_ipc.training, per_ipc.evaluation, per_ipc.mode)),
             });
         }
         for at in report.adversarial_training.iter().filter(|at| at.dataset == dataset) {
             for mode in [Mode::Untargeted, Mode::Targeted] {
                 if at.rows.iter().any(|row| row.mode == mode) {
                     figures.push(Figure {
-                        stem: format!("{stem}-adversarial-training-{}", mode.name()),
+                        stem: format!(
+                            "{stem}-adversarial-training-{}",
+                            file_setting(mode, Training::Standard, at.evaluation)
+                        ),
                         dataset: dataset.to_owned(),
                         chart: Chart::PairedBars(training_comparison(at, mode)),
                     });
@@ -62,12 +66,18 @@ pub fn figures(report: &Report) -> Vec<Figure> {
     figures
 }
 
-/// ", adversarial training" for the adversarial regime, nothing for the standard one.
-fn regime_suffix(training: Training) -> &'static str {
-    match training {
-        Training::Standard => "",
-        Training::Adversarial => ", adversarial training",
+/// The part of a file name that tells a chart's setting: the mode, then `-adversarial` and
+/// `-beard-compat` where they apply.
+fn file_setting(mode: Mode, training: Training, evaluation: Evaluation) -> String {
+    let mut setting = mode.name().to_owned();
+    if training == Training::Adversarial {
+        setting.push_str("-adversarial");
     }
+    if evaluation != Evaluation::STANDARD {
+        setting.push('-');
+        setting.push_str(evaluation.name());
+    }
+    setting
 }
 
 fn crei_by_ipc(table: &CreiPerIpcTable) -> CreiByIpc {
@@ -92,7 +102,12 @@ fn crei_by_ipc(table: &CreiPerIpcTable) -> CreiByIpc {
             lines.push(Series { label: row.method.clone(), points });
         }
     }
-    let title = format!("{}, {}{}: CREI against IPC", table.dataset, table.mode.name(), regime_suffix(table.training));
+    let title = format!(
+        "{}, {}{}: CREI against IPC",
+        table.dataset,
+        table.mode.name(),
+        regime(table.training, table.evaluation)
+    );
     CreiByIpc { title, lines, baselines }
 }
 
@@ -100,16 +115,21 @@ fn is_full_size(row: &CreiPerIpcRow, values: &[(Ipc, f64)]) -> bool {
     !values.is_empty() && (row.method == FULL_METHOD || values.iter().all(|(ipc, _)| *ipc == Ipc::Full))
 }
 
-fn rrm_aem(table: &MultiIpcTable, training: Training, mode: Mode) -> PairedBars {
+fn rrm_aem(table: &MultiIpcTable, training: Training, evaluation: Evaluation, mode: Mode) -> PairedBars {
     PairedBars {
-        title: format!("{}, {}{}: RRM and AEM pooled across IPCs", table.dataset, mode.name(), regime_suffix(training)),
+        title: format!(
+            "{}, {}{}: RRM and AEM pooled across IPCs",
+            table.dataset,
+            mode.name(),
+            regime(training, evaluation)
+        ),
         x_label: "Method".into(),
         y_label: "Score (%)".into(),
         series: ["RRM".into(), "AEM".into()],
         groups: table
             .rows
             .iter()
-            .filter(|row| row.training == training && row.mode == mode)
+            .filter(|row| row.training == training && row.evaluation == evaluation && row.mode == mode)
             .map(|row| BarGroup { label: row.method.clone(), values: [Some(row.rrm), Some(row.aem)] })
             .collect(),
     }
@@ -118,7 +138,12 @@ fn rrm_aem(table: &MultiIpcTable, training: Training, mode: Mode) -> PairedBars 
 /// Each setting's CREI under standard and adversarial training.
 fn training_comparison(table: &AtTable, mode: Mode) -> PairedBars {
     PairedBars {
-        title: format!("{}, {}: CREI with and without adversarial training", table.dataset, mode.name()),
+        title: format!(
+            "{}, {}, {} evaluation: CREI with and without adversarial training",
+            table.dataset,
+            mode.name(),
+            table.evaluation.name()
+        ),
         x_label: "Method (IPC)".into(),
         y_label: "CREI (%)".into(),
         series: ["Standard training".into(), "Adversarial training".into()],

@@ -1,6 +1,8 @@
-//! The report's `index.html`: the metric options, pickers for dataset / training / IPC / mode
-//! that switch the leaderboard shown, sortable tables (leaderboards, multi-IPC, CREI per IPC,
-//! adversarial training), the charts of the chosen dataset, and the provenance block. Styles and
+//! The report's `index.html`: the metric options, pickers for dataset / evaluation mode /
+//! training / IPC / mode that switch the leaderboard shown (evaluation and training only when the
+//! report has two), sortable tables (leaderboards, multi-IPC, CREI per IPC, adversarial training,
+//! evaluation modes side by side), the charts of the chosen dataset, and the provenance block.
+//! Every heading names the evaluation mode of its numbers, as the Markdown does. Styles and
 //! script are inlined; the page loads nothing but the charts beside it, so it works offline.
 //!
 //! Every value taken from the report is escaped by the template engine. Numeric cells show two
@@ -8,12 +10,13 @@
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use super::markdown::{ipc_heading, number, stat};
-use super::observe::{Mode, Stat, Training};
+use super::compare::{AtRow, AtScores, AtTable, EvaluatedAccuracy, EvaluationComparison};
+use super::markdown::{ipc_heading, number, regime, stat};
+use super::observe::{Evaluation, Mode, Stat};
 use super::per_ipc::CreiPerIpcTable;
 use super::plots::{HEIGHT, WIDTH};
 use super::provenance::Provenance;
-use super::tables::{AtScores, AtTable, Leaderboard, MultiIpcTable};
+use super::tables::{Leaderboard, MultiIpcTable};
 use super::{Report, figures::Figure};
 
 const STYLE: &str = include_str!("site/style.css");
@@ -58,12 +61,15 @@ pub(super) fn index(report: &Report, provenance: &Provenance, charts: &[Chart<'_
                     @for table in &report.multi_ipc {
                         section.dataset data-dataset=(table.dataset) {
                             h2 { (table.dataset) ": all IPCs" }
-                            (multi_ipc(table))
+                            @for evaluation in table.evaluations() { (multi_ipc(table, evaluation)) }
                             @for per_ipc in report.crei_per_ipc.iter().filter(|per_ipc| per_ipc.dataset == table.dataset) {
                                 (crei_per_ipc(per_ipc))
                             }
                             @for at in report.adversarial_training.iter().filter(|at| at.dataset == table.dataset) {
                                 (adversarial_training(at))
+                            }
+                            @for comparison in report.evaluation_modes.iter().filter(|comparison| comparison.dataset == table.dataset) {
+                                (evaluation_modes(comparison))
                             }
                             (figures(charts.iter().filter(|chart| chart.figure.dataset == table.dataset)))
                         }
@@ -102,6 +108,7 @@ fn distinct<T: PartialEq>(values: impl Iterator<Item = T>) -> Vec<T> {
 fn pickers(report: &Report) -> Markup {
     let boards = &report.leaderboards;
     let datasets = distinct(boards.iter().map(|board| board.dataset.as_str()));
+    let evaluations = distinct(boards.iter().map(|board| board.evaluation));
     let trainings = distinct(boards.iter().map(|board| board.training));
     let mut ipcs = distinct(boards.iter().map(|board| board.ipc));
     ipcs.sort();
@@ -109,6 +116,11 @@ fn pickers(report: &Report) -> Markup {
     html! {
         nav.controls aria-label="Choose a leaderboard" {
             label { "Dataset" select #pick-dataset { @for dataset in &datasets { option value=(dataset) { (dataset) } } } }
+            @if evaluations.len() > 1 {
+                label { "Evaluation" select #pick-evaluation {
+                    @for evaluation in &evaluations { option value=(evaluation.name()) { (evaluation.name()) } }
+                } }
+            }
             @if trainings.len() > 1 {
                 label { "Training" select #pick-training {
                     @for training in &trainings { option value=(training.name()) { (training.name()) } }
@@ -150,14 +162,13 @@ fn method_cell(method: &str, complete: bool) -> Markup {
 }
 
 fn leaderboard(board: &Leaderboard) -> Markup {
-    let training = match board.training {
-        Training::Standard => "",
-        Training::Adversarial => ", adversarial training",
-    };
     html! {
-        div.board data-dataset=(board.dataset) data-training=(board.training.name()) data-ipc=(board.ipc.to_string())
-            data-mode=(board.mode.name()) {
-            h3 { (board.dataset) ", " (ipc_heading(board.ipc)) ", " (board.mode.name()) (training) }
+        div.board data-dataset=(board.dataset) data-evaluation=(board.evaluation.name())
+            data-training=(board.training.name()) data-ipc=(board.ipc.to_string()) data-mode=(board.mode.name()) {
+            h3 {
+                (board.dataset) ", " (ipc_heading(board.ipc)) ", " (board.mode.name())
+                (regime(board.training, board.evaluation))
+            }
             div.table-wrap { table.sortable {
                 thead { tr {
                     (header("#", true)) (header("Method", false)) (header("Seeds", true)) (header("Clean", true))
@@ -197,18 +208,20 @@ fn leaderboard(board: &Leaderboard) -> Markup {
     }
 }
 
-fn multi_ipc(table: &MultiIpcTable) -> Markup {
-    let with_training = table.rows.iter().any(|row| !row.training.is_standard());
+/// The rows of `table` evaluated in `evaluation`.
+fn multi_ipc(table: &MultiIpcTable, evaluation: Evaluation) -> Markup {
+    let rows: Vec<_> = table.rows.iter().filter(|row| row.evaluation == evaluation).collect();
+    let with_training = rows.iter().any(|row| !row.training.is_standard());
     let ipcs: Vec<String> = table.ipcs.iter().map(ToString::to_string).collect();
     html! {
-        h3 { "RRM, AEM and CREI pooled across IPCs (" (ipcs.join(", ")) ")" }
+        h3 { "RRM, AEM and CREI pooled across IPCs (" (ipcs.join(", ")) "), " (evaluation.name()) " evaluation" }
         div.table-wrap { table.sortable {
             thead { tr {
                 (header("Method", false)) @if with_training { (header("Training", false)) } (header("Mode", false))
                 (header("IPCs", false)) (header("RRM", true)) (header("AEM", true)) (header("CREI", true))
             } }
             tbody {
-                @for row in &table.rows {
+                @for row in &rows {
                     tr class=[incomplete(row.complete)] {
                         (method_cell(&row.method, row.complete))
                         @if with_training { td { (row.training.name()) } }
@@ -223,12 +236,8 @@ fn multi_ipc(table: &MultiIpcTable) -> Markup {
 }
 
 fn crei_per_ipc(table: &CreiPerIpcTable) -> Markup {
-    let training = match table.training {
-        Training::Standard => "",
-        Training::Adversarial => ", adversarial training",
-    };
     html! {
-        h3 { "CREI per IPC, " (table.mode.name()) (training) }
+        h3 { "CREI per IPC, " (table.mode.name()) (regime(table.training, table.evaluation)) }
         div.table-wrap { table.sortable {
             thead { tr {
                 (header("Method", false))
@@ -247,10 +256,10 @@ fn crei_per_ipc(table: &CreiPerIpcTable) -> Markup {
 }
 
 fn adversarial_training(table: &AtTable) -> Markup {
-    let sides = |row: &super::tables::AtRow| [row.standard, row.adversarial];
+    let sides = |row: &AtRow| [row.standard, row.adversarial];
     let pick = |side: Option<AtScores>, value: fn(&AtScores) -> f64| side.as_ref().map(value);
     html! {
-        h3 { "Standard (std) vs adversarial training (AT)" }
+        h3 { "Standard (std) vs adversarial training (AT), " (table.evaluation.name()) " evaluation" }
         div.table-wrap { table.sortable {
             thead { tr {
                 (header("Method", false)) (header("IPC", false)) (header("Mode", false))
@@ -270,6 +279,41 @@ fn adversarial_training(table: &AtTable) -> Markup {
                         @for side in sides(row) { (value_cell(pick(side, |scores| scores.aem))) }
                         @for side in sides(row) { (value_cell(pick(side, |scores| scores.crei))) }
                         (value_cell(row.crei_change))
+                    }
+                }
+            }
+        } }
+    }
+}
+
+/// Every attack's robust accuracy under the standard and the beard-compat evaluation.
+fn evaluation_modes(table: &EvaluationComparison) -> Markup {
+    let (standard, compat) = (Evaluation::STANDARD.name(), Evaluation::BEARD_COMPAT.name());
+    let with_training = table.rows.iter().any(|row| !row.training.is_standard());
+    let pick = |side: Option<EvaluatedAccuracy>, value: fn(&EvaluatedAccuracy) -> Stat| side.as_ref().map(value);
+    html! {
+        h3 { "Evaluation modes: robust accuracy under " (standard) " vs " (compat) }
+        div.table-wrap { table.sortable {
+            thead { tr {
+                (header("Method", false)) (header("IPC", false)) @if with_training { (header("Training", false)) }
+                (header("Mode", false)) (header("Attack", false))
+                (header(&format!("Clean {standard}"), true)) (header(&format!("Clean {compat}"), true))
+                (header(&format!("Robust {standard}"), true)) (header(&format!("Robust {compat}"), true))
+                (header(&format!("Δ ({compat} − {standard})"), true))
+            } }
+            tbody {
+                @for row in &table.rows {
+                    @let sides = [row.standard, row.beard_compat];
+                    @let complete = sides.iter().flatten().all(|side| side.complete);
+                    tr class=[incomplete(complete)] {
+                        (method_cell(&row.method, complete))
+                        td { (ipc_heading(row.ipc)) }
+                        @if with_training { td { (row.training.name()) } }
+                        td { (row.mode.name()) }
+                        td { (row.attack) }
+                        @for side in sides { (stat_cell(pick(side, |side| side.clean_accuracy))) }
+                        @for side in sides { (stat_cell(pick(side, |side| side.robust_accuracy))) }
+                        (value_cell(row.difference))
                     }
                 }
             }

@@ -1,15 +1,19 @@
 //! The Markdown rendering of a [`Report`]: a title with the metric options, then per dataset its
-//! leaderboards, its multi-IPC table and, when it has models trained both ways, its
-//! adversarial-training table. Numbers have two decimals; seed statistics read `mean ± std`; an
-//! absent result reads `—` and an incomplete row is starred and explained. The whole training
-//! split reads `Full-size` in headings and `full` in IPC lists; adversarially trained boards say
-//! so in their heading, and the multi-IPC table gains a Training column when it has such rows.
-//! The CREI-per-IPC tables (one per mode) follow the multi-IPC table.
+//! leaderboards, its multi-IPC table (one per evaluation mode), its CREI-per-IPC tables, when it
+//! has models trained both ways its adversarial-training tables, and when it has settings
+//! evaluated both ways the comparison of the evaluation modes. Numbers have two decimals; seed
+//! statistics read `mean ± std`; an absent result reads `—` and an incomplete row is starred and
+//! explained. The whole training split reads `Full-size` in headings and `full` in IPC lists.
+//! Every heading names the evaluation mode of its numbers (`standard evaluation`, `beard-compat
+//! evaluation`); adversarially trained boards say so in their heading, and a multi-IPC table
+//! gains a Training column when it has such rows.
 
 use std::fmt::{Display, Write};
 
-use super::observe::{Ipc, Stat, Training};
-use super::{AtScores, AtTable, CreiPerIpcTable, Leaderboard, MultiIpcTable, Report};
+use super::observe::{Evaluation, Ipc, Stat, Training};
+use super::{
+    AtScores, AtTable, CreiPerIpcTable, EvaluatedAccuracy, EvaluationComparison, Leaderboard, MultiIpcTable, Report,
+};
 use crate::metrics::{RrVariant, TimeBasis};
 
 pub(super) fn render(report: &Report) -> String {
@@ -23,12 +27,17 @@ pub(super) fn render(report: &Report) -> String {
         for board in report.leaderboards.iter().filter(|board| board.dataset == table.dataset) {
             leaderboard(&mut out, board);
         }
-        multi_ipc(&mut out, table);
+        for evaluation in table.evaluations() {
+            multi_ipc(&mut out, table, evaluation);
+        }
         for per_ipc in report.crei_per_ipc.iter().filter(|per_ipc| per_ipc.dataset == table.dataset) {
             crei_per_ipc(&mut out, per_ipc);
         }
         for at in report.adversarial_training.iter().filter(|at| at.dataset == table.dataset) {
             adversarial_training(&mut out, at);
+        }
+        for comparison in report.evaluation_modes.iter().filter(|comparison| comparison.dataset == table.dataset) {
+            evaluation_modes(&mut out, comparison);
         }
     }
     out
@@ -68,11 +77,7 @@ fn header(out: &mut String, report: &Report) {
 
 fn leaderboard(out: &mut String, board: &Leaderboard) {
     let size = ipc_heading(board.ipc);
-    let training = match board.training {
-        Training::Standard => "",
-        Training::Adversarial => ", adversarial training",
-    };
-    let _ = write!(out, "\n### {size}, {}{training}\n\n", board.mode.name());
+    let _ = write!(out, "\n### {size}, {}{}\n\n", board.mode.name(), regime(board.training, board.evaluation));
     let attacks: String = board.attacks.iter().map(|attack| format!(" {attack} |")).collect();
     let rules = " --: |".repeat(board.attacks.len());
     let _ = writeln!(out, "| # | Method | Seeds | Clean |{attacks} RR | AE | CREI |");
@@ -116,13 +121,20 @@ fn leaderboard(out: &mut String, board: &Leaderboard) {
     }
 }
 
-fn multi_ipc(out: &mut String, table: &MultiIpcTable) {
-    let _ = write!(out, "\n### All IPCs ({}): RRM, AEM, CREI pooled across IPCs\n\n", list(&table.ipcs));
-    let with_training = table.rows.iter().any(|row| !row.training.is_standard());
+/// The rows of `table` evaluated in `evaluation`.
+fn multi_ipc(out: &mut String, table: &MultiIpcTable, evaluation: Evaluation) {
+    let _ = write!(
+        out,
+        "\n### All IPCs ({}), {} evaluation: RRM, AEM, CREI pooled across IPCs\n\n",
+        list(&table.ipcs),
+        evaluation.name()
+    );
+    let rows: Vec<_> = table.rows.iter().filter(|row| row.evaluation == evaluation).collect();
+    let with_training = rows.iter().any(|row| !row.training.is_standard());
     let (training_header, training_rule) = if with_training { (" Training |", " :-- |") } else { ("", "") };
     let _ = writeln!(out, "| Method |{training_header} Mode | IPCs | RRM | AEM | CREI |");
     let _ = writeln!(out, "| :-- |{training_rule} :-- | :-- | --: | --: | --: |");
-    for row in &table.rows {
+    for row in &rows {
         let star = if row.complete { "" } else { "*" };
         let training = if with_training { format!(" {} |", row.training.name()) } else { String::new() };
         let _ = writeln!(
@@ -136,15 +148,14 @@ fn multi_ipc(out: &mut String, table: &MultiIpcTable) {
             number(row.crei),
         );
     }
-    if table.rows.iter().any(|row| !row.complete) {
+    if rows.iter().any(|row| !row.complete) {
         out.push_str("\n\\* pooled over incomplete results (an IPC, attack or seed is missing).\n");
     }
 }
 
-/// The paper's Tables 2 and 3: CREI per method and IPC, for one mode (and regime).
+/// The paper's Tables 2 and 3: CREI per method and IPC, for one mode (and regime and evaluation).
 fn crei_per_ipc(out: &mut String, table: &CreiPerIpcTable) {
-    let training = if table.training.is_standard() { "" } else { ", adversarial training" };
-    let _ = write!(out, "\n### CREI per IPC, {}{training}\n\n", table.mode.name());
+    let _ = write!(out, "\n### CREI per IPC, {}{}\n\n", table.mode.name(), regime(table.training, table.evaluation));
     let columns: String = table.ipcs.iter().map(|ipc| format!(" {} |", ipc_heading(*ipc))).collect();
     let _ = writeln!(out, "| Method |{columns}");
     let _ = writeln!(out, "| :-- |{}", " --: |".repeat(table.ipcs.len()));
@@ -154,6 +165,16 @@ fn crei_per_ipc(out: &mut String, table: &CreiPerIpcTable) {
             row.crei.iter().map(|crei| format!(" {} |", crei.map_or_else(|| "—".to_owned(), number))).collect();
         let _ = writeln!(out, "| {}{star} |{cells}", escape(&row.method));
     }
+}
+
+/// What a heading says after the mode: `, adversarial training` for that regime, then the
+/// evaluation mode (`, standard evaluation`, `, beard-compat evaluation`).
+pub(super) fn regime(training: Training, evaluation: Evaluation) -> String {
+    let training = match training {
+        Training::Standard => "",
+        Training::Adversarial => ", adversarial training",
+    };
+    format!("{training}, {} evaluation", evaluation.name())
 }
 
 /// `IPC n`, or `Full-size` for the whole training split.
@@ -166,7 +187,11 @@ pub(super) fn ipc_heading(ipc: Ipc) -> String {
 
 /// The paper's Table 4: each setting's scores without (std) and with adversarial training (AT).
 fn adversarial_training(out: &mut String, table: &AtTable) {
-    out.push_str("\n### Adversarial training: standard (std) vs adversarial (AT)\n\n");
+    let _ = write!(
+        out,
+        "\n### Adversarial training: standard (std) vs adversarial (AT), {} evaluation\n\n",
+        table.evaluation.name()
+    );
     out.push_str(
         "| Method | IPC | Mode | Clean std | Clean AT | RRM std | RRM AT | AEM std | AEM AT | CREI std | CREI AT | \
          Δ CREI |\n",
@@ -196,6 +221,47 @@ fn adversarial_training(out: &mut String, table: &AtTable) {
     }
     if table.rows.iter().any(|row| [row.standard, row.adversarial].iter().flatten().any(|side| !side.complete)) {
         out.push_str("\n\\* a side misses results (an attack or a seed).\n");
+    }
+}
+
+/// The evaluation modes side by side: every attack's robust accuracy under standard and under
+/// beard-compat, and beard-compat minus standard (Δ).
+fn evaluation_modes(out: &mut String, table: &EvaluationComparison) {
+    let (standard, compat) = (Evaluation::STANDARD.name(), Evaluation::BEARD_COMPAT.name());
+    let _ = write!(out, "\n### Evaluation modes: robust accuracy under {standard} vs {compat}\n\n");
+    let with_training = table.rows.iter().any(|row| !row.training.is_standard());
+    let (training_header, training_rule) = if with_training { (" Training |", " :-- |") } else { ("", "") };
+    let _ = writeln!(
+        out,
+        "| Method | IPC |{training_header} Mode | Attack | Clean {standard} | Clean {compat} | Robust {standard} | \
+         Robust {compat} | Δ ({compat} − {standard}) |"
+    );
+    let _ = writeln!(out, "| :-- | :-- |{training_rule} :-- | :-- |{}", " --: |".repeat(5));
+    for row in &table.rows {
+        let sides = [row.standard, row.beard_compat];
+        let complete = sides.iter().flatten().all(|side| side.complete);
+        let star = if complete { "" } else { "*" };
+        let side = |pick: fn(&EvaluatedAccuracy) -> Stat| {
+            sides
+                .iter()
+                .map(|side| format!(" {} |", side.as_ref().map_or_else(|| "—".to_owned(), |side| stat(pick(side)))))
+                .collect::<String>()
+        };
+        let training = if with_training { format!(" {} |", row.training.name()) } else { String::new() };
+        let _ = writeln!(
+            out,
+            "| {}{star} | {} |{training} {} | {} |{}{} {} |",
+            escape(&row.method),
+            row.ipc,
+            row.mode.name(),
+            row.attack,
+            side(|side| side.clean_accuracy),
+            side(|side| side.robust_accuracy),
+            row.difference.map_or_else(|| "—".to_owned(), number),
+        );
+    }
+    if table.rows.iter().any(|row| [row.standard, row.beard_compat].iter().flatten().any(|side| !side.complete)) {
+        out.push_str("\n\\* a side misses seeds of this attack.\n");
     }
 }
 

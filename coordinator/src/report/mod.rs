@@ -1,5 +1,7 @@
-//! Result shards -> the BEARD report: leaderboards per (dataset, IPC, mode) and the multi-IPC
-//! table per dataset, as JSON, Markdown and CSV.
+//! Result shards -> the BEARD report: leaderboards per (dataset, evaluation mode, training regime,
+//! IPC, mode) and the multi-IPC table per dataset, as JSON, Markdown and CSV. Every number is
+//! labelled with its evaluation mode (`standard` or `beard-compat`), and a dataset evaluated in
+//! both modes gets a table setting them side by side.
 //!
 //! # Layout
 //!
@@ -7,6 +9,8 @@
 //! - observe: grouping into settings, averaging over seeds, the clean-time rule;
 //!   [`observations`] exposes the resulting metric inputs for independent recomputation.
 //! - tables: leaderboards and multi-IPC tables, scored with [`crate::metrics`].
+//! - compare: side-by-side tables read off the leaderboards — standard vs adversarial training,
+//!   standard vs beard-compat evaluation.
 //! - markdown: the human-readable rendering.
 //! - csv: the machine-readable rendering, one long-format table.
 //! - per_ipc: the CREI-per-IPC tables (Tables 2 and 3), read off the leaderboards.
@@ -21,6 +25,7 @@
 //! through [`assemble`].
 
 mod combine;
+mod compare;
 mod csv;
 mod figures;
 mod html;
@@ -46,16 +51,15 @@ use serde::Serialize;
 use crate::metrics::MetricOptions;
 
 pub use combine::build_with_imports;
+pub use compare::{AtRow, AtScores, AtTable, EvaluatedAccuracy, EvaluationComparison, EvaluationRow};
 pub use observe::{ATTACK_ORDER, Mode, SettingKey, Stat, observations};
 pub(crate) use observe::{Attack, AttackSummary, SettingSummary, Summaries};
-pub use observe::{Ipc, Training};
+pub use observe::{Evaluation, Ipc, Training};
 pub use per_ipc::{CreiPerIpcRow, CreiPerIpcTable};
 pub use plots::PlotError;
 pub use provenance::{DeviceResults, Provenance, SourceFile};
 pub use site::{SiteFile, site};
-pub use tables::{
-    AtRow, AtScores, AtTable, AttackCell, Leaderboard, LeaderboardRow, MissingAttack, MultiIpcRow, MultiIpcTable,
-};
+pub use tables::{AttackCell, Leaderboard, LeaderboardRow, MissingAttack, MultiIpcRow, MultiIpcTable};
 
 /// What a report is built from: a sweep's accepted attack results, in any order, each once.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,16 +80,22 @@ pub struct Report {
     pub results: usize,
     /// Results left out because their spec names no dataset or no attack.
     pub unplaced_results: usize,
-    /// Datasets by name, then IPC ascending, untargeted before targeted.
+    /// Datasets by name, then standard evaluation first, standard training first, IPC ascending,
+    /// untargeted before targeted.
     pub leaderboards: Vec<Leaderboard>,
     /// One per dataset, datasets by name.
     pub multi_ipc: Vec<MultiIpcTable>,
-    /// CREI per IPC (Tables 2 and 3): per dataset (as `multi_ipc`), training regime and mode.
+    /// CREI per IPC (Tables 2 and 3): per dataset (as `multi_ipc`), evaluation mode, training
+    /// regime and mode.
     pub crei_per_ipc: Vec<CreiPerIpcTable>,
-    /// Standard vs adversarial training (the paper's Table 4), one per dataset that has models
-    /// trained both ways; empty (and absent from the JSON) otherwise.
+    /// Standard vs adversarial training (the paper's Table 4), one per dataset and evaluation
+    /// mode that has models trained both ways; empty (and absent from the JSON) otherwise.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub adversarial_training: Vec<AtTable>,
+    /// Robust accuracies under the standard and the beard-compat evaluation side by side, one per
+    /// dataset that has settings evaluated both ways; empty (and absent from the JSON) otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evaluation_modes: Vec<EvaluationComparison>,
 }
 
 /// Builds the report of an input.
@@ -97,7 +107,8 @@ pub fn build(input: &ReportInput) -> Report {
 /// `summaries` scored with `options`, methods in `method_order` first.
 pub(crate) fn assemble(name: &str, options: MetricOptions, method_order: &[String], summaries: &Summaries) -> Report {
     let (leaderboards, multi_ipc) = tables::tables(&summaries.settings, &options, method_order);
-    let adversarial_training = tables::adversarial_training(&leaderboards, method_order);
+    let adversarial_training = compare::adversarial_training(&leaderboards, method_order);
+    let evaluation_modes = compare::evaluation_modes(&leaderboards, method_order);
     let crei_per_ipc = per_ipc::tables(&leaderboards, &multi_ipc);
     Report {
         sweep_name: name.to_owned(),
@@ -108,6 +119,7 @@ pub(crate) fn assemble(name: &str, options: MetricOptions, method_order: &[Strin
         multi_ipc,
         crei_per_ipc,
         adversarial_training,
+        evaluation_modes,
     }
 }
 
@@ -118,7 +130,7 @@ impl Report {
         serde_json::to_string_pretty(self).expect("a report always serializes to JSON")
     }
 
-    /// The report as Markdown: options, then per dataset its leaderboards and multi-IPC table.
+    /// The report as Markdown: options, then per dataset its leaderboards and tables.
     pub fn to_markdown(&self) -> String {
         markdown::render(self)
     }

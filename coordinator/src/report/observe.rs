@@ -1,21 +1,26 @@
-//! Result shards -> one summary per setting (dataset, method, IPC, training regime, mode).
+//! Result shards -> one summary per setting (dataset, method, IPC, training regime, evaluation
+//! mode, targeted or not).
 //!
 //! A model trained on the whole training split (`full` source) has the IPC [`Ipc::Full`]; one
 //! trained with adversarial training (its train spec's `adversarial` config) the regime
-//! [`Training::Adversarial`].
+//! [`Training::Adversarial`]; an attack evaluated the way BEARD's reference code does (its spec's
+//! evaluation mode) the [`Evaluation`] `beard-compat`, so that its numbers never mix with those of
+//! the standard threat model.
 //!
 //! Per setting and seed, the clean accuracy and clean time are the means over that seed's shards
 //! in the setting, and each attack's robust accuracy and time the mean over its shards (one, when
 //! the caller passes each accepted task once). Over seeds, accuracies are mean ± sample std and
 //! times are means. The clean time t_c of a setting is the smaller of the mean clean times of the
-//! targeted and untargeted settings of the same (dataset, method, IPC, regime), where both exist.
+//! targeted and untargeted settings of the same (dataset, method, IPC, regime, evaluation mode),
+//! where both exist.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use std::fmt;
 
 use beard_proto::describe::attack_name;
-use beard_proto::v1::{AttackConfig, AttackShard, AttackSpec, TrainSpec, distilled_source};
+use beard_proto::evaluation::mode_name;
+use beard_proto::v1::{AttackConfig, AttackShard, AttackSpec, EvaluationMode, TrainSpec, distilled_source};
 use serde::{Serialize, Serializer};
 
 use super::ReportInput;
@@ -146,6 +151,32 @@ impl Training {
     }
 }
 
+/// The threat model a setting's attacks ran under: its attack specs' evaluation mode, `standard`
+/// or `beard-compat` (BEARD's reference pipeline), named and serialized as [`mode_name`] spells
+/// it. Standard sorts first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Evaluation(pub EvaluationMode);
+
+impl Evaluation {
+    pub const STANDARD: Self = Self(EvaluationMode::Standard);
+    pub const BEARD_COMPAT: Self = Self(EvaluationMode::BeardCompat);
+
+    /// The mode of an attack spec; standard when the spec records none.
+    pub fn of(spec: &AttackSpec) -> Self {
+        Self(spec.evaluation.as_ref().map_or(EvaluationMode::Standard, |evaluation| evaluation.mode()))
+    }
+
+    pub fn name(self) -> &'static str {
+        mode_name(self.0)
+    }
+}
+
+impl Serialize for Evaluation {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
 /// One model setting: the unit the metrics score.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct SettingKey {
@@ -154,6 +185,7 @@ pub struct SettingKey {
     pub ipc: Ipc,
     #[serde(skip_serializing_if = "Training::is_standard")]
     pub training: Training,
+    pub evaluation: Evaluation,
     pub mode: Mode,
 }
 
@@ -272,6 +304,7 @@ fn place(spec: &AttackSpec) -> Option<Place> {
         method: train.method.clone(),
         ipc: Ipc::of(train),
         training: Training::of(train),
+        evaluation: Evaluation::of(spec),
         mode: Mode::of(spec.targeted),
     };
     Some(Place { key, seed: train.seed, attack })

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use beard_proto::keys::sha256_hex;
-use beard_proto::v1::{AttackShard, AttackSpec, EvaluationConfig, TargetPolicy};
+use beard_proto::v1::{AttackShard, AttackSpec, EvaluationConfig, EvaluationMode, TargetPolicy};
 
 /// The commit of beard-rs this binary was built from (`unknown` outside a git checkout).
 pub const BUILD_COMMIT: &str = env!("BEARD_GIT_COMMIT");
@@ -82,7 +82,8 @@ impl Provenance {
                 sha256: sha256_hex(text.as_bytes()),
             });
         }
-        let imported = "imported BEARD logs: evaluated by BEARD's reference code (its own threat model and timing)";
+        let imported = "imported BEARD logs: beard-compat numbers, evaluated by BEARD's reference code (its own \
+                        threat model and timing)";
         if !self.evaluation.iter().any(|line| line == imported) {
             self.evaluation.push(imported.to_owned());
         }
@@ -90,21 +91,32 @@ impl Provenance {
     }
 }
 
-/// One line on how a sweep's agents evaluated: the standard threat model, the test images and
-/// the target policy.
+/// One line on how a sweep's agents evaluated: the evaluation mode, the test images and the
+/// target policy.
 fn describe_evaluation(config: Option<&EvaluationConfig>) -> String {
     let Some(config) = config else { return "sweep results: evaluation settings not recorded".to_owned() };
     let images = match config.test_samples {
         0 => "the whole test split".to_owned(),
         count => format!("the first {count} test images"),
     };
-    let policy = match config.target_policy() {
+    let (mode, policy) = match config.mode() {
+        EvaluationMode::Standard => ("standard evaluation (attacks in pixel space)", target_policy(config)),
+        EvaluationMode::BeardCompat => (
+            "beard-compat evaluation (BEARD's reference pipeline: attacks on normalized images clamped to [0, 1])",
+            "(y + 1) mod 10",
+        ),
+    };
+    format!("sweep results: {mode} on {images}; targeted attacks aim at {policy}")
+}
+
+/// The target class of a standard evaluation, in words.
+fn target_policy(config: &EvaluationConfig) -> &'static str {
+    match config.target_policy() {
         TargetPolicy::Unspecified => "the agent's default target class",
         TargetPolicy::Next => "the next class",
         TargetPolicy::Random => "a random class",
         TargetPolicy::LeastLikely => "the least likely class",
-    };
-    format!("sweep results: standard evaluation (attacks in pixel space) on {images}; targeted attacks aim at {policy}")
+    }
 }
 
 #[cfg(test)]
@@ -113,12 +125,13 @@ mod tests {
 
     use super::*;
 
-    fn result(device: &str, test_samples: u32) -> (AttackSpec, AttackShard) {
+    fn result(device: &str, test_samples: u32, mode: EvaluationMode) -> (AttackSpec, AttackShard) {
         let spec = AttackSpec {
             evaluation: Some(EvaluationConfig {
                 test_samples,
                 batch_size: 64,
                 target_policy: TargetPolicy::Next as i32,
+                mode: mode as i32,
             }),
             ..Default::default()
         };
@@ -127,17 +140,28 @@ mod tests {
 
     #[test]
     fn devices_are_counted_and_evaluation_settings_listed_once() {
-        let results = [result("cuda:0 (H100)", 0), result("cpu", 0), result("cuda:0 (H100)", 64), result("", 0)];
+        let standard = EvaluationMode::Standard;
+        let results = [
+            result("cuda:0 (H100)", 0, standard),
+            result("cpu", 0, standard),
+            result("cuda:0 (H100)", 64, standard),
+            result("", 0, standard),
+            result("cpu", 0, EvaluationMode::BeardCompat),
+        ];
         let provenance = Provenance::default().with_sweep("sweep.yaml", "name: x\n", &results);
         assert_eq!(provenance.sources[0].name, "sweep.yaml");
         assert_eq!(provenance.sources[0].sha256, sha256_hex(b"name: x\n"));
         let devices: Vec<(&str, usize)> =
             provenance.devices.iter().map(|device| (device.device.as_str(), device.results)).collect();
-        assert_eq!(devices, [("cpu", 1), ("cuda:0 (H100)", 2), ("unknown", 1)]);
-        assert_eq!(provenance.evaluation.len(), 2, "{:?}", provenance.evaluation);
-        assert!(provenance.evaluation[0].contains("the whole test split"));
+        assert_eq!(devices, [("cpu", 2), ("cuda:0 (H100)", 2), ("unknown", 1)]);
+        assert_eq!(provenance.evaluation.len(), 3, "{:?}", provenance.evaluation);
+        assert!(
+            provenance.evaluation[0].contains("standard evaluation (attacks in pixel space) on the whole test split")
+        );
         assert!(provenance.evaluation[1].contains("the first 64 test images"));
         assert!(provenance.evaluation[1].contains("aim at the next class"));
+        assert!(provenance.evaluation[2].contains("beard-compat evaluation (BEARD's reference pipeline"));
+        assert!(provenance.evaluation[2].contains("aim at (y + 1) mod 10"));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! page escapes names, the combined report ranks imported methods with the sweep's, and golden
 //! renderings of the new table and of `index.html`.
 
-use super::tests::{Cell, golden_input, input, result, shard, with_adversarial_training};
+use super::tests::{
+    Cell, compat, golden_input, input, result, shard, with_adversarial_training, with_both_evaluations,
+};
 use super::*;
 use crate::import::tests::{BACON_IPC1, log};
 use crate::import::{LogFile, import};
@@ -57,7 +59,10 @@ fn crei_per_ipc_tables_are_the_leaderboards_crei_by_method_and_ipc() {
     assert_eq!(untargeted.rows[1].crei[1], None);
     assert!(!untargeted.rows[2].complete, "dm misses a seed at IPC 10");
     let markdown = report.to_markdown();
-    assert!(markdown.contains("### CREI per IPC, untargeted\n\n| Method | IPC 1 | IPC 10 |"), "{markdown}");
+    assert!(
+        markdown.contains("### CREI per IPC, untargeted, standard evaluation\n\n| Method | IPC 1 | IPC 10 |"),
+        "{markdown}"
+    );
     assert!(markdown.contains("| dsa* | "), "{markdown}");
 }
 
@@ -83,6 +88,50 @@ fn golden_html_index_and_the_site_files() {
         assert!(index.contains(&format!("src=\"{path}\"")), "the page shows {path}");
     }
     assert!(!index.contains("http://") && !index.contains("https://"), "nothing is loaded from the network");
+    assert!(!index.contains("pick-evaluation"), "one evaluation mode: no evaluation picker");
+}
+
+#[test]
+fn both_evaluation_modes_get_a_picker_labelled_tables_and_their_own_charts() {
+    let report = build(&input(with_both_evaluations()));
+    let files = site(&report, &Provenance::default(), false).unwrap();
+    let paths: Vec<&str> = files.iter().map(|file| file.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "index.html",
+            "plots/cifar10-crei-by-ipc-untargeted.svg",
+            "plots/cifar10-rrm-aem-untargeted.svg",
+            "plots/cifar10-crei-by-ipc-targeted.svg",
+            "plots/cifar10-rrm-aem-targeted.svg",
+            "plots/cifar10-crei-by-ipc-untargeted-beard-compat.svg",
+            "plots/cifar10-rrm-aem-untargeted-beard-compat.svg",
+        ]
+    );
+    let chart = text(file(&files, "plots/cifar10-rrm-aem-untargeted-beard-compat.svg"));
+    assert!(chart.contains("cifar10, untargeted, beard-compat evaluation: RRM and AEM pooled across IPCs"));
+    assert!(chart.contains("\ndc\n") && !chart.contains("\ndm\n"), "dm has no beard-compat results");
+    let standard_chart = text(file(&files, "plots/cifar10-crei-by-ipc-untargeted.svg"));
+    assert!(standard_chart.contains("cifar10, untargeted, standard evaluation: CREI against IPC"));
+
+    let index = text(&files[0]);
+    assert!(index.contains("id=\"pick-evaluation\""), "an evaluation picker with both modes");
+    assert!(index.contains("<option value=\"beard-compat\">beard-compat</option>"), "{index}");
+    assert_eq!(index.matches("data-evaluation=\"beard-compat\"").count(), 1, "one beard-compat board");
+    assert_eq!(index.matches("data-evaluation=\"standard\"").count(), 2, "two standard boards");
+    for heading in [
+        "<h3>cifar10, IPC 10, untargeted, beard-compat evaluation</h3>",
+        "<h3>cifar10, IPC 10, targeted, standard evaluation</h3>",
+        "<h3>RRM, AEM and CREI pooled across IPCs (10), standard evaluation</h3>",
+        "<h3>RRM, AEM and CREI pooled across IPCs (10), beard-compat evaluation</h3>",
+        "<h3>CREI per IPC, untargeted, beard-compat evaluation</h3>",
+        "<h3>Evaluation modes: robust accuracy under standard vs beard-compat</h3>",
+    ] {
+        assert!(index.contains(heading), "{heading}");
+    }
+    // The comparison's fgsm row: 32 under standard, 43 under beard-compat, 11 points apart.
+    assert!(index.contains("<td class=\"num\" data-value=\"11\">11.00</td>"), "{index}");
+    assert!(index.contains("data-value=\"43\">43.00 ± 4.24<"), "{index}");
 }
 
 #[test]
@@ -91,9 +140,13 @@ fn charts_carry_titles_axis_labels_and_a_legend_entry_per_method() {
     let files = site(&report, &Provenance::default(), false).unwrap();
     let crei = text(file(&files, "plots/cifar10-crei-by-ipc-untargeted.svg"));
     assert!(crei.starts_with("<svg"), "{}", &crei[..80.min(crei.len())]);
-    for label in
-        ["cifar10, untargeted: CREI against IPC", "Images per class (IPC, log scale)", "CREI (%)", "\ndc\n", "\ndm\n"]
-    {
+    for label in [
+        "cifar10, untargeted, standard evaluation: CREI against IPC",
+        "Images per class (IPC, log scale)",
+        "CREI (%)",
+        "\ndc\n",
+        "\ndm\n",
+    ] {
         assert!(crei.contains(label), "{label} in the CREI chart");
     }
     let bars = text(file(&files, "plots/cifar10-rrm-aem-targeted.svg"));
@@ -166,7 +219,7 @@ fn the_page_escapes_every_name() {
 }
 
 #[test]
-fn imported_logs_join_the_sweep_boards_and_a_clashing_name_is_marked() {
+fn imported_logs_join_the_sweep_beard_compat_boards_and_a_clashing_name_is_marked() {
     let logs = [
         ("bacon.log".to_owned(), log("BACON", "CIFAR10", 1, &BACON_IPC1)),
         ("dm.log".to_owned(), log("dm", "CIFAR10", 1, &BACON_IPC1)),
@@ -174,31 +227,68 @@ fn imported_logs_join_the_sweep_boards_and_a_clashing_name_is_marked() {
     ];
     let files: Vec<LogFile<'_>> = logs.iter().map(|(name, text)| LogFile { name, text }).collect();
     let imported = import(&files).expect("the logs parse");
-    let input = golden_input();
+    // The golden sweep evaluated in both modes.
+    let mut input = golden_input();
+    let compat_results: Vec<_> = input.results.iter().cloned().map(compat).collect();
+    input.results.extend(compat_results);
     let report = build_with_imports(&input, &imported);
-    let board = report
-        .leaderboards
-        .iter()
-        .find(|board| board.dataset == "cifar10" && board.ipc == Ipc::PerClass(1) && board.mode == Mode::Untargeted)
-        .expect("the cifar10 IPC 1 board");
-    let mut methods: Vec<&str> = board.rows.iter().map(|row| row.method.as_str()).collect();
-    methods.sort_unstable();
-    assert_eq!(methods, ["BACON", "dc", "dm", "dm (BEARD log)"], "CIFAR10 is the sweep's cifar10");
+    let methods = |report: &Report, evaluation: Evaluation| {
+        let board = report
+            .leaderboards
+            .iter()
+            .find(|board| {
+                board.dataset == "cifar10"
+                    && board.ipc == Ipc::PerClass(1)
+                    && board.evaluation == evaluation
+                    && board.mode == Mode::Untargeted
+            })
+            .expect("the cifar10 IPC 1 board");
+        let mut methods: Vec<String> = board.rows.iter().map(|row| row.method.clone()).collect();
+        methods.sort_unstable();
+        methods
+    };
+    assert_eq!(
+        methods(&report, Evaluation::BEARD_COMPAT),
+        ["BACON", "dc", "dm", "dm (BEARD log)"],
+        "CIFAR10 is the sweep's cifar10, and BEARD's numbers are beard-compat numbers"
+    );
+    assert_eq!(methods(&report, Evaluation::STANDARD), ["dc", "dm"], "reference numbers stay off standard boards");
     let datasets: Vec<&str> = report.multi_ipc.iter().map(|table| table.dataset.as_str()).collect();
     assert_eq!(datasets, ["Tiny", "cifar10"], "a dataset the sweep lacks keeps its name");
     assert_eq!(report.results, build(&input).results + imported.report(input.options).results);
     // The sweep's own rows keep their numbers.
     let alone = build(&input);
-    let sweep_dc = |report: &Report| {
+    let sweep_dc = |report: &Report, evaluation: Evaluation| {
         let table = report.multi_ipc.iter().find(|table| table.dataset == "cifar10")?;
-        table.rows.iter().find(|row| row.method == "dc" && row.mode == Mode::Untargeted).map(|row| row.crei)
+        let row = table
+            .rows
+            .iter()
+            .find(|row| row.method == "dc" && row.evaluation == evaluation && row.mode == Mode::Untargeted)?;
+        Some(row.crei)
     };
-    assert!(sweep_dc(&alone).is_some());
-    assert_eq!(sweep_dc(&report), sweep_dc(&alone));
+    for evaluation in [Evaluation::STANDARD, Evaluation::BEARD_COMPAT] {
+        assert!(sweep_dc(&alone, evaluation).is_some());
+        assert_eq!(sweep_dc(&report, evaluation), sweep_dc(&alone, evaluation));
+    }
+    // Imported methods have no standard side in the comparison of the modes.
+    let comparison = report.evaluation_modes.iter().find(|table| table.dataset == "cifar10").expect("a comparison");
+    let imported_rows: Vec<_> = comparison.rows.iter().filter(|row| row.method.contains("BEARD log")).collect();
+    assert!(!imported_rows.is_empty() && imported_rows.iter().all(|row| row.standard.is_none()));
 
     let provenance =
         fixed_provenance(&input).with_beard_logs(logs.iter().map(|(name, text)| (name.as_str(), text.as_str())));
     let index = text(&site(&report, &provenance, false).unwrap()[0]).to_owned();
     assert!(index.contains("dm (BEARD log)"));
     assert!(index.contains("<code>bacon.log</code>"), "the logs are listed as sources");
+    assert!(index.contains("imported BEARD logs: beard-compat numbers"), "the provenance names their mode");
+
+    // With a standard-only sweep, the imported settings have beard-compat boards of their own,
+    // which do not list the sweep's methods as still without results, and nothing is compared.
+    let standard_only = build_with_imports(&golden_input(), &imported);
+    assert_eq!(methods(&standard_only, Evaluation::BEARD_COMPAT), ["BACON", "dm (BEARD log)"]);
+    assert_eq!(methods(&standard_only, Evaluation::STANDARD), ["dc", "dm"]);
+    for board in standard_only.leaderboards.iter().filter(|board| board.evaluation == Evaluation::BEARD_COMPAT) {
+        assert!(board.methods_without_results.is_empty(), "{board:?}");
+    }
+    assert!(standard_only.evaluation_modes.is_empty(), "no setting is evaluated both ways");
 }

@@ -1,34 +1,37 @@
-//! Setting summaries -> the report's tables: one leaderboard per (dataset, training regime, IPC,
-//! mode), ranked by CREI, and one multi-IPC table per dataset with RRM / AEM / CREI pooled across
-//! IPCs per (method, regime, mode). The models trained on the whole training split have their own
-//! leaderboards (IPC `full`) and multi-IPC rows. When a dataset has models trained both ways, its
-//! adversarial-training table (the paper's Table 4) sets each setting's standard and adversarial
-//! scores side by side, taken from the leaderboards.
+//! Setting summaries -> the report's tables: one leaderboard per (dataset, evaluation mode,
+//! training regime, IPC, targeted or not), ranked by CREI, and one multi-IPC table per dataset with
+//! RRM / AEM / CREI pooled across IPCs per (method, evaluation mode, regime, targeted or not). The
+//! models trained on the whole training split have their own leaderboards (IPC `full`) and
+//! multi-IPC rows. The side-by-side tables read off the leaderboards are in the compare module.
 //!
 //! Completeness is judged against what the dataset's results show: every row of a dataset is
 //! expected to have every seed seen anywhere in the dataset, for every attack seen anywhere in the
-//! dataset in the same mode, and a multi-IPC row every IPC of its kind (per class, or full) seen in
-//! the dataset. Methods come in the sweep's order; methods of the sweep without a row in a
-//! leaderboard are listed as still without results (a method with results on the full training
-//! split on the full-split boards only, the others on the per-class boards only).
+//! dataset in the same evaluation mode and targeting, and a multi-IPC row every IPC of its kind
+//! (per class, or full) seen in the dataset. Methods come in the sweep's order; methods of the
+//! sweep without a row in a leaderboard are listed as still without results (a method with results
+//! on the full training split on the full-split boards only, the others on the per-class boards
+//! only; on the boards of an evaluation mode only when the sweep's methods have results in it, so
+//! that the boards of imported BEARD logs do not list the sweep's methods).
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::observe::{Attack, Ipc, Mode, SettingSummary, Stat, Training};
+use super::observe::{Attack, Evaluation, Ipc, Mode, SettingSummary, Stat, Training};
 use crate::metrics::{MetricOptions, evaluate, pool_across_ipcs, single_adversary};
 
-/// One leaderboard: the methods of one (dataset, IPC, mode), best CREI first.
+/// One leaderboard: the methods of one (dataset, evaluation mode, regime, IPC, mode), best CREI
+/// first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Leaderboard {
     pub dataset: String,
     pub ipc: Ipc,
     #[serde(skip_serializing_if = "Training::is_standard")]
     pub training: Training,
+    pub evaluation: Evaluation,
     pub mode: Mode,
-    /// Attack columns: the attacks seen in this dataset and mode.
+    /// Attack columns: the attacks seen in this dataset, evaluation mode and mode.
     pub attacks: Vec<&'static str>,
     /// Seeds expected of every row: those seen in this dataset.
     pub seeds: Vec<u32>,
@@ -82,15 +85,25 @@ pub struct MultiIpcTable {
     pub dataset: String,
     /// IPCs with results in this dataset.
     pub ipcs: Vec<Ipc>,
+    /// Standard evaluation first, then methods in the sweep's order, standard training first,
+    /// untargeted first.
     pub rows: Vec<MultiIpcRow>,
 }
 
-/// One method, regime and mode pooled across the IPCs it has results for.
+impl MultiIpcTable {
+    /// The evaluation modes of the rows, standard first.
+    pub fn evaluations(&self) -> BTreeSet<Evaluation> {
+        self.rows.iter().map(|row| row.evaluation).collect()
+    }
+}
+
+/// One method, regime, evaluation mode and mode pooled across the IPCs it has results for.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MultiIpcRow {
     pub method: String,
     #[serde(skip_serializing_if = "Training::is_standard")]
     pub training: Training,
+    pub evaluation: Evaluation,
     pub mode: Mode,
     pub ipcs: Vec<Ipc>,
     pub rrm: f64,
@@ -99,94 +112,6 @@ pub struct MultiIpcRow {
     /// False when an IPC of the dataset (of the row's kind) or an expected (attack, seed) result
     /// is missing.
     pub complete: bool,
-}
-
-/// The paper's Table 4 for one dataset: every (method, IPC, mode) with its scores under standard
-/// and under adversarial training.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AtTable {
-    pub dataset: String,
-    /// Methods in the sweep's order, then IPC ascending (full last), untargeted first.
-    pub rows: Vec<AtRow>,
-}
-
-/// One setting trained both ways; a side without results yet is `None`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AtRow {
-    pub method: String,
-    pub ipc: Ipc,
-    pub mode: Mode,
-    pub standard: Option<AtScores>,
-    pub adversarial: Option<AtScores>,
-    /// Adversarial minus standard CREI, when both sides have results.
-    pub crei_change: Option<f64>,
-}
-
-/// The scores of one side of an [`AtRow`], as its leaderboard row has them (RRM and AEM are the
-/// multi-adversary RR and AE).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct AtScores {
-    pub clean_accuracy: Stat,
-    pub rrm: f64,
-    pub aem: f64,
-    pub crei: f64,
-    pub complete: bool,
-}
-
-/// The adversarial-training tables of the datasets that have both standard and adversarially
-/// trained models, datasets by name.
-pub(crate) fn adversarial_training(leaderboards: &[Leaderboard], method_order: &[String]) -> Vec<AtTable> {
-    let order = MethodOrder(method_order);
-    type Sides = (Option<AtScores>, Option<AtScores>);
-    let mut datasets: BTreeMap<&str, BTreeMap<(&str, Ipc, Mode), Sides>> = BTreeMap::new();
-    for board in leaderboards {
-        for row in &board.rows {
-            let scores = AtScores {
-                clean_accuracy: row.clean_accuracy,
-                rrm: row.rr,
-                aem: row.ae,
-                crei: row.crei,
-                complete: row.complete,
-            };
-            let sides = datasets
-                .entry(board.dataset.as_str())
-                .or_default()
-                .entry((row.method.as_str(), board.ipc, board.mode))
-                .or_default();
-            match board.training {
-                Training::Standard => sides.0 = Some(scores),
-                Training::Adversarial => sides.1 = Some(scores),
-            }
-        }
-    }
-    datasets
-        .into_iter()
-        .filter(|(_, settings)| {
-            settings.values().any(|sides| sides.0.is_some()) && settings.values().any(|sides| sides.1.is_some())
-        })
-        .map(|(dataset, settings)| {
-            let mut rows: Vec<AtRow> = settings
-                .into_iter()
-                .map(|((method, ipc, mode), (standard, adversarial))| AtRow {
-                    method: method.to_owned(),
-                    ipc,
-                    mode,
-                    crei_change: standard
-                        .zip(adversarial)
-                        .map(|(standard, adversarial)| adversarial.crei - standard.crei),
-                    standard,
-                    adversarial,
-                })
-                .collect();
-            rows.sort_by(|left, right| {
-                order
-                    .compare(&left.method, &right.method)
-                    .then(left.ipc.cmp(&right.ipc))
-                    .then(left.mode.cmp(&right.mode))
-            });
-            AtTable { dataset: dataset.to_owned(), rows }
-        })
-        .collect()
 }
 
 /// The leaderboards and multi-IPC tables of all datasets, datasets by name.
@@ -198,6 +123,12 @@ pub(crate) fn tables(
     let order = MethodOrder(method_order);
     let full_methods: BTreeSet<&str> =
         settings.iter().filter(|s| s.key.ipc == Ipc::Full).map(|s| s.key.method.as_str()).collect();
+    let swept = settings
+        .iter()
+        .filter(|setting| order.names(&setting.key.method))
+        .map(|setting| setting.key.evaluation)
+        .collect();
+    let expected_methods = ExpectedMethods { order: &order, full: full_methods, evaluations: swept };
     let mut datasets: BTreeMap<&str, Vec<&SettingSummary>> = BTreeMap::new();
     for setting in settings {
         datasets.entry(setting.key.dataset.as_str()).or_default().push(setting);
@@ -206,7 +137,7 @@ pub(crate) fn tables(
     let mut multi_ipc = Vec::new();
     for (dataset, settings) in datasets {
         let expected = Expected::of(&settings);
-        leaderboards.extend(dataset_leaderboards(dataset, &settings, &expected, options, &order, &full_methods));
+        leaderboards.extend(dataset_leaderboards(dataset, &settings, &expected, options, &expected_methods));
         multi_ipc.push(multi_ipc_table(dataset, &settings, &expected, options, &order));
     }
     (leaderboards, multi_ipc)
@@ -215,7 +146,7 @@ pub(crate) fn tables(
 /// What every row of one dataset should have.
 struct Expected {
     seeds: BTreeSet<u32>,
-    attacks: BTreeMap<Mode, BTreeSet<Attack>>,
+    attacks: BTreeMap<(Evaluation, Mode), BTreeSet<Attack>>,
 }
 
 impl Expected {
@@ -223,19 +154,19 @@ impl Expected {
         let mut expected = Self { seeds: BTreeSet::new(), attacks: BTreeMap::new() };
         for setting in settings {
             expected.seeds.extend(&setting.seeds);
-            let columns = expected.attacks.entry(setting.key.mode).or_default();
+            let columns = expected.attacks.entry((setting.key.evaluation, setting.key.mode)).or_default();
             columns.extend(setting.attacks.iter().map(|summary| summary.attack));
         }
         expected
     }
 
-    fn columns(&self, mode: Mode) -> impl Iterator<Item = Attack> + '_ {
-        self.attacks.get(&mode).into_iter().flatten().copied()
+    fn columns(&self, evaluation: Evaluation, mode: Mode) -> impl Iterator<Item = Attack> + '_ {
+        self.attacks.get(&(evaluation, mode)).into_iter().flatten().copied()
     }
 
     /// Expected (attack, seed) results the setting lacks.
     fn missing(&self, setting: &SettingSummary) -> Vec<MissingAttack> {
-        self.columns(setting.key.mode)
+        self.columns(setting.key.evaluation, setting.key.mode)
             .filter_map(|attack| {
                 let have = setting.attacks.iter().find(|summary| summary.attack == attack);
                 let seeds: Vec<u32> = self
@@ -251,15 +182,45 @@ impl Expected {
 }
 
 /// The sweep's method order; methods it does not name come after, by name.
-struct MethodOrder<'a>(&'a [String]);
+pub(super) struct MethodOrder<'a>(pub &'a [String]);
 
 impl MethodOrder<'_> {
-    fn compare(&self, left: &str, right: &str) -> Ordering {
+    pub fn compare(&self, left: &str, right: &str) -> Ordering {
         self.position(left).cmp(&self.position(right)).then_with(|| left.cmp(right))
     }
 
     fn position(&self, method: &str) -> usize {
         self.0.iter().position(|known| known == method).unwrap_or(self.0.len())
+    }
+
+    /// Whether the sweep names `method`.
+    fn names(&self, method: &str) -> bool {
+        self.0.iter().any(|known| known == method)
+    }
+}
+
+/// The sweep's methods each leaderboard expects.
+struct ExpectedMethods<'a> {
+    order: &'a MethodOrder<'a>,
+    /// Methods with results on the whole training split.
+    full: BTreeSet<&'a str>,
+    /// Evaluation modes the sweep's methods have results in.
+    evaluations: BTreeSet<Evaluation>,
+}
+
+impl ExpectedMethods<'_> {
+    /// The sweep's methods expected on a board of `ipc` and `evaluation` but absent from `rows`.
+    fn without_results(&self, ipc: Ipc, evaluation: Evaluation, rows: &[LeaderboardRow]) -> Vec<String> {
+        if !self.evaluations.contains(&evaluation) {
+            return Vec::new();
+        }
+        self.order
+            .0
+            .iter()
+            .filter(|method| self.full.contains(method.as_str()) == (ipc == Ipc::Full))
+            .filter(|method| rows.iter().all(|row| &row.method != *method))
+            .cloned()
+            .collect()
     }
 }
 
@@ -271,23 +232,24 @@ fn descending(left: f64, right: f64) -> Ordering {
     }
 }
 
-/// The leaderboards of one dataset: standard training first, then IPC ascending (full last),
-/// untargeted before targeted.
+/// The leaderboards of one dataset: standard evaluation first, then standard training, then IPC
+/// ascending (full last), untargeted before targeted.
 fn dataset_leaderboards(
     dataset: &str,
     settings: &[&SettingSummary],
     expected: &Expected,
     options: &MetricOptions,
-    order: &MethodOrder<'_>,
-    full_methods: &BTreeSet<&str>,
+    methods: &ExpectedMethods<'_>,
 ) -> Vec<Leaderboard> {
-    let mut boards: BTreeMap<(Training, Ipc, Mode), Vec<&SettingSummary>> = BTreeMap::new();
+    let order = methods.order;
+    let mut boards: BTreeMap<(Evaluation, Training, Ipc, Mode), Vec<&SettingSummary>> = BTreeMap::new();
     for setting in settings {
-        boards.entry((setting.key.training, setting.key.ipc, setting.key.mode)).or_default().push(setting);
+        let key = &setting.key;
+        boards.entry((key.evaluation, key.training, key.ipc, key.mode)).or_default().push(setting);
     }
     boards
         .into_iter()
-        .map(|((training, ipc, mode), settings)| {
+        .map(|((evaluation, training, ipc, mode), settings)| {
             let mut rows: Vec<LeaderboardRow> =
                 settings.iter().map(|setting| leaderboard_row(setting, expected, options)).collect();
             rows.sort_by(|left, right| {
@@ -296,19 +258,14 @@ fn dataset_leaderboards(
             for (index, row) in rows.iter_mut().enumerate() {
                 row.rank = index + 1;
             }
-            let methods_without_results = order
-                .0
-                .iter()
-                .filter(|method| full_methods.contains(method.as_str()) == (ipc == Ipc::Full))
-                .filter(|method| rows.iter().all(|row| &row.method != *method))
-                .cloned()
-                .collect();
+            let methods_without_results = methods.without_results(ipc, evaluation, &rows);
             Leaderboard {
                 dataset: dataset.to_owned(),
                 ipc,
                 training,
+                evaluation,
                 mode,
-                attacks: expected.columns(mode).map(Attack::name).collect(),
+                attacks: expected.columns(evaluation, mode).map(Attack::name).collect(),
                 seeds: expected.seeds.iter().copied().collect(),
                 rows,
                 methods_without_results,
@@ -359,13 +316,14 @@ fn multi_ipc_table(
     order: &MethodOrder<'_>,
 ) -> MultiIpcTable {
     let ipcs: BTreeSet<Ipc> = settings.iter().map(|setting| setting.key.ipc).collect();
-    let mut groups: BTreeMap<(&str, Training, Mode), Vec<&SettingSummary>> = BTreeMap::new();
+    let mut groups: BTreeMap<(&str, Evaluation, Training, Mode), Vec<&SettingSummary>> = BTreeMap::new();
     for setting in settings {
-        groups.entry((setting.key.method.as_str(), setting.key.training, setting.key.mode)).or_default().push(setting);
+        let key = &setting.key;
+        groups.entry((key.method.as_str(), key.evaluation, key.training, key.mode)).or_default().push(setting);
     }
     let mut rows: Vec<MultiIpcRow> = groups
         .into_iter()
-        .map(|((method, training, mode), settings)| {
+        .map(|((method, evaluation, training, mode), settings)| {
             let observations: Vec<_> = settings.iter().map(|setting| setting.observation()).collect();
             let scores = evaluate(&pool_across_ipcs(&observations), options);
             let row_ipcs: Vec<Ipc> = settings.iter().map(|setting| setting.key.ipc).collect();
@@ -376,6 +334,7 @@ fn multi_ipc_table(
             MultiIpcRow {
                 method: method.to_owned(),
                 training,
+                evaluation,
                 mode,
                 ipcs: row_ipcs,
                 rrm: scores.rr,
@@ -386,8 +345,9 @@ fn multi_ipc_table(
         })
         .collect();
     rows.sort_by(|left, right| {
-        order
-            .compare(&left.method, &right.method)
+        left.evaluation
+            .cmp(&right.evaluation)
+            .then_with(|| order.compare(&left.method, &right.method))
             .then(left.training.cmp(&right.training))
             .then(left.mode.cmp(&right.mode))
     });

@@ -3,8 +3,8 @@
 
 use beard_proto::v1::{
     AdversarialTraining, ApgdCe, ApgdT, AttackConfig, AttackShard, AttackSpec, AutoAttack, CarliniWagner, DatasetRef,
-    DeepFool, DistilledSource, FabT, Fgsm, FullTrainSplit, Pgd, PgdL2, SampleOutcome, Square, TrainSpec,
-    TrainingConfig, attack_config, distilled_source,
+    DeepFool, DistilledSource, EvaluationConfig, EvaluationMode, FabT, Fgsm, FullTrainSplit, Pgd, PgdL2, SampleOutcome,
+    Square, TrainSpec, TrainingConfig, attack_config, distilled_source,
 };
 
 use super::*;
@@ -95,12 +95,36 @@ fn adversarial((mut spec, shard): (AttackSpec, AttackShard)) -> (AttackSpec, Att
     (spec, shard)
 }
 
+/// A result evaluated the way BEARD's reference code does (the beard-compat mode).
+pub(super) fn compat((mut spec, shard): (AttackSpec, AttackShard)) -> (AttackSpec, AttackShard) {
+    spec.evaluation =
+        Some(EvaluationConfig { mode: EvaluationMode::BeardCompat as i32, batch_size: 64, ..Default::default() });
+    (spec, shard)
+}
+
 fn trained_board<'a>(report: &'a Report, dataset: &str, ipc: Ipc, training: Training, mode: Mode) -> &'a Leaderboard {
+    evaluated_board(report, dataset, ipc, training, Evaluation::STANDARD, mode)
+}
+
+fn evaluated_board<'a>(
+    report: &'a Report,
+    dataset: &str,
+    ipc: Ipc,
+    training: Training,
+    evaluation: Evaluation,
+    mode: Mode,
+) -> &'a Leaderboard {
     report
         .leaderboards
         .iter()
-        .find(|board| board.dataset == dataset && board.ipc == ipc && board.training == training && board.mode == mode)
-        .unwrap_or_else(|| panic!("no leaderboard {dataset} ipc {ipc} {training:?} {mode:?}"))
+        .find(|board| {
+            board.dataset == dataset
+                && board.ipc == ipc
+                && board.training == training
+                && board.evaluation == evaluation
+                && board.mode == mode
+        })
+        .unwrap_or_else(|| panic!("no leaderboard {dataset} ipc {ipc} {training:?} {evaluation:?} {mode:?}"))
 }
 
 fn board<'a>(report: &'a Report, dataset: &str, ipc: u32, mode: Mode) -> &'a Leaderboard {
@@ -250,6 +274,7 @@ fn report_scores_equal_the_metrics_of_hand_computed_observations() {
         method: "dc".into(),
         ipc: Ipc::PerClass(10),
         training: Training::Standard,
+        evaluation: Evaluation::STANDARD,
         mode: Mode::Untargeted,
     };
     assert_eq!(observations(&input), vec![(key, hand.clone())]);
@@ -570,9 +595,12 @@ fn full_size_models_have_their_own_boards_and_multi_ipc_rows() {
     assert_eq!(json["multi_ipc"][0]["ipcs"], serde_json::json!([1, 10, "full"]));
     assert!(json.get("adversarial_training").is_none());
     let csv = report.to_csv();
-    assert!(csv.starts_with("table,dataset,ipc,mode,rank,"), "no training column without adversarial training");
-    assert!(csv.contains("\nleaderboard,cifar10,full,untargeted,1,full,true,crei,"), "{csv}");
-    assert!(csv.contains("\nmulti_ipc,cifar10,full,untargeted,,full,true,rrm,"), "{csv}");
+    assert!(
+        csv.starts_with("table,dataset,ipc,mode,evaluation,rank,"),
+        "no training column without adversarial training"
+    );
+    assert!(csv.contains("\nleaderboard,cifar10,full,untargeted,standard,1,full,true,crei,"), "{csv}");
+    assert!(csv.contains("\nmulti_ipc,cifar10,full,untargeted,standard,,full,true,rrm,"), "{csv}");
 }
 
 /// `with_full_size` trained both ways: adversarial training keeps more robust accuracy.
@@ -636,10 +664,12 @@ fn adversarial_training_gets_its_own_boards_and_the_comparison_table() {
     assert_eq!(json["leaderboards"][4]["training"], "adversarial");
     assert!(json["leaderboards"][0].get("training").is_none(), "standard boards keep their shape");
     let csv = report.to_csv();
-    assert!(csv.starts_with("table,dataset,ipc,mode,training,rank,method,"), "{csv}");
-    assert!(csv.contains("\nleaderboard,cifar10,10,untargeted,adversarial,1,dc,true,crei,"), "{csv}");
+    assert!(csv.starts_with("table,dataset,ipc,mode,evaluation,training,rank,method,"), "{csv}");
+    assert!(csv.contains("\nleaderboard,cifar10,10,untargeted,standard,adversarial,1,dc,true,crei,"), "{csv}");
     assert!(
-        csv.contains("\nadversarial_training,cifar10,10,untargeted,adversarial,,dc,true,clean_accuracy,40,0\n"),
+        csv.contains(
+            "\nadversarial_training,cifar10,10,untargeted,standard,adversarial,,dc,true,clean_accuracy,40,0\n"
+        ),
         "{csv}"
     );
     let width = csv.lines().next().map(|header| header.split(',').count());
@@ -653,6 +683,293 @@ fn only_one_regime_gives_no_comparison_table() {
     assert!(report.adversarial_training.is_empty());
     assert_eq!(report.leaderboards.len(), 2);
     assert!(report.leaderboards.iter().all(|board| board.training == Training::Adversarial));
+}
+
+// ----- evaluation modes -----------------------------------------------------------------------
+
+/// dc on cifar10 IPC 10, seeds 0 and 1, evaluated in both modes, and dm in the standard mode only:
+///
+/// - standard, untargeted: `two_seed_setting` (clean 50 / 54 and clean time 1 in every shard;
+///   fgsm 30 / 34, pgd 10 / 14, cw 20 / 28);
+/// - standard, targeted: fgsm 40 / 44, clean time 0.25;
+/// - beard-compat, untargeted: clean 50 / 54, clean time 0.5; fgsm 40 / 46 (2 / 4 s), pgd 35 / 39
+///   (8 / 12 s), cw 26 / 30 (20 / 28 s);
+/// - dm, standard, untargeted: fgsm 20 on seeds 0 and 1 (clean 40).
+pub(super) fn with_both_evaluations() -> Vec<(AttackSpec, AttackShard)> {
+    let mut results = two_seed_setting();
+    for (seed, clean, targeted, compat_attacks) in [
+        (0, 50.0, 40.0, [("fgsm", 40.0, 2.0), ("pgd", 35.0, 8.0), ("cw", 26.0, 20.0)]),
+        (1, 54.0, 44.0, [("fgsm", 46.0, 4.0), ("pgd", 39.0, 12.0), ("cw", 30.0, 28.0)]),
+    ] {
+        results.push(result(Cell("cifar10", "dc", 10, seed, "fgsm", true), shard(clean, targeted, 2.0, 0.25)));
+        for (attack, robust, seconds) in compat_attacks {
+            let cell = Cell("cifar10", "dc", 10, seed, attack, false);
+            results.push(compat(result(cell, shard(clean, robust, seconds, 0.5))));
+        }
+        results.push(result(Cell("cifar10", "dm", 10, seed, "fgsm", false), shard(40.0, 20.0, 2.0, 1.0)));
+    }
+    results
+}
+
+#[test]
+fn evaluation_modes_never_share_a_setting_and_every_board_is_labelled() {
+    let input = input(with_both_evaluations());
+    let report = build(&input);
+    let boards: Vec<(Evaluation, Ipc, Mode)> =
+        report.leaderboards.iter().map(|board| (board.evaluation, board.ipc, board.mode)).collect();
+    let ten = Ipc::PerClass(10);
+    assert_eq!(
+        boards,
+        [
+            (Evaluation::STANDARD, ten, Mode::Untargeted),
+            (Evaluation::STANDARD, ten, Mode::Targeted),
+            (Evaluation::BEARD_COMPAT, ten, Mode::Untargeted)
+        ],
+        "standard boards first, then the beard-compat one"
+    );
+    let keys: Vec<(String, Evaluation, Mode)> =
+        observations(&input).into_iter().map(|(key, _)| (key.method, key.evaluation, key.mode)).collect();
+    assert_eq!(
+        keys,
+        [
+            ("dc".to_owned(), Evaluation::STANDARD, Mode::Untargeted),
+            ("dc".to_owned(), Evaluation::STANDARD, Mode::Targeted),
+            ("dc".to_owned(), Evaluation::BEARD_COMPAT, Mode::Untargeted),
+            ("dm".to_owned(), Evaluation::STANDARD, Mode::Untargeted),
+        ]
+    );
+
+    // The standard numbers are those of the standard shards alone.
+    let standard = row(board(&report, "cifar10", 10, Mode::Untargeted), "dc");
+    assert_eq!(cell(standard, "fgsm").robust_accuracy, Stat { mean: 32.0, std: 8.0_f64.sqrt() });
+    assert!(close(standard.rr, 80.0 / 3.0), "the RR of two_seed_setting alone: {}", standard.rr);
+    // Its clean time pairs with the standard targeted one (0.25), not the beard-compat 0.5.
+    assert_eq!(standard.clean_time, 0.25);
+    let compat_board =
+        evaluated_board(&report, "cifar10", ten, Training::Standard, Evaluation::BEARD_COMPAT, Mode::Untargeted);
+    let compat = row(compat_board, "dc");
+    // beard-compat has no targeted setting: its own clean time 0.5.
+    assert_eq!(compat.clean_time, 0.5);
+    assert_eq!(cell(compat, "fgsm").robust_accuracy, Stat { mean: 43.0, std: 18.0_f64.sqrt() });
+    // c = 52, a = [43, 37, 28]: RR = 100 (1 - (52 - 36) / (52 - 28)) = 33.33.
+    assert!(close(compat.rr, 100.0 / 3.0), "{}", compat.rr);
+    // t = [3, 10, 24] (cw: 20 and 28 s), t_c = 0.5: AE = 100 (37/3 - 1/2) / (24 - 1/2) = 100 * 71 / 141.
+    assert!(close(compat.ae, 7100.0 / 141.0), "{}", compat.ae);
+    assert_eq!(compat_board.attacks, ["fgsm", "pgd", "cw"]);
+    assert!(compat.complete, "beard-compat columns are those of beard-compat results");
+    // The sweep's methods have beard-compat results, so its boards list the methods without.
+    assert_eq!(compat_board.methods_without_results, ["dsa", "dm"]);
+
+    let rows: Vec<(&str, Evaluation)> =
+        report.multi_ipc[0].rows.iter().map(|row| (row.method.as_str(), row.evaluation)).collect();
+    assert_eq!(
+        rows,
+        [
+            ("dc", Evaluation::STANDARD),
+            ("dc", Evaluation::STANDARD),
+            ("dm", Evaluation::STANDARD),
+            ("dc", Evaluation::BEARD_COMPAT)
+        ]
+    );
+    let per_ipc: Vec<(Evaluation, Mode)> =
+        report.crei_per_ipc.iter().map(|table| (table.evaluation, table.mode)).collect();
+    assert_eq!(
+        per_ipc,
+        [
+            (Evaluation::STANDARD, Mode::Untargeted),
+            (Evaluation::STANDARD, Mode::Targeted),
+            (Evaluation::BEARD_COMPAT, Mode::Untargeted)
+        ]
+    );
+    assert_eq!(report.crei_per_ipc[2].rows.len(), 1, "only dc has beard-compat results");
+
+    let markdown = report.to_markdown();
+    for heading in [
+        "### IPC 10, untargeted, standard evaluation\n",
+        "### IPC 10, targeted, standard evaluation\n",
+        "### IPC 10, untargeted, beard-compat evaluation\n",
+        "### All IPCs (10), standard evaluation: RRM, AEM, CREI pooled across IPCs\n",
+        "### All IPCs (10), beard-compat evaluation: RRM, AEM, CREI pooled across IPCs\n",
+        "### CREI per IPC, untargeted, standard evaluation\n",
+        "### CREI per IPC, untargeted, beard-compat evaluation\n",
+    ] {
+        assert_eq!(markdown.matches(heading).count(), 1, "{heading} in\n{markdown}");
+    }
+    let comparison = "### Evaluation modes: robust accuracy under standard vs beard-compat";
+    assert!(
+        markdown.lines().filter(|line| line.starts_with("### ")).all(|line| {
+            line.contains("standard evaluation") || line.contains("beard-compat evaluation") || line == comparison
+        }),
+        "every heading names its evaluation mode:\n{markdown}"
+    );
+
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    let labels = |key: &str| -> Vec<String> {
+        json[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["evaluation"].as_str().unwrap_or("none").to_owned())
+            .collect()
+    };
+    assert_eq!(labels("leaderboards"), ["standard", "standard", "beard-compat"]);
+    assert_eq!(labels("crei_per_ipc"), ["standard", "standard", "beard-compat"]);
+    let multi: Vec<&str> =
+        json["multi_ipc"][0]["rows"].as_array().unwrap().iter().filter_map(|row| row["evaluation"].as_str()).collect();
+    assert_eq!(multi, ["standard", "standard", "standard", "beard-compat"]);
+
+    let csv = report.to_csv();
+    assert!(csv.starts_with("table,dataset,ipc,mode,evaluation,rank,method,"), "{csv}");
+    assert!(csv.contains("\nleaderboard,cifar10,10,untargeted,beard-compat,1,dc,true,fgsm_accuracy,43,"), "{csv}");
+    assert!(csv.contains("\nleaderboard,cifar10,10,untargeted,standard,2,dc,true,fgsm_accuracy,32,"), "{csv}");
+    assert!(csv.contains("\nmulti_ipc,cifar10,10,untargeted,beard-compat,,dc,true,rrm,"), "{csv}");
+    assert!(
+        csv.lines().skip(1).all(|line| matches!(line.split(',').nth(4), Some("standard" | "beard-compat"))),
+        "every CSV line names its evaluation mode"
+    );
+}
+
+#[test]
+fn both_evaluation_modes_are_compared_side_by_side_per_attack() {
+    let report = build(&input(with_both_evaluations()));
+    let [table] = report.evaluation_modes.as_slice() else {
+        panic!("one comparison table: {:?}", report.evaluation_modes)
+    };
+    assert_eq!(table.dataset, "cifar10");
+    let keys: Vec<(&str, Ipc, Mode, &str)> =
+        table.rows.iter().map(|row| (row.method.as_str(), row.ipc, row.mode, row.attack)).collect();
+    let ten = Ipc::PerClass(10);
+    assert_eq!(
+        keys,
+        [
+            ("dc", ten, Mode::Untargeted, "fgsm"),
+            ("dc", ten, Mode::Untargeted, "pgd"),
+            ("dc", ten, Mode::Untargeted, "cw"),
+            ("dc", ten, Mode::Targeted, "fgsm"),
+            ("dm", ten, Mode::Untargeted, "fgsm"),
+        ]
+    );
+    // Clean accuracy 50 and 54 in both modes: 52 ± sqrt(8).
+    let clean = Stat { mean: 52.0, std: 8.0_f64.sqrt() };
+    // (standard robust, beard-compat robust, beard-compat minus standard), by hand from the shards.
+    let expected = [
+        (Stat { mean: 32.0, std: 8.0_f64.sqrt() }, Stat { mean: 43.0, std: 18.0_f64.sqrt() }, 11.0),
+        (Stat { mean: 12.0, std: 8.0_f64.sqrt() }, Stat { mean: 37.0, std: 8.0_f64.sqrt() }, 25.0),
+        (Stat { mean: 24.0, std: 32.0_f64.sqrt() }, Stat { mean: 28.0, std: 8.0_f64.sqrt() }, 4.0),
+    ];
+    for (row, (standard, compat, difference)) in table.rows.iter().zip(expected) {
+        let (Some(standard_side), Some(compat_side)) = (row.standard, row.beard_compat) else {
+            panic!("both sides: {row:?}")
+        };
+        assert_eq!((standard_side.clean_accuracy, compat_side.clean_accuracy), (clean, clean), "{}", row.attack);
+        assert_eq!(standard_side.robust_accuracy.mean, standard.mean, "{}", row.attack);
+        assert!(close(standard_side.robust_accuracy.std, standard.std), "{}", row.attack);
+        assert_eq!(compat_side.robust_accuracy.mean, compat.mean, "{}", row.attack);
+        assert!(close(compat_side.robust_accuracy.std, compat.std), "{}", row.attack);
+        assert!(close(row.difference.expect("both sides"), difference), "{}", row.attack);
+        assert!(standard_side.complete && compat_side.complete);
+    }
+    // Settings evaluated one way only keep the other side empty.
+    for row in &table.rows[3..] {
+        assert!(row.standard.is_some() && row.beard_compat.is_none() && row.difference.is_none(), "{row:?}");
+    }
+
+    let markdown = report.to_markdown();
+    assert!(markdown.contains(
+        "### Evaluation modes: robust accuracy under standard vs beard-compat\n\n\
+         | Method | IPC | Mode | Attack | Clean standard | Clean beard-compat | Robust standard | Robust beard-compat | \
+         Δ (beard-compat − standard) |\n"
+    ), "{markdown}");
+    assert!(
+        markdown.contains(
+            "| dc | 10 | untargeted | fgsm | 52.00 ± 2.83 | 52.00 ± 2.83 | 32.00 ± 2.83 | 43.00 ± 4.24 | 11.00 |"
+        ),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| dm | 10 | untargeted | fgsm | 40.00 ± 0.00 | — | 20.00 ± 0.00 | — | — |"),
+        "{markdown}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    let pgd = &json["evaluation_modes"][0]["rows"][1];
+    assert_eq!(pgd["attack"], "pgd");
+    assert_eq!(pgd["standard"]["robust_accuracy"]["mean"], 12.0);
+    assert_eq!(pgd["beard-compat"]["robust_accuracy"]["mean"], 37.0);
+    assert_eq!(pgd["difference"], 25.0);
+    assert!(json["evaluation_modes"][0]["rows"][4]["beard-compat"].is_null());
+}
+
+#[test]
+fn one_evaluation_mode_gives_no_comparison_table() {
+    for results in [
+        golden_input().results,
+        with_both_evaluations()
+            .into_iter()
+            .filter(|(spec, _)| Evaluation::of(spec) == Evaluation::BEARD_COMPAT)
+            .collect(),
+    ] {
+        let report = build(&input(results));
+        assert!(!report.leaderboards.is_empty());
+        assert!(report.evaluation_modes.is_empty(), "{:?}", report.evaluation_modes);
+        assert!(!report.to_markdown().contains("### Evaluation modes"));
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert!(json.get("evaluation_modes").is_none());
+    }
+}
+
+#[test]
+fn adversarial_training_is_compared_within_each_evaluation_mode() {
+    // with_adversarial_training, and again in beard-compat with 5 points more robust accuracy.
+    let mut results = with_adversarial_training();
+    let compat_results: Vec<_> = results
+        .iter()
+        .map(|(spec, shard)| {
+            let shard = AttackShard { robust_accuracy: shard.robust_accuracy + 5.0, ..shard.clone() };
+            compat((spec.clone(), shard))
+        })
+        .collect();
+    results.extend(compat_results);
+    let report = build(&input(results));
+    let tables: Vec<(Evaluation, usize)> =
+        report.adversarial_training.iter().map(|table| (table.evaluation, table.rows.len())).collect();
+    assert_eq!(tables, [(Evaluation::STANDARD, 3), (Evaluation::BEARD_COMPAT, 3)]);
+    let crei = |evaluation: Evaluation, training: Training| {
+        let board = evaluated_board(&report, "cifar10", Ipc::PerClass(10), training, evaluation, Mode::Untargeted);
+        row(board, "dc").crei
+    };
+    for table in &report.adversarial_training {
+        let ten = &table.rows[1];
+        let change = crei(table.evaluation, Training::Adversarial) - crei(table.evaluation, Training::Standard);
+        assert!(close(ten.crei_change.expect("both sides"), change), "{:?}", table.evaluation);
+    }
+    let [comparison] = report.evaluation_modes.as_slice() else { panic!("one comparison") };
+    let trainings: Vec<(Training, Ipc, &str)> =
+        comparison.rows.iter().map(|row| (row.training, row.ipc, row.attack)).collect();
+    assert_eq!(trainings.len(), 10, "dc at two IPCs trained two ways, full one way, two attacks each");
+    assert!(comparison.rows.iter().all(|row| close(row.difference.expect("both modes"), 5.0)));
+    assert_eq!(
+        trainings[..4],
+        [
+            (Training::Standard, Ipc::PerClass(1), "fgsm"),
+            (Training::Standard, Ipc::PerClass(1), "pgd"),
+            (Training::Adversarial, Ipc::PerClass(1), "fgsm"),
+            (Training::Adversarial, Ipc::PerClass(1), "pgd"),
+        ]
+    );
+    let markdown = report.to_markdown();
+    assert!(
+        markdown.contains("### Adversarial training: standard (std) vs adversarial (AT), beard-compat evaluation\n")
+    );
+    assert!(markdown.contains("### IPC 10, untargeted, adversarial training, beard-compat evaluation\n"));
+    assert!(markdown.contains("| Method | IPC | Training | Mode | Attack |"), "{markdown}");
+    assert!(markdown.contains("| dc | 10 | adversarial | untargeted | fgsm | 40.00 ± 0.00 | 40.00 ± 0.00 | 22.00 ± 0.00 | 27.00 ± 0.00 | 5.00 |"), "{markdown}");
+    let csv = report.to_csv();
+    assert!(
+        csv.contains(
+            "\nadversarial_training,cifar10,10,untargeted,beard-compat,adversarial,,dc,true,clean_accuracy,40,0\n"
+        ),
+        "{csv}"
+    );
 }
 
 // ----- golden ---------------------------------------------------------------------------------
@@ -790,10 +1107,20 @@ fn changing_alpha_changes_exactly_the_crei_values() {
     for (left, right) in differing {
         let fields = |line: &str| line.split(',').map(str::to_owned).collect::<Vec<_>>();
         let (left, right) = (fields(left), fields(right));
-        assert_eq!(left[..7], right[..7]);
-        assert_eq!((left[7].as_str(), right[7].as_str()), ("crei", "crei"));
-        assert_eq!(left[9], right[9]);
+        assert_eq!(left[..8], right[..8]);
+        assert_eq!((left[8].as_str(), right[8].as_str()), ("crei", "crei"));
+        assert_eq!(left[10], right[10]);
     }
+}
+
+#[test]
+fn golden_both_evaluation_modes() {
+    let mut input = input(with_both_evaluations());
+    input.sweep_name = "golden-modes".into();
+    let report = build(&input);
+    golden::check("report_modes.md", &report.to_markdown());
+    golden::check("report_modes.json", &report.to_json());
+    golden::check("report_modes.csv", &report.to_csv());
 }
 
 #[test]

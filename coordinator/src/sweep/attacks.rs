@@ -286,7 +286,9 @@ impl Default for AutoAttackSettings {
 
 impl Settings for AutoAttackSettings {
     fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>) {
-        let autoattack = v1::AutoAttack { eps: self.eps.0, version: self.version.as_str().to_owned(), seed: self.seed };
+        // steps 0: the reference implementation's 100 iterations per part.
+        let autoattack =
+            v1::AutoAttack { eps: self.eps.0, version: self.version.as_str().to_owned(), seed: self.seed, steps: 0 };
         (attack_config::Attack::Autoattack(autoattack), untargeted_modes(self.targeted))
     }
 }
@@ -466,7 +468,8 @@ mod tests {
                 attack_config::Attack::Autoattack(v1::AutoAttack {
                     eps: 8.0 / 255.0,
                     version: "standard".into(),
-                    seed: 0
+                    seed: 0,
+                    steps: 0
                 }),
             ]
         );

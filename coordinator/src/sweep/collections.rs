@@ -1,5 +1,6 @@
-//! Validated collections of the sweep file: non-empty lists, and non-empty mappings whose keys
-//! are unique and keep the order they are written in.
+//! Validated collections of the sweep file: non-empty lists (also written as one value where a
+//! field allows it), and non-empty mappings whose keys are unique and keep the order they are
+//! written in.
 //!
 //! Emptiness is checked in the collection's own visitor and a repeated key in the key's visitor,
 //! so `yaml_serde` reports either at the offending node.
@@ -37,6 +38,34 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for NonEmptyVisitor<T> {
             return Err(de::Error::custom("expected a non-empty list"));
         }
         Ok(NonEmpty(items))
+    }
+}
+
+/// One value or a non-empty list of them (`modes: beard-compat` or `modes: [standard, beard-compat]`).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct OneOrMore<T>(pub(super) NonEmpty<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMore<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(OneOrMoreVisitor(PhantomData))
+    }
+}
+
+struct OneOrMoreVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for OneOrMoreVisitor<T> {
+    type Value = OneOrMore<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a value or a non-empty list")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(OneOrMore(NonEmpty(vec![T::deserialize(de::value::StrDeserializer::new(value))?])))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        NonEmptyVisitor(PhantomData).visit_seq(seq).map(OneOrMore)
     }
 }
 

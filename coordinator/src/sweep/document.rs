@@ -8,11 +8,13 @@ use serde::de::{self, Deserializer, Visitor};
 
 use super::adversarial::{AdversarialSettings, Regime};
 use super::attacks::Attacks;
-use super::collections::{NonEmpty, OrderedMap};
+use super::collections::{NonEmpty, OneOrMore, OrderedMap};
 use super::methods::{MethodName, MethodSource};
 use super::names::DatasetName;
 use super::scalars::{Count, NonNegative, Positive, Text};
 use crate::metrics::MetricOptions;
+use beard_proto::evaluation::mode_name;
+use beard_proto::v1::EvaluationMode;
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -200,19 +202,112 @@ pub(super) enum Pool {
     Max,
 }
 
-/// `evaluation:` — how attack tasks evaluate.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default, expecting = "evaluation settings (test_samples, batch_size, target_policy)")]
+/// `evaluation:` — how attack tasks evaluate. Written as a mapping, or as just the mode(s):
+/// `evaluation: beard-compat` or `evaluation: [standard, beard-compat]`.
+#[derive(Debug, Clone)]
 pub(super) struct Evaluation {
     /// First N test images; 0 means the whole test split.
     pub(super) test_samples: u32,
     pub(super) batch_size: Count,
     pub(super) target_policy: TargetPolicy,
+    /// Every attack task runs once per mode.
+    pub(super) modes: NonEmpty<EvaluationModeName>,
 }
 
 impl Default for Evaluation {
     fn default() -> Self {
-        Self { test_samples: 0, batch_size: Count(256), target_policy: TargetPolicy::Next }
+        EvaluationSettings::default().into()
+    }
+}
+
+/// The mapping form of `evaluation:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "evaluation settings (test_samples, batch_size, target_policy, modes)"
+)]
+struct EvaluationSettings {
+    test_samples: u32,
+    batch_size: Count,
+    target_policy: TargetPolicy,
+    modes: OneOrMore<EvaluationModeName>,
+}
+
+impl Default for EvaluationSettings {
+    fn default() -> Self {
+        Self {
+            test_samples: 0,
+            batch_size: Count(256),
+            target_policy: TargetPolicy::Next,
+            modes: OneOrMore(NonEmpty(vec![EvaluationModeName::Standard])),
+        }
+    }
+}
+
+impl From<EvaluationSettings> for Evaluation {
+    fn from(settings: EvaluationSettings) -> Self {
+        Self {
+            test_samples: settings.test_samples,
+            batch_size: settings.batch_size,
+            target_policy: settings.target_policy,
+            modes: settings.modes.0,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Evaluation {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(EvaluationVisitor)
+    }
+}
+
+struct EvaluationVisitor;
+
+impl<'de> Visitor<'de> for EvaluationVisitor {
+    type Value = Evaluation;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("evaluation settings (test_samples, batch_size, target_policy, modes), or the mode(s) alone")
+    }
+
+    fn visit_str<E: de::Error>(self, mode: &str) -> Result<Self::Value, E> {
+        let mode = EvaluationModeName::deserialize(de::value::StrDeserializer::<E>::new(mode))?;
+        Ok(EvaluationSettings { modes: OneOrMore(NonEmpty(vec![mode])), ..Default::default() }.into())
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        let modes = NonEmpty::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(EvaluationSettings { modes: OneOrMore(modes), ..Default::default() }.into())
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        Ok(EvaluationSettings::deserialize(de::value::MapAccessDeserializer::new(map))?.into())
+    }
+}
+
+/// An evaluation mode as the file spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum EvaluationModeName {
+    /// The honest threat model: pixel space, normalization inside the model.
+    Standard,
+    /// BEARD's reference code, to reproduce its published numbers.
+    BeardCompat,
+}
+
+impl EvaluationModeName {
+    pub(super) fn mode(self) -> EvaluationMode {
+        match self {
+            Self::Standard => EvaluationMode::Standard,
+            Self::BeardCompat => EvaluationMode::BeardCompat,
+        }
+    }
+}
+
+impl fmt::Display for EvaluationModeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(mode_name(self.mode()))
     }
 }
 

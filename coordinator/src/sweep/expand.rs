@@ -1,7 +1,8 @@
 //! Grid expansion: a [`Sweep`] becomes one train task per (dataset, method, IPC, training regime,
-//! seed) — a `full` method has the one IPC 0 — and one attack task per (train task, attack, mode),
-//! in a deterministic order.
+//! seed) — a `full` method has the one IPC 0 — and one attack task per (train task, attack,
+//! evaluation mode, targeted or not), in a deterministic order.
 
+use beard_proto::evaluation::attack_in;
 use beard_proto::keys::train_key;
 use beard_proto::v1::{AttackSpec, TrainSpec};
 
@@ -13,7 +14,8 @@ pub struct Expansion {
     /// Ordered by dataset, method, IPC, regime, seed (datasets, methods, IPCs and regimes in file
     /// order).
     pub trains: Vec<TrainSpec>,
-    /// Ordered by train task (as in `trains`), attack (file order), mode (as listed).
+    /// Ordered by train task (as in `trains`), attack (file order), evaluation mode and targeted
+    /// mode (both as listed).
     pub attacks: Vec<AttackSpec>,
 }
 
@@ -27,12 +29,16 @@ impl Sweep {
                 let train_task_id = train_key(train);
                 self.attacks.iter().flat_map(move |attack| {
                     let train_task_id = train_task_id.clone();
-                    attack.modes.iter().map(move |&targeted| AttackSpec {
-                        train_task_id: train_task_id.clone(),
-                        train: Some(train.clone()),
-                        attack: Some(attack.config.clone()),
-                        targeted,
-                        evaluation: Some(self.evaluation),
+                    self.evaluation_modes.iter().flat_map(move |&mode| {
+                        let train_task_id = train_task_id.clone();
+                        let config = attack_in(&attack.config, mode);
+                        attack.modes.iter().map(move |&targeted| AttackSpec {
+                            train_task_id: train_task_id.clone(),
+                            train: Some(train.clone()),
+                            attack: Some(config.clone()),
+                            targeted,
+                            evaluation: Some(self.evaluation_in(mode)),
+                        })
                     })
                 })
             })

@@ -41,7 +41,9 @@
 //!                                #   random_start: true, targeted: false, ratio: 1 }
 //! training_regimes: [standard]     # default; [standard, adversarial] trains every model both ways
 //! model: { width: 128, depth: auto, norm: instance, pool: avg }   # depth auto: 4 for tinyimagenet
-//! evaluation: { test_samples: 0, batch_size: 256, target_policy: next }
+//! evaluation: { test_samples: 0, batch_size: 256, target_policy: next, modes: [standard] }
+//!                                # modes: standard | beard-compat, one or a list (each attack task
+//!                                # runs in each); `evaluation: beard-compat` alone sets just modes
 //! metrics: { alpha: 0.5, rr_variant: beard, time_basis: wall }
 //! ```
 

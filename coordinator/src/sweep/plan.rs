@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use beard_proto::v1::{
-    self, AdversarialTraining, AttackConfig, DatasetRef, DistilledFile, DistilledSource, EvaluationConfig, ModelConfig,
-    NormKind, PoolKind, TargetPolicy, TrainingConfig, distilled_source,
+    self, AdversarialTraining, AttackConfig, DatasetRef, DistilledFile, DistilledSource, EvaluationConfig,
+    EvaluationMode, ModelConfig, NormKind, PoolKind, TargetPolicy, TrainingConfig, distilled_source,
 };
 
 use super::adversarial::Regime;
@@ -37,7 +37,10 @@ pub struct Sweep {
     pub regimes: Vec<Regime>,
     /// What the adversarial regime adds to `training` (its defaults when the file has none).
     pub adversarial: AdversarialTraining,
+    /// The evaluation settings of the `standard` mode; [`Sweep::evaluation_in`] gives each mode's.
     pub evaluation: EvaluationConfig,
+    /// Every attack task runs once per mode, in the order the file lists them.
+    pub evaluation_modes: Vec<EvaluationMode>,
     pub metrics: MetricOptions,
 }
 
@@ -196,6 +199,7 @@ impl Sweep {
             regimes: file.training_regimes.0,
             adversarial: file.training.adversarial.unwrap_or_default().config(),
             evaluation: evaluation_config(&file.evaluation),
+            evaluation_modes: file.evaluation.modes.0.iter().map(|name| name.mode()).collect(),
             metrics: file.metrics,
         })
     }
@@ -203,6 +207,11 @@ impl Sweep {
     /// Method names in the order the file lists them.
     pub fn method_names(&self) -> Vec<&str> {
         self.methods.iter().map(|method| method.name.as_str()).collect()
+    }
+
+    /// The evaluation settings of an attack task in `mode`.
+    pub fn evaluation_in(&self, mode: EvaluationMode) -> EvaluationConfig {
+        EvaluationConfig { mode: mode.into(), ..self.evaluation }
     }
 
     /// How `method` is trained in `regime`.
@@ -297,5 +306,6 @@ fn evaluation_config(evaluation: &document::Evaluation) -> EvaluationConfig {
         test_samples: evaluation.test_samples,
         batch_size: evaluation.batch_size.0,
         target_policy: policy.into(),
+        mode: EvaluationMode::Standard.into(),
     }
 }

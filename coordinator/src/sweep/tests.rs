@@ -294,8 +294,14 @@ fn defaults_are_filled_in() {
     assert_eq!(sweep.datasets[1].model, model(4));
     assert_eq!(
         sweep.evaluation,
-        EvaluationConfig { test_samples: 0, batch_size: 256, target_policy: v1::TargetPolicy::Next.into() }
+        EvaluationConfig {
+            test_samples: 0,
+            batch_size: 256,
+            target_policy: v1::TargetPolicy::Next.into(),
+            mode: v1::EvaluationMode::Standard.into(),
+        }
     );
+    assert_eq!(sweep.evaluation_modes, [v1::EvaluationMode::Standard]);
     assert_eq!(sweep.metrics, MetricOptions::default());
     assert_eq!(
         sweep.attacks[0].config,
@@ -619,4 +625,53 @@ fn full_methods_count_once_towards_the_grid_limit() {
     };
     assert_eq!(accepted(&text(250_000)).seeds, 250_000);
     assert_rejected(&text(250_001), 6, "seeds", "more than the limit");
+}
+
+#[test]
+fn evaluation_modes_are_written_alone_or_in_the_mapping() {
+    let compat = accepted(&plus("evaluation: beard-compat"));
+    assert_eq!(compat.evaluation_modes, [v1::EvaluationMode::BeardCompat]);
+    assert_eq!(compat.evaluation.batch_size, 256, "the shorthand keeps the other defaults");
+    let both = accepted(&plus("evaluation: [standard, beard-compat]"));
+    assert_eq!(both.evaluation_modes, [v1::EvaluationMode::Standard, v1::EvaluationMode::BeardCompat]);
+    let mapping = accepted(&plus("evaluation: { test_samples: 100, modes: beard-compat }"));
+    assert_eq!(mapping.evaluation_modes, [v1::EvaluationMode::BeardCompat]);
+    assert_eq!(mapping.evaluation.test_samples, 100);
+
+    assert_rejected(&plus("evaluation: { modes: [standard, standard] }"), 12, "evaluation.modes[1]", "duplicate");
+    assert_rejected(&plus("evaluation: { modes: [] }"), 12, "evaluation.modes", "non-empty");
+    assert_rejected(&plus("evaluation: { modes: compat }"), 12, "evaluation.modes", "unknown variant");
+    assert_rejected(&plus("evaluation: honest"), 12, "evaluation", "unknown variant");
+}
+
+#[test]
+fn beard_compat_tasks_carry_the_reference_settings() {
+    let text = with(
+        9,
+        "  pgd: { eps: 8/255, alpha: 2/255, steps: 10, random_start: true }\n  autoattack: { targeted: [false] }",
+    );
+    let sweep = accepted(&(text + "evaluation: { modes: [standard, beard-compat] }\n"));
+    let expansion = sweep.expand();
+    let per_mode = |mode: v1::EvaluationMode| -> Vec<&v1::AttackSpec> {
+        expansion.attacks.iter().filter(|spec| spec.evaluation.as_ref().is_some_and(|e| e.mode() == mode)).collect()
+    };
+    let (standard, compat) = (per_mode(v1::EvaluationMode::Standard), per_mode(v1::EvaluationMode::BeardCompat));
+    assert_eq!(standard.len(), compat.len(), "every attack task runs in both modes");
+    assert_eq!(standard.len() + compat.len(), expansion.attacks.len());
+    let config = |spec: &v1::AttackSpec| spec.attack.clone().and_then(|config| config.attack);
+    for (standard, compat) in standard.iter().zip(&compat) {
+        assert_eq!((&standard.train_task_id, standard.targeted), (&compat.train_task_id, compat.targeted));
+        assert_ne!(attack_key(standard), attack_key(compat));
+        match (config(standard), config(compat)) {
+            (Some(attack_config::Attack::Pgd(ours)), Some(attack_config::Attack::Pgd(reference))) => {
+                assert_eq!((ours.alpha, ours.random_start), (2.0 / 255.0, true));
+                assert_eq!((reference.alpha, reference.random_start), (2.0 / 225.0, false));
+                assert_eq!((reference.eps, reference.steps), (ours.eps, ours.steps));
+            }
+            (Some(attack_config::Attack::Autoattack(ours)), Some(attack_config::Attack::Autoattack(reference))) => {
+                assert_eq!((ours.steps, reference.steps), (0, 10));
+            }
+            (ours, reference) => assert_eq!(ours, reference, "other attacks run as configured"),
+        }
+    }
 }

@@ -17,6 +17,7 @@ pub(super) fn check(file: &SweepFile) -> Result<(), Issue> {
     unique(&file.ipc.0, FieldPath::root().key("ipc"), "ipc")?;
     unique(&file.targeted.0, FieldPath::root().key("targeted"), "mode")?;
     unique(&file.training_regimes.0, FieldPath::root().key("training_regimes"), "regime")?;
+    unique(&file.evaluation.modes.0, FieldPath::root().key("evaluation").key("modes"), "evaluation mode")?;
     check_adversarial(file)?;
     check_attacks(file)?;
     check_methods(file)?;
@@ -148,7 +149,8 @@ fn check_grid(file: &SweepFile) -> Result<(), Issue> {
         .iter()
         .map(|attack| count(attack.targeted.as_ref().map_or(file.targeted.0.len(), Vec::len)))
         .fold(0u64, u64::saturating_add);
-    let tasks = trains.saturating_add(trains.saturating_mul(modes));
+    let evaluations = count(file.evaluation.modes.0.len());
+    let tasks = trains.saturating_add(trains.saturating_mul(modes).saturating_mul(evaluations));
     if tasks <= MAX_TASKS {
         return Ok(());
     }

@@ -55,9 +55,9 @@
 
   // ----- the leaderboard pickers ----------------------------------------------------------
 
-  // In the order they narrow the choice; the training picker exists only with adversarial
-  // training in the report.
-  var keys = ['dataset', 'training', 'ipc', 'mode'].filter(function (key) {
+  // In the order they narrow the choice; the evaluation picker exists only with both evaluation
+  // modes in the report, the training picker only with adversarial training.
+  var keys = ['dataset', 'evaluation', 'training', 'ipc', 'mode'].filter(function (key) {
     return document.getElementById('pick-' + key) !== null;
   });
   var boards = Array.prototype.slice.call(document.querySelectorAll('.board'));
