@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use beard_proto::describe::attack_name;
 use beard_proto::v1::ReportRequest;
 use common::*;
@@ -37,12 +35,7 @@ const ATTACKS: [&str; 6] = ["fgsm", "pgd", "pgdl2", "cw", "deepfool", "autoattac
 #[tokio::test(flavor = "multi_thread")]
 async fn all_six_attacks_run_in_their_modes_and_the_report_shows_each() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let coordinator = start_coordinator(dir.path(), 10.0)?;
-    let _agent = start_agent(dir.path(), &coordinator, "agent-0")?;
-    let mut client = control(&coordinator).await?;
-    let sweep = submit(&mut client, SWEEP).await?;
-    let status = wait_finished(&mut client, &sweep, Duration::from_secs(600)).await?;
-    assert_eq!((status.state.as_str(), status.failed), ("completed", 0), "{status:?}");
+    let CompletedSweep { coordinator, agent: _agent, mut client, sweep } = complete_sweep(dir.path(), SWEEP).await?;
 
     // One train task, then 4 attacks in both modes and 2 untargeted only.
     let conn = open_state(&coordinator.state)?;

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use beard_proto::describe::attack_name;
 use beard_proto::v1::{EvaluationMode, ReportRequest, attack_config};
 use common::*;
@@ -32,12 +30,7 @@ evaluation: { test_samples: 64, batch_size: 32, target_policy: least-likely, mod
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sweep_in_both_modes_reports_them_side_by_side() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let coordinator = start_coordinator(dir.path(), 10.0)?;
-    let _agent = start_agent(dir.path(), &coordinator, "agent-0")?;
-    let mut client = control(&coordinator).await?;
-    let sweep = submit(&mut client, SWEEP).await?;
-    let status = wait_finished(&mut client, &sweep, Duration::from_secs(600)).await?;
-    assert_eq!((status.state.as_str(), status.failed), ("completed", 0), "{status:?}");
+    let CompletedSweep { coordinator, agent: _agent, mut client, sweep } = complete_sweep(dir.path(), SWEEP).await?;
 
     // One train task, then 2 attacks x 2 target modes x 2 evaluation modes.
     let conn = open_state(&coordinator.state)?;

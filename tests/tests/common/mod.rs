@@ -252,6 +252,26 @@ pub async fn wait_finished(client: &mut Control, sweep: &str, timeout: Duration)
     }
 }
 
+/// A sweep run to completion by a coordinator and one agent in `dir`, both still running.
+pub struct CompletedSweep {
+    pub coordinator: Coordinator,
+    pub agent: Process,
+    pub client: Control,
+    pub sweep: String,
+}
+
+/// Submit `yaml` to a fresh coordinator (lease TTL 10 s) with one agent and wait until the sweep
+/// completes; fails unless it completed without failed tasks.
+pub async fn complete_sweep(dir: &Path, yaml: &str) -> anyhow::Result<CompletedSweep> {
+    let coordinator = start_coordinator(dir, 10.0)?;
+    let agent = start_agent(dir, &coordinator, "agent-0")?;
+    let mut client = control(&coordinator).await?;
+    let sweep = submit(&mut client, yaml).await?;
+    let status = wait_finished(&mut client, &sweep, Duration::from_secs(600)).await?;
+    anyhow::ensure!(status.state == "completed" && status.failed == 0, "the sweep did not complete: {status:?}");
+    Ok(CompletedSweep { coordinator, agent, client, sweep })
+}
+
 /// Read-only connection to the coordinator's database (WAL allows it while the server runs).
 pub fn open_state(state: &Path) -> anyhow::Result<rusqlite::Connection> {
     let conn = rusqlite::Connection::open_with_flags(
