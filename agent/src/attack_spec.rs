@@ -4,7 +4,7 @@
 //! Names and parameter names are the sweep file's (torchattacks' parameter names); parameters
 //! not written take BEARD's reference defaults (DESIGN.md, the same as the sweep file's). Numbers
 //! may be decimals or fractions (`8/255`); `steps`, `top_k`, `n_restarts`, `n_target_classes`,
-//! `n_queries` and `seed` are integers; `random_start` is
+//! `n_queries` and `seed` are integers; `random_start` and `per_image` are
 //! `true` or `false`. The parser checks only the syntax and the names: the attacks check the
 //! values when they are built.
 
@@ -71,7 +71,8 @@ pub fn format(config: &AttackConfig) -> String {
         }
         Some(Attack::Cw(cw)) => format!("c={},kappa={},steps={},lr={}", cw.c, cw.kappa, cw.steps, cw.lr),
         Some(Attack::Deepfool(deepfool)) => {
-            format!("steps={},overshoot={},top_k={}", deepfool.steps, deepfool.overshoot, deepfool.top_k)
+            let v1::DeepFool { steps, overshoot, top_k, per_image } = deepfool;
+            format!("steps={steps},overshoot={overshoot},top_k={top_k},per_image={per_image}")
         }
         Some(Attack::Autoattack(autoattack)) => {
             format!(
@@ -104,7 +105,7 @@ fn defaults(name: &str) -> Option<Attack> {
         "pgd" => Attack::Pgd(v1::Pgd { eps: 8.0 / 255.0, alpha: 2.0 / 255.0, steps: 10, random_start: false }),
         "pgdl2" => Attack::Pgdl2(v1::PgdL2 { eps: 128.0 / 255.0, alpha: 15.0 / 255.0, steps: 10, random_start: false }),
         "cw" => Attack::Cw(v1::CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01 }),
-        "deepfool" => Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02, top_k: 10 }),
+        "deepfool" => Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02, top_k: 10, per_image: false }),
         "autoattack" => {
             Attack::Autoattack(v1::AutoAttack { eps: 8.0 / 255.0, version: "standard".to_owned(), steps: 100, seed: 0 })
         }
@@ -155,7 +156,8 @@ fn set(attack: &mut Attack, key: &str, value: &str) -> Result<(), SpecError> {
             "steps" => deepfool.steps = integer(key, value)?,
             "overshoot" => deepfool.overshoot = number(key, value)?,
             "top_k" => deepfool.top_k = integer(key, value)?,
-            _ => return unknown("steps, overshoot, top_k"),
+            "per_image" => deepfool.per_image = boolean(key, value)?,
+            _ => return unknown("steps, overshoot, top_k, per_image"),
         },
         Attack::Autoattack(autoattack) => match key {
             "eps" => autoattack.eps = number(key, value)?,
@@ -245,7 +247,10 @@ mod tests {
             Attack::Pgdl2(v1::PgdL2 { eps: 128.0 / 255.0, alpha: 15.0 / 255.0, steps: 10, random_start: false })
         );
         assert_eq!(attack("cw:"), Attack::Cw(v1::CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01 }));
-        assert_eq!(attack("deepfool"), Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02, top_k: 10 }));
+        assert_eq!(
+            attack("deepfool"),
+            Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02, top_k: 10, per_image: false })
+        );
         assert_eq!(
             attack("apgd-t"),
             Attack::ApgdT(v1::ApgdT { eps: 8.0 / 255.0, steps: 100, n_restarts: 1, n_target_classes: 9, seed: 0 })
@@ -264,7 +269,7 @@ mod tests {
         );
         assert_eq!(
             attack("deepfool:top_k=3,overshoot=1e-2"),
-            Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.01, top_k: 3 })
+            Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.01, top_k: 3, per_image: false })
         );
         assert_eq!(
             attack("cw:c=0.5,kappa=2,lr=1/100"),
@@ -293,6 +298,7 @@ mod tests {
             "pgdl2:eps=1/3",
             "cw:kappa=0.5",
             "deepfool:top_k=4",
+            "deepfool:top_k=0,per_image=true",
             "autoattack",
             "apgd-ce:steps=20,seed=3",
             "apgd-t:n_target_classes=3",

@@ -101,7 +101,12 @@ fn cw_and_deepfool_fool_most_samples_and_deepfool_needs_few_steps() {
 #[test]
 fn untargeted_only_attacks_refuse_targeted_runs() {
     let deepfool = AttackConfig {
-        attack: Some(attack_config::Attack::Deepfool(proto::DeepFool { steps: 50, overshoot: 0.02, top_k: 10 })),
+        attack: Some(attack_config::Attack::Deepfool(proto::DeepFool {
+            steps: 50,
+            overshoot: 0.02,
+            top_k: 10,
+            per_image: false,
+        })),
     };
     assert!(matches!(attacks::from_config(&deepfool, true), Err(AttackConfigError::UntargetedOnly("deepfool"))));
     assert!(attacks::from_config(&deepfool, false).is_ok());
@@ -151,7 +156,7 @@ fn attack_tasks_report_norms_and_never_raise_accuracy() {
     let attacks = [
         attack_config::Attack::Pgdl2(proto::PgdL2 { eps: 0.5, alpha: 0.06, steps: 10, random_start: false }),
         attack_config::Attack::Cw(proto::CarliniWagner { c: 1.0, kappa: 0.0, steps: 30, lr: 0.01 }),
-        attack_config::Attack::Deepfool(proto::DeepFool { steps: 50, overshoot: 0.02, top_k: 10 }),
+        attack_config::Attack::Deepfool(proto::DeepFool { steps: 50, overshoot: 0.02, top_k: 10, per_image: false }),
     ];
     for attack in attacks {
         let untargeted = shard(&mut trained, attack.clone(), false);

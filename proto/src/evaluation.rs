@@ -36,7 +36,8 @@ pub fn attack_in(attack: &AttackConfig, mode: EvaluationMode) -> AttackConfig {
     }
 }
 
-/// PGD with the step 2/225 and no random start, AutoAttack with 10 iterations per part; every
+/// PGD with the step 2/225 and no random start, AutoAttack with 10 iterations per part, DeepFool
+/// over all classes image by image (torchattacks' arithmetic, see the agent's DeepFool); every
 /// other attack (and every other parameter) as configured.
 fn reference_attack(attack: &AttackConfig) -> AttackConfig {
     let mut attack = attack.clone();
@@ -46,6 +47,10 @@ fn reference_attack(attack: &AttackConfig) -> AttackConfig {
             pgd.random_start = false;
         }
         Some(attack_config::Attack::Autoattack(autoattack)) => autoattack.steps = REFERENCE_AUTOATTACK_STEPS,
+        Some(attack_config::Attack::Deepfool(deepfool)) => {
+            deepfool.top_k = 0;
+            deepfool.per_image = true;
+        }
         _ => {}
     }
     attack
@@ -54,7 +59,7 @@ fn reference_attack(attack: &AttackConfig) -> AttackConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::v1::{AutoAttack, Fgsm, Pgd};
+    use crate::v1::{AutoAttack, DeepFool, Fgsm, Pgd};
 
     #[test]
     fn mode_names_round_trip() {
@@ -65,7 +70,7 @@ mod tests {
     }
 
     #[test]
-    fn the_reference_overrides_pgd_and_autoattack_only() {
+    fn the_reference_overrides_pgd_autoattack_and_deepfool_only() {
         let pgd = AttackConfig {
             attack: Some(attack_config::Attack::Pgd(Pgd { eps: 0.03, alpha: 0.01, steps: 7, random_start: true })),
         };
@@ -77,6 +82,11 @@ mod tests {
         };
         let expected = AutoAttack { eps: 0.03, steps: 10, ..Default::default() };
         assert_eq!(reference_attack(&autoattack).attack, Some(attack_config::Attack::Autoattack(expected)));
+
+        let deepfool = DeepFool { steps: 50, overshoot: 0.02, top_k: 3, per_image: false };
+        let deepfool = AttackConfig { attack: Some(attack_config::Attack::Deepfool(deepfool)) };
+        let expected = DeepFool { steps: 50, overshoot: 0.02, top_k: 0, per_image: true };
+        assert_eq!(reference_attack(&deepfool).attack, Some(attack_config::Attack::Deepfool(expected)));
 
         let fgsm = AttackConfig { attack: Some(attack_config::Attack::Fgsm(Fgsm { eps: 0.03 })) };
         assert_eq!(reference_attack(&fgsm), fgsm);

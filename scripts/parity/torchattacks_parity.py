@@ -121,7 +121,7 @@ def parse_spec(spec):
         key, _, value = item.partition("=")
         if key in ("steps", "n_queries", "seed", "top_k", "n_restarts", "n_target_classes"):
             params[key] = int(value)
-        elif key == "random_start":
+        elif key in ("random_start", "per_image"):
             params[key] = value.lower() in ("true", "1", "yes")
         elif key == "version":
             params[key] = value
@@ -151,6 +151,7 @@ def build_attack(model, spec, classes):
     if name in ("pgd", "pgdl2"):
         params.setdefault("random_start", False)  # BEARD's defaults; torchattacks' differ
     params.pop("top_k", None)  # torchattacks' DeepFool always considers every class
+    params.pop("per_image", None)  # and always runs image by image
     if name in ("apgd-t", "fab-t"):
         # torchattacks' APGDT and multi-targeted FAB target the n_classes - 1 most likely others
         params["n_classes"] = params.pop("n_target_classes", 9) + 1

@@ -11,17 +11,25 @@
 //! classes (up to float rounding):
 //!
 //! - Candidates: the true class and the `top_k - 1` other classes with the highest clean logits,
-//!   fixed at the start as in the authors' reference code (torchattacks takes all classes).
+//!   fixed at the start as in the authors' reference code (torchattacks takes all classes), kept
+//!   in class order so that ties between candidates go to the lower class, as there.
 //! - Batched: one forward pass per iteration for all samples still robust, and one backward
-//!   pass per candidate class computing that class's gradient for every sample at once (the
-//!   samples of a chunk do not interact in the model), where torchattacks loops over images and
-//!   takes one backward pass per class and image.
+//!   pass per candidate class computing the gradient of that class's logit difference `f_k - f_y`
+//!   for every sample at once (the samples of a chunk do not interact in the model), where
+//!   torchattacks loops over images and takes one backward pass per class logit and image.
 //! - Compaction: a sample found misclassified leaves the working set, so it costs no more work.
 //!   So does a sample at a fixed point: an update that leaves its image unchanged bit for bit
 //!   (its step fell below the pixels' float32 resolution, or was clamped away) would repeat
 //!   forever, and it stays robust with that image, as in torchattacks, which would step it in
 //!   place until `steps`. Sizing the working set needs these counts on the host: two
 //!   synchronizations per iteration, the only ones inside the loop.
+//!
+//! `per_image` gives up the batching for torchattacks' float32 arithmetic bit for bit: one image
+//! at a time (a convolution over one image rounds differently from one over a batch), the
+//! gradients of the class logits `f_k` and `f_y` differenced afterwards. `beard-compat` needs it:
+//! under the reference's clamp in normalized units DeepFool leaves many samples within float32
+//! ulps of the boundary, and any other rounding moves some across it. The step is formed in
+//! torchattacks' order, `(1 + overshoot) * (|f_k - f_y| * w / ||w||²)`, in both ways.
 //!
 //! The logits returned are the verdicts the attack acted on: for a sample found misclassified or
 //! at a fixed point, those of the forward pass that judged its returned image; for the samples
@@ -43,12 +51,14 @@ use crate::model::ConvNet;
 /// The floor of gradient norms; its square is still a normal float32.
 const MIN_GRADIENT_NORM: f64 = 1e-15;
 
-/// Batched, top-k DeepFool.
+/// Batched (or image by image), top-k DeepFool.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DeepFool {
     steps: u32,
     overshoot: f64,
+    /// Candidate classes, the true class included; 0 means all.
     top_k: u32,
+    per_image: bool,
 }
 
 /// The samples still robust, as rows of the chunk.
@@ -86,8 +96,8 @@ impl WorkingSet {
 }
 
 impl DeepFool {
-    /// DeepFool with at most `steps` iterations, `overshoot` >= 0, over `top_k` >= 2 candidate
-    /// classes (the true class included; more than the model has means all of them).
+    /// Batched DeepFool with at most `steps` iterations, `overshoot` >= 0, over `top_k` >= 2
+    /// candidate classes (the true class included; 0 or more than the model has means all).
     pub fn new(steps: u32, overshoot: f64, top_k: u32) -> Result<Self, String> {
         if steps == 0 {
             return Err("steps must be at least 1".to_owned());
@@ -95,64 +105,80 @@ impl DeepFool {
         if !(overshoot.is_finite() && overshoot >= 0.0) {
             return Err(format!("overshoot must be finite and not negative, got {overshoot}"));
         }
-        if top_k < 2 {
-            return Err(format!("top_k must be at least 2 (the true class and one other), got {top_k}"));
+        if top_k == 1 {
+            return Err("top_k must be at least 2 (the true class and one other), or 0 for all classes".to_owned());
         }
-        Ok(Self { steps, overshoot, top_k })
+        Ok(Self { steps, overshoot, top_k, per_image: false })
     }
 
-    /// The `k - 1` classes other than `labels` with the highest `logits`, by decreasing logit.
+    /// The same attack run one image at a time with torchattacks' arithmetic (module doc).
+    pub fn image_by_image(self, per_image: bool) -> Self {
+        Self { per_image, ..self }
+    }
+
+    /// The `k - 1` classes other than `labels` with the highest `logits`, in class order.
     fn candidates(&self, logits: &Tensor, labels: &Tensor) -> Result<Tensor, TchError> {
         let (_, classes) = logits.size2()?;
-        let others = i64::from(self.top_k).min(classes) - 1;
+        let others = match self.top_k {
+            0 => classes,
+            top_k => i64::from(top_k).min(classes),
+        } - 1;
         let masked = logits.f_scatter_value(1, &labels.f_unsqueeze(1)?, f64::NEG_INFINITY)?;
-        Ok(masked.f_topk(others, 1, true, true)?.1)
+        let chosen = masked.f_topk(others, 1, true, false)?.1;
+        Ok(chosen.f_sort(1, false)?.0)
+    }
+
+    /// `[m, k - 1, 3, h, w]`: the gradients of the logit differences `f_k - f_y` of `set` with
+    /// respect to `input`, the leaf `logits` come from: one backward pass per difference, or in
+    /// `per_image` one per class logit, differenced afterwards.
+    fn difference_gradients(&self, logits: &Tensor, input: &Tensor, set: &WorkingSet) -> Result<Tensor, TchError> {
+        let gradient =
+            |objective: &Tensor, keep_graph: bool| input_gradient(&objective.f_sum(Kind::Float)?, input, keep_graph);
+        let own = logits.f_gather(1, &set.labels.f_unsqueeze(1)?, false)?.f_squeeze_dim(1)?;
+        let others = logits.f_gather(1, &set.candidates, false)?;
+        let (_, count) = others.size2()?;
+        let own_gradient = match self.per_image {
+            true => Some(gradient(&own, true)?),
+            false => None,
+        };
+        let mut gradients = Vec::with_capacity(count as usize);
+        for k in 0..count {
+            let (other, keep_graph) = (others.f_select(1, k)?, k + 1 < count);
+            gradients.push(match &own_gradient {
+                Some(own_gradient) => gradient(&other, keep_graph)?.f_sub(own_gradient)?,
+                None => gradient(&other.f_sub(&own)?, keep_graph)?,
+            });
+        }
+        Tensor::f_stack(&gradients, 1)
     }
 
     /// One DeepFool update of every image of `set`, whose `logits` come from `input` (the
     /// set's images as a leaf that requires grad).
-    fn update(&self, model_logits: &Tensor, input: &Tensor, set: &WorkingSet) -> Result<Tensor, TchError> {
-        let own = model_logits.f_gather(1, &set.labels.f_unsqueeze(1)?, false)?;
-        let differences = model_logits.f_gather(1, &set.candidates, false)?.f_sub(&own)?;
-        let (_, candidates) = differences.size2()?;
-        let mut gradients = Vec::with_capacity(candidates as usize);
-        for k in 0..candidates {
-            let objective = differences.f_select(1, k)?.f_sum(Kind::Float)?;
-            gradients.push(input_gradient(&objective, input, k + 1 < candidates)?);
-        }
-        let gradients = Tensor::f_stack(&gradients, 1)?; // [m, k - 1, 3, h, w]
-        let differences = differences.f_detach()?.f_abs()?;
+    fn update(&self, logits: &Tensor, input: &Tensor, set: &WorkingSet) -> Result<Tensor, TchError> {
+        let gradients = self.difference_gradients(logits, input, set)?; // [m, k - 1, 3, h, w]
+        let own = logits.f_gather(1, &set.labels.f_unsqueeze(1)?, false)?;
+        let differences = logits.f_gather(1, &set.candidates, false)?.f_sub(&own)?.f_detach()?.f_abs()?;
         // Floored so that a vanishing gradient gives a zero step instead of NaN pixels.
         let norms = gradients.f_flatten(2, -1)?.f_norm_scalaropt_dim(2, [2], false)?.f_clamp_min(MIN_GRADIENT_NORM)?;
         let best = differences.f_div(&norms)?.f_argmin(1, true)?; // [m, 1]
-        let distance = differences.f_gather(1, &best, false)?; // [m, 1]
         let (m, _, channels, height, width) = gradients.size5()?;
+        let per_image = |values: &Tensor| values.f_gather(1, &best, false)?.f_reshape([m, 1, 1, 1]);
         let direction = gradients
             .f_gather(1, &best.f_reshape([m, 1, 1, 1, 1])?.f_expand([m, 1, channels, height, width], false)?, false)?
             .f_squeeze_dim(1)?;
-        let squared_norm = norms.f_gather(1, &best, false)?.f_square()?;
-        let scale = distance.f_div(&squared_norm)?.f_mul_scalar(1.0 + self.overshoot)?.f_reshape([m, 1, 1, 1])?;
-        input.f_detach()?.f_add(&direction.f_mul(&scale)?)?.f_clamp(0.0, 1.0)
-    }
-}
-
-impl Attack for DeepFool {
-    fn max_steps(&self) -> u32 {
-        self.steps
+        let step = direction
+            .f_mul(&per_image(&differences)?)?
+            .f_div(&per_image(&norms)?.f_square()?)?
+            .f_mul_scalar(1.0 + self.overshoot)?;
+        input.f_detach()?.f_add(&step)?.f_clamp(0.0, 1.0)
     }
 
-    fn supports_targeted(&self) -> bool {
-        false
-    }
-
-    fn perturb(&self, model: &ConvNet, images: &Tensor, goal: &Goal) -> Result<Adversarial, TchError> {
-        if goal.is_targeted() {
-            return Err(TchError::Torch("DeepFool runs untargeted only".to_owned()));
-        }
+    /// The attack on a batch of `images` with true `labels`, all at once.
+    fn perturb_batch(&self, model: &ConvNet, images: &Tensor, labels: &Tensor) -> Result<Adversarial, TchError> {
         let images = images.f_detach()?;
         let (count, ..) = images.size4()?;
         let device = images.device();
-        let labels = goal.classes().shallow_clone();
+        let labels = labels.shallow_clone();
         // The first iteration's forward pass on the clean images also picks the candidates.
         let mut input = images.f_detach()?.f_set_requires_grad(true)?;
         let mut logits = model.forward(&input, false)?;
@@ -201,5 +227,36 @@ impl Attack for DeepFool {
             first_success = first_success.f_index_fill(0, &rows, i64::from(self.steps))?;
         }
         Ok(Adversarial { images: adversarial, logits: verdicts, first_success })
+    }
+}
+
+impl Attack for DeepFool {
+    fn max_steps(&self) -> u32 {
+        self.steps
+    }
+
+    fn supports_targeted(&self) -> bool {
+        false
+    }
+
+    fn perturb(&self, model: &ConvNet, images: &Tensor, goal: &Goal) -> Result<Adversarial, TchError> {
+        if goal.is_targeted() {
+            return Err(TchError::Torch("DeepFool runs untargeted only".to_owned()));
+        }
+        let labels = goal.classes();
+        if !self.per_image {
+            return self.perturb_batch(model, images, labels);
+        }
+        let (count, ..) = images.size4()?;
+        let mut parts = Vec::with_capacity(count as usize);
+        for index in 0..count {
+            parts.push(self.perturb_batch(model, &images.f_narrow(0, index, 1)?, &labels.f_narrow(0, index, 1)?)?);
+        }
+        let joined = |part: fn(&Adversarial) -> &Tensor| Tensor::f_cat(&parts.iter().map(part).collect::<Vec<_>>(), 0);
+        Ok(Adversarial {
+            images: joined(|adversarial| &adversarial.images)?,
+            logits: joined(|adversarial| &adversarial.logits)?,
+            first_success: joined(|adversarial| &adversarial.first_success)?,
+        })
     }
 }

@@ -144,7 +144,8 @@ pub fn from_config(config: &AttackConfig, targeted: bool) -> Result<Box<dyn Atta
             Box::new(CarliniWagner::new(cw.c, cw.kappa, cw.steps, cw.lr).map_err(invalid)?)
         }
         Some(attack_config::Attack::Deepfool(deepfool)) => {
-            Box::new(DeepFool::new(deepfool.steps, deepfool.overshoot, deepfool.top_k).map_err(invalid)?)
+            let batched = DeepFool::new(deepfool.steps, deepfool.overshoot, deepfool.top_k).map_err(invalid)?;
+            Box::new(batched.image_by_image(deepfool.per_image))
         }
         Some(attack_config::Attack::Autoattack(autoattack)) => match autoattack.version.as_str() {
             "standard" => {

@@ -246,7 +246,8 @@ impl Default for DeepFoolSettings {
 
 impl Settings for DeepFoolSettings {
     fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>) {
-        let deepfool = v1::DeepFool { steps: self.steps.0, overshoot: self.overshoot.0, top_k: self.top_k.0 };
+        let deepfool =
+            v1::DeepFool { steps: self.steps.0, overshoot: self.overshoot.0, top_k: self.top_k.0, per_image: false };
         (attack_config::Attack::Deepfool(deepfool), untargeted_modes(self.targeted))
     }
 }
@@ -464,7 +465,12 @@ mod tests {
                     random_start: false
                 }),
                 attack_config::Attack::Cw(v1::CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01 }),
-                attack_config::Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02, top_k: 10 }),
+                attack_config::Attack::Deepfool(v1::DeepFool {
+                    steps: 50,
+                    overshoot: 0.02,
+                    top_k: 10,
+                    per_image: false
+                }),
                 attack_config::Attack::Autoattack(v1::AutoAttack {
                     eps: 8.0 / 255.0,
                     version: "standard".into(),
@@ -496,7 +502,7 @@ mod tests {
         let entries = parse("deepfool: { top_k: 3 }\n");
         assert_eq!(
             entries[0].config,
-            attack_config::Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02, top_k: 3 })
+            attack_config::Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02, top_k: 3, per_image: false })
         );
         let err = yaml_serde::from_str::<Attacks>("deepfool: { top_k: 1 }").unwrap_err();
         assert!(err.to_string().contains("expected an integer >= 2"), "{err}");
