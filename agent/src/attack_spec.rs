@@ -4,7 +4,7 @@
 //! Names and parameter names are the sweep file's (torchattacks' parameter names); parameters
 //! not written take BEARD's reference defaults (DESIGN.md, the same as the sweep file's). Numbers
 //! may be decimals or fractions (`8/255`); `steps`, `top_k`, `n_restarts`, `n_target_classes`,
-//! `n_queries` and `seed` are integers; `random_start` and `per_image` are
+//! `n_queries` and `seed` are integers; `random_start`, `per_image` and `torchattacks_margin` are
 //! `true` or `false`. The parser checks only the syntax and the names: the attacks check the
 //! values when they are built.
 
@@ -69,7 +69,9 @@ pub fn format(config: &AttackConfig) -> String {
         | Some(Attack::Pgdl2(v1::PgdL2 { eps, alpha, steps, random_start })) => {
             format!("eps={eps},alpha={alpha},steps={steps},random_start={random_start}")
         }
-        Some(Attack::Cw(cw)) => format!("c={},kappa={},steps={},lr={}", cw.c, cw.kappa, cw.steps, cw.lr),
+        Some(Attack::Cw(v1::CarliniWagner { c, kappa, steps, lr, torchattacks_margin })) => {
+            format!("c={c},kappa={kappa},steps={steps},lr={lr},torchattacks_margin={torchattacks_margin}")
+        }
         Some(Attack::Deepfool(deepfool)) => {
             let v1::DeepFool { steps, overshoot, top_k, per_image } = deepfool;
             format!("steps={steps},overshoot={overshoot},top_k={top_k},per_image={per_image}")
@@ -104,7 +106,7 @@ fn defaults(name: &str) -> Option<Attack> {
         "fgsm" => Attack::Fgsm(v1::Fgsm { eps: 8.0 / 255.0 }),
         "pgd" => Attack::Pgd(v1::Pgd { eps: 8.0 / 255.0, alpha: 2.0 / 255.0, steps: 10, random_start: false }),
         "pgdl2" => Attack::Pgdl2(v1::PgdL2 { eps: 128.0 / 255.0, alpha: 15.0 / 255.0, steps: 10, random_start: false }),
-        "cw" => Attack::Cw(v1::CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01 }),
+        "cw" => Attack::Cw(v1::CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01, torchattacks_margin: false }),
         "deepfool" => Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02, top_k: 10, per_image: false }),
         "autoattack" => {
             Attack::Autoattack(v1::AutoAttack { eps: 8.0 / 255.0, version: "standard".to_owned(), steps: 100, seed: 0 })
@@ -150,7 +152,8 @@ fn set(attack: &mut Attack, key: &str, value: &str) -> Result<(), SpecError> {
             "kappa" => cw.kappa = number(key, value)?,
             "steps" => cw.steps = integer(key, value)?,
             "lr" => cw.lr = number(key, value)?,
-            _ => return unknown("c, kappa, steps, lr"),
+            "torchattacks_margin" => cw.torchattacks_margin = boolean(key, value)?,
+            _ => return unknown("c, kappa, steps, lr, torchattacks_margin"),
         },
         Attack::Deepfool(deepfool) => match key {
             "steps" => deepfool.steps = integer(key, value)?,
@@ -246,7 +249,10 @@ mod tests {
             attack("pgdl2"),
             Attack::Pgdl2(v1::PgdL2 { eps: 128.0 / 255.0, alpha: 15.0 / 255.0, steps: 10, random_start: false })
         );
-        assert_eq!(attack("cw:"), Attack::Cw(v1::CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01 }));
+        assert_eq!(
+            attack("cw:"),
+            Attack::Cw(v1::CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01, torchattacks_margin: false })
+        );
         assert_eq!(
             attack("deepfool"),
             Attack::Deepfool(v1::DeepFool { steps: 50, overshoot: 0.02, top_k: 10, per_image: false })
@@ -273,7 +279,7 @@ mod tests {
         );
         assert_eq!(
             attack("cw:c=0.5,kappa=2,lr=1/100"),
-            Attack::Cw(v1::CarliniWagner { c: 0.5, kappa: 2.0, steps: 100, lr: 0.01 })
+            Attack::Cw(v1::CarliniWagner { c: 0.5, kappa: 2.0, steps: 100, lr: 0.01, torchattacks_margin: false })
         );
     }
 
@@ -287,7 +293,7 @@ mod tests {
             assert!(matches!(parse(bad), Err(SpecError::BadValue { .. })), "{bad} should be refused");
         }
         let message = parse("cw:eps=1").map(|_| ()).unwrap_err().to_string();
-        assert_eq!(message, "cw has no parameter \"eps\"; it takes c, kappa, steps, lr");
+        assert_eq!(message, "cw has no parameter \"eps\"; it takes c, kappa, steps, lr, torchattacks_margin");
     }
 
     #[test]
@@ -297,6 +303,7 @@ mod tests {
             "pgd:random_start=true",
             "pgdl2:eps=1/3",
             "cw:kappa=0.5",
+            "cw:torchattacks_margin=true",
             "deepfool:top_k=4",
             "deepfool:top_k=0,per_image=true",
             "autoattack",

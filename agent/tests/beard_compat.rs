@@ -76,7 +76,7 @@ fn beard_compat_reproduces_the_reference_protocol() {
     failures.extend(compare(&model, &script_model, &runs, &images, &labels, &targets, CHUNK));
 
     let (images, labels, targets) = first(CW_SAMPLES);
-    let runs = [within("cw:c=1,kappa=0,steps=100,lr=0.01", false, 0.2)];
+    let runs = [within("cw:c=1,kappa=0,steps=100,lr=0.01,torchattacks_margin=true", false, 0.2)];
     failures.extend(compare(&model, &script_model, &runs, &images, &labels, &targets, CHUNK));
 
     let (images, labels, targets) = first(DEEPFOOL_SAMPLES);

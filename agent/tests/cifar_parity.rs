@@ -59,7 +59,7 @@ fn beard_attacks_match_torchattacks_on_the_reference_checkpoint() {
     failures.extend(compare(&model, &script_model, &runs, &images, &labels, &targets, CHUNK));
 
     let (images, labels, targets) = first(SLOW_SAMPLES);
-    let runs = [within("cw:c=1,kappa=0,steps=100,lr=0.01", false, 1.0)];
+    let runs = [within("cw:c=1,kappa=0,steps=100,lr=0.01,torchattacks_margin=true", false, 1.0)];
     failures.extend(compare(&model, &script_model, &runs, &images, &labels, &targets, CHUNK));
 
     let (images, labels, targets) = first(AUTOATTACK_SAMPLES);

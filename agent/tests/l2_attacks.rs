@@ -111,7 +111,13 @@ fn untargeted_only_attacks_refuse_targeted_runs() {
     assert!(matches!(attacks::from_config(&deepfool, true), Err(AttackConfigError::UntargetedOnly("deepfool"))));
     assert!(attacks::from_config(&deepfool, false).is_ok());
     let cw = AttackConfig {
-        attack: Some(attack_config::Attack::Cw(proto::CarliniWagner { c: 1.0, kappa: 0.0, steps: 10, lr: 0.01 })),
+        attack: Some(attack_config::Attack::Cw(proto::CarliniWagner {
+            c: 1.0,
+            kappa: 0.0,
+            steps: 10,
+            lr: 0.01,
+            torchattacks_margin: false,
+        })),
     };
     assert!(attacks::from_config(&cw, true).is_ok());
 
@@ -155,7 +161,13 @@ fn attack_tasks_report_norms_and_never_raise_accuracy() {
     let mut trained = common::trained(0, 20);
     let attacks = [
         attack_config::Attack::Pgdl2(proto::PgdL2 { eps: 0.5, alpha: 0.06, steps: 10, random_start: false }),
-        attack_config::Attack::Cw(proto::CarliniWagner { c: 1.0, kappa: 0.0, steps: 30, lr: 0.01 }),
+        attack_config::Attack::Cw(proto::CarliniWagner {
+            c: 1.0,
+            kappa: 0.0,
+            steps: 30,
+            lr: 0.01,
+            torchattacks_margin: false,
+        }),
         attack_config::Attack::Deepfool(proto::DeepFool { steps: 50, overshoot: 0.02, top_k: 10, per_image: false }),
     ];
     for attack in attacks {

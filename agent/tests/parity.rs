@@ -29,8 +29,8 @@ const RUNS: [Run; 8] = [
     run("pgd:eps=8/255,alpha=2/255,steps=10", true, 0.0),
     run("pgdl2:eps=128/255,alpha=15/255,steps=10", false, 0.0),
     run("pgdl2:eps=128/255,alpha=15/255,steps=10", true, 0.0),
-    run("cw:c=1,kappa=0,steps=30,lr=0.01", false, 2.0),
-    run("cw:c=1,kappa=0,steps=30,lr=0.01", true, 2.0),
+    run("cw:c=1,kappa=0,steps=30,lr=0.01,torchattacks_margin=true", false, 2.0),
+    run("cw:c=1,kappa=0,steps=30,lr=0.01,torchattacks_margin=true", true, 2.0),
     run("deepfool:steps=50,overshoot=0.02", false, 2.0),
 ];
 

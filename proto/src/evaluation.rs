@@ -36,9 +36,9 @@ pub fn attack_in(attack: &AttackConfig, mode: EvaluationMode) -> AttackConfig {
     }
 }
 
-/// PGD with the step 2/225 and no random start, AutoAttack with 10 iterations per part, DeepFool
-/// over all classes image by image (torchattacks' arithmetic, see the agent's DeepFool); every
-/// other attack (and every other parameter) as configured.
+/// PGD with the step 2/225 and no random start, AutoAttack with 10 iterations per part, C&W with
+/// torchattacks' margin, DeepFool over all classes image by image (torchattacks' arithmetic, see
+/// the agent's DeepFool); every other attack (and every other parameter) as configured.
 fn reference_attack(attack: &AttackConfig) -> AttackConfig {
     let mut attack = attack.clone();
     match &mut attack.attack {
@@ -47,6 +47,7 @@ fn reference_attack(attack: &AttackConfig) -> AttackConfig {
             pgd.random_start = false;
         }
         Some(attack_config::Attack::Autoattack(autoattack)) => autoattack.steps = REFERENCE_AUTOATTACK_STEPS,
+        Some(attack_config::Attack::Cw(cw)) => cw.torchattacks_margin = true,
         Some(attack_config::Attack::Deepfool(deepfool)) => {
             deepfool.top_k = 0;
             deepfool.per_image = true;
@@ -59,7 +60,7 @@ fn reference_attack(attack: &AttackConfig) -> AttackConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::v1::{AutoAttack, DeepFool, Fgsm, Pgd};
+    use crate::v1::{AutoAttack, CarliniWagner, DeepFool, Fgsm, Pgd};
 
     #[test]
     fn mode_names_round_trip() {
@@ -70,7 +71,7 @@ mod tests {
     }
 
     #[test]
-    fn the_reference_overrides_pgd_autoattack_and_deepfool_only() {
+    fn the_reference_overrides_pgd_autoattack_cw_and_deepfool_only() {
         let pgd = AttackConfig {
             attack: Some(attack_config::Attack::Pgd(Pgd { eps: 0.03, alpha: 0.01, steps: 7, random_start: true })),
         };
@@ -82,6 +83,11 @@ mod tests {
         };
         let expected = AutoAttack { eps: 0.03, steps: 10, ..Default::default() };
         assert_eq!(reference_attack(&autoattack).attack, Some(attack_config::Attack::Autoattack(expected)));
+
+        let cw = CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01, torchattacks_margin: false };
+        let cw = AttackConfig { attack: Some(attack_config::Attack::Cw(cw)) };
+        let expected = CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01, torchattacks_margin: true };
+        assert_eq!(reference_attack(&cw).attack, Some(attack_config::Attack::Cw(expected)));
 
         let deepfool = DeepFool { steps: 50, overshoot: 0.02, top_k: 3, per_image: false };
         let deepfool = AttackConfig { attack: Some(attack_config::Attack::Deepfool(deepfool)) };

@@ -10,7 +10,8 @@ attack run `KEY` (the attack spec, plus `@targeted` for targeted runs):
 - `KEY/adversarial` float32 [n, 3, h, w]: the adversarial images;
 - `KEY/correct` uint8 [n]: 1 where the model still predicts the true label (judged chunk by
   chunk, and image by image for DeepFool, which judges its iterates so);
-- `KEY/seconds` float64 [1]: wall time of the attack over all chunks (the best of `--repeat`).
+- `KEY/seconds` float64 [1]: wall time of the attack and of the forward pass judging its images,
+  over all chunks (the best of `--repeat`).
 
 It also prints one line per run: robust accuracy and images per second. Attack specs are written
 `NAME:key=value,...` with torchattacks' parameter names (`pgd:eps=0.0314,alpha=0.0078,steps=10`);
@@ -121,7 +122,7 @@ def parse_spec(spec):
         key, _, value = item.partition("=")
         if key in ("steps", "n_queries", "seed", "top_k", "n_restarts", "n_target_classes"):
             params[key] = int(value)
-        elif key in ("random_start", "per_image"):
+        elif key in ("random_start", "per_image", "torchattacks_margin"):
             params[key] = value.lower() in ("true", "1", "yes")
         elif key == "version":
             params[key] = value
@@ -144,14 +145,23 @@ ATTACKS = {
 }
 
 
+# BEARD's defaults (DESIGN.md, the agent's attack specs) where torchattacks' differ, so that a spec
+# that leaves a parameter out runs the same attack on both sides.
+BEARD_DEFAULTS = {
+    "pgd": {"random_start": False},
+    "pgdl2": {"eps": 128 / 255, "alpha": 15 / 255, "random_start": False},
+    "cw": {"steps": 100},
+}
+
+
 def build_attack(model, spec, classes):
     name, params = parse_spec(spec)
     if name not in ATTACKS:
         sys.exit(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
-    if name in ("pgd", "pgdl2"):
-        params.setdefault("random_start", False)  # BEARD's defaults; torchattacks' differ
+    params = {**BEARD_DEFAULTS.get(name, {}), **params}
     params.pop("top_k", None)  # torchattacks' DeepFool always considers every class
     params.pop("per_image", None)  # and always runs image by image
+    params.pop("torchattacks_margin", None)  # torchattacks' CW always reads its own margin
     if name in ("apgd-t", "fab-t"):
         # torchattacks' APGDT and multi-targeted FAB target the n_classes - 1 most likely others
         params["n_classes"] = params.pop("n_target_classes", 9) + 1
@@ -187,26 +197,28 @@ def read_cifar10_test(directory, n):
 
 
 def run_torchattacks(model, spec, targeted, images, labels, targets, batch_size, classes):
-    """One attack run chunk by chunk: the adversarial images, correctness and wall seconds."""
+    """One attack run chunk by chunk: the adversarial images, correctness and wall seconds.
+
+    The seconds cover the attack and the forward pass that judges its images, the work behind a
+    robust accuracy, as ours (`agent eval` times the attack with the verdicts it returns)."""
     attack = build_attack(model, spec, classes)
     if targeted:
         attack.set_mode_targeted_by_label(quiet=True)
-    chunks = []
-    started = time.perf_counter()
-    for start in range(0, len(images), batch_size):
-        chunk = slice(start, start + batch_size)
-        chunks.append(attack(images[chunk], (targets if targeted else labels)[chunk]))
-    seconds = time.perf_counter() - started
-    adversarial = torch.cat(chunks)
     # Judged in the batches the attack judges its own iterates in: DeepFool stops at the first
     # iterate its per-image forward pass calls misclassified, often by a float32 hair, and a
     # forward pass over a batch rounds differently (on the CIFAR-10 reference checkpoint it read
     # 7 of 500 such images back as correct, never the other way round).
     size = 1 if parse_spec(spec)[0] == "deepfool" else batch_size
-    with torch.no_grad():
-        predictions = torch.cat([model(adversarial[start:start + size]).argmax(1)
-                                 for start in range(0, len(adversarial), size)])
-    return adversarial, predictions == labels, seconds
+    chunks, predictions = [], []
+    started = time.perf_counter()
+    for start in range(0, len(images), batch_size):
+        chunk = slice(start, start + batch_size)
+        adversarial = attack(images[chunk], (targets if targeted else labels)[chunk])
+        with torch.no_grad():
+            predictions += [model(adversarial[at:at + size]).argmax(1) for at in range(0, len(adversarial), size)]
+        chunks.append(adversarial)
+    seconds = time.perf_counter() - started
+    return torch.cat(chunks), torch.cat(predictions) == labels, seconds
 
 
 def run_agent(agent, args, specs, targeted):

@@ -11,8 +11,8 @@
 //! which reads a negative logit of the goal class, or negative logits of all others, as 0; when
 //! the target's logit is negative its gradient vanishes, which makes targeted C&W much weaker
 //! (on the synthetic parity model: 45% robust accuracy against 0.5%). [`Margin::Torchattacks`]
-//! reproduces that margin, to compare with torchattacks and the numbers published with it; task
-//! configs run the paper's.
+//! reproduces that margin (`torchattacks_margin` in the config), to compare with torchattacks and
+//! the numbers published with it (`beard-compat` sets it); task configs run the paper's by default.
 //!
 //! Per sample it keeps the iterate with the smallest squared L2 distance among those that met the
 //! goal (judged on the iterate before each optimizer step, as torchattacks); a sample that never

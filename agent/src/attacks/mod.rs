@@ -141,7 +141,8 @@ pub fn from_config(config: &AttackConfig, targeted: bool) -> Result<Box<dyn Atta
             Box::new(PgdL2::new(pgd.eps, pgd.alpha, pgd.steps, pgd.random_start).map_err(invalid)?)
         }
         Some(attack_config::Attack::Cw(cw)) => {
-            Box::new(CarliniWagner::new(cw.c, cw.kappa, cw.steps, cw.lr).map_err(invalid)?)
+            let margin = if cw.torchattacks_margin { Margin::Torchattacks } else { Margin::Logits };
+            Box::new(CarliniWagner::new(cw.c, cw.kappa, cw.steps, cw.lr).map_err(invalid)?.with_margin(margin))
         }
         Some(attack_config::Attack::Deepfool(deepfool)) => {
             let batched = DeepFool::new(deepfool.steps, deepfool.overshoot, deepfool.top_k).map_err(invalid)?;

@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use beard_agent::attack_spec;
-use beard_agent::attacks::{self, Attack, CarliniWagner, Goal, Margin};
+use beard_agent::attacks::{self, Attack, Goal};
 use beard_agent::data::Normalization;
 use beard_agent::model::ConvNet;
-use beard_proto::v1::attack_config;
 use tch::{Kind, Tensor};
 
 /// The venv's Python (`BEARD_PYTHON`, else the venv's, see [`super::files::python`]); the
@@ -148,17 +147,10 @@ impl Theirs {
     }
 }
 
-/// Our attack for a run, with torchattacks' C&W margin (which reads the logits outside its masks
-/// as 0, so negative logits count as 0) in place of the paper's: the other attacks compute what
-/// torchattacks computes as they are.
-pub fn comparable_attack(run: &Run) -> Box<dyn Attack> {
-    let config = attack_spec::parse(run.spec).expect("spec");
-    match &config.attack {
-        Some(attack_config::Attack::Cw(cw)) => {
-            Box::new(CarliniWagner::new(cw.c, cw.kappa, cw.steps, cw.lr).expect("cw").with_margin(Margin::Torchattacks))
-        }
-        _ => attacks::from_config(&config, run.targeted).expect("attack"),
-    }
+/// Our attack for a run, as its spec configures it (C&W runs compare with
+/// `torchattacks_margin=true`, which the script ignores: torchattacks always reads its own).
+pub fn our_attack(run: &Run) -> Box<dyn Attack> {
+    attacks::from_config(&attack_spec::parse(run.spec).expect("spec"), run.targeted).expect("attack")
 }
 
 /// Runs every run on both sides, prints the table (robust accuracies, agreement, the largest
@@ -184,7 +176,7 @@ pub fn compare(
     );
     let mut failures = Vec::new();
     for run in runs {
-        let attack = comparable_attack(run);
+        let attack = our_attack(run);
         let ours = ours(attack.as_ref(), model, run, images, labels, targets, chunk);
         let theirs = theirs.outcome(run);
         let agree = ours.correct.iter().zip(&theirs.correct).filter(|(a, b)| a == b).count();

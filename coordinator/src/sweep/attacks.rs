@@ -177,7 +177,13 @@ impl Default for CwSettings {
 
 impl Settings for CwSettings {
     fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>) {
-        let cw = v1::CarliniWagner { c: self.c.0, kappa: self.kappa.0, steps: self.steps.0, lr: self.lr.0 };
+        let cw = v1::CarliniWagner {
+            c: self.c.0,
+            kappa: self.kappa.0,
+            steps: self.steps.0,
+            lr: self.lr.0,
+            torchattacks_margin: false,
+        };
         (attack_config::Attack::Cw(cw), modes(self.targeted))
     }
 }
@@ -464,7 +470,13 @@ mod tests {
                     steps: 10,
                     random_start: false
                 }),
-                attack_config::Attack::Cw(v1::CarliniWagner { c: 1.0, kappa: 0.0, steps: 100, lr: 0.01 }),
+                attack_config::Attack::Cw(v1::CarliniWagner {
+                    c: 1.0,
+                    kappa: 0.0,
+                    steps: 100,
+                    lr: 0.01,
+                    torchattacks_margin: false
+                }),
                 attack_config::Attack::Deepfool(v1::DeepFool {
                     steps: 50,
                     overshoot: 0.02,
