@@ -138,14 +138,14 @@ impl DeepFool {
         Ok(chosen.f_sort(1, false)?.0)
     }
 
-    /// `[m, k - 1, 3, h, w]`: the gradients of the logit differences `f_k - f_y` of `set` with
-    /// respect to `input`, the leaf `logits` come from: one backward pass per difference, or in
-    /// `per_image` one per class logit, differenced afterwards.
-    fn difference_gradients(&self, logits: &Tensor, input: &Tensor, set: &WorkingSet) -> Result<Tensor, TchError> {
+    /// `[m, k - 1, 3, h, w]`: the gradients of the logit differences `others - own` (the
+    /// candidates' logits `[m, k - 1]` and the true class's `[m, 1]`) with respect to `input`, the
+    /// leaf they come from: one backward pass per difference, or in `per_image` one per class
+    /// logit, differenced afterwards.
+    fn difference_gradients(&self, others: &Tensor, own: &Tensor, input: &Tensor) -> Result<Tensor, TchError> {
         let gradient =
             |objective: &Tensor, keep_graph: bool| input_gradient(&objective.f_sum(Kind::Float)?, input, keep_graph);
-        let own = logits.f_gather(1, &set.labels.f_unsqueeze(1)?, false)?.f_squeeze_dim(1)?;
-        let others = logits.f_gather(1, &set.candidates, false)?;
+        let own = own.f_squeeze_dim(1)?;
         let (_, count) = others.size2()?;
         let own_gradient = match self.per_image {
             true => Some(gradient(&own, true)?),
@@ -165,9 +165,10 @@ impl DeepFool {
     /// One DeepFool update of every image of `set`, whose `logits` come from `input` (the
     /// set's images as a leaf that requires grad).
     fn update(&self, logits: &Tensor, input: &Tensor, set: &WorkingSet) -> Result<Tensor, TchError> {
-        let gradients = self.difference_gradients(logits, input, set)?; // [m, k - 1, 3, h, w]
         let own = logits.f_gather(1, &set.labels.f_unsqueeze(1)?, false)?;
-        let differences = logits.f_gather(1, &set.candidates, false)?.f_sub(&own)?.f_detach()?.f_abs()?;
+        let others = logits.f_gather(1, &set.candidates, false)?;
+        let gradients = self.difference_gradients(&others, &own, input)?; // [m, k - 1, 3, h, w]
+        let differences = others.f_sub(&own)?.f_detach()?.f_abs()?;
         // Floored so that a vanishing gradient gives a zero step instead of NaN pixels.
         let norms = gradients.f_flatten(2, -1)?.f_norm_scalaropt_dim(2, [2], false)?.f_clamp_min(MIN_GRADIENT_NORM)?;
         let best = differences.f_div(&norms)?.f_argmin(1, true)?; // [m, 1]
