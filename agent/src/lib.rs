@@ -20,6 +20,7 @@
 //! - [`torchfile`]: PyTorch `torch.save` files (zip + pickle) without Python: a reader, and a
 //!   writer for state dicts.
 //! - [`worker`]: registration, the lease loop, heartbeats, cancellation and drain.
+//! - [`work_dir`]: one agent process per work dir, and the generation of the one before.
 
 pub mod attack_spec;
 pub mod attacks;
@@ -34,4 +35,5 @@ pub mod model;
 pub mod tch_backend;
 pub mod torchfile;
 pub mod train;
+pub mod work_dir;
 pub mod worker;

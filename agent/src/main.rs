@@ -84,9 +84,10 @@ struct EvalArgs {
     /// Dataset whose test split to evaluate on: cifar10, cifar100, tinyimagenet or synthetic.
     #[arg(long)]
     dataset: String,
-    /// Directory holding the dataset's files (e.g. `cifar-10-batches-bin`).
-    #[arg(long, visible_alias = "data-root", default_value = "")]
-    data_dir: PathBuf,
+    /// Directory holding the dataset's files (e.g. `cifar-10-batches-bin`); not needed for
+    /// `synthetic`.
+    #[arg(long, visible_alias = "data-root")]
+    data_dir: Option<PathBuf>,
     /// Attacks as `NAME[:key=value,...]` (e.g. `pgd:eps=8/255,steps=10`); repeat or separate with
     /// commas, semicolons or spaces. Parameters not written take BEARD's defaults.
     #[arg(long = "attack")]
@@ -259,7 +260,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", beard_proto::process::error_chain(error.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }
@@ -358,7 +359,7 @@ fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     let config = EvalConfig {
         checkpoint: args.checkpoint.clone(),
         dataset: args.dataset.clone(),
-        data_dir: args.data_dir.clone(),
+        data_dir: args.data_dir.clone().unwrap_or_default(),
         model: ModelConfig {
             width: args.width,
             depth: args.depth,

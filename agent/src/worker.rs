@@ -1,7 +1,11 @@
 //! The agent's worker: registration, the lease loop, heartbeats, checkpoint cache, drain.
 //!
-//! - The process registers once with a fresh generation id, so the coordinator tells a
-//!   restarted agent from the old one and requeues the old one's leases at once.
+//! - The process claims its work dir ([`WorkDirLock`]: one process per work dir) and registers
+//!   once with a fresh generation id, naming the generation that ran in the work dir before, so
+//!   the coordinator recognizes a restart and requeues the old process's leases at once. A name
+//!   that another live process holds is refused: the agent waits once for the holder to go
+//!   silent for a lease TTL (a process that just died), then exits with the coordinator's message.
+//!   An agent told that its generation was replaced stops rather than take the name back.
 //! - Heartbeats run on their own task and never wait for the ML work, which runs on a blocking
 //!   thread; a heartbeat answer that revokes the current lease sets the task's cancel flag.
 //! - Checkpoints of train tasks are cached in `work_dir/checkpoints/<train task id>`; attack
@@ -22,15 +26,17 @@ use beard_proto::keys::{is_valid_key, sha256_hex};
 use beard_proto::tls::ClientTlsArgs;
 use beard_proto::v1::agent_service_client::AgentServiceClient;
 use beard_proto::v1::{
-    AttackSpec, CompleteRequest, FetchCheckpointRequest, HeartbeatRequest, LeaseRequest, LeasedTask, RegisterRequest,
-    TaskFailure, TrainSpec, complete_request, task_spec,
+    AttackSpec, CompleteRequest, FetchCheckpointRequest, HeartbeatRequest, LeaseRequest, LeasedTask, NameInUse,
+    RegisterRequest, TaskFailure, TrainSpec, complete_request, task_spec,
 };
 use beard_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
+use prost::Message;
 use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::backend::{Backend, TaskContext};
+use crate::work_dir::WorkDirLock;
 
 /// How the worker reaches its coordinator and where it keeps files.
 #[derive(Debug, Clone)]
@@ -60,7 +66,12 @@ struct Identity {
     name: String,
     generation: String,
     device: String,
+    /// The generation of the process that ran in this work dir before, if any.
+    replaces: String,
 }
+
+/// Set (with the coordinator's words) once this process's generation was replaced.
+type Replaced = watch::Receiver<Option<String>>;
 
 /// Run the agent until `shutdown` resolves (then drain) or a fatal error occurs.
 pub async fn run<B: Backend>(
@@ -68,12 +79,14 @@ pub async fn run<B: Backend>(
     backend: B,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let mut work_dir = WorkDirLock::acquire(&config.work_dir)?;
     let checkpoints = config.work_dir.join("checkpoints");
     std::fs::create_dir_all(&checkpoints).with_context(|| format!("cannot create {}", checkpoints.display()))?;
     let identity = Identity {
         name: config.name.clone(),
         generation: uuid::Uuid::new_v4().to_string(),
         device: backend.device_description(),
+        replaces: work_dir.previous_generation().unwrap_or_default().to_owned(),
     };
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
@@ -93,14 +106,20 @@ pub async fn run<B: Backend>(
     let Some(mut client) = connect(&endpoint, config.token.as_ref(), &mut stop_rx).await else {
         return Ok(());
     };
-    let heartbeat_every = register(&mut client, &identity).await?;
+    let Some(heartbeat_every) = register_claiming_the_name(&mut client, &identity, &mut stop_rx).await? else {
+        return Ok(());
+    };
+    work_dir.record(&identity.name, &identity.generation)?;
     tracing::info!(agent = %identity.name, generation = %identity.generation, device = %identity.device, "registered");
 
     let current = Arc::new(Mutex::new(Current::default()));
-    let heartbeats = tokio::spawn(heartbeat_loop(client.clone(), identity.clone(), current.clone(), heartbeat_every));
+    let (replaced_tx, replaced) = watch::channel(None);
+    let heartbeats =
+        tokio::spawn(heartbeat_loop(client.clone(), identity.clone(), current.clone(), heartbeat_every, replaced_tx));
     let backend = Arc::new(Mutex::new(backend));
 
     while !*stop_rx.borrow() {
+        stop_if_replaced(&replaced)?;
         let request = LeaseRequest {
             agent_name: identity.name.clone(),
             generation: identity.generation.clone(),
@@ -108,9 +127,10 @@ pub async fn run<B: Backend>(
         };
         let response = match client.lease(request).await {
             Ok(response) => response.into_inner(),
+            Err(status) if status.code() == tonic::Code::Aborted => anyhow::bail!("{}; stopping", status.message()),
             Err(status) => {
                 tracing::warn!(error = %status.message(), code = ?status.code(), "lease failed");
-                if matches!(status.code(), tonic::Code::NotFound | tonic::Code::FailedPrecondition) {
+                if status.code() == tonic::Code::NotFound {
                     register(&mut client, &identity).await.ok();
                 }
                 sleep_or_stop(Duration::from_secs(2), &mut stop_rx).await;
@@ -131,6 +151,7 @@ pub async fn run<B: Backend>(
             run_task(&task, &mut client, &checkpoints, &backend, &current, cancel, &mut stop_rx, config.drain_timeout)
                 .await;
         lock(&current).lease = None;
+        stop_if_replaced(&replaced)?;
         complete(&mut client, &identity, &task, outcome).await;
     }
     heartbeats.abort();
@@ -155,8 +176,8 @@ async fn connect(endpoint: &Endpoint, token: Option<&Token>, stop: &mut watch::R
                 );
             }
             Err(error) => {
-                let error = anyhow::Error::from(error);
-                tracing::warn!(coordinator = %endpoint.uri(), error = format!("{error:#}"), "coordinator unreachable; retrying");
+                let error = beard_proto::process::error_chain(&error);
+                tracing::warn!(coordinator = %endpoint.uri(), %error, "coordinator unreachable; retrying");
             }
         }
         if sleep_or_stop(delay, stop).await {
@@ -171,21 +192,67 @@ async fn sleep_or_stop(duration: Duration, stop: &mut watch::Receiver<bool>) -> 
     matches!(tokio::time::timeout(duration, stop.wait_for(|stopped| *stopped)).await, Ok(Ok(_)))
 }
 
-async fn register(client: &mut Client, identity: &Identity) -> anyhow::Result<Duration> {
+/// Register, waiting once for a holder of the name that may have just died: `None` when shutdown
+/// was requested meanwhile, an error when the name stays held or registration is refused.
+async fn register_claiming_the_name(
+    client: &mut Client,
+    identity: &Identity,
+    stop: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Option<Duration>> {
+    let mut waited = false;
+    loop {
+        let status = match register(client, identity).await {
+            Ok(every) => return Ok(Some(every)),
+            Err(status) => status,
+        };
+        let holder = (status.code() == tonic::Code::AlreadyExists).then(|| NameInUse::decode(status.details()));
+        let Some(Ok(holder)) = holder.filter(|_| !waited) else {
+            anyhow::bail!("registration refused: {}", status.message());
+        };
+        let frees_in = Duration::from_millis(holder.lease_ttl_ms.saturating_sub(holder.silent_ms) + 500);
+        tracing::warn!(
+            agent = %identity.name,
+            holder = %holder.holder_generation,
+            wait = ?frees_in,
+            "the name is held by another process; waiting once in case it has just stopped"
+        );
+        if sleep_or_stop(frees_in, stop).await {
+            return Ok(None);
+        }
+        waited = true;
+    }
+}
+
+/// One registration call; the heartbeat interval the coordinator asks for.
+async fn register(client: &mut Client, identity: &Identity) -> Result<Duration, tonic::Status> {
     let response = client
         .register(RegisterRequest {
             protocol_version: PROTOCOL_VERSION,
             agent_name: identity.name.clone(),
             generation: identity.generation.clone(),
             device: identity.device.clone(),
+            replaces_generation: identity.replaces.clone(),
         })
-        .await
-        .map_err(|status| anyhow::anyhow!("registration refused: {}", status.message()))?
+        .await?
         .into_inner();
     Ok(Duration::from_millis(response.heartbeat_interval_ms.max(100)))
 }
 
-async fn heartbeat_loop(mut client: Client, identity: Identity, current: Arc<Mutex<Current>>, every: Duration) {
+/// The error that ends the agent once its generation was replaced.
+fn stop_if_replaced(replaced: &Replaced) -> anyhow::Result<()> {
+    match replaced.borrow().as_deref() {
+        Some(message) => anyhow::bail!("{message}; stopping"),
+        None => Ok(()),
+    }
+}
+
+async fn heartbeat_loop(
+    mut client: Client,
+    identity: Identity,
+    current: Arc<Mutex<Current>>,
+    every: Duration,
+    replaced: watch::Sender<Option<String>>,
+) {
     let mut ticker = tokio::time::interval(every);
     loop {
         ticker.tick().await;
@@ -210,7 +277,15 @@ async fn heartbeat_loop(mut client: Client, identity: Identity, current: Arc<Mut
                     cancel.store(true, Ordering::Relaxed);
                 }
             }
-            Err(status) if matches!(status.code(), tonic::Code::NotFound | tonic::Code::FailedPrecondition) => {
+            Err(status) if status.code() == tonic::Code::Aborted => {
+                tracing::error!(error = %status.message(), "this agent was replaced; cancelling its task");
+                if let Some((_, cancel)) = &lock(&current).lease {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+                replaced.send_replace(Some(status.message().to_owned()));
+                return;
+            }
+            Err(status) if status.code() == tonic::Code::NotFound => {
                 tracing::warn!(error = %status.message(), "coordinator forgot this agent; registering again");
                 register(&mut client, &identity).await.ok();
             }

@@ -124,14 +124,24 @@ fn targeted_shards_follow_the_target_policy() {
     assert!(next.outcomes.iter().all(|o| o.target == (o.label + 1) % 10));
     let random = shard_for(TargetPolicy::Random);
     check_consistency(&random, 60);
-    assert!(random.outcomes.iter().all(|o| o.target != o.label && o.target < 10));
+    for outcome in &random.outcomes {
+        assert!(
+            outcome.target != outcome.label && outcome.target < 10,
+            "random never picks the true label: {outcome:?}"
+        );
+    }
     assert!(random.outcomes.iter().any(|o| o.target != (o.label + 1) % 10));
     let again = shard_for(TargetPolicy::Random);
     let targets = |shard: &AttackShard| shard.outcomes.iter().map(|o| o.target).collect::<Vec<_>>();
     assert_eq!(targets(&random), targets(&again), "random targets are seeded");
     let least = shard_for(TargetPolicy::LeastLikely);
     check_consistency(&least, 60);
-    assert!(least.outcomes.iter().all(|o| o.target < 10));
+    let clean_logits = tch::no_grad(|| trained.model.forward(&trained.dataset.test.images.narrow(0, 0, 60), false))
+        .expect("clean logits");
+    let least_likely = Vec::<i64>::try_from(clean_logits.argmin(1, false)).expect("argmin");
+    let least_targets: Vec<i64> = targets(&least).into_iter().map(i64::from).collect();
+    assert_eq!(least_targets, least_likely, "least-likely targets the argmin of the clean logits");
+    assert!(least_likely.iter().any(|&t| t != least_likely[0]), "a policy that names one class would pass unnoticed");
     for outcome in next.outcomes.iter().chain(&random.outcomes) {
         if outcome.success {
             assert!(!outcome.adversarial_correct, "reaching another class is a misclassification");

@@ -94,3 +94,61 @@ fn attacks_report_robust_accuracy_and_times_and_bad_input_fails_clearly() {
     let error = eval(&[&base[..], &["--attack", "fgsm:epsilon=1"]].concat()).expect_err("a bad spec fails");
     assert!(error.contains("epsilon"), "{error}");
 }
+
+/// The `error:` line `agent eval ARGS` ends with.
+fn error_line(args: &[&str]) -> String {
+    let stderr = eval(args).expect_err("the command fails");
+    stderr.lines().find(|line| line.starts_with("error: ")).map(str::to_owned).unwrap_or_else(|| panic!("{stderr}"))
+}
+
+#[test]
+fn a_file_that_is_no_checkpoint_and_a_missing_dataset_are_said_once_and_plainly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = dir.path().join("passwd");
+    std::fs::write(&text, "root:x:0:0:root:/root:/bin/bash\n").expect("write");
+    let text = text.display().to_string();
+    assert_eq!(
+        error_line(&["--checkpoint", &text, "--dataset", "synthetic"]),
+        format!("error: {text}: not a checkpoint: not a PyTorch zip archive, a legacy torch.save file, or safetensors")
+    );
+
+    let empty = dir.path().join("empty").display().to_string();
+    let line = error_line(&["--checkpoint", &text, "--dataset", "cifar10", "--data-dir", &empty]);
+    let missing =
+        format!("{empty}/data_batch_1.bin: no such file; get cifar10 with `agent datasets fetch cifar10 --to DIR`");
+    let missing_test = missing.replace("data_batch_1", "test_batch");
+    assert!(
+        line.starts_with(&format!("error: {missing}")) || line.starts_with(&format!("error: {missing_test}")),
+        "{line}"
+    );
+    assert!(line.ends_with("give DIR as --data-dir (the dataset's `root:` in a sweep)"), "{line}");
+    assert!(!line.contains("os error"), "the cause is said once, in words: {line}");
+
+    assert_eq!(
+        error_line(&["--checkpoint", &text, "--dataset", "cifar10"]),
+        "error: dataset cifar10 needs the directory of its files: give it as --data-dir (the dataset's `root:` in a \
+         sweep); `agent datasets fetch cifar10 --to DIR` downloads them"
+    );
+}
+
+/// Run one test of this binary in a child process with `env`; (passed, its output).
+fn run_this_test(name: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let mut command = Command::new(std::env::current_exe().expect("the test binary"));
+    command.args([name, "--exact", "--nocapture"]).env_remove("CI").env_remove("BEARD_REQUIRE_DATA");
+    let output = command.envs(env.iter().copied()).output().expect("the test binary runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+#[test]
+fn missing_shared_data_fails_in_ci_and_skips_visibly_elsewhere() {
+    let test = "model_pool_checkpoints_reach_their_documented_clean_accuracy_through_agent_eval";
+    let missing = "/nonexistent/beard-data";
+    for env in [[("CI", "true")], [("BEARD_REQUIRE_DATA", "1")]] {
+        let (passed, output) = run_this_test(test, &[&env[..], &[("BEARD_DATA_DIR", missing)]].concat());
+        assert!(!passed, "{env:?}: a missing data set fails the run:\n{output}");
+        assert!(output.contains(&format!("no shared data at {missing}")), "{env:?}: names the path:\n{output}");
+    }
+    let (passed, output) = run_this_test(test, &[("BEARD_DATA_DIR", missing)]);
+    assert!(passed && output.contains(&format!("SKIPPED {test}: no shared data at {missing}")), "{output}");
+}

@@ -142,7 +142,13 @@ fn malformed_trees_are_reported_with_the_file_the_line_and_what_was_expected() {
     assert!(message.contains("train/n04000004/images: holds no .JPEG file"), "{message}");
 
     let rootless = Dataset::load(&DatasetRef { name: "tinyimagenet".into(), root: String::new() }, Device::Cpu);
-    assert!(rootless.err().expect("no root").to_string().contains("needs a root"));
+    assert!(
+        rootless
+            .err()
+            .expect("no root")
+            .to_string()
+            .contains("needs the directory of its files: give it as --data-dir")
+    );
 }
 
 #[test]

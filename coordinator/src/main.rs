@@ -5,7 +5,7 @@ async fn main() -> std::process::ExitCode {
     match beard_coordinator::cli::main().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", beard_proto::process::error_chain(error.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

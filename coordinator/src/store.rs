@@ -80,6 +80,15 @@ CREATE TABLE IF NOT EXISTS task_errors (
     at_ms    INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS task_errors_by_task ON task_errors(task_id);
+-- Completions refused because they did not carry the task's live lease (late results of lost
+-- leases, replies to unknown tasks): kept so that faults can be audited, never counted.
+CREATE TABLE IF NOT EXISTS rejected_completions (
+    task_id     TEXT NOT NULL,
+    lease_token TEXT NOT NULL,
+    agent       TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    at_ms       INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS agents (
     name        TEXT PRIMARY KEY,
     generation  TEXT NOT NULL,
@@ -116,6 +125,14 @@ impl TaskState {
             other => return Err(StoreError::Corrupt(format!("unknown task state {other:?}"))),
         })
     }
+}
+
+/// The agent process that holds a name: its generation, device and last heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentHolder {
+    pub generation: String,
+    pub device: String,
+    pub last_seen_ms: i64,
 }
 
 /// A task row as the scheduler needs it.
@@ -492,24 +509,42 @@ impl Tx<'_> {
         )
     }
 
+    /// Keep a refused completion for the record.
+    pub fn record_rejection(
+        &self,
+        task_id: &str,
+        lease_token: &str,
+        agent: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        self.tx.execute(
+            "INSERT INTO rejected_completions (task_id, lease_token, agent, reason, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![task_id, lease_token, agent, reason, now_ms],
+        )?;
+        Ok(())
+    }
+
     // ---- agents ---------------------------------------------------------------------------
 
-    /// Record a registration; returns the generation registered before, if any.
-    pub fn register_agent(
-        &self,
-        name: &str,
-        generation: &str,
-        device: &str,
-        now_ms: i64,
-    ) -> StoreResult<Option<String>> {
-        let previous: Option<String> =
-            self.tx.query_row("SELECT generation FROM agents WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+    /// The process that holds `name`, if the name was ever registered.
+    pub fn agent_holder(&self, name: &str) -> StoreResult<Option<AgentHolder>> {
+        Ok(self
+            .tx
+            .query_row("SELECT generation, device, last_seen_ms FROM agents WHERE name = ?1", [name], |r| {
+                Ok(AgentHolder { generation: r.get(0)?, device: r.get(1)?, last_seen_ms: r.get(2)? })
+            })
+            .optional()?)
+    }
+
+    /// Record a registration: `generation` now holds `name`.
+    pub fn register_agent(&self, name: &str, generation: &str, device: &str, now_ms: i64) -> StoreResult<()> {
         self.tx.execute(
             "INSERT INTO agents (name, generation, device, last_seen_ms) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(name) DO UPDATE SET generation = ?2, device = ?3, last_seen_ms = ?4",
             params![name, generation, device, now_ms],
         )?;
-        Ok(previous)
+        Ok(())
     }
 
     pub fn agent_generation(&self, name: &str) -> StoreResult<Option<String>> {

@@ -10,7 +10,7 @@
 //! - [`evaluation`]: the evaluation modes' names and the reference code's attack settings that
 //!   the `beard-compat` mode reproduces.
 //! - [`failure`]: the typed task failure that crosses the wire, with its retry classification.
-//! - [`process`]: logging setup and the shutdown signal both binaries use.
+//! - [`process`]: logging setup, the shutdown signal and error chains as both binaries print them.
 //! - [`tls`]: optional TLS (rustls) options of the server and the clients.
 //!
 //! Task specs are prost messages and double as domain types: proto3 without maps encodes

@@ -46,6 +46,7 @@ async fn simulated_agent(url: String, token: Token, index: usize) -> anyhow::Res
             agent_name: name.clone(),
             generation: generation.clone(),
             device: "simulated".into(),
+            replaces_generation: String::new(),
         })
         .await?;
     let checkpoint = b"zero-work checkpoint".to_vec();

@@ -101,3 +101,18 @@ fn the_agent_links_libtorch_cuda_so_a_gpu_node_uses_its_cards() -> anyhow::Resul
     assert!(!libraries.contains("not found"), "every library resolves through the rpath: {libraries}");
     Ok(())
 }
+
+#[test]
+fn an_unreachable_coordinator_is_reported_with_each_cause_once() -> anyhow::Result<()> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(); // closed again at once
+    let url = format!("http://127.0.0.1:{port}");
+    let output = run("coordinator", &["status", "--coordinator", &url])?;
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    let line = stderr.lines().find(|line| line.starts_with("error: ")).unwrap_or_else(|| panic!("{stderr}"));
+    let expected = format!("error: cannot reach the coordinator at {url} (is `coordinator serve` running?): ");
+    assert!(line.starts_with(&expected), "{line}");
+    let causes: Vec<&str> = line[expected.len()..].split(": ").collect();
+    assert_eq!(causes, ["transport error", "tcp connect error", "Connection refused (os error 111)"], "{line}");
+    Ok(())
+}

@@ -28,6 +28,7 @@ fn register_request(name: &str) -> RegisterRequest {
         agent_name: name.into(),
         generation: format!("{name}-generation"),
         device: "cpu".into(),
+        replaces_generation: String::new(),
     }
 }
 

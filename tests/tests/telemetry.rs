@@ -60,6 +60,7 @@ impl Ghost {
             agent_name: "ghost".into(),
             generation: "ghost-1".into(),
             device: "none".into(),
+            replaces_generation: String::new(),
         };
         client.register(register.clone()).await?;
         Ok(Self { client, register })

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use beard_proto::tls::ClientTlsArgs;
 use beard_proto::v1::StatusRequest;
 use common::*;
@@ -86,6 +88,51 @@ fn arg(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// The first byte of a TLS alert record (content type 21).
+const TLS_ALERT_RECORD: u8 = 0x15;
+
+/// The first bytes a server answers to HTTP/2's plaintext connection preface.
+async fn plaintext_reply(address: &str) -> anyhow::Result<Vec<u8>> {
+    let mut tcp = tokio::net::TcpStream::connect(address).await?;
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await?;
+    let mut reply = vec![0; 16];
+    let read = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut reply)).await??;
+    reply.truncate(read);
+    Ok(reply)
+}
+
+/// The error a TLS client (trusting `ca`, presenting `identity` or no certificate) gets when it
+/// reads after its handshake: how the server refused it.
+async fn server_alert(address: &str, ca: &Path, identity: Option<(&Path, &Path)>) -> anyhow::Result<String> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto};
+
+    let mut roots = RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(ca)? {
+        roots.add(certificate?)?;
+    }
+    let builder = ClientConfig::builder_with_provider(std::sync::Arc::new(crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
+            builder.with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(key)?)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let tcp = tokio::net::TcpStream::connect(address).await?;
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let mut tls = connector.connect(ServerName::try_from("localhost")?, tcp).await?;
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await?;
+    let mut byte = [0; 1];
+    match tokio::time::timeout(Duration::from_secs(10), tls.read(&mut byte)).await? {
+        Err(error) => Ok(error.to_string()),
+        Ok(read) => anyhow::bail!("the server accepted the client ({read} bytes answered)"),
+    }
+}
+
 /// Connect and make one status call: what a refused client never gets past.
 async fn status_call(url: &str, coordinator: &Coordinator, tls: &ClientTlsArgs) -> anyhow::Result<()> {
     let mut control = control_tls(url, Some(&coordinator.token()?), tls).await?;
@@ -109,16 +156,28 @@ async fn a_sweep_runs_over_tls_with_client_certificates_and_other_clients_are_re
     let https = coordinator.url.replacen("http://", "https://", 1);
     let client_tls = client(Some(&pki.ca), Some((&pki.client_cert, &pki.client_key)));
 
-    // Refused: plaintext, no client certificate, a client certificate from another CA, and a
-    // client that does not trust the server's CA (the Mozilla roots only).
-    let refused = [
+    // Refused, each for its own reason: plaintext (the server answers with a TLS alert record),
+    // no client certificate and one from another CA (the server's handshake alerts, read by a raw
+    // TLS client, since a gRPC client may see only the closed connection), and a server
+    // certificate the client does not trust (the Mozilla roots only).
+    let address = coordinator.url.trim_start_matches("http://").to_owned();
+    let reply = plaintext_reply(&address).await?;
+    assert_eq!(reply.first(), Some(&TLS_ALERT_RECORD), "plaintext gets a TLS alert record: {reply:02x?}");
+    let alert = server_alert(&address, &pki.ca, None).await?;
+    assert!(alert.contains("received fatal alert: CertificateRequired"), "no client certificate: {alert}");
+    let alert = server_alert(&address, &pki.ca, Some((&pki.rogue_cert, &pki.rogue_key))).await?;
+    assert!(alert.contains("received fatal alert: UnknownCA"), "rogue client certificate: {alert}");
+    let untrusted = client(None, Some((&pki.client_cert, &pki.client_key)));
+    let error = status_call(&https, &coordinator, &untrusted).await.expect_err("an untrusted server is refused");
+    let chain = beard_proto::process::error_chain(error.as_ref());
+    assert!(chain.ends_with("invalid peer certificate: UnknownIssuer"), "untrusted server: {chain}");
+    // The same clients through tonic: none gets through.
+    for (what, url, tls) in [
         ("plaintext", coordinator.url.clone(), ClientTlsArgs::default()),
         ("no client certificate", https.clone(), client(Some(&pki.ca), None)),
         ("rogue client certificate", https.clone(), client(Some(&pki.ca), Some((&pki.rogue_cert, &pki.rogue_key)))),
-        ("untrusted server", https.clone(), client(None, Some((&pki.client_cert, &pki.client_key)))),
-    ];
-    for (what, url, tls) in &refused {
-        let result = tokio::time::timeout(Duration::from_secs(20), status_call(url, &coordinator, tls)).await?;
+    ] {
+        let result = tokio::time::timeout(Duration::from_secs(20), status_call(&url, &coordinator, &tls)).await?;
         assert!(result.is_err(), "{what}: the call went through");
     }
     status_call(&https, &coordinator, &client_tls).await?;

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{DataError, HostImages, Part};
+use super::{DataError, HostImages, Part, read_dataset_file};
 
 const PIXELS: usize = 3 * 32 * 32;
 
@@ -21,6 +21,13 @@ pub enum Variant {
 }
 
 impl Variant {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Cifar10 => "cifar10",
+            Self::Cifar100 => "cifar100",
+        }
+    }
+
     fn classes(self) -> usize {
         match self {
             Self::Cifar10 => 10,
@@ -54,7 +61,7 @@ pub fn load(variant: Variant, root: &Path, part: Part) -> Result<HostImages, Dat
     let mut images = HostImages { pixels: Vec::new(), labels: Vec::new() };
     for name in variant.files(part) {
         let path = root.join(name);
-        let bytes = std::fs::read(&path).map_err(|source| DataError::Io { path: path.clone(), source })?;
+        let bytes = read_dataset_file(variant.name(), &path)?;
         decode(variant, &path, &bytes, &mut images)?;
     }
     Ok(images)

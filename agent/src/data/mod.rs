@@ -80,10 +80,17 @@ pub enum DataError {
     UnknownDataset(String),
     #[error("dataset {0} has no loader in this agent")]
     Unavailable(&'static str),
-    #[error("dataset {0} needs a root: the directory holding its files")]
+    #[error(
+        "dataset {0} needs the directory of its files: give it as --data-dir (the dataset's `root:` in a sweep); `agent datasets fetch {0} --to DIR` downloads them"
+    )]
     MissingRoot(&'static str),
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "{}: no such file; get {dataset} with `agent datasets fetch {dataset} --to DIR` and give DIR as --data-dir (the dataset's `root:` in a sweep)",
+        path.display()
+    )]
+    MissingDatasetFile { dataset: &'static str, path: PathBuf },
     #[error("{}: {message}", path.display())]
     Malformed { path: PathBuf, message: String },
     #[error("the train spec names no distilled-set source")]
@@ -98,6 +105,14 @@ pub enum DataError {
     ZeroIpc,
     #[error(transparent)]
     Torch(#[from] TchError),
+}
+
+/// Read a file of real dataset `dataset`; a missing one says how to get the dataset.
+fn read_dataset_file(dataset: &'static str, path: &Path) -> Result<Vec<u8>, DataError> {
+    std::fs::read(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => DataError::MissingDatasetFile { dataset, path: path.into() },
+        _ => DataError::Io { path: path.into(), source },
+    })
 }
 
 /// The facts about a dataset by its canonical name.

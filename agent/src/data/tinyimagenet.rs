@@ -27,7 +27,7 @@ use image::ImageFormat;
 use sha2::{Digest, Sha256};
 
 use super::cache::{self, Key};
-use super::{DataError, HostBytes, Part, TINY_IMAGENET};
+use super::{DataError, HostBytes, Part, TINY_IMAGENET, read_dataset_file};
 
 const SIZE: usize = TINY_IMAGENET.image_size;
 const PLANE: usize = SIZE * SIZE;
@@ -67,7 +67,8 @@ fn malformed(path: &Path, message: String) -> DataError {
 }
 
 fn read_text(path: &Path) -> Result<String, DataError> {
-    std::fs::read_to_string(path).map_err(|source| DataError::Io { path: path.into(), source })
+    let bytes = read_dataset_file("tinyimagenet", path)?;
+    String::from_utf8(bytes).map_err(|_| malformed(path, "not UTF-8 text".into()))
 }
 
 /// The class wnids of `root/wnids.txt`, sorted: a wnid's label is its index.

@@ -8,7 +8,7 @@
 //! Loading is strict: every entry of the model must be present with its exact shape, and the file
 //! may hold nothing else (apart from batch norm's `num_batches_tracked`, which PyTorch writes and
 //! the model does not use). A PyTorch file must be a plain dict (or `OrderedDict`) of tensors;
-//! [`load`] tells the formats apart by the zip signature PyTorch files start with. Float16,
+//! [`load`] tells the formats apart by their signatures, and names all three when a file has none. Float16,
 //! bfloat16 and float64 entries are converted to float32. Exports keep every entry's dtype and
 //! bytes; a PyTorch export is an `OrderedDict` (in [`state_dict`]'s order) that
 //! `torch.load(..., weights_only=True)` reads.
@@ -23,8 +23,6 @@ use super::ModelError;
 use crate::torchfile::{self, StoredTensor, Value};
 
 const IGNORED_SUFFIX: &str = ".num_batches_tracked";
-/// Every `torch.save` file since PyTorch 1.6 is a zip archive.
-const TORCH_ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 
 /// The two file formats of a checkpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,13 +57,24 @@ pub fn load(bytes: &[u8], targets: &HashMap<String, Tensor>) -> Result<(), Model
 /// PyTorch file's own order, or by name for safetensors (which keeps no order), numbers compared
 /// as numbers (`features.4` before `features.12`).
 pub fn state_dict(bytes: &[u8]) -> Result<Vec<(String, StoredTensor)>, ModelError> {
-    if bytes.starts_with(TORCH_ZIP_MAGIC) {
+    if torchfile::archive::looks_like_torch_file(bytes) {
         let value = torchfile::read(bytes, "the checkpoint").map_err(|e| ModelError::Checkpoint(e.to_string()))?;
         return torch_state_dict(value);
+    }
+    if !looks_like_safetensors(bytes) {
+        return Err(ModelError::NotACheckpoint);
     }
     let mut tensors = safetensors_state_dict(bytes)?;
     tensors.sort_by_cached_key(|(name, _)| natural_key(name));
     Ok(tensors)
+}
+
+/// Whether `bytes` start as safetensors do: a little-endian u64 header length that fits the
+/// file, then the header's JSON object.
+fn looks_like_safetensors(bytes: &[u8]) -> bool {
+    let Some((length, rest)) = bytes.split_first_chunk::<8>() else { return false };
+    let length = u64::from_le_bytes(*length);
+    length <= rest.len() as u64 && rest.first() == Some(&b'{')
 }
 
 /// Named tensors (a [`state_dict`]) encoded as `format`, every entry's dtype and bytes kept.

@@ -50,6 +50,8 @@ pub enum ModelError {
     InvalidConfig(String),
     #[error("the checkpoint does not fit the model: {0}")]
     Checkpoint(String),
+    #[error("not a checkpoint: not a PyTorch zip archive, a legacy torch.save file, or safetensors")]
+    NotACheckpoint,
     #[error(transparent)]
     Torch(#[from] TchError),
 }

@@ -71,9 +71,9 @@ impl From<DataError> for TaskFailure {
         let message = error.to_string();
         match error {
             DataError::Unavailable(_) => TaskFailure::permanent(codes::DATASET_UNAVAILABLE, message),
-            DataError::Io { .. } | DataError::TorchFile(TorchFileError::Io { .. }) => {
-                TaskFailure::retryable(codes::DATA_IO, message)
-            }
+            DataError::Io { .. }
+            | DataError::MissingDatasetFile { .. }
+            | DataError::TorchFile(TorchFileError::Io { .. }) => TaskFailure::retryable(codes::DATA_IO, message),
             DataError::Malformed { .. } => TaskFailure::permanent(codes::INVALID_DATA, message),
             DataError::Distilled { .. } | DataError::TorchFile(_) => {
                 TaskFailure::permanent(codes::INVALID_DISTILLED_SET, message)
@@ -93,7 +93,9 @@ impl From<ModelError> for TaskFailure {
         let message = error.to_string();
         match error {
             ModelError::InvalidConfig(_) => invalid_spec(message),
-            ModelError::Checkpoint(_) => TaskFailure::permanent(codes::INVALID_CHECKPOINT, message),
+            ModelError::Checkpoint(_) | ModelError::NotACheckpoint => {
+                TaskFailure::permanent(codes::INVALID_CHECKPOINT, message)
+            }
             ModelError::Torch(error) => torch(&error),
         }
     }

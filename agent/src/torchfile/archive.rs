@@ -16,6 +16,11 @@ const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 /// Legacy (pre-1.6) torch files start with a pickled magic number, protocol 2.
 const LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0a";
 
+/// Whether `bytes` start as a `torch.save` file does: a zip archive, or a legacy pickle.
+pub fn looks_like_torch_file(bytes: &[u8]) -> bool {
+    bytes.starts_with(ZIP_MAGIC) || bytes.starts_with(LEGACY_MAGIC)
+}
+
 /// Decode the `torch.save` archive in `bytes`; `origin` names it in errors.
 pub fn read(bytes: &[u8], origin: &str) -> Result<Value, TorchFileError> {
     let invalid = |message: String| TorchFileError::Archive { file: origin.to_owned(), message };

@@ -19,8 +19,13 @@
 //!   retries of a lost reply), any other token is rejected, so nothing is counted twice.
 //! - An agent that stops heartbeating loses its leases after the TTL; they return to the queue
 //!   and count as attempts. A late completion from such an agent is rejected.
-//! - Each agent process registers with a fresh generation. A new generation under a known name
-//!   means the old process is gone: its leases are requeued at once.
+//! - Each agent process registers with a fresh generation. A name belongs to one live process:
+//!   while its holder heartbeats (within the lease TTL), another generation is refused with
+//!   [`SchedulerError::NameInUse`], so two processes never take a name from each other in turn.
+//!   A restart of the same agent names its predecessor's generation (kept in its work dir) and
+//!   takes the name over at once; so does anyone once the holder has been silent for a TTL. The
+//!   replaced generation's leases are requeued at once, and its next call is answered
+//!   [`SchedulerError::StaleGeneration`], on which an agent stops.
 //! - Failures are typed: retryable ones (and out-of-memory) are retried with exponential
 //!   backoff until `max_attempts`; permanent ones fail the task at once. A failed train task
 //!   fails its attack tasks with `dependency_failed`. Failed tasks stay visible in `status`.
@@ -38,8 +43,8 @@ use beard_proto::failure::codes;
 use beard_proto::keys::{is_valid_key, sha256_hex, task_key};
 use beard_proto::v1::{
     AgentInfo, AgentsResponse, AttackShard, CancelResponse, CompleteRequest, CompleteResponse, LeaseResponse,
-    LeasedTask, RegisterRequest, RegisterResponse, StatusResponse, SubmitResponse, SweepStatus, TaskError, TaskFailure,
-    TaskSpec, TrainResult, complete_request, task_spec,
+    LeasedTask, NameInUse, RegisterRequest, RegisterResponse, StatusResponse, SubmitResponse, SweepStatus, TaskError,
+    TaskFailure, TaskSpec, TrainResult, complete_request, task_spec,
 };
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
@@ -80,8 +85,13 @@ pub enum SchedulerError {
     UnknownSweep(String),
     #[error("agent {0:?} is not registered; register first")]
     UnknownAgent(String),
-    #[error("agent {name:?} generation {generation} was replaced by a newer process; register again")]
+    #[error("agent {name:?} generation {generation} was replaced by a newer process under the same name")]
     StaleGeneration { name: String, generation: String },
+    #[error(
+        "agent name {name:?} is held by a live agent (generation {}, device {}, last heartbeat {:.1} s ago); give each agent its own --name",
+        holder.holder_generation, holder.holder_device, holder.silent_ms as f64 / 1000.0
+    )]
+    NameInUse { name: String, holder: NameInUse },
     #[error("protocol version {got} is not supported (this coordinator speaks {want})")]
     ProtocolMismatch { got: u32, want: u32 },
     #[error("no checkpoint for train task {0:?}")]
@@ -101,9 +111,11 @@ impl From<SchedulerError> for tonic::Status {
             SchedulerError::UnknownSweep(_) | SchedulerError::UnknownAgent(_) | SchedulerError::NoCheckpoint(_) => {
                 Status::not_found(message)
             }
-            SchedulerError::StaleGeneration { .. } | SchedulerError::ProtocolMismatch { .. } => {
-                Status::failed_precondition(message)
+            SchedulerError::StaleGeneration { .. } => Status::aborted(message),
+            SchedulerError::NameInUse { holder, .. } => {
+                Status::with_details(tonic::Code::AlreadyExists, message, holder.encode_to_vec().into())
             }
+            SchedulerError::ProtocolMismatch { .. } => Status::failed_precondition(message),
             SchedulerError::Store(_) | SchedulerError::Corrupt(_) => Status::internal(message),
         }
     }
@@ -185,8 +197,9 @@ impl Scheduler {
         Ok(SubmitResponse { sweep_id, name: sweep.name, train_tasks, attack_tasks, reused_tasks: reused })
     }
 
-    /// Register an agent process. A new generation under a known name requeues the leases the
-    /// previous process held.
+    /// Register an agent process. A name held by another live generation is refused (unless the
+    /// request names that generation as its predecessor); a new generation that takes a name over
+    /// requeues the leases the previous process held.
     pub fn register(&mut self, request: &RegisterRequest, now: i64) -> SchedulerResult<RegisterResponse> {
         if request.protocol_version != beard_proto::PROTOCOL_VERSION {
             return Err(SchedulerError::ProtocolMismatch {
@@ -198,19 +211,40 @@ impl Scheduler {
             return Err(SchedulerError::InvalidArgument("agent name and generation must not be empty".into()));
         }
         let name = request.agent_name.clone();
-        let requeued = self.store.transaction(|tx| {
-            let previous = tx.register_agent(&name, &request.generation, &request.device, now)?;
+        let ttl = millis(self.config.lease_ttl);
+        // Ok(requeued leases), or Err(the live holder) when the name is refused and nothing written.
+        let outcome = self.store.transaction(|tx| {
+            let replaced = tx.agent_holder(&name)?.filter(|holder| holder.generation != request.generation);
+            if let Some(holder) = replaced.clone()
+                && holder.generation != request.replaces_generation
+                && now - holder.last_seen_ms < ttl
+            {
+                return Ok(Err(holder));
+            }
+            tx.register_agent(&name, &request.generation, &request.device, now)?;
             let mut requeued = 0;
-            if previous.is_some_and(|p| p != request.generation) {
+            if replaced.is_some() {
                 for task in tx.leases_of(&name)? {
                     let failure = TaskFailure::retryable("agent_restarted", format!("agent {name} restarted"));
                     tx.record_error(&task.id, task.attempts, &name, &failure.encode_to_vec(), now)?;
                     tx.requeue(&task.id, now)?;
-                    tracing::warn!(task = %task.description, agent = %name, "agent restarted; lease requeued");
+                    tracing::warn!(task = %task.description, agent = %name, "agent replaced; lease requeued");
                     requeued += 1;
                 }
             }
-            Ok(requeued)
+            Ok(Ok(requeued))
+        })?;
+        let requeued = outcome.map_err(|holder| {
+            tracing::warn!(agent = %name, holder = %holder.generation, refused = %request.generation, "agent name in use");
+            SchedulerError::NameInUse {
+                name: name.clone(),
+                holder: NameInUse {
+                    holder_generation: holder.generation,
+                    holder_device: holder.device,
+                    silent_ms: (now - holder.last_seen_ms).max(0) as u64,
+                    lease_ttl_ms: ttl as u64,
+                },
+            }
         })?;
         self.counters.record(std::iter::repeat_n(Transition::Retried, requeued));
         tracing::info!(agent = %name, generation = %request.generation, device = %request.device, "agent registered");
@@ -316,8 +350,12 @@ impl Scheduler {
         let CompleteRequest { task_id, lease_token, agent_name, outcome } = request;
         let agent = agent_name.as_str();
         let (response, transitions) = self.store.transaction(|tx| {
+            let reject = |reason: String| -> Result<_, StoreError> {
+                tx.record_rejection(&task_id, &lease_token, agent, &reason, now)?;
+                Ok((CompleteResponse { accepted: false, reason }, Vec::new()))
+            };
             let Some(task) = tx.task(&task_id)? else {
-                return Ok((rejected(format!("unknown task {task_id}")), Vec::new()));
+                return reject(format!("unknown task {task_id}"));
             };
             let holds_lease = task.state == TaskState::Leased && task.lease_token.as_deref() == Some(lease_token.as_str());
             if !holds_lease {
@@ -325,7 +363,7 @@ impl Scheduler {
                     return Ok((CompleteResponse { accepted: true, reason: "already accepted".into() }, Vec::new()));
                 }
                 tracing::warn!(task = %task.description, agent, "stale completion rejected");
-                return Ok((rejected("stale lease: the task was re-leased or finished elsewhere".into()), Vec::new()));
+                return reject("stale lease: the task was re-leased or finished elsewhere".into());
             }
             let transitions = match outcome {
                 Some(complete_request::Outcome::Train(result)) => match verify_checkpoint(&result) {
@@ -480,10 +518,6 @@ impl Scheduler {
         };
         Ok((input, provenance))
     }
-}
-
-fn rejected(reason: String) -> CompleteResponse {
-    CompleteResponse { accepted: false, reason }
 }
 
 /// Record a failed attempt, then retry the task later or fail it for good (cascading to the

@@ -37,15 +37,20 @@ fn fixture(max_attempts: u32) -> Fixture {
     let mut scheduler = Scheduler::new(store, config);
     let sweep = scheduler.submit(SWEEP, "unit.yaml", 0).expect("submit").sweep_id;
     for name in ["a", "b"] {
-        let request = RegisterRequest {
-            protocol_version: beard_proto::PROTOCOL_VERSION,
-            agent_name: name.into(),
-            generation: format!("{name}-1"),
-            device: "cpu".into(),
-        };
-        scheduler.register(&request, 0).expect("register");
+        scheduler.register(&registration(name, &format!("{name}-1"), ""), 0).expect("register");
     }
     Fixture { _dir: dir, scheduler, sweep }
+}
+
+/// A registration of `generation` under `name`, naming its predecessor (`""`: none).
+fn registration(name: &str, generation: &str, replaces: &str) -> RegisterRequest {
+    RegisterRequest {
+        protocol_version: beard_proto::PROTOCOL_VERSION,
+        agent_name: name.into(),
+        generation: generation.into(),
+        device: "cpu".into(),
+        replaces_generation: replaces.into(),
+    }
 }
 
 fn lease(s: &mut Scheduler, agent: &str, now: i64) -> Option<LeasedTask> {
@@ -188,17 +193,48 @@ fn a_permanent_failure_is_not_retried() {
 fn a_restarted_agent_loses_the_leases_of_its_previous_generation() {
     let mut f = fixture(3);
     let task = lease(&mut f.scheduler, "a", 0).expect("leased");
-    let restarted = RegisterRequest {
-        protocol_version: beard_proto::PROTOCOL_VERSION,
-        agent_name: "a".into(),
-        generation: "a-2".into(),
-        device: "cpu".into(),
-    };
-    f.scheduler.register(&restarted, 1).expect("register");
+    f.scheduler.register(&registration("a", "a-2", "a-1"), 1).expect("a restart takes its name over at once");
     let again = f.scheduler.lease("b", "b-1", &[], 2).expect("lease").task.expect("requeued at once");
     assert_eq!(again.task_id, task.task_id);
-    assert!(matches!(f.scheduler.lease("a", "a-1", &[], 3), Err(SchedulerError::StaleGeneration { .. })));
+    let stale = f.scheduler.lease("a", "a-1", &[], 3).expect_err("the replaced generation is told so");
+    assert!(matches!(stale, SchedulerError::StaleGeneration { .. }), "{stale:?}");
+    assert_eq!(tonic::Status::from(stale).code(), tonic::Code::Aborted);
     assert_eq!(f.scheduler.counters().values().retries, 1, "the requeued lease");
+}
+
+#[test]
+fn a_name_held_by_a_live_agent_is_refused_to_another_process() {
+    let mut f = fixture(3);
+    let task = lease(&mut f.scheduler, "a", 0).expect("leased");
+    let refused = f.scheduler.register(&registration("a", "intruder", ""), 10_000).expect_err("refused");
+    let message = refused.to_string();
+    assert!(
+        matches!(&refused, SchedulerError::NameInUse { holder, .. }
+            if holder.holder_generation == "a-1" && holder.silent_ms == 10_000 && holder.lease_ttl_ms == 30_000),
+        "{refused:?}"
+    );
+    assert!(message.contains("a-1") && message.contains("--name"), "names the holder, suggests --name: {message}");
+    let status = tonic::Status::from(refused);
+    assert_eq!(status.code(), tonic::Code::AlreadyExists);
+    let details = NameInUse::decode(status.details()).expect("typed details");
+    assert_eq!((details.holder_generation.as_str(), details.silent_ms), ("a-1", 10_000));
+    // Nothing changed: the holder keeps its name and its lease.
+    let revoked =
+        f.scheduler.heartbeat("a", "a-1", std::slice::from_ref(&task.lease_token), 10_001).expect("heartbeat");
+    assert!(revoked.is_empty(), "the holder's lease is untouched");
+    assert_eq!(f.scheduler.counters().values().retries, 0);
+}
+
+#[test]
+fn a_name_whose_holder_is_silent_for_a_ttl_is_taken_over() {
+    let mut f = fixture(3);
+    lease(&mut f.scheduler, "a", 0).expect("leased");
+    let ttl = 30_000;
+    let refused = f.scheduler.register(&registration("a", "newcomer", ""), ttl - 1).expect_err("still live");
+    assert!(matches!(refused, SchedulerError::NameInUse { .. }), "{refused:?}");
+    f.scheduler.register(&registration("a", "newcomer", ""), ttl).expect("the silent holder's name is free");
+    let stale = f.scheduler.lease("a", "a-1", &[], ttl + 1).expect_err("the old generation is stale");
+    assert!(matches!(stale, SchedulerError::StaleGeneration { .. }), "{stale:?}");
 }
 
 #[test]

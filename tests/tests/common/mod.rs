@@ -15,6 +15,12 @@ use prost::Message;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+/// The shared data directory and the venv's Python, as the agent's tests find them.
+#[path = "../../../agent/tests/common/files.rs"]
+mod files;
+#[allow(unused_imports)] // not every test binary reads the shared data
+pub use files::shared_data;
+
 /// The control client as the CLI builds it.
 pub type Control = ControlServiceClient<InterceptedService<Channel, AttachToken>>;
 
@@ -167,6 +173,18 @@ pub fn start_agent_draining(
     spawn_agent(dir, coordinator, &coordinator.url, name, drain_secs, &[])
 }
 
+/// Start an agent named `name` with its own work dir `work_dir` (several may share a name); it
+/// logs to `dir/<log>.log`.
+pub fn start_agent_in(
+    dir: &Path,
+    coordinator: &Coordinator,
+    name: &str,
+    work_dir: &Path,
+    log: &str,
+) -> anyhow::Result<Process> {
+    spawn_agent_logging(dir, coordinator, &coordinator.url, name, work_dir, log, 5.0, &[])
+}
+
 /// Start an agent that reaches the coordinator at `url` with extra `agent run` arguments (TLS).
 pub fn start_agent_with(
     dir: &Path,
@@ -186,7 +204,21 @@ fn spawn_agent(
     drain_secs: f64,
     extra: &[String],
 ) -> anyhow::Result<Process> {
-    let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
+    spawn_agent_logging(dir, coordinator, url, name, &dir.join(name), name, drain_secs, extra)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn_agent_logging(
+    dir: &Path,
+    coordinator: &Coordinator,
+    url: &str,
+    name: &str,
+    work_dir: &Path,
+    log: &str,
+    drain_secs: f64,
+    extra: &[String],
+) -> anyhow::Result<Process> {
+    let log = std::fs::File::create(dir.join(format!("{log}.log")))?;
     let child = Command::new(binary("agent"))
         .args(["run", "--device", "cpu", "--coordinator", url, "--name", name])
         .arg("--drain-timeout-secs")
@@ -195,7 +227,7 @@ fn spawn_agent(
         .arg(coordinator.token_file())
         .args(extra)
         .arg("--work-dir")
-        .arg(dir.join(name))
+        .arg(work_dir)
         .env("OMP_NUM_THREADS", "1")
         .stdout(Stdio::null())
         .stderr(log)
@@ -358,19 +390,5 @@ pub async fn wait_for_lease(conn: &rusqlite::Connection, agent: &str, timeout: D
         }
         anyhow::ensure!(Instant::now() < deadline, "{agent} never leased a task");
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The shared data directory (`BEARD_DATA_DIR`, else `<workspace>/../shared/data`); `None`, with
-/// a line saying why `test` skips, when it is absent.
-pub fn shared_data(test: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("BEARD_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared/data"));
-    if dir.join("SOURCES.md").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("SKIPPED {test}: no shared data at {} (set BEARD_DATA_DIR)", dir.display());
-        None
     }
 }
