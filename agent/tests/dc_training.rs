@@ -1,6 +1,7 @@
 //! Training on the DC distilled CIFAR-10 sets in the shared data directory, tested on the exact
 //! CIFAR-10 test set: DSA augmentation beats no augmentation (issue 3, done-when 4), and DC's
-//! evaluation recipe lands in the range of the sets' reruns (done-when 6, SOURCES.md).
+//! evaluation recipe lands in the range of the sets' reruns (done-when 6, SOURCES.md): in full on
+//! IPC 1, at a quarter of its epochs (with a range calibrated here) on IPC 10.
 //!
 //! Each test prints its accuracies; all skip with a SKIPPED line when the data is absent.
 
@@ -57,24 +58,38 @@ fn dsa_augmentation_beats_no_augmentation_on_dc_ipc10() {
     assert!(dsa > plain + 1.0, "DSA {dsa:.2} % does not beat no augmentation {plain:.2} % by a point");
 }
 
-/// Trains the DC set of `ipc` with DC's recipe (1000 epochs, no augmentation, width 128) and
-/// checks its accuracy on the whole test set against the range of the set's reruns.
-fn dc_recipe_lands_in_range(test: &str, ipc: u32, range: std::ops::RangeInclusive<f64>) {
+/// Trains the DC set of `ipc` with DC's recipe (no augmentation, width 128, SGD, lr x0.1 at half
+/// the epochs) for `epochs` epochs and checks its accuracy on the whole test set against `range`.
+fn dc_recipe_lands_in_range(test: &str, ipc: u32, epochs: u32, range: std::ops::RangeInclusive<f64>) {
     let Some(data) = shared_data(test) else { return };
     let dataset = load_cifar10(&data);
-    let accuracy = test_accuracy(&dc_spec(&data, ipc, 128, 1000, LrSchedule::StepHalf, Augmentation::None), &dataset);
-    eprintln!("DC ipc{ipc}, DC's recipe: {accuracy:.2} % on the 10,000 CIFAR-10 test images (expected {range:?})");
+    let accuracy = test_accuracy(&dc_spec(&data, ipc, 128, epochs, LrSchedule::StepHalf, Augmentation::None), &dataset);
+    eprintln!(
+        "DC ipc{ipc}, DC's recipe for {epochs} epochs: {accuracy:.2} % on the 10,000 CIFAR-10 test images \
+         (expected {range:?})"
+    );
     assert!(range.contains(&accuracy), "DC ipc{ipc}: {accuracy:.2} % is outside {range:?}");
 }
 
 #[test]
 fn dc_ipc1_with_dcs_recipe_lands_in_its_rerun_range() {
-    dc_recipe_lands_in_range("dc_ipc1_with_dcs_recipe_lands_in_its_rerun_range", 1, 24.0..=30.0);
+    dc_recipe_lands_in_range("dc_ipc1_with_dcs_recipe_lands_in_its_rerun_range", 1, 1000, 24.0..=30.0);
 }
 
+/// DC's IPC-10 recipe at a quarter of its 1000 epochs (250, lr step at 125), so that it runs in
+/// CI (about 4 minutes on one thread of the 2-core CI machine instead of 11). Calibration on that
+/// machine, seeds 0-3: 42.34, 42.43, 41.57, 42.22 %; the full 1000-epoch recipe gave 42.63 % (seed
+/// 0, SOURCES.md) and DC's own log 41.5-42.8 %. The range is the seeds' spread widened by about
+/// 1.5 points each way. The same run without momentum reached 38.58 %, outside it. (Reading the
+/// set in the wrong pixel space is not caught here: 42.14 %, since the instance norm after the
+/// first convolution undoes a per-channel affine change of the inputs; `distilled.rs` checks the
+/// pixel mapping itself.)
 #[test]
-#[ignore = "about 11 minutes on a 2-core CPU (100 images x 1000 epochs at width 128); \
-            run with `cargo test --release -p beard-agent --test dc_training -- --ignored`"]
-fn dc_ipc10_with_dcs_recipe_lands_in_its_rerun_range() {
-    dc_recipe_lands_in_range("dc_ipc10_with_dcs_recipe_lands_in_its_rerun_range", 10, 40.0..=45.0);
+fn dc_ipc10_with_dcs_recipe_at_a_quarter_of_its_epochs_lands_in_its_calibrated_range() {
+    dc_recipe_lands_in_range(
+        "dc_ipc10_with_dcs_recipe_at_a_quarter_of_its_epochs_lands_in_its_calibrated_range",
+        10,
+        250,
+        40.0..=44.0,
+    );
 }
