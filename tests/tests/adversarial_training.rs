@@ -26,8 +26,11 @@ seeds: 1
 training:
   optimizer: adam
   lr: 0.001
+  weight_decay: 0
   epochs: 10
   batch_size: 64
+  lr_schedule: constant
+  aug: none
   adversarial: { attack: pgd, eps: 2/255, step: 1/255, steps: 2 }
 training_regimes: [standard, adversarial]
 model: { width: 8 }

@@ -25,7 +25,7 @@ attacks:
   autoattack: { targeted: [false] }
 targeted: [false, true]
 seeds: 1
-training: { optimizer: adam, lr: 0.001, epochs: 20, batch_size: 64 }
+training: { optimizer: adam, lr: 0.001, epochs: 20, batch_size: 64, weight_decay: 0, lr_schedule: constant, aug: none }
 model: { width: 8 }
 evaluation: { test_samples: 32, batch_size: 32 }
 "#;

@@ -22,7 +22,7 @@ attacks:
   pgd: { steps: 5, random_start: true }
 targeted: [false, true]
 seeds: 1
-training: { optimizer: adam, lr: 0.001, epochs: 20, batch_size: 64 }
+training: { optimizer: adam, lr: 0.001, epochs: 20, batch_size: 64, weight_decay: 0, lr_schedule: constant, aug: none }
 model: { width: 8 }
 evaluation: { test_samples: 64, batch_size: 32, target_policy: least-likely, modes: [standard, beard-compat] }
 "#;

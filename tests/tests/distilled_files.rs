@@ -26,7 +26,7 @@ attacks:
   fgsm: {{}}
 targeted: [false]
 seeds: 1
-training: {{ optimizer: sgd, lr: 0.01, momentum: 0.9, weight_decay: 0.0005, epochs: 20, batch_size: 256 }}
+training: {{ optimizer: sgd, lr: 0.01, momentum: 0.9, weight_decay: 0.0005, epochs: 20, batch_size: 256, lr_schedule: constant, aug: none }}
 model: {{ width: 16 }}
 evaluation: {{ test_samples: 200, batch_size: 100 }}
 "#,

@@ -45,7 +45,7 @@ attacks:
   pgd: { steps: 5 }
 targeted: [false, true]
 seeds: 3
-training: { optimizer: adam, lr: 0.001, epochs: 300, batch_size: 64 }
+training: { optimizer: adam, lr: 0.001, epochs: 300, batch_size: 64, weight_decay: 0, lr_schedule: constant, aug: none }
 model: { width: 16 }
 evaluation: { test_samples: 256, batch_size: 128 }
 "#

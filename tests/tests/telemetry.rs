@@ -21,7 +21,7 @@ use tonic_health::pb::health_client::HealthClient;
 /// Two train tasks and their two attack tasks.
 const SWEEP: &str = "name: telemetry\ndatasets:\n  synthetic: {}\nmethods:\n  random: random\nipc: [1, 2]\n\
                      attacks:\n  fgsm: {}\ntargeted: [false]\nseeds: 1\n\
-                     training: { optimizer: adam, lr: 0.001, epochs: 1, batch_size: 64 }\n\
+                     training: { optimizer: adam, lr: 0.001, epochs: 1, batch_size: 64, weight_decay: 0, lr_schedule: constant, aug: none }\n\
                      model: { width: 16 }\nevaluation: { test_samples: 48, batch_size: 48 }\n";
 
 /// A loopback address nobody listens on right now.

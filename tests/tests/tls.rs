@@ -22,7 +22,7 @@ use rcgen::{
 
 const SWEEP: &str = "name: tls\ndatasets:\n  synthetic: {}\nmethods:\n  random: random\nipc: [1]\n\
                      attacks:\n  fgsm: {}\ntargeted: [false]\nseeds: 1\n\
-                     training: { optimizer: adam, lr: 0.001, epochs: 1, batch_size: 64 }\n\
+                     training: { optimizer: adam, lr: 0.001, epochs: 1, batch_size: 64, weight_decay: 0, lr_schedule: constant, aug: none }\n\
                      model: { width: 16 }\nevaluation: { test_samples: 64, batch_size: 64 }\n";
 
 /// PEM files of a test PKI.

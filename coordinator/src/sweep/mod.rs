@@ -35,8 +35,9 @@
 //!   deepfool: { targeted: [false] } # untargeted only
 //! targeted: [false, true]          # default
 //! seeds: 5                         # seeds 0..5; default
-//! training: { optimizer: adam, lr: 1e-4, momentum: 0.9, weight_decay: 0, epochs: 1000 }
-//!                                # also batch_size: 128, lr_schedule: constant | half, aug: none | dsa,
+//! training: { optimizer: sgd, lr: 0.01, momentum: 0.9, weight_decay: 5e-4, epochs: 1000 }
+//!                                # also batch_size: 256, lr_schedule: half | constant, aug: dsa | none
+//!                                # (the defaults are the reference protocol); optimizer: adam too;
 //!                                # adversarial: { attack: pgd, eps: 8/255, alpha: 2/255, steps: 10,
 //!                                #   random_start: true, targeted: false, ratio: 1 }
 //! training_regimes: [standard]     # default; [standard, adversarial] trains every model both ways

@@ -364,7 +364,7 @@ attacks:
   pgd: {{ steps: 3 }}
 targeted: [false, true]
 seeds: 2
-training: {{ optimizer: adam, lr: 0.001, epochs: {epochs}, batch_size: 64 }}
+training: {{ optimizer: adam, lr: 0.001, epochs: {epochs}, batch_size: 64, weight_decay: 0, lr_schedule: constant, aug: none }}
 model: {{ width: 16 }}
 evaluation: {{ test_samples: 64, batch_size: 64 }}
 "#
