@@ -1,5 +1,7 @@
 //! Link the agent against the libtorch that torch-sys found (the project venv's PyPI torch).
 //!
+//! - The precision shim (`src/precision/shim.cpp`), compiled against libtorch's headers: the
+//!   float32 settings of libtorch's global context that tch does not expose.
 //! - An rpath to libtorch's lib directory, so the binaries run without LD_LIBRARY_PATH.
 //! - `libtorch_cuda` linked with `--no-as-needed` when the wheel carries it: nothing in our code
 //!   references its symbols directly, so under `--as-needed` the linker would drop it and the
@@ -9,10 +11,20 @@ use std::path::Path;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    println!("cargo:rerun-if-changed=src/precision/shim.cpp");
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
-        println!("cargo:warning=torch-sys did not report its libtorch directory; no rpath set");
-        return;
+        panic!("torch-sys did not report its libtorch directory (DEP_TCH_LIBTORCH_LIB)");
     };
+    let include = Path::new(&lib).join("../include");
+    cc::Build::new()
+        .cpp(true)
+        .file("src/precision/shim.cpp")
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .warnings(false)
+        .compile("beard_precision");
     let mut args = vec![format!("-Wl,-rpath,{lib}")];
     if Path::new(&lib).join("libtorch_cuda.so").exists() {
         args.extend([

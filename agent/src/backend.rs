@@ -45,7 +45,7 @@ pub fn cancelled() -> TaskFailure {
 
 /// Trains models and attacks them on one device.
 pub trait Backend: Send + 'static {
-    /// The device as people read it, e.g. `cpu (2 threads)` or `cuda:0`.
+    /// The device as people read it, with its precision, e.g. `cpu (2 threads, fp32)` or `cuda:0 (fp32)`.
     fn device_description(&self) -> String;
 
     /// Train the model a train task describes; returns the checkpoint as safetensors bytes.

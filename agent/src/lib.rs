@@ -14,6 +14,7 @@
 //!   - [`eval`]: one attack task to one result shard.
 //! - [`attack_spec`]: attack specs as the command line writes them (`pgd:eps=8/255,steps=10`).
 //! - [`bench`]: attack throughput on this machine (`agent bench`), without a coordinator.
+//! - [`precision`]: exact float32 on GPUs (TF32 off, deterministic cuDNN) and its description.
 //! - [`host_memory`]: the C allocator's settings for the host memory of CPU tensors.
 //! - [`cli`]: the offline commands `agent eval` (a checkpoint's clean and robust accuracy),
 //!   `agent export` (a checkpoint as safetensors or a PyTorch file) and `agent datasets fetch`.
@@ -32,6 +33,7 @@ pub mod data;
 pub mod eval;
 pub mod host_memory;
 pub mod model;
+pub mod precision;
 pub mod tch_backend;
 pub mod torchfile;
 pub mod train;

@@ -87,6 +87,14 @@ async fn all_six_attacks_run_in_their_modes_and_the_report_shows_each() -> anyho
         "{}",
         report.markdown
     );
+    // The report says which device and precision computed the results: one CPU agent, fp32.
+    let devices = json["devices"].as_array().unwrap_or_else(|| panic!("no devices in the report: {json}"));
+    assert_eq!(devices.len(), 1, "{json}");
+    let device = devices[0]["device"].as_str().unwrap_or_default();
+    assert!(device.starts_with("cpu (") && device.ends_with(", fp32)"), "{device}");
+    assert_eq!(devices[0]["results"], 10, "{json}");
+    let line = format!("Computed on (device, precision): `{device}` (10 results).");
+    assert!(report.markdown.contains(&line), "{line} missing:\n{}", report.markdown);
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! Naming devices: `cpu`, `cuda`, `cuda:N` or `auto` on the command line, and the description
-//! results and registrations carry (`cpu (2 threads)`, `cuda:0`).
+//! results and registrations carry, with the precision of the results (`cpu (2 threads, fp32)`,
+//! `cuda:0 (fp32)`).
 
 use tch::{Cuda, Device};
 
@@ -37,12 +38,13 @@ pub fn parse_device(text: &str) -> Result<Device, DeviceError> {
     Ok(Device::Cuda(index))
 }
 
-/// The device as people read it.
+/// The device as people read it, with the float32 precision its results have.
 pub fn describe(device: Device) -> String {
+    let precision = crate::precision::describe(device);
     match device {
-        Device::Cpu => format!("cpu ({} threads)", tch::get_num_threads()),
-        Device::Cuda(index) => format!("cuda:{index}"),
-        Device::Mps => "mps".to_owned(),
-        Device::Vulkan => "vulkan".to_owned(),
+        Device::Cpu => format!("cpu ({} threads, {precision})", tch::get_num_threads()),
+        Device::Cuda(index) => format!("cuda:{index} ({precision})"),
+        Device::Mps => format!("mps ({precision})"),
+        Device::Vulkan => format!("vulkan ({precision})"),
     }
 }

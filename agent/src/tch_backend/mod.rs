@@ -43,8 +43,11 @@ pub struct TchBackend {
 }
 
 impl TchBackend {
-    /// A backend that runs everything on `device`.
+    /// A backend that runs everything on `device`, in exact float32 on a GPU.
     pub fn new(device: Device) -> Self {
+        if device.is_cuda() {
+            crate::precision::use_exact_fp32();
+        }
         Self { device, datasets: HashMap::new() }
     }
 

@@ -66,6 +66,11 @@ fn header(out: &mut String, report: &Report) {
         "Accuracies and scores in percent; cells are mean ± sample std over seeds. {} results.",
         report.results
     );
+    if !report.devices.is_empty() {
+        let devices: Vec<String> =
+            report.devices.iter().map(|d| format!("`{}` ({} results)", escape(&d.device), d.results)).collect();
+        let _ = writeln!(out, "Computed on (device, precision): {}.", devices.join(", "));
+    }
     if report.unplaced_results > 0 {
         let _ = writeln!(
             out,

@@ -80,6 +80,10 @@ pub struct Report {
     pub results: usize,
     /// Results left out because their spec names no dataset or no attack.
     pub unplaced_results: usize,
+    /// The devices that computed the results, each with the float32 precision its results have
+    /// (`cpu (2 threads, fp32)`, `cuda:0 (fp32)`); empty (and absent from the JSON) for imports.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceResults>,
     /// Datasets by name, then standard evaluation first, standard training first, IPC ascending,
     /// untargeted before targeted.
     pub leaderboards: Vec<Leaderboard>,
@@ -115,6 +119,7 @@ pub(crate) fn assemble(name: &str, options: MetricOptions, method_order: &[Strin
         options,
         results: summaries.results,
         unplaced_results: summaries.unplaced,
+        devices: summaries.devices.clone(),
         leaderboards,
         multi_ipc,
         crei_per_ipc,

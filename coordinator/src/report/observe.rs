@@ -24,6 +24,7 @@ use beard_proto::v1::{AttackConfig, AttackShard, AttackSpec, EvaluationMode, Tra
 use serde::{Serialize, Serializer};
 
 use super::ReportInput;
+use super::provenance::{DeviceResults, count_devices};
 use super::timing::shard_times;
 use crate::metrics::stats::{mean, sample_std};
 use crate::metrics::{AttackObservation, SettingObservation, TimeBasis};
@@ -249,6 +250,8 @@ pub(crate) struct Summaries {
     pub settings: Vec<SettingSummary>,
     pub results: usize,
     pub unplaced: usize,
+    /// The devices (with their results' precision) that computed the results; none for imports.
+    pub devices: Vec<DeviceResults>,
 }
 
 /// The metric inputs of every setting with results, sorted by key: what the report scores, for
@@ -285,7 +288,8 @@ pub(crate) fn summarize(input: &ReportInput) -> Summaries {
             summarize_setting(key, seeds, other.map_or(own, |other| own.min(other)))
         })
         .collect();
-    Summaries { settings, results: input.results.len() - unplaced, unplaced }
+    let devices = count_devices(&input.results);
+    Summaries { settings, results: input.results.len() - unplaced, unplaced, devices }
 }
 
 /// Where a result belongs; `None` for a spec without dataset, method or known attack.

@@ -32,11 +32,23 @@ pub struct SourceFile {
     pub sha256: String,
 }
 
-/// A device and how many of the report's results it computed.
-#[derive(Debug, Clone, PartialEq)]
+/// A device (as the agent describes it, with the precision of its results) and how many of the
+/// report's results it computed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DeviceResults {
     pub device: String,
     pub results: usize,
+}
+
+/// The devices that computed `results`, by name, with their counts (`unknown` for shards that
+/// name none).
+pub(crate) fn count_devices(results: &[(AttackSpec, AttackShard)]) -> Vec<DeviceResults> {
+    let mut devices: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, shard) in results {
+        let device = if shard.device.is_empty() { "unknown" } else { shard.device.as_str() };
+        *devices.entry(device).or_default() += 1;
+    }
+    devices.into_iter().map(|(device, results)| DeviceResults { device: device.to_owned(), results }).collect()
 }
 
 impl Default for Provenance {
@@ -54,19 +66,16 @@ impl Provenance {
             name: file_name.to_owned(),
             sha256: sha256_hex(yaml.as_bytes()),
         });
-        let mut devices: BTreeMap<&str, usize> = BTreeMap::new();
-        for (spec, shard) in results {
-            let device = if shard.device.is_empty() { "unknown" } else { shard.device.as_str() };
-            *devices.entry(device).or_default() += 1;
+        for (spec, _) in results {
             let evaluation = describe_evaluation(spec.evaluation.as_ref());
             if !self.evaluation.contains(&evaluation) {
                 self.evaluation.push(evaluation);
             }
         }
-        for (device, results) in devices {
-            match self.devices.iter_mut().find(|known| known.device == device) {
-                Some(known) => known.results += results,
-                None => self.devices.push(DeviceResults { device: device.to_owned(), results }),
+        for counted in count_devices(results) {
+            match self.devices.iter_mut().find(|known| known.device == counted.device) {
+                Some(known) => known.results += counted.results,
+                None => self.devices.push(counted),
             }
         }
         self.devices.sort_by(|left, right| left.device.cmp(&right.device));
