@@ -17,7 +17,7 @@ export LIBTORCH_USE_PYTORCH := 1
 TORCHATTACKS_VERSION := 3.5.1
 TORCH_STAMP := $(VENV)/.torch-$(TORCH_VERSION)-torchattacks-$(TORCHATTACKS_VERSION)
 
-.PHONY: build venv demo test test-fast lint clean fuzz deploy-check images multihost-images multihost-test
+.PHONY: build venv demo test test-fast lint clean fuzz deploy-check gpu-check-smoke images multihost-images multihost-test
 
 venv: $(TORCH_STAMP)
 
@@ -41,7 +41,13 @@ test-fast: $(TORCH_STAMP)
 # --show-output: the figures passing tests print (parity tables, accuracies, throughput) stay in the log.
 test: build deploy-check
 	cargo test --workspace --locked --release -- --show-output
+	$(MAKE) --no-print-directory gpu-check-smoke
 	$(MAKE) --no-print-directory multihost-test
+
+# The GPU node check (scripts/gpu/check.sh) on this machine's CPU at small sizes: the same script a
+# GPU node runs, as a smoke test of its every step.
+gpu-check-smoke: build
+	scripts/gpu/check.sh --device cpu --quick
 
 lint: $(TORCH_STAMP)
 	cargo fmt --all --check

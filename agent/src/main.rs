@@ -241,6 +241,8 @@ struct RunArgs {
 
 fn main() -> std::process::ExitCode {
     beard_agent::host_memory::keep_freed_memory();
+    // Every command computes in exact float32 on GPUs (TF32 off, deterministic cuDNN).
+    beard_agent::precision::use_exact_fp32();
     let cli = Cli::parse();
     beard_proto::process::init_tracing(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
