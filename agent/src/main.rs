@@ -12,6 +12,7 @@ use beard_agent::cli::eval::{self as offline_eval, EvalConfig};
 use beard_agent::cli::export;
 use beard_agent::data::fetch::{DATASETS, FetchError, Progress};
 use beard_agent::model::checkpoint::Format;
+use beard_agent::precision::{Tf32, Work};
 use beard_agent::tch_backend::{TchBackend, parse_device};
 use beard_agent::worker::{self, WorkerConfig};
 use beard_proto::evaluation::mode_name;
@@ -112,6 +113,10 @@ struct EvalArgs {
     /// Images per chunk; 0 takes the device's default (50 on a CPU, 1000 on a GPU).
     #[arg(long, default_value_t = 0)]
     batch_size: usize,
+    /// Let the attacks use TF32 on a GPU (`all`; `training` changes nothing here). Off by
+    /// default: exact float32, as on the CPU. The report's device says which was used.
+    #[arg(long, value_enum, default_value_t = Tf32::Off)]
+    tf32: Tf32,
     /// ConvNet width.
     #[arg(long, default_value_t = 128)]
     width: u32,
@@ -237,6 +242,10 @@ struct RunArgs {
     /// Seconds a running task may take to finish after SIGTERM before it is handed back.
     #[arg(long, default_value_t = 60.0)]
     drain_timeout_secs: f64,
+    /// Where a GPU may use TF32: `off` (exact float32, the default, as on the CPU), `training`
+    /// or `all`. Every result's device description names the precision that produced it.
+    #[arg(long, value_enum, default_value_t = Tf32::Off, env = "BEARD_TF32")]
+    tf32: Tf32,
 }
 
 fn main() -> std::process::ExitCode {
@@ -282,7 +291,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&config.work_dir)
         .with_context(|| format!("cannot create the work dir {}", config.work_dir.display()))?;
-    worker::run(config, TchBackend::new(device), beard_proto::process::shutdown_signal()).await
+    worker::run(config, TchBackend::with_tf32(device, args.tf32), beard_proto::process::shutdown_signal()).await
 }
 
 /// The attack adversarial training crafts its examples with unless told otherwise.
@@ -354,6 +363,7 @@ fn run_training_bench(config: &BenchConfig) -> anyhow::Result<()> {
 }
 
 fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
+    beard_agent::precision::use_for(args.tf32, Work::Attack);
     let mut attacks = Vec::new();
     for list in &args.attacks {
         attacks.extend(beard_agent::attack_spec::parse_list(list)?);

@@ -5,8 +5,7 @@
 2. Clean accuracy of the reference checkpoints on the device equals the CPU's (DC 54.31 %,
    DM 62.06 % on the 10,000 CIFAR-10 test images: 5,431 and 6,206 correct).
 3. Images per second, ours (`agent eval`) against torchattacks 3.5.1 on the same device, weights
-   and images, both in fp32; with TF32 allowed on their side too where the device has it. Ours
-   has no TF32 opt-in yet, so its TF32 column is n/a.
+   and images, both in fp32, and on a GPU both with TF32 (ours `--tf32 all`).
 4. Training images per second, ours (`agent bench --adversarial-training`, its standard row)
    against a plain PyTorch loop training the same ConvNet on as many images with the same batch.
 5. A small sweep through `coordinator serve` and `agent run` on the device completes, and its
@@ -99,17 +98,16 @@ def check_attack_speed(args, table):
         n = int(count) if count else args.n
         images, labels = read_cifar10_test(args.cifar10, n)
         images, labels = images.to(device), labels.to(device)
-        ours = agent_eval(args, checkpoint, ["--limit", str(n), "--batch-size", str(args.batch_size),
-                                             "--attack", spec])["attacks"][0]
-        ours_rate = n / ours["seconds"]
-        cells = [f"ours {ours['accuracy']:.1f} % at {ours_rate:.0f} img/s"]
+        cells = []
         for tf32 in modes:
+            ours = agent_eval(args, checkpoint, ["--limit", str(n), "--batch-size", str(args.batch_size),
+                                                 "--tf32", "all" if tf32 else "off", "--attack", spec])["attacks"][0]
             set_tf32(tf32)
             _, correct, seconds = run_torchattacks(model, spec, False, images, labels, labels, args.batch_size, 10)
-            accuracy = 100.0 * correct.float().mean().item()
-            label = "tf32" if tf32 else "fp32"
-            cells.append(f"torchattacks {label} {accuracy:.1f} % at {n / seconds:.0f} img/s: "
-                         f"ratio {ours_rate * seconds / n:.2f}x" + (" (ours fp32: no TF32 opt-in)" if tf32 else ""))
+            theirs = 100.0 * correct.float().mean().item()
+            cells.append(f"{'tf32' if tf32 else 'fp32'}: ours {ours['accuracy']:.1f} % at {n / ours['seconds']:.0f} "
+                         f"img/s, torchattacks {theirs:.1f} % at {n / seconds:.0f} img/s, "
+                         f"ratio {seconds / ours['seconds']:.2f}x")
         set_tf32(False)
         table.measure(f"attack `{spec}`, {n} images", "; ".join(cells))
 

@@ -5,12 +5,13 @@
 
 extern "C" {
 
-// Exact float32 on CUDA: IEEE float32 (no TF32) in convolutions and matrix products, and only
-// deterministic cuDNN algorithms, chosen by heuristics rather than by benchmarking.
-void beard_use_exact_fp32() {
+// Float32 on CUDA in convolutions and matrix products: IEEE float32, or TF32 when `tf32`; and
+// always only deterministic cuDNN algorithms, chosen by heuristics rather than by benchmarking.
+void beard_set_cuda_precision(bool tf32) {
     auto& context = at::globalContext();
-    context.setFloat32Precision(at::Float32Backend::CUDA, at::Float32Op::CONV, at::Float32Precision::IEEE);
-    context.setFloat32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL, at::Float32Precision::IEEE);
+    auto precision = tf32 ? at::Float32Precision::TF32 : at::Float32Precision::IEEE;
+    context.setFloat32Precision(at::Float32Backend::CUDA, at::Float32Op::CONV, precision);
+    context.setFloat32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL, precision);
     context.setDeterministicCuDNN(true);
     context.setBenchmarkCuDNN(false);
 }

@@ -26,6 +26,7 @@ use crate::backend::{Backend, TaskContext};
 use crate::data::{DataError, Dataset, distilled};
 use crate::eval::{self, Plan, Protocol};
 use crate::model::{ConvNet, ConvNetConfig};
+use crate::precision::{self, Tf32, Work};
 use crate::train;
 
 pub use device::{DeviceError, describe, parse_device};
@@ -39,16 +40,29 @@ const DEFAULT_GPU_CHUNK: usize = 1000;
 /// The libtorch backend on one device.
 pub struct TchBackend {
     device: Device,
+    tf32: Tf32,
     datasets: HashMap<(String, String), Dataset>,
 }
 
 impl TchBackend {
     /// A backend that runs everything on `device`, in exact float32 on a GPU.
     pub fn new(device: Device) -> Self {
+        Self::with_tf32(device, Tf32::Off)
+    }
+
+    /// A backend that may use TF32 on a GPU where `tf32` allows it; results say so.
+    pub fn with_tf32(device: Device, tf32: Tf32) -> Self {
         if device.is_cuda() {
-            crate::precision::use_exact_fp32();
+            precision::use_exact_fp32();
         }
-        Self { device, datasets: HashMap::new() }
+        Self { device, tf32, datasets: HashMap::new() }
+    }
+
+    /// Set the precision of `work` before it starts (on a GPU; a CPU computes in fp32).
+    fn prepare_precision(&self, work: Work) {
+        if self.device.is_cuda() {
+            precision::use_for(self.tf32, work);
+        }
     }
 
     /// The device this backend runs on.
@@ -71,6 +85,7 @@ impl TchBackend {
 
     fn run_train(&mut self, spec: &TrainSpec, ctx: &TaskContext) -> Result<TrainResult, TaskFailure> {
         let device = self.device;
+        self.prepare_precision(Work::Training);
         let description = self.device_description();
         let dataset_ref = spec.dataset.as_ref().ok_or_else(|| invalid_spec("the train spec names no dataset"))?;
         let model_config = spec.model.as_ref().ok_or_else(|| invalid_spec("the train spec names no model"))?;
@@ -112,6 +127,7 @@ impl TchBackend {
             0 => self.default_chunk(),
             size => size as usize,
         };
+        self.prepare_precision(Work::Attack);
         let device_description = self.device_description();
         let device = self.device;
         let dataset = self.dataset(dataset_ref)?;
