@@ -42,7 +42,7 @@ const CHUNK: i64 = 100;
 const IDENTITY: Normalization = Normalization { mean: [0.0; 3], std: [1.0; 3] };
 
 const fn within(spec: &'static str, targeted: bool, points: f64) -> Run {
-    Run { spec, targeted, below: points, above: points }
+    Run::within(spec, targeted, points)
 }
 
 #[test]

@@ -3,13 +3,30 @@
 //! our attacks in process against `scripts/parity/torchattacks_parity.py` (see
 //! `common::parity`), the table printed with `--nocapture`.
 //!
-//! FGSM and PGD without random start must give the same robust accuracy within 0.2 points on 500
-//! images, FGSM's adversarial images within 1e-4; PGD-L2 and DeepFool within a point on 500
-//! images; C&W within a point on [`SLOW_SAMPLES`] images (torchattacks' C&W runs 100 steps,
-//! minutes on two CPU cores). AutoAttack is at most half a point above torchattacks' on
-//! [`AUTOATTACK_SAMPLES`] images (ours follows the reference's 100 iterations per part,
-//! torchattacks runs 10, so ours is the stronger). Targeted PGD is compared on `synthetic`
-//! (`parity.rs`), to keep this test inside its share of CI.
+//! - FGSM, PGD without random start and PGD-L2 agree sample by sample on 500 images: every
+//!   verdict, and every adversarial pixel within `common::parity::PIXEL_TOLERANCE` (measured:
+//!   bit-identical). DeepFool is within a point on 500 images.
+//! - C&W, untargeted and targeted (targets (y + 1) % 10), with `torchattacks_margin=true`, is
+//!   within a point on [`SLOW_SAMPLES`] images (torchattacks' C&W runs 100 steps, minutes on two
+//!   CPU cores; measured targeted: 11% robust on both sides). Our `standard` margin, the paper's,
+//!   leaves none of these samples robust targeted: torchattacks' reads a negative target logit as
+//!   0 and loses its gradient (see `attacks::cw`).
+//! - AutoAttack, on [`AUTOATTACK_SAMPLES`] images, twice. At the reference's strength (ours runs
+//!   fra31/auto-attack's 100 iterations per part, torchattacks 10) at eps 8/255 it is at most
+//!   half a point above torchattacks'. At torchattacks' settings (`steps=10`, seed 0 on both
+//!   sides: APGD-CE, APGD-T and FAB-T 10 iterations each, 9 target classes, Square 5000 queries,
+//!   one restart each) at eps 4/255 it is within one sample either way. The random starts and
+//!   Square's draws come from different generators (ours the host stream under the seed,
+//!   torchattacks' torch's global one), so this bounds the robust accuracy, not each sample
+//!   (measured: the same 3 of 100 robust on both sides). eps 4/255, because at 8/255 no sample
+//!   stays robust on either side, and below it more do, each costing Square's 5000 queries
+//!   (torchattacks: about 10 s a sample on two cores; 18 of these 100 stay robust at 2/255). On
+//!   this undefended checkpoint those 3 samples resist 1 to 100 iterations and seeds 0 to 2, so
+//!   the check guards the budget and the cascade (ours stronger or weaker than torchattacks'),
+//!   not the iteration count.
+//!
+//! Targeted PGD is compared on `synthetic` (`parity.rs`), to keep this test inside its share of
+//! CI.
 //!
 //! DeepFool leaves about 3% of these samples within a few float32 ulps of the decision boundary
 //! (its step there falls below the pixels' resolution), where a forward pass's verdict depends on
@@ -29,10 +46,8 @@ const SAMPLES: i64 = 500;
 const SLOW_SAMPLES: i64 = 100;
 const AUTOATTACK_SAMPLES: i64 = 100;
 const CHUNK: i64 = 100;
-
-const fn within(spec: &'static str, targeted: bool, points: f64) -> Run {
-    Run { spec, targeted, below: points, above: points }
-}
+/// C&W as torchattacks runs it (100 steps, its margin), untargeted and targeted.
+const CW: &str = "cw:c=1,kappa=0,steps=100,lr=0.01,torchattacks_margin=true";
 
 #[test]
 fn beard_attacks_match_torchattacks_on_the_reference_checkpoint() {
@@ -51,19 +66,23 @@ fn beard_attacks_match_torchattacks_on_the_reference_checkpoint() {
     let mut failures = Vec::new();
     let (images, labels, targets) = first(SAMPLES);
     let runs = [
-        within("fgsm:eps=8/255", false, 0.2),
-        within("pgd:eps=8/255,alpha=2/255,steps=10", false, 0.2),
-        within("pgdl2:eps=128/255,alpha=15/255,steps=10", false, 1.0),
-        within("deepfool:steps=50,overshoot=0.02", false, 1.0),
+        Run::exact("fgsm:eps=8/255", false),
+        Run::exact("pgd:eps=8/255,alpha=2/255,steps=10", false),
+        Run::exact("pgdl2:eps=128/255,alpha=15/255,steps=10", false),
+        Run::within("deepfool:steps=50,overshoot=0.02", false, 1.0),
     ];
     failures.extend(compare(&model, &script_model, &runs, &images, &labels, &targets, CHUNK));
 
     let (images, labels, targets) = first(SLOW_SAMPLES);
-    let runs = [within("cw:c=1,kappa=0,steps=100,lr=0.01,torchattacks_margin=true", false, 1.0)];
+    let runs = [Run::within(CW, false, 1.0), Run::within(CW, true, 1.0)];
     failures.extend(compare(&model, &script_model, &runs, &images, &labels, &targets, CHUNK));
 
     let (images, labels, targets) = first(AUTOATTACK_SAMPLES);
-    let runs = [Run { spec: "autoattack:eps=8/255", targeted: false, below: f64::INFINITY, above: 0.5 }];
+    let one_sample = 100.0 / AUTOATTACK_SAMPLES as f64;
+    let runs = [
+        Run::not_weaker("autoattack:eps=8/255", 0.5),
+        Run::within("autoattack:eps=4/255,steps=10,seed=0", false, one_sample),
+    ];
     failures.extend(compare(&model, &script_model, &runs, &images, &labels, &targets, CHUNK));
     assert!(failures.is_empty(), "parity failures: {failures:#?}");
 }

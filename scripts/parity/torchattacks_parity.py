@@ -18,8 +18,9 @@ It also prints one line per run: robust accuracy and images per second. Attack s
 numbers may be fractions (`8/255`). AutoAttack's parts `apgd-ce`, `apgd-t`, `fab-t` and `square`
 run torchattacks' `APGD` (cross-entropy), `APGDT`, `FAB` (multi-targeted) and `Square`, whose
 `n_classes - 1` is our `n_target_classes`; `autoattack` runs torchattacks' `AutoAttack`
-('standard', with `--classes` classes). Only the standard library, numpy, torch and torchattacks are
-needed: the safetensors format is read and written here.
+('standard', with `--classes` classes, seed 0 unless the spec gives one; its parts run 10
+iterations, so a spec's `steps`, ours, may only say 10). Only the standard library, numpy, torch
+and torchattacks are needed: the safetensors format is read and written here.
 
 `--beard-compat` runs both sides the way BEARD's reference code does (our `beard-compat`
 evaluation mode): images normalized with `--mean`/`--std` and attacked with the model without its
@@ -151,7 +152,11 @@ BEARD_DEFAULTS = {
     "pgd": {"random_start": False},
     "pgdl2": {"eps": 128 / 255, "alpha": 15 / 255, "random_start": False},
     "cw": {"steps": 100},
+    "autoattack": {"seed": 0},  # torchattacks' default None seeds every part with the clock
 }
+# The iterations torchattacks' AutoAttack runs in APGD-CE, APGD-T and FAB-T (its parts'
+# defaults; it has no parameter for them): a spec may ask for these and no other.
+AUTOATTACK_STEPS = 10
 
 
 def build_attack(model, spec, classes):
@@ -168,6 +173,9 @@ def build_attack(model, spec, classes):
     if name == "fab-t":
         params["multi_targeted"] = True
     if name == "autoattack":
+        steps = params.pop("steps", AUTOATTACK_STEPS)
+        if steps != AUTOATTACK_STEPS:
+            sys.exit(f"torchattacks' AutoAttack runs {AUTOATTACK_STEPS} iterations per part, not {steps}")
         params["n_classes"] = classes
     return ATTACKS[name](model, **params)
 
