@@ -5,7 +5,6 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use beard_agent::bench::{self, BenchConfig};
 use beard_agent::cli::datasets::{self, FetchConfig};
 use beard_agent::cli::eval::{self as offline_eval, EvalConfig};
@@ -289,8 +288,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         work_dir: args.work_dir,
         drain_timeout: Duration::from_secs_f64(args.drain_timeout_secs),
     };
-    std::fs::create_dir_all(&config.work_dir)
-        .with_context(|| format!("cannot create the work dir {}", config.work_dir.display()))?;
     worker::run(config, TchBackend::with_tf32(device, args.tf32), beard_proto::process::shutdown_signal()).await
 }
 

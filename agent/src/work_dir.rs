@@ -34,7 +34,7 @@ pub struct WorkDirLock {
 }
 
 impl WorkDirLock {
-    /// Lock `dir` (created if missing) for this process, agent `name`.
+    /// Lock `dir` (created if missing) for this process.
     pub fn acquire(dir: &Path) -> Result<Self, WorkDirError> {
         let io = |source| WorkDirError::Io { dir: dir.to_owned(), source };
         std::fs::create_dir_all(dir).map_err(io)?;

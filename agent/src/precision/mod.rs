@@ -7,10 +7,9 @@
 //! once, before any work ([`use_exact_fp32`]). An operator may opt into TF32 for training only
 //! or for everything ([`Tf32`], `agent run --tf32`); the backend then sets it per task
 //! ([`use_for`]), and every result's device description says so. tch has no API for these
-//! settings: a small C++
-//! shim (`shim.cpp`, compiled by the build script against libtorch's headers) sets them in
-//! libtorch's global context and reads them back, so [`describe`] reports what is in force rather
-//! than what was asked for.
+//! settings: a small C++ shim (`shim.cpp`, compiled by the build script against libtorch's
+//! headers) sets them in libtorch's global context and reads them back, so [`describe`] reports
+//! what is in force rather than what was asked for.
 
 use tch::Device;
 

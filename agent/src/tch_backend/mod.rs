@@ -50,11 +50,9 @@ impl TchBackend {
         Self::with_tf32(device, Tf32::Off)
     }
 
-    /// A backend that may use TF32 on a GPU where `tf32` allows it; results say so.
+    /// A backend that may use TF32 on a GPU where `tf32` allows it; results say so. The
+    /// precision is set before each task ([`Self::prepare_precision`]).
     pub fn with_tf32(device: Device, tf32: Tf32) -> Self {
-        if device.is_cuda() {
-            precision::use_exact_fp32();
-        }
         Self { device, tf32, datasets: HashMap::new() }
     }
 

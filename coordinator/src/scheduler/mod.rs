@@ -215,11 +215,11 @@ impl Scheduler {
         // Ok(requeued leases), or Err(the live holder) when the name is refused and nothing written.
         let outcome = self.store.transaction(|tx| {
             let replaced = tx.agent_holder(&name)?.filter(|holder| holder.generation != request.generation);
-            if let Some(holder) = replaced.clone()
+            if let Some(holder) = &replaced
                 && holder.generation != request.replaces_generation
                 && now - holder.last_seen_ms < ttl
             {
-                return Ok(Err(holder));
+                return Ok(Err(holder.clone()));
             }
             tx.register_agent(&name, &request.generation, &request.device, now)?;
             let mut requeued = 0;
