@@ -18,8 +18,7 @@
 //! - [`host_memory`]: the C allocator's settings for the host memory of CPU tensors.
 //! - [`cli`]: the offline commands `agent eval` (a checkpoint's clean and robust accuracy),
 //!   `agent export` (a checkpoint as safetensors or a PyTorch file) and `agent datasets fetch`.
-//! - [`torchfile`]: PyTorch `torch.save` files (zip + pickle) without Python: a reader, and a
-//!   writer for state dicts.
+//! - [`host_tensor`]: tensors decoded from files (`beard_formats`) as libtorch tensors.
 //! - [`worker`]: registration, the lease loop, heartbeats, cancellation and drain.
 //! - [`work_dir`]: one agent process per work dir, and the generation of the one before.
 
@@ -32,10 +31,10 @@ pub mod cli;
 pub mod data;
 pub mod eval;
 pub mod host_memory;
+pub mod host_tensor;
 pub mod model;
 pub mod precision;
 pub mod tch_backend;
-pub mod torchfile;
 pub mod train;
 pub mod work_dir;
 pub mod worker;

@@ -7,9 +7,9 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use beard_agent::model::checkpoint;
 use beard_agent::model::{ConvNet, ConvNetConfig};
-use beard_agent::torchfile::StoredTensor;
+use beard_formats::state_dict;
+use beard_formats::torchfile::StoredTensor;
 use common::files::{run_python, shared_data};
 use tch::{Device, Tensor};
 
@@ -29,7 +29,7 @@ fn export(args: &[&Path]) -> Result<String, String> {
 }
 
 fn state_dict(path: &Path) -> Vec<(String, StoredTensor)> {
-    checkpoint::state_dict(&std::fs::read(path).expect("read")).expect("a state dict")
+    state_dict::read(&std::fs::read(path).expect("read")).expect("a state dict")
 }
 
 fn sorted(mut tensors: Vec<(String, StoredTensor)>) -> Vec<(String, StoredTensor)> {

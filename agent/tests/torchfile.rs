@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use beard_agent::torchfile::{self, Dtype, StoredTensor, Value};
+use beard_formats::torchfile::{self, Dtype, StoredTensor, Value};
 use common::files::{run_python, shared_data};
 
 fn tensor(value: &Value) -> &StoredTensor {

@@ -209,7 +209,7 @@ pub struct Control {
 impl ControlService for Control {
     async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<SubmitResponse>, Status> {
         let r = request.into_inner();
-        call(&self.scheduler, move |s| s.submit(&r.yaml, &r.file_name, now_ms())).await
+        call(&self.scheduler, move |s| s.submit(&r, now_ms())).await
     }
 
     async fn status(&self, request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {

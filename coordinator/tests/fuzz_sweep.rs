@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use std::{env, fs};
 
-use beard_coordinator::sweep::{self, Sweep, SweepError};
+use beard_coordinator::sweep::{self, PoolModels, Sweep, SweepError};
 use beard_proto::keys::train_key;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -60,6 +60,12 @@ fn check(text: &str) -> Result<Outcome, String> {
         return Err(format!("parse is not deterministic: {first:?} then {again:?}"));
     }
     match first {
+        // Checkpoints are read after parsing; a file that cannot be read is an error placed in
+        // the sweep file like any other.
+        Ok(sweep) if !sweep.checkpoint_paths().is_empty() => {
+            let unreadable = sweep.read_checkpoints(text, FILE_NAME, |_| Err("the fuzzer reads no files".into()));
+            check_rejected(text, &unreadable.err().ok_or("checkpoints were read from nowhere")?)
+        }
         Ok(sweep) => check_accepted(&sweep),
         Err(err) => check_rejected(text, &err),
     }
@@ -95,7 +101,7 @@ fn check_accepted(sweep: &Sweep) -> Result<Outcome, String> {
     if trains.saturating_add(attacks) > EXPAND_LIMIT {
         return Ok(Outcome::Accepted { trains: true, attacks: attacks > 0 });
     }
-    let expansion = sweep.expand();
+    let expansion = sweep.expand(&PoolModels::default());
     if expansion.trains.len() as u64 != trains {
         return Err(format!("{} train tasks, expected {trains}", expansion.trains.len()));
     }
@@ -112,7 +118,7 @@ fn check_accepted(sweep: &Sweep) -> Result<Outcome, String> {
             return Err(format!("attack task names train {} but carries {}", attack.train_task_id, train_key(train)));
         }
     }
-    if sweep.expand() != expansion {
+    if sweep.expand(&PoolModels::default()) != expansion {
         return Err("expand is not deterministic".into());
     }
     Ok(Outcome::Accepted { trains: trains > 0, attacks: attacks > 0 })

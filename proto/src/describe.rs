@@ -23,12 +23,20 @@ pub fn attack_name(attack: &AttackConfig) -> &'static str {
     }
 }
 
-/// `dataset/method/ipcN/seedS`: `full` in place of `ipcN` for the whole training split, and
-/// `/at` before the seed for adversarial training.
+/// `dataset/method/ipcN/seedS`: `full` in place of `ipcN` for the whole training split, `/at`
+/// before the seed for adversarial training, and `pool:` with the first 8 digits of the
+/// checkpoint's SHA-256 in place of the seed for a model-pool entry.
 pub fn describe_train(train: &TrainSpec) -> String {
     let dataset = train.dataset.as_ref().map_or("?", |d| d.name.as_str());
-    let full = matches!(train.source.as_ref().and_then(|s| s.source.as_ref()), Some(distilled_source::Source::Full(_)));
-    let ipc = if full { "full".to_owned() } else { format!("ipc{}", train.ipc) };
+    let source = train.source.as_ref().and_then(|s| s.source.as_ref());
+    let ipc = match source {
+        Some(distilled_source::Source::Full(_)) => "full".to_owned(),
+        _ => format!("ipc{}", train.ipc),
+    };
+    if let Some(distilled_source::Source::Checkpoint(pooled)) = source {
+        let digest = pooled.sha256.get(..8).unwrap_or(&pooled.sha256);
+        return format!("{dataset}/{}/{ipc}/pool:{digest}", train.method);
+    }
     let adversarial = train.training.as_ref().is_some_and(|t| t.adversarial.is_some());
     let at = if adversarial { "/at" } else { "" };
     format!("{dataset}/{}/{ipc}{at}/seed{}", train.method, train.seed)
@@ -46,9 +54,15 @@ pub fn describe_attack(attack: &AttackSpec) -> String {
     }
 }
 
+/// Whether a train spec is a model-pool entry (a checkpoint attacked as it is, never trained).
+pub fn is_pooled(train: &TrainSpec) -> bool {
+    matches!(train.source.as_ref().and_then(|s| s.source.as_ref()), Some(distilled_source::Source::Checkpoint(_)))
+}
+
 /// Either of the above, prefixed with the task kind.
 pub fn describe_task(spec: &TaskSpec) -> String {
     match &spec.kind {
+        Some(task_spec::Kind::Train(train)) if is_pooled(train) => format!("model-pool {}", describe_train(train)),
         Some(task_spec::Kind::Train(train)) => format!("train {}", describe_train(train)),
         Some(task_spec::Kind::Attack(attack)) => format!("attack {}", describe_attack(attack)),
         None => "empty task".to_owned(),
@@ -58,7 +72,9 @@ pub fn describe_task(spec: &TaskSpec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::v1::{AdversarialTraining, DatasetRef, DistilledSource, FullTrainSplit, TrainingConfig};
+    use crate::v1::{
+        AdversarialTraining, DatasetRef, DistilledSource, FullTrainSplit, PooledCheckpoint, TrainingConfig,
+    };
 
     #[test]
     fn train_descriptions_name_full_sets_and_adversarial_training() {
@@ -76,5 +92,20 @@ mod tests {
         train.source = Some(DistilledSource { source: Some(distilled_source::Source::Full(FullTrainSplit {})) });
         train.ipc = 0;
         assert_eq!(describe_train(&train), "cifar10/DM/full/at/seed2");
+    }
+
+    #[test]
+    fn model_pool_entries_are_named_by_their_checkpoint() {
+        let pooled = PooledCheckpoint { sha256: "0123456789abcdef".repeat(4) };
+        let train = TrainSpec {
+            dataset: Some(DatasetRef { name: "cifar10".into(), root: String::new() }),
+            method: "DM".into(),
+            ipc: 50,
+            source: Some(DistilledSource { source: Some(distilled_source::Source::Checkpoint(pooled)) }),
+            ..Default::default()
+        };
+        assert!(is_pooled(&train));
+        let task = TaskSpec { kind: Some(task_spec::Kind::Train(train)) };
+        assert_eq!(describe_task(&task), "model-pool cifar10/DM/ipc50/pool:01234567");
     }
 }

@@ -49,7 +49,9 @@ async fn calls_without_the_token_or_with_a_wrong_one_are_refused() -> anyhow::Re
         let complete = agent.complete(CompleteRequest::default()).await.expect_err("complete refused");
         assert_eq!(complete.code(), Code::Unauthenticated);
         let mut control = control_with(&coordinator.url, token).await?;
-        let submit = control.submit(SubmitRequest { yaml: SWEEP.into(), file_name: "x.yaml".into() }).await;
+        let submit = control
+            .submit(SubmitRequest { yaml: SWEEP.into(), file_name: "x.yaml".into(), ..Default::default() })
+            .await;
         assert_eq!(submit.expect_err("submit refused").code(), Code::Unauthenticated);
     }
     // The right token passes, and nothing the intruders sent was stored.
@@ -110,7 +112,7 @@ async fn tampered_checkpoints_traversal_digests_and_oversized_messages_are_rejec
     // Messages above the size limit are refused before they reach the scheduler.
     let huge = "#".repeat(beard_proto::MAX_MESSAGE_BYTES + 1024);
     let status = control
-        .submit(SubmitRequest { yaml: huge, file_name: "huge.yaml".into() })
+        .submit(SubmitRequest { yaml: huge, file_name: "huge.yaml".into(), ..Default::default() })
         .await
         .expect_err("oversized message refused");
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");

@@ -3,8 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::model::ModelError;
-use crate::model::checkpoint::{self, Format};
+use beard_formats::state_dict::{self, Format, StateDictError};
 
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
@@ -12,7 +11,7 @@ pub enum ExportError {
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{}: {source}", path.display())]
-    Checkpoint { path: PathBuf, source: ModelError },
+    Checkpoint { path: PathBuf, source: StateDictError },
     #[error("cannot tell the format of {} from its extension: pass --format safetensors|pytorch", .0.display())]
     UnknownFormat(PathBuf),
 }
@@ -30,8 +29,8 @@ pub fn run(input: &Path, output: &Path, format: Option<Format>) -> Result<Export
     let format = format.or_else(|| format_of(output)).ok_or_else(|| ExportError::UnknownFormat(output.into()))?;
     let bytes = std::fs::read(input).map_err(|source| ExportError::Io { path: input.into(), source })?;
     let checkpoint_error = |source| ExportError::Checkpoint { path: input.into(), source };
-    let tensors = checkpoint::state_dict(&bytes).map_err(checkpoint_error)?;
-    let exported = checkpoint::encode(&tensors, format).map_err(checkpoint_error)?;
+    let tensors = state_dict::read(&bytes).map_err(checkpoint_error)?;
+    let exported = state_dict::encode(&tensors, format).map_err(checkpoint_error)?;
     std::fs::write(output, &exported).map_err(|source| ExportError::Io { path: output.into(), source })?;
     Ok(Exported { format, tensors: tensors.len(), bytes: exported.len() })
 }

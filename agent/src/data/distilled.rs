@@ -11,7 +11,7 @@
 //! - `.safetensors` with tensors `images` and `labels` (or one tensor each, with `labels_path`);
 //! - NumPy `.npz` with arrays `images` and `labels` (or one array each, with `labels_path`).
 //!
-//! PyTorch files go through [`crate::torchfile`]. Images must be `[n, 3, size, size]` floats;
+//! PyTorch files go through [`beard_formats::torchfile`]. Images must be `[n, 3, size, size]` floats;
 //! `stored: normalized` maps them back to pixel space with the dataset's mean and std
 //! (`x * std + mean`, no clamping: distilled pixels may leave [0, 1]), `stored: pixels` keeps
 //! them. Labels are class indices `[n]` (every class must have exactly IPC images) or soft
@@ -19,6 +19,7 @@
 
 use std::path::Path;
 
+use beard_formats::torchfile::{self, Dtype, StoredTensor, Value};
 use beard_proto::v1::{DistilledFile, DistilledSource, distilled_source};
 use safetensors::SafeTensors;
 use tch::{Device, Kind, TchError, Tensor};
@@ -26,7 +27,7 @@ use tch::{Device, Kind, TchError, Tensor};
 use super::npz;
 use super::rng::{Rng, streams};
 use super::{DataError, Dataset, DatasetInfo, Split};
-use crate::torchfile::{self, Dtype, StoredTensor, Value};
+use crate::host_tensor;
 
 /// Images and labels a model is trained on.
 pub struct DistilledSet {
@@ -65,6 +66,7 @@ pub fn select(
         Some(distilled_source::Source::File(file)) => load_file(file, &dataset.info, ipc, dataset.test.images.device()),
         Some(distilled_source::Source::Random(_)) => random_subset(dataset.train()?, dataset.info.classes, ipc, seed),
         Some(distilled_source::Source::Full(_)) => Ok(full_split(dataset.train()?)),
+        Some(distilled_source::Source::Checkpoint(_)) => Err(DataError::PooledCheckpoint),
     }
 }
 
@@ -200,7 +202,7 @@ fn pixel_images(images: &StoredTensor, dataset: &DatasetInfo, stored: &str) -> R
             images.dtype, images.shape, dataset.name
         ));
     }
-    let tensor = images.to_tch().and_then(|t| t.f_to_kind(Kind::Float)).map_err(|e| e.to_string())?;
+    let tensor = host_tensor::to_tensor(images).and_then(|t| t.f_to_kind(Kind::Float)).map_err(|e| e.to_string())?;
     match stored {
         "pixels" => Ok(tensor),
         "normalized" => {
@@ -218,7 +220,7 @@ fn pixel_images(images: &StoredTensor, dataset: &DatasetInfo, stored: &str) -> R
 fn checked_labels(labels: &StoredTensor, count: i64, classes: usize, ipc: u32) -> Result<Tensor, String> {
     let n = count as usize;
     let expected = classes * ipc as usize;
-    let tensor = labels.to_tch().map_err(|e| e.to_string())?;
+    let tensor = host_tensor::to_tensor(labels).map_err(|e| e.to_string())?;
     if labels.dtype.is_float() {
         if labels.shape != [n, classes] {
             return Err(format!("soft labels have shape {:?}; expected [{n}, {classes}]", labels.shape));

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use beard_proto::v1::DatasetRef;
 use tch::{Device, Kind, TchError, Tensor};
 
-use crate::torchfile::TorchFileError;
+use beard_formats::torchfile::TorchFileError;
 
 /// Per-channel mean and standard deviation of a dataset's pixels in [0, 1].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -95,6 +95,8 @@ pub enum DataError {
     Malformed { path: PathBuf, message: String },
     #[error("the train spec names no distilled-set source")]
     MissingSource,
+    #[error("a model-pool entry has no training set: its checkpoint is attacked as it is")]
+    PooledCheckpoint,
     #[error("distilled set {path}: {message}")]
     Distilled { path: String, message: String },
     #[error(transparent)]

@@ -15,7 +15,7 @@ use std::path::Path;
 use zip::ZipArchive;
 
 use super::DataError;
-use crate::torchfile::{Dtype, StoredTensor, Value};
+use beard_formats::torchfile::{Dtype, StoredTensor, Value};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 

@@ -13,8 +13,8 @@ use crate::backend;
 use crate::data::DataError;
 use crate::eval::EvalError;
 use crate::model::ModelError;
-use crate::torchfile::TorchFileError;
 use crate::train::TrainError;
+use beard_formats::torchfile::TorchFileError;
 
 /// Failure codes of this backend (besides `unsupported_attack`, `out_of_memory`, `cancelled`).
 pub mod codes {
@@ -81,6 +81,7 @@ impl From<DataError> for TaskFailure {
             DataError::UnknownDataset(_)
             | DataError::MissingRoot(_)
             | DataError::MissingSource
+            | DataError::PooledCheckpoint
             | DataError::NotEnoughImages { .. }
             | DataError::ZeroIpc => invalid_spec(message),
             DataError::Torch(error) => torch(&error),

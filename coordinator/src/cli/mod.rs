@@ -10,7 +10,7 @@ mod progress;
 mod report;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -20,13 +20,15 @@ use beard_proto::describe::{describe_attack, describe_train};
 use beard_proto::process::LogFormat;
 use beard_proto::tls::{ClientTlsArgs, ServerTlsArgs};
 use beard_proto::v1::control_service_client::ControlServiceClient;
-use beard_proto::v1::{AgentInfo, AgentsRequest, CancelRequest, StatusRequest, SubmitRequest, SweepStatus};
+use beard_proto::v1::{
+    AgentInfo, AgentsRequest, CancelRequest, StatusRequest, SubmitRequest, SubmittedFile, SweepStatus,
+};
 use clap::{Parser, Subcommand};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::scheduler::SchedulerConfig;
-use crate::sweep;
+use crate::sweep::{self, PoolModels};
 
 const DEFAULT_COORDINATOR: &str = "http://127.0.0.1:50051";
 
@@ -231,17 +233,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     let yaml = std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
     let file_name = args.file.display().to_string();
+    let sweep = sweep::parse(&yaml, &file_name)?;
+    let pool = read_checkpoints(&sweep, &yaml, &file_name, &args.file)?;
     if args.dry_run {
-        return dry_run(&yaml, &file_name);
+        return dry_run(&sweep, &pool);
     }
+    let checkpoints = uploads(&pool)?;
     let mut client = connect(&args.target).await?;
-    let response = match client.submit(SubmitRequest { yaml, file_name }).await {
+    let response = match client.submit(SubmitRequest { yaml, file_name, checkpoints }).await {
         Ok(response) => response.into_inner(),
         Err(status) if status.code() == tonic::Code::InvalidArgument => bail!("{}", status.message()),
         Err(status) => return Err(status.into()),
     };
+    let pooled = pool_count(response.pool_models as usize);
     println!(
-        "submitted {} ({}): {} train tasks, {} attack tasks, {} already done",
+        "submitted {} ({}): {} train tasks, {pooled}{} attack tasks, {} already done",
         response.sweep_id, response.name, response.train_tasks, response.attack_tasks, response.reused_tasks
     );
     if args.wait {
@@ -254,14 +260,67 @@ async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn dry_run(yaml: &str, file_name: &str) -> anyhow::Result<()> {
-    let sweep = sweep::parse(yaml, file_name)?;
-    let expansion = sweep.expand();
-    println!("sweep {}: {} train tasks, {} attack tasks", sweep.name, expansion.trains.len(), expansion.attacks.len());
+/// The sweep's model-pool checkpoints, read from disk (relative paths from the sweep file's
+/// directory) and checked as the coordinator will check them.
+fn read_checkpoints(sweep: &sweep::Sweep, yaml: &str, file_name: &str, file: &Path) -> anyhow::Result<PoolModels> {
+    let directory = file.parent().unwrap_or(Path::new("."));
+    let pool = sweep.read_checkpoints(yaml, file_name, |path| {
+        let resolved = directory.join(path);
+        std::fs::read(&resolved).map_err(|error| format!("cannot read {}: {error}", resolved.display()))
+    })?;
+    Ok(pool)
+}
+
+/// Each checkpoint file once, checked against the size one submit carries.
+fn uploads(pool: &PoolModels) -> anyhow::Result<Vec<SubmittedFile>> {
+    let mut files: Vec<SubmittedFile> = Vec::new();
+    for model in pool.iter() {
+        if !files.iter().any(|file| file.path == model.path) {
+            files.push(SubmittedFile { path: model.path.clone(), content: model.bytes.clone() });
+        }
+    }
+    let total: usize = files.iter().map(|file| file.content.len()).sum();
+    // Room for the sweep file and the message framing.
+    if total > MAX_MESSAGE_BYTES - 1024 * 1024 {
+        bail!(
+            "the sweep's {} checkpoints total {} MiB, more than one submit carries ({} MiB); split the sweep",
+            files.len(),
+            total >> 20,
+            MAX_MESSAGE_BYTES >> 20
+        );
+    }
+    Ok(files)
+}
+
+/// `N model-pool entries, ` for the task counts; nothing for a sweep without any.
+fn pool_count(entries: usize) -> String {
+    match entries {
+        0 => String::new(),
+        1 => "1 model-pool entry, ".to_owned(),
+        n => format!("{n} model-pool entries, "),
+    }
+}
+
+fn dry_run(sweep: &sweep::Sweep, pool: &PoolModels) -> anyhow::Result<()> {
+    let expansion = sweep.expand(pool);
+    println!(
+        "sweep {}: {} train tasks, {}{} attack tasks",
+        sweep.name,
+        expansion.trains.len(),
+        pool_count(expansion.pooled.len()),
+        expansion.attacks.len()
+    );
     const SHOWN: usize = 5;
     println!("first train tasks:");
     for train in expansion.trains.iter().take(SHOWN) {
         println!("  {}", describe_train(train));
+    }
+    if !expansion.pooled.is_empty() {
+        println!("first model-pool entries:");
+        for pooled in expansion.pooled.iter().take(SHOWN) {
+            let model = pooled.model.unwrap_or_default();
+            println!("  {} (width {}, depth {})", describe_train(pooled), model.width, model.depth);
+        }
     }
     println!("first attack tasks:");
     for attack in expansion.attacks.iter().take(SHOWN) {

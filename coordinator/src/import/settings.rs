@@ -95,6 +95,7 @@ fn model_settings(model: &Model<'_>) -> Result<Vec<SettingSummary>, ImportError>
             clean_accuracy: Stat { mean: measured.accuracy, std: measured.std },
             clean_time,
             attacks,
+            model_pool: false,
         })
     });
     Ok(settings.collect())

@@ -179,7 +179,11 @@ fn leaderboard(board: &Leaderboard) -> Markup {
                     @for row in &board.rows {
                         tr class=[incomplete(row.complete)] {
                             td.num data-value=(row.rank) { (row.rank) }
-                            (method_cell(&row.method, row.complete))
+                            td.method {
+                                (row.method)
+                                @if row.model_pool { " " span.tag title="a model-pool checkpoint, attacked as it is" { "model pool" } }
+                                @if !row.complete { "*" }
+                            }
                             td.num data-value=(row.seeds) { (row.seeds) }
                             (stat_cell(Some(row.clean_accuracy)))
                             @for attack in &board.attacks {

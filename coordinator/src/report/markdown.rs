@@ -3,7 +3,8 @@
 //! has models trained both ways its adversarial-training tables, and when it has settings
 //! evaluated both ways the comparison of the evaluation modes. Numbers have two decimals; seed
 //! statistics read `mean ± std`; an absent result reads `—` and an incomplete row is starred and
-//! explained. The whole training split reads `Full-size` in headings and `full` in IPC lists.
+//! explained; a model-pool row reads `(model pool)` after its method. The whole training split
+//! reads `Full-size` in headings and `full` in IPC lists.
 //! Every heading names the evaluation mode of its numbers (`standard evaluation`, `beard-compat
 //! evaluation`); adversarially trained boards say so in their heading, and a multi-IPC table
 //! gains a Training column when it has such rows.
@@ -89,6 +90,7 @@ fn leaderboard(out: &mut String, board: &Leaderboard) {
     let _ = writeln!(out, "| --: | :-- | --: | --: |{rules} --: | --: | --: |");
     for row in &board.rows {
         let star = if row.complete { "" } else { "*" };
+        let pooled = if row.model_pool { " (model pool)" } else { "" };
         let cells: String = board
             .attacks
             .iter()
@@ -99,7 +101,7 @@ fn leaderboard(out: &mut String, board: &Leaderboard) {
             .collect();
         let _ = writeln!(
             out,
-            "| {} | {}{star} | {} | {} |{cells} {} | {} | {} |",
+            "| {} | {}{pooled}{star} | {} | {} |{cells} {} | {} | {} |",
             row.rank,
             escape(&row.method),
             row.seeds,

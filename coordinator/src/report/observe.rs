@@ -7,6 +7,9 @@
 //! evaluation mode) the [`Evaluation`] `beard-compat`, so that its numbers never mix with those of
 //! the standard threat model.
 //!
+//! A setting whose models are model-pool checkpoints (attacked as they are, not trained by the
+//! sweep) is marked as such ([`SettingSummary::model_pool`]).
+//!
 //! Per setting and seed, the clean accuracy and clean time are the means over that seed's shards
 //! in the setting, and each attack's robust accuracy and time the mean over its shards (one, when
 //! the caller passes each accepted task once). Over seeds, accuracies are mean ± sample std and
@@ -18,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use std::fmt;
 
-use beard_proto::describe::attack_name;
+use beard_proto::describe::{attack_name, is_pooled};
 use beard_proto::evaluation::mode_name;
 use beard_proto::v1::{AttackConfig, AttackShard, AttackSpec, EvaluationMode, TrainSpec, distilled_source};
 use serde::{Serialize, Serializer};
@@ -227,6 +230,8 @@ pub(crate) struct SettingSummary {
     /// t_c after the rule "the smaller of the targeted and untargeted clean times".
     pub clean_time: f64,
     pub attacks: Vec<AttackSummary>,
+    /// Whether the models are model-pool checkpoints rather than models the sweep trained.
+    pub model_pool: bool,
 }
 
 impl SettingSummary {
@@ -272,11 +277,11 @@ pub(crate) fn summarize(input: &ReportInput) -> Summaries {
     let mut unplaced = 0;
     for (spec, shard) in &input.results {
         match place(spec) {
-            Some(place) => settings.entry(place.key).or_default().entry(place.seed).or_default().add(
-                place.attack,
-                shard,
-                input.options.time_basis,
-            ),
+            Some(place) => {
+                let seed = settings.entry(place.key).or_default().entry(place.seed).or_default();
+                seed.model_pool |= place.model_pool;
+                seed.add(place.attack, shard, input.options.time_basis);
+            }
             None => unplaced += 1,
         }
     }
@@ -297,6 +302,7 @@ struct Place {
     key: SettingKey,
     seed: u32,
     attack: Attack,
+    model_pool: bool,
 }
 
 fn place(spec: &AttackSpec) -> Option<Place> {
@@ -311,7 +317,7 @@ fn place(spec: &AttackSpec) -> Option<Place> {
         evaluation: Evaluation::of(spec),
         mode: Mode::of(spec.targeted),
     };
-    Some(Place { key, seed: train.seed, attack })
+    Some(Place { key, seed: train.seed, attack, model_pool: is_pooled(train) })
 }
 
 /// Accuracy and time values of one quantity, to be averaged. Each list is kept sorted, so that
@@ -339,6 +345,7 @@ fn insert_sorted(values: &mut Vec<f64>, value: f64) {
 struct SeedResults {
     clean: Values,
     attacks: BTreeMap<Attack, Values>,
+    model_pool: bool,
 }
 
 impl SeedResults {
@@ -378,5 +385,6 @@ fn summarize_setting(key: &SettingKey, seeds: &BTreeMap<u32, SeedResults>, clean
         clean_accuracy: Stat::of(&clean),
         clean_time,
         attacks,
+        model_pool: seeds.values().any(|seed| seed.model_pool),
     }
 }

@@ -59,6 +59,9 @@ pub struct LeaderboardRow {
     /// False when some expected (attack, seed) result is missing.
     pub complete: bool,
     pub missing: Vec<MissingAttack>,
+    /// A model-pool checkpoint, attacked as it is (not trained by the sweep).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub model_pool: bool,
 }
 
 /// One attack of a leaderboard row, with its single-adversary scores.
@@ -305,6 +308,7 @@ fn leaderboard_row(setting: &SettingSummary, expected: &Expected, options: &Metr
         crei: scores.crei,
         complete: missing.is_empty(),
         missing,
+        model_pool: setting.model_pool,
     }
 }
 

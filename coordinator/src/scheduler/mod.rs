@@ -38,20 +38,20 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use beard_proto::describe::describe_task;
+use beard_proto::describe::{describe_task, is_pooled};
 use beard_proto::failure::codes;
 use beard_proto::keys::{is_valid_key, sha256_hex, task_key};
 use beard_proto::v1::{
     AgentInfo, AgentsResponse, AttackShard, CancelResponse, CompleteRequest, CompleteResponse, LeaseResponse,
-    LeasedTask, NameInUse, RegisterRequest, RegisterResponse, StatusResponse, SubmitResponse, SweepStatus, TaskError,
-    TaskFailure, TaskSpec, TrainResult, complete_request, task_spec,
+    LeasedTask, NameInUse, RegisterRequest, RegisterResponse, StatusResponse, SubmitRequest, SubmitResponse,
+    SweepStatus, TaskError, TaskFailure, TaskSpec, TrainResult, complete_request, distilled_source, task_spec,
 };
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::report::{Provenance, ReportInput};
 use crate::store::{NewTask, Store, StoreError, SweepRow, TaskRow, TaskState};
-use crate::sweep::{self, SweepError};
+use crate::sweep::{self, PoolModels, SweepError};
 use crate::telemetry::{Counters, FailCause, Transition};
 
 /// Tunables of leasing and retries.
@@ -153,11 +153,21 @@ impl Scheduler {
         &self.counters
     }
 
-    /// Validate and expand a sweep file and record its tasks. Nothing is written when the file
-    /// is invalid.
-    pub fn submit(&mut self, yaml: &str, file_name: &str, now: i64) -> SchedulerResult<SubmitResponse> {
+    /// Validate and expand a sweep file and record its tasks; the model-pool checkpoints it names
+    /// come with the request, and are stored (content-addressed) as the results of their
+    /// model-pool entries, which are done from the start. Nothing is written when the file or a
+    /// checkpoint is invalid.
+    pub fn submit(&mut self, request: &SubmitRequest, now: i64) -> SchedulerResult<SubmitResponse> {
+        let SubmitRequest { yaml, file_name, checkpoints } = request;
         let sweep = sweep::parse(yaml, file_name)?;
-        let expansion = sweep.expand();
+        let pool = sweep.read_checkpoints(yaml, file_name, |path| {
+            checkpoints.iter().find(|file| file.path == path).map(|file| file.content.clone()).ok_or_else(|| {
+                "the submit request does not carry this checkpoint; `coordinator submit` reads and sends the \
+                 checkpoints a sweep names"
+                    .to_owned()
+            })
+        })?;
+        let expansion = sweep.expand(&pool);
         let sweep_id = format!("{}-{}", slug(&sweep.name), &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let row = SweepRow {
             id: sweep_id.clone(),
@@ -167,34 +177,36 @@ impl Scheduler {
             state: "running".to_owned(),
             created_ms: now,
         };
-        let trains: Vec<TaskSpec> =
-            expansion.trains.into_iter().map(|t| TaskSpec { kind: Some(task_spec::Kind::Train(t)) }).collect();
+        let train = |spec| TaskSpec { kind: Some(task_spec::Kind::Train(spec)) };
+        let trains: Vec<TaskSpec> = expansion.trains.into_iter().map(train).collect();
+        let pooled: Vec<TaskSpec> = expansion.pooled.into_iter().map(train).collect();
         let attacks: Vec<TaskSpec> =
             expansion.attacks.into_iter().map(|a| TaskSpec { kind: Some(task_spec::Kind::Attack(a)) }).collect();
-        let (train_tasks, attack_tasks) = (trains.len() as u32, attacks.len() as u32);
+        let (train_tasks, attack_tasks, pool_models) = (trains.len() as u32, attacks.len() as u32, pooled.len() as u32);
         let reused = self.store.transaction(|tx| {
             tx.insert_sweep(&row)?;
             let mut reused = 0;
-            for spec in trains.iter().chain(&attacks) {
+            for spec in trains.iter().chain(&pooled).chain(&attacks) {
                 let id = task_key(spec);
-                let depends_on = match &spec.kind {
-                    Some(task_spec::Kind::Attack(attack)) => Some(attack.train_task_id.as_str()),
-                    _ => None,
+                let (kind, depends_on) = match &spec.kind {
+                    Some(task_spec::Kind::Attack(attack)) => ("attack", Some(attack.train_task_id.as_str())),
+                    Some(task_spec::Kind::Train(train)) if is_pooled(train) => ("pool", None),
+                    _ => ("train", None),
                 };
-                let kind = if depends_on.is_some() { "attack" } else { "train" };
                 let description = describe_task(spec);
                 let bytes = spec.encode_to_vec();
                 let new = NewTask { id: &id, kind, description: &description, spec: &bytes, depends_on };
                 match tx.upsert_task(&sweep_id, &new)? {
                     TaskState::Done => reused += 1,
                     TaskState::Failed => tx.reset_failed(&id)?,
+                    TaskState::Pending if kind == "pool" => store_pool_model(tx, &id, spec, &pool, now)?,
                     TaskState::Pending | TaskState::Leased => {}
                 }
             }
             Ok(reused)
         })?;
-        tracing::info!(sweep = %sweep_id, train_tasks, attack_tasks, reused, "sweep submitted");
-        Ok(SubmitResponse { sweep_id, name: sweep.name, train_tasks, attack_tasks, reused_tasks: reused })
+        tracing::info!(sweep = %sweep_id, train_tasks, pool_models, attack_tasks, reused, "sweep submitted");
+        Ok(SubmitResponse { sweep_id, name: sweep.name, train_tasks, attack_tasks, reused_tasks: reused, pool_models })
     }
 
     /// Register an agent process. A name held by another live generation is refused (unless the
@@ -519,6 +531,31 @@ impl Scheduler {
         Ok((input, provenance))
     }
 }
+
+/// A new model-pool entry is done at once: its checkpoint goes into the blob store and becomes
+/// its result, as if a train task had produced it.
+fn store_pool_model(
+    tx: &crate::store::Tx<'_>,
+    id: &str,
+    spec: &TaskSpec,
+    pool: &PoolModels,
+    now: i64,
+) -> Result<(), StoreError> {
+    let Some(task_spec::Kind::Train(train)) = &spec.kind else { return Ok(()) };
+    let Some(distilled_source::Source::Checkpoint(pooled)) = train.source.as_ref().and_then(|s| s.source.as_ref())
+    else {
+        return Ok(());
+    };
+    let Some(model) = pool.iter().find(|model| model.sha256 == pooled.sha256) else {
+        return Err(StoreError::Corrupt(format!("model-pool entry {id} has no checkpoint bytes")));
+    };
+    tx.put_blob(&model.sha256, &model.bytes)?;
+    tx.insert_result(id, POOL_UPLOAD, POOL_UPLOAD, now, None, Some(&model.sha256))?;
+    tx.set_state(id, TaskState::Done)
+}
+
+/// Lease token and agent of a model-pool entry's result: the checkpoint came with the submit.
+const POOL_UPLOAD: &str = "submit";
 
 /// Record a failed attempt, then retry the task later or fail it for good (cascading to the
 /// tasks that depend on it). Returns the transitions to count once the transaction commits.

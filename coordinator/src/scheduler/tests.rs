@@ -1,7 +1,8 @@
 //! Scheduler state-machine tests with a real SQLite store and time driven by hand.
 
 use beard_proto::v1::{
-    AttackShard, CompleteRequest, RegisterRequest, SampleOutcome, TaskFailure, TrainResult, complete_request, task_spec,
+    AttackShard, CompleteRequest, RegisterRequest, SampleOutcome, SubmittedFile, TaskFailure, TrainResult,
+    complete_request, task_spec,
 };
 
 use super::*;
@@ -19,6 +20,11 @@ targeted: [false]
 seeds: 1
 "#;
 
+/// A submit request of `yaml` without checkpoints.
+fn sweep_file(yaml: &str, file_name: &str) -> SubmitRequest {
+    SubmitRequest { yaml: yaml.to_owned(), file_name: file_name.to_owned(), checkpoints: Vec::new() }
+}
+
 struct Fixture {
     _dir: tempfile::TempDir,
     scheduler: Scheduler,
@@ -35,7 +41,7 @@ fn fixture(max_attempts: u32) -> Fixture {
         retry_backoff: Duration::from_secs(1),
     };
     let mut scheduler = Scheduler::new(store, config);
-    let sweep = scheduler.submit(SWEEP, "unit.yaml", 0).expect("submit").sweep_id;
+    let sweep = scheduler.submit(&sweep_file(SWEEP, "unit.yaml"), 0).expect("submit").sweep_id;
     for name in ["a", "b"] {
         scheduler.register(&registration(name, &format!("{name}-1"), ""), 0).expect("register");
     }
@@ -242,10 +248,10 @@ fn resubmitting_reuses_finished_tasks_and_invalid_files_write_nothing() {
     let mut f = fixture(3);
     let task = lease(&mut f.scheduler, "a", 0).expect("leased");
     f.scheduler.complete(train_done(&task, "a"), 1).expect("complete");
-    let again = f.scheduler.submit(SWEEP, "unit.yaml", 2).expect("submit");
+    let again = f.scheduler.submit(&sweep_file(SWEEP, "unit.yaml"), 2).expect("submit");
     assert_eq!(again.reused_tasks, 1);
     let before = f.scheduler.status(None, 3).expect("status").sweeps.len();
-    assert!(f.scheduler.submit("name: x\nipc: [0]\n", "bad.yaml", 4).is_err());
+    assert!(f.scheduler.submit(&sweep_file("name: x\nipc: [0]\n", "bad.yaml"), 4).is_err());
     assert_eq!(f.scheduler.status(None, 5).expect("status").sweeps.len(), before);
 }
 
@@ -258,4 +264,81 @@ fn cancelled_sweeps_lease_nothing_and_revoke_running_leases() {
     assert_eq!(revoked, vec![task.lease_token.clone()]);
     f.scheduler.expire(60_000).expect("expire");
     assert!(lease(&mut f.scheduler, "b", 60_001).is_none());
+}
+
+const POOL_SWEEP: &str = r#"
+name: pool
+datasets:
+  synthetic: {}
+methods:
+  pooled:
+    checkpoints: { synthetic: { 1: models/pooled.safetensors } }
+ipc: [1]
+attacks:
+  fgsm: {}
+targeted: [false]
+seeds: 3
+"#;
+
+#[test]
+fn model_pool_entries_are_done_at_submit_and_serve_their_checkpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut scheduler = Scheduler::new(Store::open(dir.path()).expect("store"), SchedulerConfig::default());
+    let bytes = crate::sweep::small_convnet(0.5);
+    let mut request = sweep_file(POOL_SWEEP, "pool.yaml");
+    request.checkpoints.push(SubmittedFile { path: "models/pool.safetensors".into(), content: bytes.clone() });
+    let error = scheduler.submit(&request, 0).expect_err("the sweep's path is not carried").to_string();
+    assert!(error.contains("pool.yaml:7:") && error.contains("methods.pooled.checkpoints.synthetic.1"), "{error}");
+    assert!(error.contains("does not carry this checkpoint"), "{error}");
+
+    request.checkpoints[0].path = "models/pooled.safetensors".into();
+    request.checkpoints[0].content = b"not a model".to_vec();
+    let error = scheduler.submit(&request, 0).expect_err("not a checkpoint").to_string();
+    assert!(error.contains("models/pooled.safetensors: not a checkpoint"), "{error}");
+    assert!(scheduler.status(None, 0).expect("status").sweeps.is_empty(), "nothing stored for a bad file");
+
+    request.checkpoints[0].content = bytes.clone();
+    let response = scheduler.submit(&request, 0).expect("submit");
+    assert_eq!((response.train_tasks, response.pool_models, response.attack_tasks), (0, 1, 1));
+    let status = scheduler.status(Some(&response.sweep_id), 0).expect("status").sweeps.remove(0);
+    assert_eq!(
+        (status.total, status.done, status.pending),
+        (2, 1, 1),
+        "the entry is done, its attack waits for an agent"
+    );
+    scheduler.register(&registration("a", "a-1", ""), 0).expect("register");
+    let leased = scheduler.lease("a", "a-1", &[], 0).expect("lease").task.expect("the attack is leasable at once");
+    let Some(task_spec::Kind::Attack(attack)) = leased.spec.and_then(|spec| spec.kind) else {
+        panic!("an attack task")
+    };
+    assert_eq!(attack.train.as_ref().map(|train| (train.seed, train.training.is_none())), Some((0, true)));
+    let (served, digest) = scheduler.checkpoint(&attack.train_task_id).expect("checkpoint");
+    assert_eq!(served, bytes);
+    assert_eq!(digest, beard_proto::keys::sha256_hex(&bytes));
+
+    let again = scheduler.submit(&request, 1).expect("resubmit");
+    assert_eq!((again.pool_models, again.reused_tasks), (1, 1), "the same checkpoint is the same entry");
+}
+
+#[test]
+fn checkpoints_must_fit_the_dataset_and_the_method_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut scheduler = Scheduler::new(Store::open(dir.path()).expect("store"), SchedulerConfig::default());
+    let submit = |scheduler: &mut Scheduler, yaml: &str| {
+        let mut request = sweep_file(yaml, "pool.yaml");
+        request.checkpoints.push(SubmittedFile {
+            path: "models/pooled.safetensors".into(),
+            content: crate::sweep::small_convnet(0.0),
+        });
+        scheduler.submit(&request, 0).map(|_| ()).map_err(|error| error.to_string())
+    };
+    let cifar100 =
+        POOL_SWEEP.replace("synthetic: {}", "cifar100: { root: /data }").replace("{ synthetic:", "{ cifar100:");
+    let error = submit(&mut scheduler, &cifar100).expect_err("10 classes for cifar100");
+    assert!(error.contains("the weights are for classes 10, cifar100 has 100"), "{error}");
+    let pinned = POOL_SWEEP.replace("    checkpoints:", "    model: { width: 128 }\n    checkpoints:");
+    let error = submit(&mut scheduler, &pinned).expect_err("width 4, not 128");
+    assert!(error.contains("model.width is 128, the weights have width 4"), "{error}");
+    let max_pool = POOL_SWEEP.replace("    checkpoints:", "    model: { pool: max, norm: instance }\n    checkpoints:");
+    submit(&mut scheduler, &max_pool).expect("pooling is the method's to say");
 }

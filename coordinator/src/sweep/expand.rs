@@ -1,74 +1,107 @@
 //! Grid expansion: a [`Sweep`] becomes one train task per (dataset, method, IPC, training regime,
-//! seed) — a `full` method has the one IPC 0 — and one attack task per (train task, attack,
-//! evaluation mode, targeted or not), in a deterministic order.
+//! seed) — a `full` method has the one IPC 0 — or, where the method names a checkpoint, one
+//! model-pool entry per (dataset, method, IPC), never trained; and one attack task per (model,
+//! attack, evaluation mode, targeted or not), in a deterministic order.
 
 use beard_proto::evaluation::attack_in;
 use beard_proto::keys::train_key;
-use beard_proto::v1::{AttackSpec, TrainSpec};
+use beard_proto::v1::{AttackSpec, DistilledSource, PooledCheckpoint, TrainSpec, distilled_source};
 
-use super::plan::Sweep;
+use super::plan::{Dataset, Method, Sweep};
+use super::pool::PoolModels;
 
 /// The tasks of a sweep.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expansion {
-    /// Ordered by dataset, method, IPC, regime, seed (datasets, methods, IPCs and regimes in file
-    /// order).
+    /// Models to train, ordered by dataset, method, IPC, regime, seed (datasets, methods, IPCs and
+    /// regimes in file order).
     pub trains: Vec<TrainSpec>,
-    /// Ordered by train task (as in `trains`), attack (file order), evaluation mode and targeted
-    /// mode (both as listed).
+    /// Model-pool entries, ordered by dataset, method, IPC: their source is the checkpoint, their
+    /// seed 0, and they have no training config (the model was trained elsewhere).
+    pub pooled: Vec<TrainSpec>,
+    /// Ordered by model (the trains, then the model-pool entries), attack (file order), evaluation
+    /// mode and targeted mode (both as listed).
     pub attacks: Vec<AttackSpec>,
 }
 
 impl Sweep {
-    /// Every task of the sweep. The same sweep always gives the same tasks in the same order.
-    pub fn expand(&self) -> Expansion {
-        let trains = self.train_specs();
-        let attacks = trains
-            .iter()
-            .flat_map(|train| {
-                let train_task_id = train_key(train);
-                self.attacks.iter().flat_map(move |attack| {
-                    let train_task_id = train_task_id.clone();
-                    self.evaluation_modes.iter().flat_map(move |&mode| {
-                        let train_task_id = train_task_id.clone();
-                        let config = attack_in(&attack.config, mode);
-                        attack.modes.iter().map(move |&targeted| AttackSpec {
-                            train_task_id: train_task_id.clone(),
-                            train: Some(train.clone()),
-                            attack: Some(config.clone()),
-                            targeted,
-                            evaluation: Some(self.evaluation_in(mode)),
-                        })
-                    })
-                })
-            })
-            .collect();
-        Expansion { trains, attacks }
-    }
-
-    fn train_specs(&self) -> Vec<TrainSpec> {
+    /// Every task of the sweep, its checkpoints read into `pool` ([`Sweep::read_checkpoints`]).
+    /// The same sweep and pool always give the same tasks in the same order.
+    ///
+    /// # Panics
+    ///
+    /// When `pool` lacks a checkpoint the sweep names: it must come from this sweep.
+    pub fn expand(&self, pool: &PoolModels) -> Expansion {
         let mut trains = Vec::new();
+        let mut pooled = Vec::new();
         for dataset in &self.datasets {
             for method in &self.methods {
                 for &ipc in method.ipcs(&self.ipcs) {
-                    let Some(source) = method.distilled(dataset.name, ipc) else { continue };
-                    for &regime in &self.regimes {
-                        let training = self.training_config(method, regime);
-                        for seed in 0..self.seeds {
-                            trains.push(TrainSpec {
-                                dataset: Some(dataset.reference()),
-                                method: method.name.clone(),
-                                ipc,
-                                seed,
-                                source: Some(source.clone()),
-                                training: Some(training.clone()),
-                                model: Some(dataset.model),
-                            });
-                        }
+                    match method.distilled(dataset.name, ipc) {
+                        Some(source) => trains.extend(self.train_specs(dataset, method, ipc, &source)),
+                        None => pooled.push(pool_spec(dataset, method, ipc, pool)),
                     }
                 }
             }
         }
-        trains
+        let attacks = trains.iter().chain(&pooled).flat_map(|model| self.attack_specs(model)).collect();
+        Expansion { trains, pooled, attacks }
+    }
+
+    /// One train spec per regime and seed.
+    fn train_specs<'a>(
+        &'a self,
+        dataset: &'a Dataset,
+        method: &'a Method,
+        ipc: u32,
+        source: &'a DistilledSource,
+    ) -> impl Iterator<Item = TrainSpec> + 'a {
+        self.regimes.iter().flat_map(move |&regime| {
+            let training = self.training_config(method, regime);
+            (0..self.seeds).map(move |seed| TrainSpec {
+                dataset: Some(dataset.reference()),
+                method: method.name.clone(),
+                ipc,
+                seed,
+                source: Some(source.clone()),
+                training: Some(training.clone()),
+                model: Some(dataset.model),
+            })
+        })
+    }
+
+    /// One attack spec per attack, evaluation mode and targeted mode.
+    fn attack_specs<'a>(&'a self, model: &'a TrainSpec) -> impl Iterator<Item = AttackSpec> + 'a {
+        let train_task_id = train_key(model);
+        self.attacks.iter().flat_map(move |attack| {
+            let train_task_id = train_task_id.clone();
+            self.evaluation_modes.iter().flat_map(move |&mode| {
+                let train_task_id = train_task_id.clone();
+                let config = attack_in(&attack.config, mode);
+                attack.modes.iter().map(move |&targeted| AttackSpec {
+                    train_task_id: train_task_id.clone(),
+                    train: Some(model.clone()),
+                    attack: Some(config.clone()),
+                    targeted,
+                    evaluation: Some(self.evaluation_in(mode)),
+                })
+            })
+        })
+    }
+}
+
+fn pool_spec(dataset: &Dataset, method: &Method, ipc: u32, pool: &PoolModels) -> TrainSpec {
+    let Some(model) = pool.get(&method.name, dataset.name, ipc) else {
+        panic!("no checkpoint read for {} {} ipc {ipc}: expand with this sweep's pool", method.name, dataset.name)
+    };
+    let checkpoint = PooledCheckpoint { sha256: model.sha256.clone() };
+    TrainSpec {
+        dataset: Some(dataset.reference()),
+        method: method.name.clone(),
+        ipc,
+        seed: 0,
+        source: Some(DistilledSource { source: Some(distilled_source::Source::Checkpoint(checkpoint)) }),
+        training: None,
+        model: Some(model.model),
     }
 }

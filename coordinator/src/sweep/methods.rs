@@ -1,6 +1,7 @@
-//! The `methods:` section: each method's name and where its training sets come from — the
-//! built-in `random` baseline, one distilled-set file per dataset and IPC, or the dataset's whole
-//! training split (`full`, BEARD's Full-size baseline) with its own epochs and batch size.
+//! The `methods:` section: each method's name and where its models come from — the built-in
+//! `random` baseline, one distilled-set file per dataset and IPC, one trained checkpoint per
+//! dataset and IPC (the model pool; a method may mix files and checkpoints), or the dataset's
+//! whole training split (`full`, BEARD's Full-size baseline) with its own epochs and batch size.
 
 use std::fmt;
 
@@ -8,6 +9,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
 
 use super::collections::{MapKey, OrderedMap};
+use super::document::{Norm, Pool};
 use super::names::DatasetName;
 use super::scalars::{Count, Text};
 
@@ -110,13 +112,40 @@ impl<'de> Visitor<'de> for FileEntryVisitor {
     }
 }
 
-/// A method whose distilled sets are files.
+/// A method whose models come from files: distilled sets to train on, or trained checkpoints to
+/// attack as they are, per dataset and IPC (one of the two maps at least).
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct FileSet {
-    pub(super) files: OrderedMap<DatasetName, OrderedMap<Count, FileEntry>>,
+    pub(super) files: Option<OrderedMap<DatasetName, OrderedMap<Count, FileEntry>>>,
     pub(super) stored: Stored,
     /// Index of the experiment inside DC/DSA/DM/IDM result files.
     pub(super) experiment: u32,
+    /// Model-pool checkpoints: PyTorch state dicts or safetensors, read by `coordinator submit`.
+    pub(super) checkpoints: Option<OrderedMap<DatasetName, OrderedMap<Count, Text>>>,
+    pub(super) model: CheckpointModel,
+}
+
+impl FileSet {
+    /// The distilled-set file of a dataset and IPC.
+    pub(super) fn file(&self, dataset: DatasetName, ipc: Count) -> Option<&FileEntry> {
+        self.files.as_ref()?.get(&dataset)?.get(&ipc)
+    }
+
+    /// The checkpoint of a dataset and IPC.
+    pub(super) fn checkpoint(&self, dataset: DatasetName, ipc: Count) -> Option<&Text> {
+        self.checkpoints.as_ref()?.get(&dataset)?.get(&ipc)
+    }
+}
+
+/// `model:` of a method with checkpoints: the pooling, which the weights cannot tell (average by
+/// default), and any of width, depth and norm to check against what the weights hold.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default, expecting = "the checkpoints' model (width, depth, norm, pool)")]
+pub(super) struct CheckpointModel {
+    pub(super) width: Option<Count>,
+    pub(super) depth: Option<Count>,
+    pub(super) norm: Option<Norm>,
+    pub(super) pool: Option<Pool>,
 }
 
 /// `full:` — training on the whole training split, which takes far fewer epochs than a distilled
@@ -146,38 +175,50 @@ impl<'de> Deserialize<'de> for MethodSource {
     }
 }
 
-const EXPECTED: &str = "`random`, a mapping with `files:` (and optionally stored and experiment), or a mapping \
-                        with `full:`";
+const EXPECTED: &str = "`random`, a mapping with `files:` (and optionally stored and experiment) and/or \
+                        `checkpoints:` (and optionally model), or a mapping with `full:`";
 
-/// A method's mapping as written, before deciding between `files:` and `full:`.
+/// A method's mapping as written, before deciding between files and `full:`.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a mapping with files, stored, experiment or full")]
+#[serde(deny_unknown_fields, expecting = "a mapping with files, stored, experiment, checkpoints, model or full")]
 struct SourceFields {
     files: Option<OrderedMap<DatasetName, OrderedMap<Count, FileEntry>>>,
     stored: Option<Stored>,
     experiment: Option<u32>,
+    checkpoints: Option<OrderedMap<DatasetName, OrderedMap<Count, Text>>>,
+    model: Option<CheckpointModel>,
     full: Option<FullSettings>,
 }
 
 impl SourceFields {
     fn source(self) -> Result<MethodSource, &'static str> {
-        match self {
-            SourceFields { files: Some(files), stored, experiment, full: None } => Ok(MethodSource::Files(FileSet {
-                files,
-                stored: stored.unwrap_or_default(),
-                experiment: experiment.unwrap_or(0),
-            })),
-            SourceFields { files: None, stored: None, experiment: None, full: Some(full) } => {
-                Ok(MethodSource::Full(full))
-            }
-            SourceFields { files: Some(_), full: Some(_), .. } => {
-                Err("a method takes its sets either from `files:` or from `full:`, not both")
-            }
-            SourceFields { files: None, full: Some(_), .. } => {
-                Err("`stored` and `experiment` describe distilled-set files; `full:` takes neither")
-            }
-            SourceFields { files: None, full: None, .. } => Err("missing field `files` (or `full`)"),
+        let SourceFields { files, stored, experiment, checkpoints, model, full } = self;
+        let describes_files = stored.is_some() || experiment.is_some();
+        if let Some(full) = full {
+            return match (files.is_some() || checkpoints.is_some(), describes_files || model.is_some()) {
+                (false, false) => Ok(MethodSource::Full(full)),
+                (true, _) => Err("a method takes its models either from files (`files:`, `checkpoints:`) or from \
+                                  `full:`, not both"),
+                (false, true) => Err("`stored`, `experiment` and `model` describe files; `full:` takes none of them"),
+            };
         }
+        if files.is_none() && describes_files {
+            return Err("`stored` and `experiment` describe distilled-set files, and this method has no `files:`");
+        }
+        if checkpoints.is_none() && model.is_some() {
+            return Err("`model` describes the method's checkpoints, and it has no `checkpoints:` (the sweep's \
+                        top-level `model:` is the one for trained models)");
+        }
+        if files.is_none() && checkpoints.is_none() {
+            return Err("missing field `files` (or `checkpoints`, or `full`)");
+        }
+        Ok(MethodSource::Files(FileSet {
+            files,
+            stored: stored.unwrap_or_default(),
+            experiment: experiment.unwrap_or(0),
+            checkpoints,
+            model: model.unwrap_or_default(),
+        }))
     }
 }
 
@@ -216,7 +257,7 @@ mod tests {
         let MethodSource::Files(set) = files else { panic!("expected files") };
         assert_eq!(set.stored, Stored::Pixels);
         assert_eq!(set.experiment, 0);
-        let cifar = set.files.get(&DatasetName::Cifar10).unwrap();
+        let cifar = set.files.as_ref().and_then(|files| files.get(&DatasetName::Cifar10)).unwrap();
         assert_eq!(cifar.get(&Count(10)).map(|t| t.images.0.as_str()), Some("b.pt"));
         assert_eq!(cifar.get(&Count(10)).map(|t| t.labels.is_none()), Some(true));
     }
@@ -226,7 +267,7 @@ mod tests {
         let files: MethodSource =
             yaml_serde::from_str("files: { cifar10: { 10: { images: i.pt, labels: l.pt } } }").unwrap();
         let MethodSource::Files(set) = files else { panic!("expected files") };
-        let entry = set.files.get(&DatasetName::Cifar10).and_then(|c| c.get(&Count(10))).cloned();
+        let entry = set.file(DatasetName::Cifar10, Count(10)).cloned();
         assert_eq!(entry.map(|e| (e.images.0, e.labels.map(|l| l.0))), Some(("i.pt".into(), Some("l.pt".into()))));
         assert!(yaml_serde::from_str::<MethodSource>("files: { cifar10: { 10: { images: i.pt } } }").is_err());
         assert!(
@@ -246,12 +287,35 @@ mod tests {
             ("full: {}", "missing field `epochs`"),
             ("full: { epochs: 0 }", "found 0"),
             ("{ full: { epochs: 1 }, files: { cifar10: { 1: a.pt } } }", "not both"),
-            ("{ full: { epochs: 1 }, stored: pixels }", "takes neither"),
-            ("{ stored: pixels }", "missing field `files` (or `full`)"),
+            ("{ full: { epochs: 1 }, stored: pixels }", "takes none of them"),
+            ("{ stored: pixels }", "has no `files:`"),
+            ("{ experiment: 1, checkpoints: { cifar10: { 1: a.pth } } }", "has no `files:`"),
+            ("{ model: { pool: max }, files: { cifar10: { 1: a.pt } } }", "has no `checkpoints:`"),
+            ("{ full: { epochs: 1 }, checkpoints: { cifar10: { 1: a.pth } } }", "not both"),
+            ("{ full: { epochs: 1 }, model: { pool: max } }", "takes none of them"),
+            ("{}", "missing field `files` (or `checkpoints`, or `full`)"),
         ] {
             let err = yaml_serde::from_str::<MethodSource>(bad).unwrap_err();
             assert!(err.to_string().contains(needle), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn checkpoints_mix_with_files_and_may_describe_their_model() {
+        let text = "files: { cifar10: { 1: a.pt } }\ncheckpoints: { cifar10: { 50: DM.pth } }\nmodel: { pool: max, width: 128 }";
+        let MethodSource::Files(set) = yaml_serde::from_str(text).unwrap() else { panic!("expected files") };
+        assert!(set.file(DatasetName::Cifar10, Count(1)).is_some());
+        assert_eq!(set.checkpoint(DatasetName::Cifar10, Count(50)).map(|path| path.0.as_str()), Some("DM.pth"));
+        assert_eq!(set.model, CheckpointModel { width: Some(Count(128)), pool: Some(Pool::Max), ..Default::default() });
+        let MethodSource::Files(only) = yaml_serde::from_str("checkpoints: { cifar10: { 50: DM.pth } }").unwrap()
+        else {
+            panic!("expected files")
+        };
+        assert!(only.files.is_none());
+        assert!(
+            yaml_serde::from_str::<MethodSource>("checkpoints: { cifar10: { 50: DM.pth } }\nmodel: { kernel: 5 }")
+                .is_err()
+        );
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //!   ordered maps with unique keys) that check themselves while deserializing, so errors carry
 //!   the offending node's position.
 //! - `validate`: cross-field rules; `locate` finds their node's position in a second pass.
-//! - `plan`: the validated [`Sweep`] and its proto configs; `expand`: the task grid.
+//! - `plan`: the validated [`Sweep`] and its proto configs; `pool`: its model-pool checkpoints,
+//!   read and checked ([`Sweep::read_checkpoints`]); `expand`: the task grid.
 //! - `error` and `path`: [`SweepError`] and the field paths it names.
 //!
 //! # The file
@@ -28,6 +29,11 @@
 //!     files: { cifar10: { 1: DC/res_DC_CIFAR10_ConvNet_1ipc.pt } }
 //!     stored: normalized           # normalized | pixels
 //!     experiment: 0
+//!     checkpoints: { cifar10: { 50: pool/DC_ConvNet_CIFAR10_50_None.pth } }   # model pool:
+//!                                  # trained models, attacked as they are (no train task);
+//!                                  # relative to the sweep file; one file or checkpoint per
+//!                                  # dataset and IPC
+//!     model: { pool: avg }         # the checkpoints' pooling; width, depth, norm are checked
 //!   full: { full: { epochs: 2, batch_size: 256 } }   # the whole train split; once, not per IPC
 //! ipc: [1]
 //! attacks:                         # fgsm | pgd | pgdl2 | cw | deepfool | autoattack
@@ -59,6 +65,7 @@ mod methods;
 mod names;
 mod path;
 mod plan;
+mod pool;
 mod scalars;
 mod validate;
 
@@ -69,7 +76,10 @@ pub use adversarial::Regime;
 pub use error::SweepError;
 pub use expand::Expansion;
 pub use names::{AttackName, DatasetName};
-pub use plan::{Attack, Dataset, Method, PoolFile, Source, Sweep};
+pub use plan::{Attack, CheckpointSettings, Dataset, Method, PoolCheckpoint, PoolFile, Source, Sweep};
+#[cfg(test)]
+pub(crate) use pool::small_convnet;
+pub use pool::{PoolModel, PoolModels, inspect};
 
 use document::SweepFile;
 

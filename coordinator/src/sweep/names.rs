@@ -90,6 +90,23 @@ impl DatasetName {
         self != DatasetName::Synthetic
     }
 
+    /// Number of classes.
+    pub fn classes(self) -> usize {
+        match self {
+            DatasetName::Synthetic | DatasetName::Cifar10 => 10,
+            DatasetName::Cifar100 => 100,
+            DatasetName::TinyImageNet => 200,
+        }
+    }
+
+    /// Height and width of the (square, RGB) images.
+    pub fn image_size(self) -> usize {
+        match self {
+            DatasetName::TinyImageNet => 64,
+            DatasetName::Synthetic | DatasetName::Cifar10 | DatasetName::Cifar100 => 32,
+        }
+    }
+
     /// ConvNet depth that brings the feature map to 4x4: 4 for 64x64 TinyImageNet, else 3.
     pub fn auto_depth(self) -> u32 {
         match self {

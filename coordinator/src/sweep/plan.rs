@@ -1,6 +1,7 @@
 //! [`Sweep`]: a validated sweep file resolved into the proto configs its tasks carry — defaults
-//! filled in, model depth chosen per dataset, method files joined onto `pool_dir`, attack modes
-//! decided, each method's and regime's training config.
+//! filled in, model depth chosen per dataset, method files joined onto `pool_dir`, the
+//! model-pool checkpoints a sweep evaluates listed, attack modes decided, each method's and
+//! regime's training config.
 
 use std::path::Path;
 
@@ -12,8 +13,9 @@ use beard_proto::v1::{
 use super::adversarial::Regime;
 use super::document::{self, Augmentation, Depth, LrSchedule, Norm, Optimizer, Pool, SweepFile};
 use super::error::Issue;
-use super::methods::{FileSet, FullSettings, MethodSource};
+use super::methods::{CheckpointModel, FileSet, FullSettings, MethodSource};
 use super::names::{AttackName, DatasetName};
+use super::scalars::Count;
 use super::validate;
 use crate::metrics::MetricOptions;
 
@@ -76,14 +78,38 @@ pub enum Source {
     /// The whole training split, once per dataset (IPC does not apply), with its own epochs and
     /// batch size.
     Full { epochs: u32, batch_size: u32 },
-    /// Distilled-set files; every (dataset, IPC) of the sweep has one.
+    /// Distilled-set files and model-pool checkpoints; every (dataset, IPC) of the sweep has
+    /// exactly one of the two.
     Files {
         files: Vec<PoolFile>,
         /// Index of the experiment inside DC/DSA/DM/IDM result files.
         experiment: u32,
         /// `normalized` or `pixels`.
         stored: String,
+        /// Only those of the sweep's datasets and IPCs, in file order.
+        checkpoints: Vec<PoolCheckpoint>,
+        /// The checkpoints' pooling, and what their weights must hold.
+        checkpoint_model: CheckpointSettings,
     },
+}
+
+/// A trained model of a method's pool, attacked as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolCheckpoint {
+    pub dataset: DatasetName,
+    pub ipc: u32,
+    /// As the sweep writes it: relative paths are relative to the sweep file's directory.
+    pub path: String,
+}
+
+/// A method's `model:` for its checkpoints: width, depth and norm when given must match the
+/// weights; the pooling (which the weights cannot tell) is average unless given.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CheckpointSettings {
+    pub width: Option<u32>,
+    pub depth: Option<u32>,
+    pub norm: Option<NormKind>,
+    pub pool: PoolKind,
 }
 
 /// One distilled-set file of a method.
@@ -109,13 +135,13 @@ impl Method {
         }
     }
 
-    /// The training set of this method for one dataset and IPC; `None` only for a file-based
-    /// method without a file for them, which [`parse`](super::parse) never lets through.
+    /// The training set of this method for one dataset and IPC; `None` where the method names a
+    /// checkpoint instead (validation lets no other gap through).
     pub fn distilled(&self, dataset: DatasetName, ipc: u32) -> Option<DistilledSource> {
         let source = match &self.source {
             Source::Random => distilled_source::Source::Random(v1::RandomSubset {}),
             Source::Full { .. } => distilled_source::Source::Full(v1::FullTrainSplit {}),
-            Source::Files { files, experiment, stored } => {
+            Source::Files { files, experiment, stored, .. } => {
                 let file = files.iter().find(|file| file.dataset == dataset && file.ipc == ipc)?;
                 distilled_source::Source::File(DistilledFile {
                     path: file.path.clone(),
@@ -153,6 +179,7 @@ impl Sweep {
     pub(super) fn from_document(file: SweepFile) -> Result<Sweep, Issue> {
         validate::check(&file)?;
         let pool_dir = file.pool_dir.map(|dir| dir.0);
+        let evaluated = Evaluated { datasets: file.datasets.keys().copied().collect(), ipcs: file.ipc.0.clone() };
         let model = &file.model;
         let datasets = file
             .datasets
@@ -172,7 +199,7 @@ impl Sweep {
                 name: name.0,
                 source: match source {
                     MethodSource::Random => Source::Random,
-                    MethodSource::Files(set) => files_source(set, pool_dir.as_deref()),
+                    MethodSource::Files(set) => files_source(set, pool_dir.as_deref(), &evaluated),
                     MethodSource::Full(full) => full_source(&full, &file.training),
                 },
             })
@@ -228,10 +255,17 @@ fn full_source(full: &FullSettings, training: &document::Training) -> Source {
     Source::Full { epochs: full.epochs.0, batch_size: full.batch_size.unwrap_or(training.batch_size).0 }
 }
 
-fn files_source(set: FileSet, pool_dir: Option<&str>) -> Source {
+/// The datasets and IPCs a sweep evaluates.
+struct Evaluated {
+    datasets: Vec<DatasetName>,
+    ipcs: Vec<Count>,
+}
+
+fn files_source(set: FileSet, pool_dir: Option<&str>, evaluated: &Evaluated) -> Source {
     let files = set
         .files
-        .0
+        .map(|files| files.0)
+        .unwrap_or_default()
         .into_iter()
         .flat_map(|(dataset, per_ipc)| {
             per_ipc.0.into_iter().map(move |(ipc, entry)| PoolFile {
@@ -242,7 +276,46 @@ fn files_source(set: FileSet, pool_dir: Option<&str>) -> Source {
             })
         })
         .collect();
-    Source::Files { files, experiment: set.experiment, stored: set.stored.as_str().to_owned() }
+    let checkpoints = set
+        .checkpoints
+        .map(|checkpoints| checkpoints.0)
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|(dataset, per_ipc)| per_ipc.0.into_iter().map(move |(ipc, path)| (dataset, ipc, path)))
+        .filter(|(dataset, ipc, _)| evaluated.datasets.contains(dataset) && evaluated.ipcs.contains(ipc))
+        .map(|(dataset, ipc, path)| PoolCheckpoint { dataset, ipc: ipc.0, path: path.0 })
+        .collect();
+    Source::Files {
+        files,
+        experiment: set.experiment,
+        stored: set.stored.as_str().to_owned(),
+        checkpoints,
+        checkpoint_model: checkpoint_settings(&set.model),
+    }
+}
+
+fn checkpoint_settings(model: &CheckpointModel) -> CheckpointSettings {
+    CheckpointSettings {
+        width: model.width.map(|width| width.0),
+        depth: model.depth.map(|depth| depth.0),
+        norm: model.norm.map(norm_kind),
+        pool: model.pool.map_or(PoolKind::Avg, pool_kind),
+    }
+}
+
+fn norm_kind(norm: Norm) -> NormKind {
+    match norm {
+        Norm::Instance => NormKind::Instance,
+        Norm::Batch => NormKind::Batch,
+        Norm::None => NormKind::None,
+    }
+}
+
+fn pool_kind(pool: Pool) -> PoolKind {
+    match pool {
+        Pool::Avg => PoolKind::Avg,
+        Pool::Max => PoolKind::Max,
+    }
 }
 
 /// `path` joined onto `pool_dir` when that is set (`join` keeps an absolute path as it is).
@@ -280,15 +353,7 @@ fn training_config(training: &document::Training) -> TrainingConfig {
 }
 
 fn model_config(model: &document::Model, dataset: DatasetName) -> ModelConfig {
-    let norm = match model.norm {
-        Norm::Instance => NormKind::Instance,
-        Norm::Batch => NormKind::Batch,
-        Norm::None => NormKind::None,
-    };
-    let pool = match model.pool {
-        Pool::Avg => PoolKind::Avg,
-        Pool::Max => PoolKind::Max,
-    };
+    let (norm, pool) = (norm_kind(model.norm), pool_kind(model.pool));
     let depth = match model.depth {
         Depth::Auto => dataset.auto_depth(),
         Depth::Fixed(depth) => depth.0,

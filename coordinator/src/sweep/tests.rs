@@ -227,12 +227,34 @@ fn real_datasets_need_a_root_and_synthetic_takes_none() {
 }
 
 #[test]
+fn checkpoints_and_files_cover_each_dataset_and_ipc_once() {
+    let mixed =
+        with(5, "  DC:\n    files: { synthetic: { 1: a.pt } }\n    checkpoints:\n      synthetic: { 10: b.pth }");
+    let sweep = accepted(&mixed);
+    assert_eq!(sweep.checkpoint_paths(), ["b.pth"]);
+    let error =
+        sweep.read_checkpoints(&mixed, "sweep.yaml", |path| Err(format!("no {path} here"))).expect_err("unread");
+    assert_eq!((error.line, error.path.as_str()), (8, "methods.DC.checkpoints.synthetic.10"), "{error}");
+    assert!(error.message.ends_with("b.pth: no b.pth here"), "{error}");
+    let both = with(
+        5,
+        "  DC:\n    files: { synthetic: { 1: a.pt, 10: c.pt } }\n    checkpoints:\n      synthetic:\n        10: b.pth",
+    );
+    assert_rejected(&both, 9, "methods.DC.checkpoints.synthetic.10", "both a distilled-set file and a checkpoint");
+    let short = with(5, "  DC:\n    checkpoints:\n      synthetic: { 10: b.pth }");
+    assert_rejected(&short, 7, "methods.DC.checkpoints.synthetic", "no file or checkpoint for ipc 1");
+    // Checkpoints of IPCs the sweep does not evaluate are neither read nor sent.
+    let larger = with(5, "  DC:\n    checkpoints: { synthetic: { 1: a.pth, 10: b.pth, 50: c.pth } }");
+    assert_eq!(accepted(&larger).checkpoint_paths(), ["a.pth", "b.pth"]);
+}
+
+#[test]
 fn file_methods_need_a_file_per_dataset_and_ipc() {
     let text = with(5, "  DC:\n    files:\n      synthetic:\n        1: a.pt");
-    assert_rejected(&text, 7, "methods.DC.files.synthetic", "no file for ipc 10");
+    assert_rejected(&text, 7, "methods.DC.files.synthetic", "no file or checkpoint for ipc 10");
     let text = with(3, "  synthetic: {}\n  cifar10: { root: /c }")
         .replace("  random: random", "  DC:\n    files:\n      synthetic: { 1: a.pt, 10: b.pt }");
-    assert_rejected(&text, 7, "methods.DC.files", "no files for dataset cifar10");
+    assert_rejected(&text, 7, "methods.DC.files", "no file or checkpoint for dataset cifar10");
     let text = with(5, "  DC:\n    files: { synthetic: { 1: a.pt, 10: b.pt } }\n    stored: raw");
     assert_rejected(&text, 7, "methods.DC.stored", "unknown variant `raw`");
     assert_rejected(&with(5, "  DC: gaussian"), 5, "methods.DC", "unknown built-in method 'gaussian'");
@@ -342,7 +364,7 @@ fn earlier_default_training_written_out_keeps_its_content_keys() {
     let encoded = |sweep: &Sweep| prost::Message::encode_to_vec(&sweep.training);
     let hex = |bytes: Vec<u8>| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     assert_eq!(hex(encoded(&earlier)), before);
-    let keys = |sweep: &Sweep| sweep.expand().trains.iter().map(train_key).collect::<Vec<_>>();
+    let keys = |sweep: &Sweep| sweep.expand(&PoolModels::default()).trains.iter().map(train_key).collect::<Vec<_>>();
     assert_ne!(keys(&earlier), keys(&accepted(BASE)), "the reference protocol is another training");
     let written_out = "training: { optimizer: sgd, lr: 0.01, momentum: 0.9, weight_decay: 5e-4, epochs: 1000, \
                        batch_size: 256, lr_schedule: half, aug: dsa }";
@@ -366,7 +388,7 @@ fn numbers_may_be_written_as_fractions() {
 fn methods_keep_yaml_order() {
     let sweep = accepted(&with(5, "  zeta: random\n  alpha: random\n  mid: random"));
     assert_eq!(sweep.method_names(), ["zeta", "alpha", "mid"]);
-    let trains = sweep.expand().trains;
+    let trains = sweep.expand(&PoolModels::default()).trains;
     let order: Vec<&str> = trains.iter().map(|t| t.method.as_str()).collect();
     assert_eq!(order[..4], ["zeta"; 4]);
     assert_eq!(order[4..8], ["alpha"; 4]);
@@ -453,8 +475,8 @@ fn adversarial_settings_need_the_adversarial_regime() {
 #[test]
 fn expansion_is_deterministic_with_unique_keys() {
     let sweep = accepted(BASE);
-    let first = sweep.expand();
-    assert_eq!(first, accepted(BASE).expand());
+    let first = sweep.expand(&PoolModels::default());
+    assert_eq!(first, accepted(BASE).expand(&PoolModels::default()));
     assert_eq!(first.trains.len(), 2 * 2);
     assert_eq!(first.attacks.len(), 4 * 2 * 2);
     let train_keys: HashSet<String> = first.trains.iter().map(train_key).collect();
@@ -466,7 +488,7 @@ fn expansion_is_deterministic_with_unique_keys() {
 
 #[test]
 fn attack_tasks_carry_their_train_task_and_full_configs() {
-    let expansion = accepted(BASE).expand();
+    let expansion = accepted(BASE).expand(&PoolModels::default());
     let first = &expansion.trains[0];
     assert_eq!(first.dataset, Some(DatasetRef { name: "synthetic".into(), root: String::new() }));
     assert_eq!((first.method.as_str(), first.ipc, first.seed), ("random", 1, 0));
@@ -505,7 +527,7 @@ fn the_module_documentation_example_parses() {
         .collect();
     let sweep = accepted(&yaml);
     assert_eq!(sweep.method_names(), ["random", "DC", "full"]);
-    assert_eq!(sweep.expand().trains.len(), 3 * 5);
+    assert_eq!(sweep.expand(&PoolModels::default()).trains.len(), 3 * 5);
 }
 
 fn example(name: &str) -> Sweep {
@@ -517,7 +539,7 @@ fn example(name: &str) -> Sweep {
 #[test]
 fn the_demo_example_is_small() {
     let sweep = example("demo.yaml");
-    let expansion = sweep.expand();
+    let expansion = sweep.expand(&PoolModels::default());
     assert_eq!((expansion.trains.len(), expansion.attacks.len()), (9, 36));
     assert_eq!(sweep.name, "demo");
     let train = &expansion.trains[0];
@@ -529,7 +551,7 @@ fn the_demo_example_is_small() {
 #[test]
 fn the_beard_example_is_the_papers_grid() {
     let sweep = example("beard.yaml");
-    let expansion = sweep.expand();
+    let expansion = sweep.expand(&PoolModels::default());
     // 3 datasets x (6 methods x 3 IPCs + full) x 2 regimes x 5 seeds; 10 attack tasks each.
     assert_eq!((expansion.trains.len(), expansion.attacks.len()), (570, 5700));
     assert_eq!(sweep.method_names(), ["DC", "DSA", "MTT", "DM", "IDM", "BACON", "full"]);
@@ -550,11 +572,37 @@ fn the_beard_example_is_the_papers_grid() {
 }
 
 #[test]
+fn the_model_pool_example_attacks_six_checkpoints_and_trains_nothing() {
+    let sweep = example("beard-model-pool.yaml");
+    let paths = sweep.checkpoint_paths();
+    assert_eq!(paths.len(), 6);
+    assert!(paths.iter().all(|path| path.starts_with("model_pool/") && path.ends_with(".pth")), "{paths:?}");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/beard-model-pool.yaml"))
+        .expect("the example");
+    let mut weight = 0.0;
+    let pool = sweep
+        .read_checkpoints(&text, "beard-model-pool.yaml", |_| {
+            weight += 1.0;
+            Ok(small_convnet(weight))
+        })
+        .expect("valid checkpoints");
+    let expansion = sweep.expand(&pool);
+    // 4 attacks in both modes and 2 untargeted only, per checkpoint.
+    assert_eq!((expansion.trains.len(), expansion.pooled.len(), expansion.attacks.len()), (0, 6, 60));
+    let methods: Vec<&str> = expansion.pooled.iter().map(|model| model.method.as_str()).collect();
+    assert_eq!(methods, ["DC", "DSA", "MTT", "DM", "IDM", "BACON"]);
+    assert!(expansion.pooled.iter().all(|model| model.seed == 0 && model.training.is_none() && model.ipc == 50));
+    let keys: HashSet<String> = expansion.pooled.iter().map(train_key).collect();
+    assert_eq!(keys.len(), 6, "distinct checkpoints, distinct entries");
+    assert_eq!(pool.get("DM", DatasetName::Cifar10, 50).map(|model| model.model.width), Some(4));
+}
+
+#[test]
 fn full_methods_train_once_per_dataset_and_seed_with_their_own_epochs() {
     let text =
         with(5, "  random: random\n  full: { full: { epochs: 2, batch_size: 256 } }\n  whole: { full: { epochs: 3 } }")
             + "training: { epochs: 50, batch_size: 64 }\n";
-    let expansion = accepted(&text).expand();
+    let expansion = accepted(&text).expand(&PoolModels::default());
     // random: 2 IPCs x 2 seeds; full and whole: 2 seeds each.
     assert_eq!(expansion.trains.len(), 4 + 2 + 2);
     assert_eq!(expansion.attacks.len(), expansion.trains.len() * 4);
@@ -577,11 +625,11 @@ fn full_methods_train_once_per_dataset_and_seed_with_their_own_epochs() {
 
 #[test]
 fn both_regimes_train_every_model_twice_and_keep_the_standard_keys() {
-    let standard = accepted(BASE).expand();
+    let standard = accepted(BASE).expand(&PoolModels::default());
     let both = accepted(&plus(
         "training_regimes: [standard, adversarial]\ntraining:\n  adversarial: { eps: 4/255, step: 1/255, steps: 5, ratio: 0.5 }",
     ))
-    .expand();
+    .expand(&PoolModels::default());
     assert_eq!(both.trains.len(), 2 * standard.trains.len());
     assert_eq!(both.attacks.len(), 2 * standard.attacks.len());
     let (plain, adversarial): (Vec<&v1::TrainSpec>, Vec<&v1::TrainSpec>) =
@@ -613,7 +661,7 @@ fn both_regimes_train_every_model_twice_and_keep_the_standard_keys() {
     let attacked = both.attacks.iter().filter(|a| a.train.as_ref().is_some_and(|t| adversarial.contains(&t))).count();
     assert_eq!(attacked, standard.attacks.len());
     // Without settings the adversarial regime takes the defaults.
-    let defaults = accepted(&plus("training_regimes: [adversarial]")).expand();
+    let defaults = accepted(&plus("training_regimes: [adversarial]")).expand(&PoolModels::default());
     let config = defaults.trains[0].training.as_ref().and_then(|t| t.adversarial.clone()).expect("adversarial config");
     assert_eq!(config.ratio, 1.0);
 }
@@ -655,7 +703,7 @@ fn beard_compat_tasks_carry_the_reference_settings() {
         "  pgd: { eps: 8/255, alpha: 2/255, steps: 10, random_start: true }\n  autoattack: { targeted: [false] }",
     );
     let sweep = accepted(&(text + "evaluation: { modes: [standard, beard-compat] }\n"));
-    let expansion = sweep.expand();
+    let expansion = sweep.expand(&PoolModels::default());
     let per_mode = |mode: v1::EvaluationMode| -> Vec<&v1::AttackSpec> {
         expansion.attacks.iter().filter(|spec| spec.evaluation.as_ref().is_some_and(|e| e.mode() == mode)).collect()
     };

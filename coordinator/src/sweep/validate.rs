@@ -1,6 +1,7 @@
 //! Cross-field rules of a sweep file that no single field's type can check: roots for real
-//! datasets, repeated list entries, untargeted-only attacks against the sweep's modes, a file
-//! for every (dataset, IPC) of a file-based method, adversarial-training settings that no regime
+//! datasets, repeated list entries, untargeted-only attacks against the sweep's modes, exactly one
+//! file (distilled set or checkpoint) for every (dataset, IPC) of a file-based method,
+//! adversarial-training settings that no regime
 //! uses, the range of CREI's alpha, and the size of the task grid.
 
 use std::fmt;
@@ -9,6 +10,7 @@ use super::adversarial::Regime;
 use super::document::SweepFile;
 use super::error::Issue;
 use super::methods::MethodSource;
+use super::names::DatasetName;
 use super::path::FieldPath;
 
 /// The first rule the file breaks, if any, named by the node to blame.
@@ -80,24 +82,48 @@ fn check_attacks(file: &SweepFile) -> Result<(), Issue> {
     Ok(())
 }
 
-/// A file-based method needs a file for every dataset and IPC the sweep evaluates; files for
-/// other datasets or IPCs are allowed (a method's pool may be larger than one sweep).
+/// A file-based method needs a distilled-set file or a checkpoint, not both, for every dataset
+/// and IPC the sweep evaluates; files for other datasets or IPCs are allowed (a method's pool may
+/// be larger than one sweep).
 fn check_methods(file: &SweepFile) -> Result<(), Issue> {
     for (name, source) in &file.methods.0 {
         let MethodSource::Files(set) = source else { continue };
-        let files_path = FieldPath::root().key("methods").key(name).key("files");
+        let method = FieldPath::root().key("methods").key(name);
+        // Blame the section that names the dataset (else the first section there is).
+        let section_of = |dataset: &DatasetName| {
+            let in_files = set.files.as_ref().is_some_and(|files| files.get(dataset).is_some());
+            let in_checkpoints = set.checkpoints.as_ref().is_some_and(|checkpoints| checkpoints.get(dataset).is_some());
+            match (in_files, in_checkpoints) {
+                (true, _) => Some("files"),
+                (false, true) => Some("checkpoints"),
+                (false, false) => None,
+            }
+        };
+        let first_section = if set.files.is_some() { "files" } else { "checkpoints" };
         for dataset in file.datasets.keys() {
-            let Some(per_ipc) = set.files.get(dataset) else {
-                return Err(Issue::new(
-                    files_path,
-                    format!("no files for dataset {dataset}, which the sweep evaluates"),
-                ));
-            };
-            if let Some(ipc) = file.ipc.0.iter().find(|ipc| per_ipc.get(ipc).is_none()) {
-                return Err(Issue::new(
-                    files_path.key(dataset),
-                    format!("no file for ipc {ipc}, which the sweep evaluates"),
-                ));
+            for ipc in &file.ipc.0 {
+                match (set.file(*dataset, *ipc), set.checkpoint(*dataset, *ipc)) {
+                    (Some(_), Some(_)) => {
+                        return Err(Issue::new(
+                            method.key("checkpoints").key(dataset).key(ipc),
+                            format!(
+                                "{dataset} ipc {ipc} has both a distilled-set file and a checkpoint; a method takes \
+                                 one of the two per dataset and IPC"
+                            ),
+                        ));
+                    }
+                    (None, None) => {
+                        let (path, what) = match section_of(dataset) {
+                            Some(section) => (method.key(section).key(dataset), format!("ipc {ipc}")),
+                            None => (method.key(first_section), format!("dataset {dataset}")),
+                        };
+                        return Err(Issue::new(
+                            path,
+                            format!("no file or checkpoint for {what}, which the sweep evaluates"),
+                        ));
+                    }
+                    _ => {}
+                }
             }
         }
     }

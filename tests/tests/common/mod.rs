@@ -254,8 +254,10 @@ pub async fn control(coordinator: &Coordinator) -> anyhow::Result<Control> {
 }
 
 pub async fn submit(client: &mut Control, yaml: &str) -> anyhow::Result<String> {
-    let response =
-        client.submit(SubmitRequest { yaml: yaml.to_owned(), file_name: "test.yaml".into() }).await?.into_inner();
+    let response = client
+        .submit(SubmitRequest { yaml: yaml.to_owned(), file_name: "test.yaml".into(), ..Default::default() })
+        .await?
+        .into_inner();
     Ok(response.sweep_id)
 }
 

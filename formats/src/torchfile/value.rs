@@ -1,8 +1,6 @@
 //! The values a `torch.save` file decodes to: plain Python data, tensors with their bytes, and
 //! opaque records of anything else (a class and its arguments, never executed).
 
-use tch::{Kind, TchError};
-
 /// Element types of tensor storages (`torch.FloatStorage` and friends).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dtype {
@@ -98,22 +96,6 @@ impl Dtype {
         }
     }
 
-    /// The matching libtorch kind.
-    pub fn kind(self) -> Kind {
-        match self {
-            Self::F64 => Kind::Double,
-            Self::F32 => Kind::Float,
-            Self::F16 => Kind::Half,
-            Self::BF16 => Kind::BFloat16,
-            Self::I64 => Kind::Int64,
-            Self::I32 => Kind::Int,
-            Self::I16 => Kind::Int16,
-            Self::I8 => Kind::Int8,
-            Self::U8 => Kind::Uint8,
-            Self::Bool => Kind::Bool,
-        }
-    }
-
     /// True for floating-point dtypes.
     pub fn is_float(self) -> bool {
         matches!(self, Self::F64 | Self::F32 | Self::F16 | Self::BF16)
@@ -133,12 +115,6 @@ impl StoredTensor {
     /// Number of elements.
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
-    }
-
-    /// A libtorch tensor on the CPU holding a copy of the data.
-    pub fn to_tch(&self) -> Result<tch::Tensor, TchError> {
-        let shape: Vec<i64> = self.shape.iter().map(|&d| d as i64).collect();
-        tch::Tensor::f_from_data_size(&self.data, &shape, self.dtype.kind())
     }
 }
 
