@@ -96,6 +96,10 @@ pub fn format(config: &AttackConfig) -> String {
         Some(Attack::Square(square)) => {
             format!("eps={},n_queries={},p_init={},seed={}", square.eps, square.n_queries, square.p_init, square.seed)
         }
+        Some(Attack::Spsa(spsa)) => format!(
+            "eps={},delta={},lr={},nb_iter={},nb_sample={},max_batch_size={},seed={}",
+            spsa.eps, spsa.delta, spsa.lr, spsa.nb_iter, spsa.nb_sample, spsa.max_batch_size, spsa.seed
+        ),
     };
     format!("{name}:{parameters}")
 }
@@ -126,6 +130,15 @@ fn defaults(name: &str) -> Option<Attack> {
             seed: 0,
         }),
         "square" => Attack::Square(v1::Square { eps: 8.0 / 255.0, n_queries: 5000, p_init: 0.8, seed: 0 }),
+        "spsa" => Attack::Spsa(v1::Spsa {
+            eps: 8.0 / 255.0,
+            delta: 0.01,
+            lr: 0.01,
+            nb_iter: 1,
+            nb_sample: 128,
+            max_batch_size: 64,
+            seed: 0,
+        }),
         _ => return None,
     })
 }
@@ -201,6 +214,16 @@ fn set(attack: &mut Attack, key: &str, value: &str) -> Result<(), SpecError> {
             "p_init" => square.p_init = number(key, value)?,
             "seed" => square.seed = integer(key, value)?,
             _ => return unknown("eps, n_queries, p_init, seed"),
+        },
+        Attack::Spsa(spsa) => match key {
+            "eps" => spsa.eps = number(key, value)?,
+            "delta" => spsa.delta = number(key, value)?,
+            "lr" => spsa.lr = number(key, value)?,
+            "nb_iter" => spsa.nb_iter = integer(key, value)?,
+            "nb_sample" => spsa.nb_sample = integer(key, value)?,
+            "max_batch_size" => spsa.max_batch_size = integer(key, value)?,
+            "seed" => spsa.seed = integer(key, value)?,
+            _ => return unknown("eps, delta, lr, nb_iter, nb_sample, max_batch_size, seed"),
         },
     }
     Ok(())

@@ -6,7 +6,7 @@ use crate::v1::{
 };
 
 /// The sweep-file name of an attack (`fgsm`, `pgd`, `pgdl2`, `cw`, `deepfool`, `autoattack`,
-/// and AutoAttack's parts `apgd-ce`, `apgd-t`, `fab-t`, `square`).
+/// AutoAttack's parts `apgd-ce`, `apgd-t`, `fab-t`, `square`, and the query attack `spsa`).
 pub fn attack_name(attack: &AttackConfig) -> &'static str {
     match attack.attack {
         Some(attack_config::Attack::Fgsm(_)) => "fgsm",
@@ -19,6 +19,7 @@ pub fn attack_name(attack: &AttackConfig) -> &'static str {
         Some(attack_config::Attack::ApgdT(_)) => "apgd-t",
         Some(attack_config::Attack::FabT(_)) => "fab-t",
         Some(attack_config::Attack::Square(_)) => "square",
+        Some(attack_config::Attack::Spsa(_)) => "spsa",
         None => "none",
     }
 }

@@ -121,7 +121,8 @@ def parse_spec(spec):
     params = {}
     for item in filter(None, rest.split(",")):
         key, _, value = item.partition("=")
-        if key in ("steps", "n_queries", "seed", "top_k", "n_restarts", "n_target_classes"):
+        if key in ("steps", "n_queries", "seed", "top_k", "n_restarts", "n_target_classes", "nb_iter", "nb_sample",
+                   "max_batch_size"):
             params[key] = int(value)
         elif key in ("random_start", "per_image", "torchattacks_margin"):
             params[key] = value.lower() in ("true", "1", "yes")
@@ -143,6 +144,7 @@ ATTACKS = {
     "fab-t": torchattacks.FAB,
     "square": torchattacks.Square,
     "autoattack": torchattacks.AutoAttack,
+    "spsa": torchattacks.SPSA,
 }
 
 
@@ -153,6 +155,7 @@ BEARD_DEFAULTS = {
     "pgdl2": {"eps": 128 / 255, "alpha": 15 / 255, "random_start": False},
     "cw": {"steps": 100},
     "autoattack": {"seed": 0},  # torchattacks' default None seeds every part with the clock
+    "spsa": {"eps": 8 / 255},  # torchattacks' default is 0.3
 }
 # The iterations torchattacks' AutoAttack runs in APGD-CE, APGD-T and FAB-T (its parts'
 # defaults; it has no parameter for them): a spec may ask for these and no other.
@@ -172,6 +175,9 @@ def build_attack(model, spec, classes):
         params["n_classes"] = params.pop("n_target_classes", 9) + 1
     if name == "fab-t":
         params["multi_targeted"] = True
+    if name == "spsa":
+        # torchattacks' SPSA draws its signs from torch's global generator: the seed goes there.
+        torch.manual_seed(params.pop("seed", 0))
     if name == "autoattack":
         steps = params.pop("steps", AUTOATTACK_STEPS)
         if steps != AUTOATTACK_STEPS:

@@ -14,6 +14,7 @@
 //! - [`apgd`]: Auto-PGD (APGD-CE and APGD-T), AutoAttack's gradient parts.
 //! - [`fab`]: FAB-T, AutoAttack's minimal-perturbation part.
 //! - [`square`]: the Square attack, AutoAttack's score-based part.
+//! - [`spsa`]: SPSA, a query-only attack with a sampled gradient estimate and Adam steps.
 //! - `robust_runs`: the runs over target ranks and restarts on the samples still robust that
 //!   APGD and FAB-T share.
 //! - [`autoattack`]: the AutoAttack 'standard' cascade of those four.
@@ -31,6 +32,7 @@ pub mod pgd;
 pub mod pgdl2;
 pub mod projected;
 mod robust_runs;
+pub mod spsa;
 pub mod square;
 
 use beard_proto::v1::{AttackConfig, attack_config};
@@ -46,6 +48,7 @@ pub use fab::FabT;
 pub use fgsm::Fgsm;
 pub use pgd::Pgd;
 pub use pgdl2::PgdL2;
+pub use spsa::Spsa;
 pub use square::Square;
 
 /// An attack on one chunk of images.
@@ -185,6 +188,7 @@ pub fn from_config(config: &AttackConfig, targeted: bool) -> Result<Box<dyn Atta
         Some(attack_config::Attack::Square(square)) => {
             Box::new(Square::new(square.eps, square.n_queries, square.p_init, u64::from(square.seed)).map_err(invalid)?)
         }
+        Some(attack_config::Attack::Spsa(spsa)) => Box::new(Spsa::new(spsa).map_err(invalid)?),
     };
     if targeted && !attack.supports_targeted() {
         return Err(AttackConfigError::UntargetedOnly(name));

@@ -128,6 +128,9 @@ fn column(logged: &str) -> Option<Column> {
         "clean" => return Some(Column::Clean),
         "pgd_l2" => "pgdl2",
         "aa" => "autoattack",
+        // BEARD's `Spsa` rows are SPSA only when targeted: its untargeted run is AutoAttack
+        // (../shared/BLACKBOX.md, section 2), so they stay out of the spsa column.
+        "spsa" => return None,
         other => other,
     };
     Attack::named(name).map(Column::Attack)

@@ -33,9 +33,10 @@ use crate::metrics::stats::{mean, sample_std};
 use crate::metrics::{AttackObservation, SettingObservation, TimeBasis};
 
 /// Attack columns in report order, as [`attack_name`] spells them: BEARD's six, then the parts
-/// of AutoAttack that a sweep may also run on their own.
-pub const ATTACK_ORDER: [&str; 10] =
-    ["fgsm", "pgd", "pgdl2", "cw", "deepfool", "autoattack", "apgd-ce", "apgd-t", "fab-t", "square"];
+/// of AutoAttack that a sweep may also run on their own (Square among them, also one of BEARD's
+/// query attacks), then the query attack SPSA.
+pub const ATTACK_ORDER: [&str; 11] =
+    ["fgsm", "pgd", "pgdl2", "cw", "deepfool", "autoattack", "apgd-ce", "apgd-t", "fab-t", "square", "spsa"];
 
 /// An attack column of the report, ordered as [`ATTACK_ORDER`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -236,7 +236,10 @@ fn crei_by_ipc<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &CreiBy
 }
 
 fn paired_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &PairedBars) -> Drawn<Vec<LegendEntry>, DB> {
-    let last = u32::try_from(chart.groups.len().saturating_sub(1)).unwrap_or(u32::MAX);
+    // One segment per group; a degenerate range (a single group) would map every position of the
+    // axis onto one point and draw the group's two bars over each other, so a single group gets
+    // an empty second segment.
+    let last = u32::try_from(chart.groups.len().saturating_sub(1)).unwrap_or(u32::MAX).max(1);
     let values = chart.groups.iter().flat_map(|group| group.values.iter().flatten().copied());
     let (bottom, top) = percent_range(values.filter(|value| value.is_finite()));
     let mut context = ChartBuilder::on(area)

@@ -91,6 +91,53 @@ fn golden_html_index_and_the_site_files() {
     assert!(!index.contains("pick-evaluation"), "one evaluation mode: no evaluation picker");
 }
 
+/// The bars of a bar chart (SVG) by colour, as (left, right) x extents in drawing order: the
+/// filled rectangles standing on the baseline (the lowest bottom edge), which leaves out the
+/// legend's swatches.
+fn bars(svg: &str, fills: [&str; 2]) -> [Vec<(f64, f64)>; 2] {
+    let attribute = |tag: &str, name: &str| -> Option<f64> {
+        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        tag[start..].split('"').next()?.parse().ok()
+    };
+    let rects: Vec<(&str, f64, f64, f64)> = svg
+        .split("<rect")
+        .skip(1)
+        .filter_map(|tag| tag.split('>').next())
+        .filter_map(|tag| {
+            let fill = fills.into_iter().find(|fill| tag.contains(&format!("fill=\"{fill}\"")))?;
+            let (x, y) = (attribute(tag, "x")?, attribute(tag, "y")?);
+            Some((fill, x, x + attribute(tag, "width")?, y + attribute(tag, "height")?))
+        })
+        .collect();
+    let baseline = rects.iter().map(|rect| rect.3).fold(f64::MIN, f64::max);
+    fills.map(|fill| {
+        rects.iter().filter(|rect| rect.0 == fill && rect.3 == baseline).map(|rect| (rect.1, rect.2)).collect()
+    })
+}
+
+#[test]
+fn the_two_bars_of_a_method_stand_side_by_side() {
+    let golden = golden_input();
+    let mut one_method = golden_input();
+    one_method.results.retain(|(spec, _)| spec.train.as_ref().is_some_and(|train| train.method == "dc"));
+    one_method.method_order = vec!["dc".to_owned()];
+    for (input, methods) in [(golden, 2), (one_method, 1)] {
+        let files = site(&build(&input), &Provenance::default(), false).expect("the site is drawn");
+        let chart = text(file(&files, "plots/cifar10-rrm-aem-untargeted.svg"));
+        // The palette's first two colours: RRM, then AEM.
+        let [rrm, aem] = bars(chart, ["#0072B2", "#E69F00"]);
+        assert_eq!((rrm.len(), aem.len()), (methods, methods), "one RRM and one AEM bar per method:\n{chart}");
+        assert!(chart.contains("\ndc\n"), "the method is named under its bars:\n{chart}");
+        for (method, (rrm, aem)) in rrm.iter().zip(&aem).enumerate() {
+            assert!(rrm.1 > rrm.0 && aem.1 > aem.0, "method {method}: bars of no width: {rrm:?} {aem:?}\n{chart}");
+            assert!(rrm.1 <= aem.0, "method {method}: the RRM bar {rrm:?} reaches into the AEM bar {aem:?}\n{chart}");
+        }
+        for (left, right) in aem.iter().zip(rrm.iter().skip(1)) {
+            assert!(left.1 < right.0, "a method's bars end before the next one's begin: {left:?} {right:?}");
+        }
+    }
+}
+
 #[test]
 fn both_evaluation_modes_get_a_picker_labelled_tables_and_their_own_charts() {
     let report = build(&input(with_both_evaluations()));

@@ -4,7 +4,7 @@
 use beard_proto::v1::{
     AdversarialTraining, ApgdCe, ApgdT, AttackConfig, AttackShard, AttackSpec, AutoAttack, CarliniWagner, DatasetRef,
     DeepFool, DistilledSource, EvaluationConfig, EvaluationMode, FabT, Fgsm, FullTrainSplit, Pgd, PgdL2, SampleOutcome,
-    Square, TrainSpec, TrainingConfig, attack_config, distilled_source,
+    Spsa, Square, TrainSpec, TrainingConfig, attack_config, distilled_source,
 };
 
 use super::*;
@@ -23,6 +23,7 @@ fn attack(name: &str) -> AttackConfig {
         "apgd-t" => attack_config::Attack::ApgdT(ApgdT::default()),
         "fab-t" => attack_config::Attack::FabT(FabT::default()),
         "square" => attack_config::Attack::Square(Square::default()),
+        "spsa" => attack_config::Attack::Spsa(Spsa::default()),
         _ => attack_config::Attack::Autoattack(AutoAttack::default()),
     };
     AttackConfig { attack: Some(attack) }
@@ -251,7 +252,8 @@ fn settings_are_grouped_by_dataset_ipc_mode_and_method() {
 
 #[test]
 fn attack_columns_follow_the_attack_order() {
-    let names = ["square", "fab-t", "apgd-t", "apgd-ce", "autoattack", "deepfool", "cw", "pgdl2", "pgd", "fgsm"];
+    let names =
+        ["spsa", "square", "fab-t", "apgd-t", "apgd-ce", "autoattack", "deepfool", "cw", "pgdl2", "pgd", "fgsm"];
     let results = names
         .iter()
         .map(|name| result(Cell("cifar10", "dc", 1, 0, name, false), shard(50.0, 10.0, 1.0, 1.0)))

@@ -54,6 +54,7 @@ impl<'de> Visitor<'de> for AttacksVisitor {
                 AttackName::ApgdT => read_settings::<ApgdTSettings, _>(map)?,
                 AttackName::FabT => read_settings::<FabTSettings, _>(map)?,
                 AttackName::Square => read_settings::<SquareSettings, _>(map)?,
+                AttackName::Spsa => read_settings::<SpsaSettings, _>(map)?,
             };
             Ok(AttackEntry { name: *name, config, targeted })
         })?;
@@ -442,12 +443,84 @@ impl Settings for SquareSettings {
     }
 }
 
+/// SPSA (L∞, query-only), with torchattacks 3.5.1's parameter names; eps defaults to BEARD's
+/// 8/255 (torchattacks' own default is 0.3), the rest to torchattacks'.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "spsa settings (eps, delta, lr, nb_iter, nb_sample, max_batch_size, seed, targeted)"
+)]
+struct SpsaSettings {
+    eps: Positive,
+    delta: Positive,
+    lr: Positive,
+    nb_iter: Count,
+    nb_sample: Count,
+    max_batch_size: Count,
+    seed: u32,
+    targeted: Option<NonEmpty<bool>>,
+}
+
+impl Default for SpsaSettings {
+    fn default() -> Self {
+        Self {
+            eps: Positive(8.0 / 255.0),
+            delta: Positive(0.01),
+            lr: Positive(0.01),
+            nb_iter: Count(1),
+            nb_sample: Count(128),
+            max_batch_size: Count(64),
+            seed: 0,
+            targeted: None,
+        }
+    }
+}
+
+impl Settings for SpsaSettings {
+    fn into_config(self) -> (attack_config::Attack, Option<Vec<bool>>) {
+        let spsa = v1::Spsa {
+            eps: self.eps.0,
+            delta: self.delta.0,
+            lr: self.lr.0,
+            nb_iter: self.nb_iter.0,
+            nb_sample: self.nb_sample.0,
+            max_batch_size: self.max_batch_size.0,
+            seed: self.seed,
+        };
+        (attack_config::Attack::Spsa(spsa), modes(self.targeted))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(text: &str) -> Vec<AttackEntry> {
         yaml_serde::from_str::<Attacks>(text).map(|a| a.0).unwrap()
+    }
+
+    #[test]
+    fn spsa_takes_torchattacks_names_and_both_modes() {
+        let entries = parse("spsa: {}\n");
+        let defaults = v1::Spsa {
+            eps: 8.0 / 255.0,
+            delta: 0.01,
+            lr: 0.01,
+            nb_iter: 1,
+            nb_sample: 128,
+            max_batch_size: 64,
+            seed: 0,
+        };
+        assert_eq!(entries[0].config, attack_config::Attack::Spsa(defaults));
+        assert_eq!(entries[0].targeted, None, "the sweep's modes");
+        let entries = parse("spsa: { nb_iter: 5, nb_sample: 32, max_batch_size: 16, seed: 3, targeted: [true] }\n");
+        let tuned = v1::Spsa { nb_iter: 5, nb_sample: 32, max_batch_size: 16, seed: 3, ..defaults };
+        assert_eq!(
+            (entries[0].config.clone(), entries[0].targeted.clone()),
+            (attack_config::Attack::Spsa(tuned), Some(vec![true]))
+        );
+        assert!(yaml_serde::from_str::<Attacks>("spsa: { nb_samples: 32 }\n").is_err());
     }
 
     #[test]

@@ -81,6 +81,7 @@ names! {
         ApgdT = "apgd-t",
         FabT = "fab-t",
         Square = "square",
+        Spsa = "spsa",
     }
 }
 
@@ -117,10 +118,10 @@ impl DatasetName {
 }
 
 impl AttackName {
-    /// Whether BEARD runs the attack in targeted mode too (DeepFool, AutoAttack and its parts:
-    /// untargeted only).
+    /// Whether the attack has a targeted mode (DeepFool, AutoAttack and its parts, Square:
+    /// untargeted only, as in BEARD).
     pub fn supports_targeted(self) -> bool {
-        matches!(self, AttackName::Fgsm | AttackName::Pgd | AttackName::PgdL2 | AttackName::Cw)
+        matches!(self, AttackName::Fgsm | AttackName::Pgd | AttackName::PgdL2 | AttackName::Cw | AttackName::Spsa)
     }
 }
 

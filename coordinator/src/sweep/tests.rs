@@ -76,7 +76,7 @@ fn errors_read_file_line_column_path_message() {
     assert_eq!(
         err.to_string(),
         "demo.yaml:7:5: attacks.pgdd: unknown attack 'pgdd', expected one of fgsm, pgd, pgdl2, cw, \
-         deepfool, autoattack, apgd-ce, apgd-t, fab-t, square"
+         deepfool, autoattack, apgd-ce, apgd-t, fab-t, square, spsa"
     );
     assert_eq!((err.file.as_str(), err.line, err.column, err.path.as_str()), ("demo.yaml", 7, 5, "attacks.pgdd"));
 }
@@ -139,8 +139,9 @@ fn empty_lists_and_maps() {
 fn unknown_attack_names() {
     let err = assert_rejected(&with(9, "  pgdd: {}"), 9, "attacks.pgdd", "unknown attack 'pgdd'");
     assert!(
-        err.message
-            .ends_with("expected one of fgsm, pgd, pgdl2, cw, deepfool, autoattack, apgd-ce, apgd-t, fab-t, square"),
+        err.message.ends_with(
+            "expected one of fgsm, pgd, pgdl2, cw, deepfool, autoattack, apgd-ce, apgd-t, fab-t, square, spsa"
+        ),
         "{err}"
     );
     assert_eq!(err.column, 3);
