@@ -12,7 +12,8 @@
 //!   `+` (`1+10+50`); `rank` is empty for `multi_ipc` and `adversarial_training`.
 //! - Leaderboard quantities per row, in this order: `clean_accuracy`, `clean_time`, then per
 //!   attack with a result (report attack order) `<attack>_accuracy`, `<attack>_time`,
-//!   `<attack>_rrs`, `<attack>_aes`, then `rr`, `ae`, `crei`. Multi-IPC quantities: `rrm`, `aem`,
+//!   `<attack>_rrs`, `<attack>_aes`, then `rr`, `ae`, `crei`, and for a model-pool row (a
+//!   checkpoint attacked as it is, not trained by the sweep) `model_pool` with value 1. Multi-IPC quantities: `rrm`, `aem`,
 //!   `crei`. Adversarial-training quantities, per side (the `training` column): `clean_accuracy`,
 //!   `rrm`, `aem`, `crei`.
 //! - The CREI-per-IPC tables (Tables 2 and 3) are not repeated: they are the `crei` lines of the
@@ -109,6 +110,9 @@ fn leaderboard_row(out: &mut String, board: &Leaderboard, training: Option<Train
     }
     for (quantity, value) in [("rr", row.rr), ("ae", row.ae), ("crei", row.crei)] {
         fields.line(out, quantity, value, None);
+    }
+    if row.model_pool {
+        fields.line(out, "model_pool", 1.0, None);
     }
 }
 

@@ -339,3 +339,32 @@ fn imported_logs_join_the_sweep_beard_compat_boards_and_a_clashing_name_is_marke
     }
     assert!(standard_only.evaluation_modes.is_empty(), "no setting is evaluated both ways");
 }
+
+#[test]
+fn model_pool_rows_are_marked_in_every_format() {
+    use beard_proto::v1::{DistilledSource, PooledCheckpoint, distilled_source};
+    let mut input = golden_input();
+    for (spec, _) in &mut input.results {
+        let train = spec.train.as_mut().expect("a train spec");
+        if train.method == "dm" {
+            let pooled = PooledCheckpoint { sha256: "ab".repeat(32) };
+            train.source = Some(DistilledSource { source: Some(distilled_source::Source::Checkpoint(pooled)) });
+        }
+    }
+    let report = build(&input);
+    let markdown = report.to_markdown();
+    assert!(markdown.contains("| dm (model pool)"), "{markdown}");
+    assert!(!markdown.contains("dc (model pool)"), "{markdown}");
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("json");
+    let rows = json["leaderboards"][0]["rows"].as_array().expect("rows").clone();
+    let marked: Vec<(&str, bool)> = rows
+        .iter()
+        .map(|row| (row["method"].as_str().unwrap_or(""), row["model_pool"].as_bool().unwrap_or(false)))
+        .collect();
+    assert_eq!(marked, [("dm", true), ("dc", false)]);
+    let csv = report.to_csv();
+    let pooled: Vec<&str> = csv.lines().filter(|line| line.contains(",model_pool,")).collect();
+    assert!(!pooled.is_empty() && pooled.iter().all(|line| line.contains(",dm,") && line.ends_with(",1,")), "{csv}");
+    let files = site(&report, &Provenance::default(), false).expect("the site is drawn");
+    assert!(text(&files[0]).contains("dm <span class=\"tag\""), "the HTML row carries the tag");
+}
