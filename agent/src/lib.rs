@@ -10,6 +10,7 @@
 //!   - [`model`]: the ConvNet family with normalization inside the model;
 //!   - [`train`]: training a model on a distilled set;
 //!   - [`augment`]: DSA augmentation of training batches;
+//!   - [`distill`]: dataset distillation (DM), synthetic sets learned from a training split;
 //!   - [`attacks`]: one module per attack behind one trait;
 //!   - [`eval`]: one attack task to one result shard.
 //! - [`attack_spec`]: attack specs as the command line writes them (`pgd:eps=8/255,steps=10`).
@@ -29,6 +30,7 @@ pub mod backend;
 pub mod bench;
 pub mod cli;
 pub mod data;
+pub mod distill;
 pub mod eval;
 pub mod host_memory;
 pub mod host_tensor;

@@ -80,12 +80,7 @@ pub fn random_subset(train: &Split, classes: usize, ipc: u32, seed: u32) -> Resu
     if ipc == 0 {
         return Err(DataError::ZeroIpc);
     }
-    let mut by_class = vec![Vec::new(); classes];
-    for (index, &label) in train.labels_host().iter().enumerate() {
-        if let Some(members) = usize::try_from(label).ok().and_then(|class| by_class.get_mut(class)) {
-            members.push(index as i64);
-        }
-    }
+    let by_class = train.indices_by_class(classes);
     let mut chosen = Vec::with_capacity(classes * ipc as usize);
     for (class, mut members) in by_class.into_iter().enumerate() {
         if members.len() < ipc as usize {

@@ -185,6 +185,17 @@ impl Split {
     pub fn labels_host(&self) -> &[i64] {
         &self.labels_host
     }
+
+    /// The indices of each of `classes` classes' images, in split order.
+    pub fn indices_by_class(&self, classes: usize) -> Vec<Vec<i64>> {
+        let mut by_class = vec![Vec::new(); classes];
+        for (index, &label) in self.labels_host.iter().enumerate() {
+            if let Some(members) = usize::try_from(label).ok().and_then(|class| by_class.get_mut(class)) {
+                members.push(index as i64);
+            }
+        }
+        by_class
+    }
 }
 
 /// A dataset on one device.

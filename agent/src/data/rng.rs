@@ -20,6 +20,8 @@ pub mod streams {
     pub const TARGETS: u64 = 3;
     /// Model initialization: `[INIT]`.
     pub const INIT: u64 = 4;
+    /// Distillation: `[DISTILL, purpose, ...]` (see `crate::distill`).
+    pub const DISTILL: u64 = 5;
 }
 
 /// A SplitMix64 generator.

@@ -201,6 +201,11 @@ impl ConvNet {
     /// normalizer is taken out). `train` selects batch statistics (and updates the running ones)
     /// in batch norm; other layers ignore it.
     pub fn forward(&self, images: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        self.embed(images, train)?.f_linear(&self.classifier.weight, Some(&self.classifier.bias))
+    }
+
+    /// The flattened features `[n, width * s * s]` the classifier reads (DC-bench's `embed`).
+    pub fn embed(&self, images: &Tensor, train: bool) -> Result<Tensor, TchError> {
         let mut x = match &self.normalizer {
             Some(normalizer) => normalizer.apply(images)?,
             None => images.shallow_clone(),
@@ -229,7 +234,7 @@ impl ConvNet {
                 Pool::Max => x.f_max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)?,
             };
         }
-        x.f_flatten(1, -1)?.f_linear(&self.classifier.weight, Some(&self.classifier.bias))
+        x.f_flatten(1, -1)
     }
 
     /// Takes the input normalization out of the model, which from then on expects normalized

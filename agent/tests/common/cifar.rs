@@ -55,18 +55,23 @@ pub fn dc_spec(
                 labels_path: String::new(),
             })),
         }),
-        training: Some(TrainingConfig {
-            optimizer: Optimizer::Sgd.into(),
-            lr: 0.01,
-            momentum: 0.9,
-            weight_decay: 5e-4,
-            epochs,
-            batch_size: 256,
-            lr_schedule: lr_schedule.into(),
-            augmentation: augmentation.into(),
-            ..Default::default()
-        }),
+        training: Some(reference_training(epochs, lr_schedule, augmentation)),
         model: Some(super::model_config(width, NormKind::Instance)),
+    }
+}
+
+/// DC-bench's `evaluate_synset` optimizer: SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 256.
+pub fn reference_training(epochs: u32, lr_schedule: LrSchedule, augmentation: Augmentation) -> TrainingConfig {
+    TrainingConfig {
+        optimizer: Optimizer::Sgd.into(),
+        lr: 0.01,
+        momentum: 0.9,
+        weight_decay: 5e-4,
+        epochs,
+        batch_size: 256,
+        lr_schedule: lr_schedule.into(),
+        augmentation: augmentation.into(),
+        ..Default::default()
     }
 }
 

@@ -1,0 +1,127 @@
+//! DM, distribution matching, on the CPU: its loss and gradient against a PyTorch reference on
+//! fixed tensors (`scripts/distill/dm_reference.py`), and a whole run twice under one seed,
+//! bit for bit.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use beard_agent::backend::TaskContext;
+use beard_agent::data::{Dataset, dataset_info};
+use beard_agent::distill::Start;
+use beard_agent::distill::dm::{self, DmSettings};
+use beard_agent::host_tensor;
+use beard_agent::model::checkpoint;
+use beard_agent::model::{ConvNet, ConvNetConfig, Norm, Pool};
+use beard_formats::state_dict;
+use beard_proto::v1::DatasetRef;
+use common::files::python;
+use tch::{Device, Kind, Tensor};
+
+const CLASSES: i64 = 3;
+
+fn small_net() -> (ConvNetConfig, ConvNet) {
+    let info = dataset_info("cifar10").expect("cifar10");
+    let config = ConvNetConfig {
+        width: 8,
+        depth: 3,
+        norm: Norm::Instance,
+        pool: Pool::Avg,
+        classes: CLASSES,
+        image_size: 32,
+        normalization: info.normalization,
+    };
+    let mut net = ConvNet::new(&config, 11, Device::Cpu).expect("a net");
+    net.take_normalizer();
+    net.freeze();
+    (config, net)
+}
+
+#[test]
+fn the_loss_and_its_gradient_match_pytorch() {
+    let (_, net) = small_net();
+    tch::manual_seed(5);
+    let real: Vec<Tensor> = (0..CLASSES).map(|_| Tensor::randn([6, 3, 32, 32], (Kind::Float, Device::Cpu))).collect();
+    let syn: Vec<Tensor> = (0..CLASSES)
+        .map(|_| Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu)).set_requires_grad(true))
+        .collect();
+    let loss = dm::loss(&net, &real, &syn).expect("the loss");
+    let inputs: Vec<&Tensor> = syn.iter().collect();
+    let gradients = Tensor::run_backward(&[&loss], &inputs, false, false);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let weights = dir.path().join("net.safetensors");
+    std::fs::write(&weights, net.checkpoint().expect("weights")).expect("write");
+    let mut batches = HashMap::new();
+    for class in 0..CLASSES as usize {
+        batches.insert(format!("real.{class}"), real[class].shallow_clone());
+        batches.insert(format!("syn.{class}"), syn[class].detach());
+    }
+    let tensors = dir.path().join("batches.safetensors");
+    std::fs::write(&tensors, checkpoint::save(&batches).expect("encode")).expect("write");
+    let out = dir.path().join("out.safetensors");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/distill/dm_reference.py");
+    let output = Command::new(python())
+        .arg(script)
+        .arg("--checkpoint")
+        .arg(&weights)
+        .arg("--tensors")
+        .arg(&tensors)
+        .arg("--out")
+        .arg(&out)
+        .args(["--width", "8", "--classes", &CLASSES.to_string()])
+        .output()
+        .expect("python runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let reference: HashMap<String, Tensor> = state_dict::read(&std::fs::read(&out).expect("read"))
+        .expect("safetensors")
+        .into_iter()
+        .map(|(name, stored)| (name, host_tensor::to_tensor(&stored).expect("a tensor")))
+        .collect();
+
+    let (ours, theirs) = (loss.double_value(&[]), reference["loss"].double_value(&[0]));
+    assert!(ours > 0.0 && ((ours - theirs) / theirs).abs() < 1e-5, "loss {ours} vs PyTorch {theirs}");
+    for (class, gradient) in gradients.iter().enumerate() {
+        let expected = &reference[&format!("grad.{class}")];
+        let scale = expected.abs().max().double_value(&[]);
+        let difference = (gradient - expected).abs().max().double_value(&[]);
+        assert!(
+            scale > 0.0 && difference <= 1e-5 * scale,
+            "class {class}: gradients differ by {difference} (scale {scale})"
+        );
+    }
+}
+
+#[test]
+fn one_seed_gives_the_same_set_twice_and_another_seed_another() {
+    let dataset =
+        Dataset::load(&DatasetRef { name: "synthetic".into(), root: String::new() }, Device::Cpu).expect("synthetic");
+    let train = dataset.train().expect("a train split");
+    let config = ConvNetConfig { classes: dataset.info.classes as i64, ..small_net().0 };
+    let settings =
+        DmSettings { iterations: 3, batch_real: 8, lr_img: 1.0, momentum: 0.5, dsa: true, start: Start::Noise };
+    let run = |seed| {
+        dm::distill(train, &dataset.info, &config, 2, &settings, seed, &TaskContext::detached())
+            .expect("distils")
+            .images()
+            .detach()
+    };
+    let first = run(3);
+    assert_eq!(first.size(), [2 * dataset.info.classes as i64, 3, 32, 32]);
+    assert!(first.equal(&run(3)), "the same seed, bit for bit");
+    assert!(!first.equal(&run(4)), "another seed, another set");
+    let start = dm::distill(
+        train,
+        &dataset.info,
+        &config,
+        2,
+        &DmSettings { iterations: 1, lr_img: 0.0, ..settings },
+        3,
+        &TaskContext::detached(),
+    )
+    .expect("distils")
+    .images()
+    .detach();
+    assert!(!first.allclose(&start, 1e-6, 1e-6, false), "three iterations moved the images");
+}

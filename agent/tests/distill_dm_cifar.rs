@@ -1,0 +1,70 @@
+//! DM on the real CIFAR-10 training set, sized for CI's two cores: IPC 1 from noise, 64 real
+//! images per class, 200 iterations, then the standard evaluation (a fresh ConvNet trained with
+//! SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 256, lr x0.1 at half, DSA) of two nets for
+//! 300 epochs each on the whole test set. It must reach 20 % and gain 12 points over the noise it
+//! started from (../shared/DISTILLATION.md, section 10: a reimplementation of the reference reached
+//! 25.5 % in 171 s).
+//!
+//! Ignored in `make test` for now: here it reached 26.62 % from 10.07 %, but its 200 iterations
+//! took 644 s on two cores shared with a CI run (3.2 s an iteration where the reference
+//! reimplementation measured 0.7 s), too long for CI until the iteration is made faster. Run it
+//! with `cargo test --release -p beard-agent --test distill_dm_cifar -- --ignored`.
+
+mod common;
+
+use std::time::Instant;
+
+use beard_agent::backend::TaskContext;
+use beard_agent::data::Dataset;
+use beard_agent::data::distilled::DistilledSet;
+use beard_agent::distill::Start;
+use beard_agent::distill::dm::{self, DmSettings};
+use beard_agent::model::{ConvNet, ConvNetConfig};
+use beard_agent::train;
+use beard_proto::v1::{Augmentation, LrSchedule, NormKind};
+use common::cifar::{cifar10, correct, reference_training};
+use common::files::shared_data;
+use tch::Device;
+
+/// Mean test accuracy (percent) of `nets` ConvNets trained on `set` by the standard evaluation.
+fn evaluate(set: &DistilledSet, dataset: &Dataset, config: &ConvNetConfig, nets: u32, epochs: u32) -> f64 {
+    let training = reference_training(epochs, LrSchedule::StepHalf, Augmentation::Dsa);
+    let total: f64 = (0..nets)
+        .map(|seed| {
+            let model = ConvNet::new(config, u64::from(seed), Device::Cpu).expect("a model");
+            train::train(&model, set, &dataset.info, &training, seed, &TaskContext::detached()).expect("trains");
+            100.0 * correct(&model, &dataset.test, dataset.test.len()) as f64 / dataset.test.len() as f64
+        })
+        .sum();
+    total / f64::from(nets)
+}
+
+#[test]
+#[ignore = "about 10 minutes on two cores; see the module doc"]
+fn dm_from_noise_learns_a_cifar10_set_worth_20_percent_in_200_iterations() {
+    let Some(data) = shared_data("dm_from_noise_learns_a_cifar10_set_worth_20_percent_in_200_iterations") else {
+        return;
+    };
+    let dataset = Dataset::load(&cifar10(&data), Device::Cpu).expect("CIFAR-10 loads");
+    let train_split = dataset.train().expect("the training split");
+    let config = ConvNetConfig::new(&common::model_config(128, NormKind::Instance), &dataset.info).expect("config");
+    let settings =
+        DmSettings { iterations: 200, batch_real: 64, lr_img: 1.0, momentum: 0.5, dsa: true, start: Start::Noise };
+    let start_set = DmSettings { iterations: 1, lr_img: 0.0, ..settings };
+    let context = TaskContext::detached();
+
+    let started = Instant::now();
+    let noise = dm::distill(train_split, &dataset.info, &config, 1, &start_set, 0, &context).expect("the start");
+    let learned = dm::distill(train_split, &dataset.info, &config, 1, &settings, 0, &context).expect("distils");
+    let distilled = started.elapsed().as_secs_f64();
+    let normalization = &dataset.info.normalization;
+    let before = evaluate(&noise.to_pixels(normalization).expect("pixels"), &dataset, &config, 2, 300);
+    let after = evaluate(&learned.to_pixels(normalization).expect("pixels"), &dataset, &config, 2, 300);
+    println!(
+        "DM CIFAR-10 IPC 1 from noise, 200 iterations of 64 real images per class ({distilled:.0} s): \
+         {before:.2} % -> {after:.2} % (2 nets x 300 epochs each, {:.0} s in all)",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(after >= 20.0, "{after:.2} % after 200 iterations");
+    assert!(after - before >= 12.0, "{before:.2} % -> {after:.2} %: less than 12 points gained");
+}
