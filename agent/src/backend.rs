@@ -51,6 +51,27 @@ pub trait Backend: Send + 'static {
     /// Train the model a train task describes; returns the checkpoint as safetensors bytes.
     fn train(&mut self, spec: &TrainSpec, ctx: &TaskContext) -> Result<TrainResult, TaskFailure>;
 
-    /// Run one attack task against the checkpoint (safetensors bytes) of its train task.
-    fn attack(&mut self, spec: &AttackSpec, checkpoint: &[u8], ctx: &TaskContext) -> Result<AttackShard, TaskFailure>;
+    /// Run one attack task against the checkpoint of its train task; a transfer task's targets
+    /// then judge the examples.
+    fn attack(
+        &mut self,
+        spec: &AttackSpec,
+        checkpoints: &AttackCheckpoints,
+        ctx: &TaskContext,
+    ) -> Result<AttackShard, TaskFailure>;
+}
+
+/// The checkpoints an attack task reads (safetensors or PyTorch bytes, as stored).
+pub struct AttackCheckpoints {
+    /// The attacked model's.
+    pub source: Vec<u8>,
+    /// Each transfer target's, in the spec's order; empty for a white-box attack.
+    pub targets: Vec<Vec<u8>>,
+}
+
+impl AttackCheckpoints {
+    /// The checkpoint of a white-box attack task, which has no transfer targets.
+    pub fn white_box(source: Vec<u8>) -> Self {
+        Self { source, targets: Vec::new() }
+    }
 }

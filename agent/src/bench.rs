@@ -21,7 +21,7 @@ use beard_proto::v1::{
 use tch::Device;
 
 use crate::attack_spec;
-use crate::backend::{Backend, TaskContext};
+use crate::backend::{AttackCheckpoints, Backend, TaskContext};
 use crate::tch_backend::TchBackend;
 
 /// What to bench.
@@ -88,6 +88,7 @@ pub fn run(config: &BenchConfig, mut report: impl FnMut(&BenchRow)) -> Result<Ve
     let mut backend = TchBackend::new(config.device);
     let train = train_spec(config);
     let trained = backend.train(&train, &TaskContext::detached()).map_err(BenchError::Train)?;
+    let checkpoints = AttackCheckpoints::white_box(trained.checkpoint);
     let mut rows = Vec::with_capacity(config.attacks.len());
     for attack in &config.attacks {
         let name = attack_spec::format(attack);
@@ -102,9 +103,10 @@ pub fn run(config: &BenchConfig, mut report: impl FnMut(&BenchRow)) -> Result<Ve
                 target_policy: TargetPolicy::Next as i32,
                 ..Default::default()
             }),
+            transfer_targets: Vec::new(),
         };
         let shard = backend
-            .attack(&spec, &trained.checkpoint, &TaskContext::detached())
+            .attack(&spec, &checkpoints, &TaskContext::detached())
             .map_err(|failure| BenchError::Attack { attack: name.clone(), failure })?;
         let per_second = |seconds: f64| f64::from(shard.samples) / seconds.max(f64::MIN_POSITIVE);
         let row = BenchRow {

@@ -13,6 +13,9 @@
 //! none did or when the unperturbed starting point already met it; `target` is 0 for untargeted
 //! attacks. Cancellation is honoured between chunks.
 //!
+//! A transfer task ([`evaluate_with_judges`]) then has each of its judges classify the same
+//! adversarial examples ([`crate::transfer`]), after the attack's clock stopped.
+//!
 //! The [`Protocol`] decides what the attack sees. `standard`: pixels in [0, 1], the model with its
 //! normalization inside. `beard-compat` (BEARD's reference code): each chunk is normalized with
 //! the dataset's mean/std inside the timed loops (the reference times its whole pass, data
@@ -31,6 +34,7 @@ use crate::backend::TaskContext;
 use crate::data::Split;
 use crate::data::rng::{Rng, streams};
 use crate::model::{ConvNet, Normalizer};
+use crate::transfer::Judge;
 
 /// What the attacked model is fed: see the module doc.
 #[derive(Debug)]
@@ -108,6 +112,20 @@ pub fn evaluate(
     plan: &Plan,
     ctx: &TaskContext,
 ) -> Result<AttackShard, EvalError> {
+    evaluate_with_judges(model, test, classes, attack, plan, ctx, &[])
+}
+
+/// [`evaluate`], then each of `judges` classifies the adversarial examples (a transfer task):
+/// the shard's `transfer` has one outcome per judge, in order.
+pub fn evaluate_with_judges(
+    model: &ConvNet,
+    test: &Split,
+    classes: i64,
+    attack: &dyn Attack,
+    plan: &Plan,
+    ctx: &TaskContext,
+    judges: &[Judge],
+) -> Result<AttackShard, EvalError> {
     let total = if plan.test_samples == 0 { test.len() } else { plan.test_samples.min(test.len()) };
     if total == 0 || plan.batch_size == 0 {
         return Err(EvalError::Invalid(format!("nothing to do: {total} images in chunks of {}", plan.batch_size)));
@@ -153,7 +171,24 @@ pub fn evaluate(
     let attack_seconds = started.elapsed().as_secs_f64();
 
     let inputs = Tensor::f_cat(&inputs, 0)?;
-    let outcomes = outcomes(&inputs, &labels, &clean.predictions, targets.as_ref(), &adversarials, &successes)?;
+    let adversarial_images = Tensor::f_cat(&adversarials.iter().map(|a| &a.images).collect::<Vec<_>>(), 0)?;
+    let outcomes = outcomes(
+        &inputs,
+        &adversarial_images,
+        &labels,
+        &clean.predictions,
+        targets.as_ref(),
+        &adversarials,
+        &successes,
+    )?;
+    let mut transfer = Vec::with_capacity(judges.len());
+    for (index, judge) in judges.iter().enumerate() {
+        if ctx.is_cancelled() {
+            return Err(EvalError::Cancelled);
+        }
+        transfer.push(judge.judge(&inputs, &adversarial_images, &labels, plan.batch_size)?);
+        ctx.progress(format!("transfer target {}/{}", index + 1, judges.len()));
+    }
     let percent = |count: usize| 100.0 * count as f64 / total as f64;
     Ok(AttackShard {
         samples: total as u32,
@@ -164,6 +199,7 @@ pub fn evaluate(
         max_steps: attack.max_steps(),
         device: plan.device.clone(),
         outcomes,
+        transfer,
     })
 }
 
@@ -236,6 +272,7 @@ fn reference_targets(labels: &Tensor, classes: i64) -> Result<Tensor, EvalError>
 /// Per-sample outcomes, computed on the device and copied to the host once.
 fn outcomes(
     inputs: &Tensor,
+    adversarial_images: &Tensor,
     labels: &Tensor,
     clean_predictions: &Tensor,
     targets: Option<&Tensor>,
@@ -243,7 +280,6 @@ fn outcomes(
     successes: &[Tensor],
 ) -> Result<Vec<SampleOutcome>, TchError> {
     let cat = |parts: Vec<&Tensor>| Tensor::f_cat(&parts, 0);
-    let adversarial_images = cat(adversarials.iter().map(|a| &a.images).collect())?;
     let adversarial_logits = cat(adversarials.iter().map(|a| &a.logits).collect())?;
     let first_success = cat(adversarials.iter().map(|a| &a.first_success).collect())?;
     let delta = adversarial_images.f_sub(inputs)?.f_flatten(1, -1)?;
@@ -276,7 +312,7 @@ fn outcomes(
 }
 
 /// Wait for the device's queued work, so wall clocks measure it (a no-op on the CPU).
-fn synchronize(device: Device) {
+pub(crate) fn synchronize(device: Device) {
     if let Device::Cuda(index) = device {
         tch::Cuda::synchronize(index as i64);
     }

@@ -12,7 +12,8 @@
 //!   - [`augment`]: DSA augmentation of training batches;
 //!   - [`distill`]: dataset distillation (DM), synthetic sets learned from a training split;
 //!   - [`attacks`]: one module per attack behind one trait;
-//!   - [`eval`]: one attack task to one result shard.
+//!   - [`eval`]: one attack task to one result shard;
+//!   - [`transfer`]: the models of a transfer task judging the examples crafted on its source.
 //! - [`attack_spec`]: attack specs as the command line writes them (`pgd:eps=8/255,steps=10`).
 //! - [`bench`]: attack throughput on this machine (`agent bench`), without a coordinator.
 //! - [`precision`]: exact float32 on GPUs (TF32 off, deterministic cuDNN) and its description.
@@ -38,5 +39,6 @@ pub mod model;
 pub mod precision;
 pub mod tch_backend;
 pub mod train;
+pub mod transfer;
 pub mod work_dir;
 pub mod worker;

@@ -116,6 +116,10 @@ struct EvalArgs {
     /// default: exact float32, as on the CPU. The report's device says which was used.
     #[arg(long, value_enum, default_value_t = Tf32::Off)]
     tf32: Tf32,
+    /// Also judge each attack's examples with this checkpoint (same model shape): a transfer
+    /// attack from --checkpoint to it. Repeat for several.
+    #[arg(long = "judge")]
+    judges: Vec<PathBuf>,
     /// ConvNet width.
     #[arg(long, default_value_t = 128)]
     width: u32,
@@ -396,6 +400,7 @@ fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
         device: parse_device(&args.device)?,
         batch_size: args.batch_size,
         seed: args.seed,
+        judges: args.judges.clone(),
     };
     let json = args.json;
     let report = offline_eval::run(&config, |attack| {
@@ -409,6 +414,9 @@ fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
                 attack.spec,
                 if attack.targeted { " targeted" } else { "" }
             );
+            for judge in &attack.transfer {
+                println!("{:>7.2} % robust on judge {}", judge.accuracy, judge.checkpoint);
+            }
         }
     })?;
     if json {

@@ -35,7 +35,7 @@ use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::backend::{Backend, TaskContext};
+use crate::backend::{AttackCheckpoints, Backend, TaskContext};
 use crate::work_dir::WorkDirLock;
 
 /// How the worker reaches its coordinator and where it keeps files.
@@ -312,12 +312,10 @@ async fn run_task<B: Backend>(
     tracing::info!(task = %task.task_id, attempt = task.attempt, "task started");
     let job = match spec {
         Some(task_spec::Kind::Train(train)) => Job::Train(train),
-        Some(task_spec::Kind::Attack(attack)) => {
-            match ensure_checkpoint(client, checkpoints, &attack.train_task_id).await {
-                Ok(bytes) => Job::Attack(attack, bytes),
-                Err(failure) => return Outcome::Failure(failure),
-            }
-        }
+        Some(task_spec::Kind::Attack(attack)) => match attack_checkpoints(client, checkpoints, &attack).await {
+            Ok(inputs) => Job::Attack(attack, inputs),
+            Err(failure) => return Outcome::Failure(failure),
+        },
         None => return Outcome::Failure(TaskFailure::permanent("empty_task", "the leased task has no spec")),
     };
     let progress_sink = current.clone();
@@ -360,16 +358,30 @@ async fn run_task<B: Backend>(
 /// The ML half of a task, moved onto the blocking thread.
 enum Job {
     Train(TrainSpec),
-    Attack(AttackSpec, Vec<u8>),
+    Attack(AttackSpec, AttackCheckpoints),
 }
 
 impl Job {
     fn run<B: Backend>(self, backend: &mut B, ctx: &TaskContext) -> Result<Outcome, TaskFailure> {
         match self {
             Job::Train(spec) => backend.train(&spec, ctx).map(Outcome::Train),
-            Job::Attack(spec, checkpoint) => backend.attack(&spec, &checkpoint, ctx).map(Outcome::Attack),
+            Job::Attack(spec, checkpoints) => backend.attack(&spec, &checkpoints, ctx).map(Outcome::Attack),
         }
     }
+}
+
+/// The checkpoints an attack task reads: its model's, then each transfer target's.
+async fn attack_checkpoints(
+    client: &mut Client,
+    dir: &Path,
+    spec: &AttackSpec,
+) -> Result<AttackCheckpoints, TaskFailure> {
+    let source = ensure_checkpoint(client, dir, &spec.train_task_id).await?;
+    let mut targets = Vec::with_capacity(spec.transfer_targets.len());
+    for target in &spec.transfer_targets {
+        targets.push(ensure_checkpoint(client, dir, &target.train_task_id).await?);
+    }
+    Ok(AttackCheckpoints { source, targets })
 }
 
 /// The checkpoint of a train task: from the local cache, else fetched and verified.

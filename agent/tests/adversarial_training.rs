@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Instant;
 
-use beard_agent::backend::{Backend, TaskContext};
+use beard_agent::backend::{AttackCheckpoints, Backend, TaskContext};
 use beard_agent::bench::{self, BenchConfig};
 use beard_agent::tch_backend::TchBackend;
 use beard_proto::v1::{AdversarialTraining, AttackConfig, ErrorClass, NormKind, Pgd, TrainSpec, attack_config};
@@ -46,7 +46,9 @@ fn accuracies(backend: &mut TchBackend, spec: &TrainSpec) -> (f64, f64, f64) {
     tch::set_num_threads(1);
     let trained = backend.train(spec, &TaskContext::detached()).expect("training succeeds");
     let attack = common::attack_spec(spec, pgd(10, false), false, 300);
-    let shard = backend.attack(&attack, &trained.checkpoint, &TaskContext::detached()).expect("attack runs");
+    let shard = backend
+        .attack(&attack, &AttackCheckpoints::white_box(trained.checkpoint.clone()), &TaskContext::detached())
+        .expect("attack runs");
     (trained.train_seconds, shard.clean_accuracy, shard.robust_accuracy)
 }
 

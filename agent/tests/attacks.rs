@@ -3,7 +3,7 @@
 mod common;
 
 use beard_agent::attacks::{Attack, Fgsm, Goal, Pgd};
-use beard_agent::backend::{Backend, TaskContext};
+use beard_agent::backend::{AttackCheckpoints, Backend, TaskContext};
 use beard_proto::v1::{AttackConfig, AttackShard, attack_config};
 use tch::Kind;
 
@@ -56,7 +56,10 @@ fn targeted_attacks_reach_their_targets() {
 
 fn shard(trained: &mut common::Trained, attack: attack_config::Attack, samples: u32) -> AttackShard {
     let spec = common::attack_spec(&trained.spec, AttackConfig { attack: Some(attack) }, false, samples);
-    trained.backend.attack(&spec, &trained.checkpoint, &TaskContext::detached()).expect("attack task")
+    trained
+        .backend
+        .attack(&spec, &AttackCheckpoints::white_box(trained.checkpoint.clone()), &TaskContext::detached())
+        .expect("attack task")
 }
 
 #[test]

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use beard_agent::backend::{Backend, TaskContext};
+use beard_agent::backend::{AttackCheckpoints, Backend, TaskContext};
 use beard_agent::tch_backend::{TchBackend, parse_device};
 use beard_proto::failure::codes::UNSUPPORTED_ATTACK;
 use beard_proto::v1::{
@@ -36,7 +36,9 @@ fn unknown_attacks_fail_with_the_typed_unsupported_attack_failure() {
     let train = common::train_spec(0, 1);
     // What this agent decodes from an attack that a newer coordinator added to the oneof.
     let spec = common::attack_spec(&train, AttackConfig { attack: None }, false, 10);
-    let failure = backend.attack(&spec, &[], &TaskContext::detached()).expect_err("unsupported");
+    let failure = backend
+        .attack(&spec, &AttackCheckpoints::white_box(Vec::new()), &TaskContext::detached())
+        .expect_err("unsupported");
     assert_permanent(&failure, UNSUPPORTED_ATTACK);
     assert!(failure.message.contains("newer"), "{failure}");
 }
@@ -73,7 +75,9 @@ fn missing_data_and_unusable_sources_fail_with_their_codes() {
 fn checkpoints_that_do_not_fit_fail_permanently() {
     let mut backend = TchBackend::new(Device::Cpu);
     let spec = common::attack_spec(&common::train_spec(0, 1), pgd(2), false, 10);
-    let failure = backend.attack(&spec, b"definitely not safetensors", &TaskContext::detached()).expect_err("bad");
+    let failure = backend
+        .attack(&spec, &AttackCheckpoints::white_box(b"definitely not safetensors".to_vec()), &TaskContext::detached())
+        .expect_err("bad");
     assert_permanent(&failure, "invalid_checkpoint");
 }
 
@@ -96,7 +100,10 @@ fn check_consistency(shard: &AttackShard, samples: usize) {
 fn untargeted_shards_are_consistent() {
     let mut trained = common::trained(0, 20);
     let spec = common::attack_spec(&trained.spec, pgd(5), false, 120);
-    let shard = trained.backend.attack(&spec, &trained.checkpoint, &TaskContext::detached()).expect("attack");
+    let shard = trained
+        .backend
+        .attack(&spec, &AttackCheckpoints::white_box(trained.checkpoint.clone()), &TaskContext::detached())
+        .expect("attack");
     check_consistency(&shard, 120);
     assert_eq!((shard.max_steps, shard.device.starts_with("cpu")), (5, true));
     for outcome in &shard.outcomes {
@@ -117,7 +124,10 @@ fn targeted_shards_follow_the_target_policy() {
             evaluation.target_policy = policy as i32;
             evaluation.batch_size = 0; // the backend's default chunk
         }
-        trained.backend.attack(&spec, &trained.checkpoint, &TaskContext::detached()).expect("attack")
+        trained
+            .backend
+            .attack(&spec, &AttackCheckpoints::white_box(trained.checkpoint.clone()), &TaskContext::detached())
+            .expect("attack")
     };
     let next = shard_for(TargetPolicy::Next);
     check_consistency(&next, 60);
@@ -152,7 +162,10 @@ fn targeted_shards_follow_the_target_policy() {
         if let Some(evaluation) = spec.evaluation.as_mut() {
             evaluation.target_policy = TargetPolicy::Unspecified as i32;
         }
-        trained.backend.attack(&spec, &trained.checkpoint, &TaskContext::detached()).expect_err("unspecified")
+        trained
+            .backend
+            .attack(&spec, &AttackCheckpoints::white_box(trained.checkpoint.clone()), &TaskContext::detached())
+            .expect_err("unspecified")
     };
     assert_permanent(&unspecified, "invalid_spec");
 }
@@ -162,7 +175,10 @@ fn cancelled_attacks_stop_with_the_cancelled_failure() {
     let mut trained = common::trained(0, 1);
     let spec = common::attack_spec(&trained.spec, pgd(10), false, 0);
     let ctx = TaskContext::new(|_| {}, Arc::new(AtomicBool::new(true)));
-    let failure = trained.backend.attack(&spec, &trained.checkpoint, &ctx).expect_err("cancelled");
+    let failure = trained
+        .backend
+        .attack(&spec, &AttackCheckpoints::white_box(trained.checkpoint.clone()), &ctx)
+        .expect_err("cancelled");
     assert_eq!(failure, beard_agent::backend::cancelled());
 }
 

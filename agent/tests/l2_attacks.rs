@@ -4,7 +4,7 @@
 mod common;
 
 use beard_agent::attacks::{self, Attack, AttackConfigError, CarliniWagner, DeepFool, Goal, PgdL2};
-use beard_agent::backend::{Backend, TaskContext};
+use beard_agent::backend::{AttackCheckpoints, Backend, TaskContext};
 use beard_proto::v1::{self as proto, AttackConfig, AttackShard, ErrorClass, attack_config};
 use tch::{Kind, Tensor};
 
@@ -123,7 +123,10 @@ fn untargeted_only_attacks_refuse_targeted_runs() {
 
     let mut trained = common::trained(0, 1);
     let spec = common::attack_spec(&trained.spec, deepfool, true, 10);
-    let failure = trained.backend.attack(&spec, &trained.checkpoint, &TaskContext::detached()).expect_err("refused");
+    let failure = trained
+        .backend
+        .attack(&spec, &AttackCheckpoints::white_box(trained.checkpoint.clone()), &TaskContext::detached())
+        .expect_err("refused");
     assert_eq!((failure.class(), failure.code.as_str()), (ErrorClass::Permanent, "invalid_spec"), "{failure}");
 
     let images = trained.dataset.test.images.narrow(0, 0, 4);
@@ -153,7 +156,10 @@ fn invalid_parameters_are_refused() {
 
 fn shard(trained: &mut common::Trained, attack: attack_config::Attack, targeted: bool) -> AttackShard {
     let spec = common::attack_spec(&trained.spec, AttackConfig { attack: Some(attack) }, targeted, 100);
-    trained.backend.attack(&spec, &trained.checkpoint, &TaskContext::detached()).expect("attack task")
+    trained
+        .backend
+        .attack(&spec, &AttackCheckpoints::white_box(trained.checkpoint.clone()), &TaskContext::detached())
+        .expect("attack task")
 }
 
 #[test]

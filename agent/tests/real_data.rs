@@ -4,7 +4,7 @@
 
 mod common;
 
-use beard_agent::backend::{Backend, TaskContext};
+use beard_agent::backend::{AttackCheckpoints, Backend, TaskContext};
 use beard_agent::data::{Dataset, dataset_info};
 use beard_agent::model::{ConvNet, ConvNetConfig};
 use beard_agent::tch_backend::TchBackend;
@@ -62,7 +62,9 @@ fn dc_distilled_sets_train_and_attack_through_the_backend() {
 
     let fgsm = AttackConfig { attack: Some(attack_config::Attack::Fgsm(beard_proto::v1::Fgsm { eps: common::EPS })) };
     let attack = common::attack_spec(&spec, fgsm, false, 100);
-    let shard = backend.attack(&attack, &trained.checkpoint, &TaskContext::detached()).expect("attacks");
+    let shard = backend
+        .attack(&attack, &AttackCheckpoints::white_box(trained.checkpoint.clone()), &TaskContext::detached())
+        .expect("attacks");
     assert_eq!(shard.samples, 100);
     assert!(shard.robust_accuracy < shard.clean_accuracy, "{shard:?}");
 

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use beard_agent::backend::{Backend, TaskContext};
+use beard_agent::backend::{AttackCheckpoints, Backend, TaskContext};
 use beard_agent::data::{Dataset, Split, dataset_info};
 use beard_agent::model::{ConvNet, ConvNetConfig};
 use beard_agent::tch_backend::TchBackend;
@@ -185,8 +185,11 @@ fn a_depth_4_convnet_trains_and_is_attacked_on_a_200_class_tree() {
     assert!(trained.final_loss.is_finite(), "{}", trained.final_loss);
 
     let fgsm = AttackConfig { attack: Some(attack_config::Attack::Fgsm(beard_proto::v1::Fgsm { eps: common::EPS })) };
-    let shard =
-        backend.attack(&common::attack_spec(&spec, fgsm, false, 20), &trained.checkpoint, &TaskContext::detached());
+    let shard = backend.attack(
+        &common::attack_spec(&spec, fgsm, false, 20),
+        &AttackCheckpoints::white_box(trained.checkpoint.clone()),
+        &TaskContext::detached(),
+    );
     let shard = shard.expect("attacks");
     assert_eq!(shard.samples, 20);
     let labels: Vec<u32> = shard.outcomes.iter().map(|outcome| outcome.label).collect();

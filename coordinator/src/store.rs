@@ -8,6 +8,7 @@
 //! - `tasks`: one row per content key, shared by every sweep that asks for it; state machine
 //!   `pending -> leased -> done | failed`, lease token, attempts, retry-not-before.
 //! - `sweep_tasks`: which sweeps want which tasks.
+//! - `task_inputs`: the further tasks a task waits for besides `depends_on` (a DAG fan-in).
 //! - `results`: the accepted result of a task (attack shard bytes, or the checkpoint digest).
 //! - `task_errors`: every failed attempt with its typed failure.
 //! - `agents`: the last registration and heartbeat of each agent name.
@@ -64,6 +65,14 @@ CREATE TABLE IF NOT EXISTS sweep_tasks (
     PRIMARY KEY (sweep_id, task_id)
 );
 CREATE INDEX IF NOT EXISTS sweep_tasks_by_task ON sweep_tasks(task_id);
+-- Further checkpoints a task reads besides its `depends_on` (a transfer task's target models):
+-- it is leasable only once all of them are done, and fails when one of them fails.
+CREATE TABLE IF NOT EXISTS task_inputs (
+    task_id  TEXT NOT NULL,
+    input_id TEXT NOT NULL,
+    PRIMARY KEY (task_id, input_id)
+);
+CREATE INDEX IF NOT EXISTS task_inputs_by_input ON task_inputs(input_id);
 CREATE TABLE IF NOT EXISTS results (
     task_id           TEXT PRIMARY KEY,
     lease_token       TEXT NOT NULL,
@@ -156,6 +165,8 @@ pub struct NewTask<'a> {
     pub description: &'a str,
     pub spec: &'a [u8],
     pub depends_on: Option<&'a str>,
+    /// Further tasks whose checkpoints this one reads; it waits for all of them.
+    pub inputs: &'a [&'a str],
 }
 
 /// A sweep row.
@@ -293,6 +304,12 @@ impl Tx<'_> {
              VALUES (?1, ?2, ?3, ?4, ?5, 'pending')",
             params![task.id, task.kind, task.description, task.spec, task.depends_on],
         )?;
+        for input in task.inputs {
+            self.tx.execute(
+                "INSERT OR IGNORE INTO task_inputs (task_id, input_id) VALUES (?1, ?2)",
+                params![task.id, input],
+            )?;
+        }
         self.tx.execute(
             "INSERT OR IGNORE INTO sweep_tasks (sweep_id, task_id) VALUES (?1, ?2)",
             params![sweep_id, task.id],
@@ -306,7 +323,8 @@ impl Tx<'_> {
         self.tx.query_row(&sql, [id], task_from_row).optional()?.map(finish_task).transpose()
     }
 
-    /// The next leasable task: pending, due, wanted by a running sweep, its dependency done.
+    /// The next leasable task: pending, due, wanted by a running sweep, its dependency and further
+    /// inputs done.
     /// Train tasks first; among attack tasks, those whose checkpoint the agent holds; then in
     /// submission order.
     ///
@@ -317,7 +335,9 @@ impl Tx<'_> {
         const LEASABLE: &str = "t.state = 'pending' AND t.not_before_ms <= ?1
                AND EXISTS (SELECT 1 FROM sweep_tasks st JOIN sweeps s ON s.id = st.sweep_id
                            WHERE st.task_id = t.id AND s.state = 'running')";
-        const DEPENDENCY_DONE: &str = "EXISTS (SELECT 1 FROM tasks d WHERE d.id = t.depends_on AND d.state = 'done')";
+        const DEPENDENCY_DONE: &str = "EXISTS (SELECT 1 FROM tasks d WHERE d.id = t.depends_on AND d.state = 'done')
+               AND NOT EXISTS (SELECT 1 FROM task_inputs i JOIN tasks d ON d.id = i.input_id
+                               WHERE i.task_id = t.id AND d.state != 'done')";
         let first = |condition: &str, cached: Option<&str>| -> StoreResult<Option<TaskRow>> {
             let sql =
                 format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE {LEASABLE} AND {condition} ORDER BY t.rowid LIMIT 1");
@@ -374,9 +394,14 @@ impl Tx<'_> {
         self.tasks_where("state = 'leased' AND lease_agent = ?1", params![agent])
     }
 
-    /// Pending attack tasks that depend on `train_id`.
+    /// Pending or leased tasks that read the checkpoint of `train_id` (as their dependency or as
+    /// a further input).
     pub fn dependents(&self, train_id: &str) -> StoreResult<Vec<TaskRow>> {
-        self.tasks_where("depends_on = ?1 AND state IN ('pending', 'leased')", params![train_id])
+        self.tasks_where(
+            "(depends_on = ?1 OR id IN (SELECT task_id FROM task_inputs WHERE input_id = ?1))
+             AND state IN ('pending', 'leased')",
+            params![train_id],
+        )
     }
 
     fn tasks_where(&self, condition: &str, args: impl rusqlite::Params) -> StoreResult<Vec<TaskRow>> {

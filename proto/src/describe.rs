@@ -43,16 +43,27 @@ pub fn describe_train(train: &TrainSpec) -> String {
     format!("{dataset}/{}/{ipc}{at}/seed{}", train.method, train.seed)
 }
 
-/// `dataset/method/ipcN/seedS attack mode`, then ` beard-compat` for that evaluation mode.
+/// `dataset/method/ipcN/seedS attack mode`, then ` beard-compat` for that evaluation mode, then
+/// ` -> M1, M2` naming the target methods of a transfer task.
 pub fn describe_attack(attack: &AttackSpec) -> String {
     let train = attack.train.as_ref().map(describe_train).unwrap_or_default();
     let name = attack.attack.as_ref().map_or("none", attack_name);
     let mode = if attack.targeted { "targeted" } else { "untargeted" };
     let evaluation = attack.evaluation.as_ref().map_or(EvaluationMode::Standard, |evaluation| evaluation.mode());
-    match evaluation {
+    let mut text = match evaluation {
         EvaluationMode::Standard => format!("{train} {name} {mode}"),
         other => format!("{train} {name} {mode} {}", mode_name(other)),
+    };
+    if !attack.transfer_targets.is_empty() {
+        let methods: Vec<&str> = attack
+            .transfer_targets
+            .iter()
+            .filter_map(|target| target.train.as_ref())
+            .map(|t| t.method.as_str())
+            .collect();
+        text.push_str(&format!(" -> {}", methods.join(", ")));
     }
+    text
 }
 
 /// Whether a train spec is a model-pool entry (a checkpoint attacked as it is, never trained).
@@ -65,6 +76,9 @@ pub fn describe_task(spec: &TaskSpec) -> String {
     match &spec.kind {
         Some(task_spec::Kind::Train(train)) if is_pooled(train) => format!("model-pool {}", describe_train(train)),
         Some(task_spec::Kind::Train(train)) => format!("train {}", describe_train(train)),
+        Some(task_spec::Kind::Attack(attack)) if !attack.transfer_targets.is_empty() => {
+            format!("transfer {}", describe_attack(attack))
+        }
         Some(task_spec::Kind::Attack(attack)) => format!("attack {}", describe_attack(attack)),
         None => "empty task".to_owned(),
     }
@@ -74,7 +88,8 @@ pub fn describe_task(spec: &TaskSpec) -> String {
 mod tests {
     use super::*;
     use crate::v1::{
-        AdversarialTraining, DatasetRef, DistilledSource, FullTrainSplit, PooledCheckpoint, TrainingConfig,
+        AdversarialTraining, AttackConfig, DatasetRef, DistilledSource, Fgsm, FullTrainSplit, PooledCheckpoint,
+        TrainingConfig, TransferTarget, attack_config,
     };
 
     #[test]
@@ -108,5 +123,24 @@ mod tests {
         assert!(is_pooled(&train));
         let task = TaskSpec { kind: Some(task_spec::Kind::Train(train)) };
         assert_eq!(describe_task(&task), "model-pool cifar10/DM/ipc50/pool:01234567");
+    }
+
+    #[test]
+    fn transfer_tasks_name_their_target_methods() {
+        let model = |method: &str| TrainSpec {
+            dataset: Some(DatasetRef { name: "cifar10".into(), root: String::new() }),
+            method: method.into(),
+            ipc: 1,
+            ..Default::default()
+        };
+        let target = |method: &str| TransferTarget { train_task_id: String::new(), train: Some(model(method)) };
+        let attack = AttackSpec {
+            train: Some(model("DC")),
+            attack: Some(AttackConfig { attack: Some(attack_config::Attack::Fgsm(Fgsm { eps: 0.03 })) }),
+            transfer_targets: vec![target("DM"), target("DSA")],
+            ..Default::default()
+        };
+        let task = TaskSpec { kind: Some(task_spec::Kind::Attack(attack)) };
+        assert_eq!(describe_task(&task), "transfer cifar10/DC/ipc1/seed0 fgsm untargeted -> DM, DSA");
     }
 }

@@ -23,6 +23,7 @@ use crate::data::{DataError, Dataset, Split};
 use crate::eval::{self, EvalError, Plan, Protocol};
 use crate::model::{ConvNet, ConvNetConfig, ModelError};
 use crate::tch_backend::{TchBackend, describe};
+use crate::transfer::Judge;
 
 /// What to evaluate.
 #[derive(Clone, Debug)]
@@ -45,6 +46,8 @@ pub struct EvalConfig {
     pub batch_size: usize,
     /// Seed of random starts and of the `random` target policy.
     pub seed: u32,
+    /// Checkpoints (of the same shape) that judge each attack's examples: transfer.
+    pub judges: Vec<PathBuf>,
 }
 
 /// One attack's figures.
@@ -63,6 +66,19 @@ pub struct AttackReport {
     pub seconds: f64,
     /// Wall seconds of clean inference over the same images, measured in the same run.
     pub clean_seconds: f64,
+    /// How each judge fared on the examples, in the order of [`EvalConfig::judges`].
+    pub transfer: Vec<JudgeReport>,
+}
+
+/// One judge's figures on one attack's examples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JudgeReport {
+    pub checkpoint: String,
+    /// The judge's clean and robust accuracy (percent) against the true labels.
+    pub clean_accuracy: f64,
+    pub accuracy: f64,
+    /// Per image, in test-set order: the judge classifies the adversarial example correctly.
+    pub adversarial_correct: Vec<bool>,
 }
 
 /// The whole evaluation.
@@ -97,6 +113,16 @@ impl EvalReport {
                     "success_rate": attack.success_rate,
                     "seconds": attack.seconds,
                     "clean_seconds": attack.clean_seconds,
+                    "transfer": attack.transfer.iter().map(|judge| json!({
+                        "checkpoint": judge.checkpoint,
+                        "clean_accuracy": judge.clean_accuracy,
+                        "accuracy": judge.accuracy,
+                        "adversarial_correct": judge
+                            .adversarial_correct
+                            .iter()
+                            .map(|&correct| if correct { '1' } else { '0' })
+                            .collect::<String>(),
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -145,10 +171,21 @@ pub fn run(config: &EvalConfig, mut on_attack: impl FnMut(&AttackReport)) -> Res
     }
     let shape = ConvNetConfig::new(&model_config, &dataset.info)?;
     let path = &config.checkpoint;
-    let bytes = std::fs::read(path).map_err(|source| EvalCliError::Io { path: path.clone(), source })?;
-    let mut model = ConvNet::from_checkpoint(&shape, &bytes, config.device)
-        .map_err(|source| EvalCliError::Checkpoint { path: path.clone(), source })?;
+    let load = |path: &PathBuf| -> Result<ConvNet, EvalCliError> {
+        let bytes = std::fs::read(path).map_err(|source| EvalCliError::Io { path: path.clone(), source })?;
+        ConvNet::from_checkpoint(&shape, &bytes, config.device)
+            .map_err(|source| EvalCliError::Checkpoint { path: path.clone(), source })
+    };
+    let mut model = load(path)?;
     model.freeze();
+    let judges = config
+        .judges
+        .iter()
+        .map(|path| {
+            Judge::new(path.display().to_string(), load(path)?, config.mode)
+                .map_err(|source| EvalCliError::Attack { attack: "all".into(), source })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
 
     let n = if config.limit == 0 { dataset.test.len() } else { config.limit.min(dataset.test.len()) };
     if n == 0 {
@@ -178,13 +215,14 @@ pub fn run(config: &EvalConfig, mut on_attack: impl FnMut(&AttackReport)) -> Res
         let attack = attacks::from_config(attack_config, config.targets.is_some())?;
         let spec = attack_spec::format(attack_config);
         tch::manual_seed(i64::from(config.seed));
-        let shard = eval::evaluate(
+        let shard = eval::evaluate_with_judges(
             &model,
             &dataset.test,
             dataset.info.classes as i64,
             attack.as_ref(),
             &plan,
             &TaskContext::detached(),
+            &judges,
         )
         .map_err(|source| EvalCliError::Attack { attack: spec.clone(), source })?;
         let successes = shard.outcomes.iter().filter(|outcome| outcome.success).count();
@@ -196,6 +234,16 @@ pub fn run(config: &EvalConfig, mut on_attack: impl FnMut(&AttackReport)) -> Res
             success_rate: 100.0 * successes as f64 / f64::from(shard.samples.max(1)),
             seconds: shard.attack_seconds,
             clean_seconds: shard.clean_seconds,
+            transfer: shard
+                .transfer
+                .into_iter()
+                .map(|outcome| JudgeReport {
+                    checkpoint: outcome.train_task_id,
+                    clean_accuracy: outcome.clean_accuracy,
+                    accuracy: outcome.robust_accuracy,
+                    adversarial_correct: outcome.adversarial_correct,
+                })
+                .collect(),
         };
         on_attack(&report);
         attacks.push(report);

@@ -22,12 +22,14 @@ use beard_proto::v1::{AttackShard, AttackSpec, DatasetRef, TaskFailure, TrainRes
 use tch::Device;
 
 use crate::attacks::{self, AttackConfigError};
-use crate::backend::{Backend, TaskContext};
+use crate::backend::{AttackCheckpoints, Backend, TaskContext};
+use crate::data::DatasetInfo;
 use crate::data::{DataError, Dataset, distilled};
 use crate::eval::{self, Plan, Protocol};
 use crate::model::{ConvNet, ConvNetConfig};
 use crate::precision::{self, Tf32, Work};
 use crate::train;
+use crate::transfer::Judge;
 
 pub use device::{DeviceError, describe, parse_device};
 use failure::invalid_spec;
@@ -110,7 +112,7 @@ impl TchBackend {
     fn run_attack(
         &mut self,
         spec: &AttackSpec,
-        checkpoint: &[u8],
+        checkpoints: &AttackCheckpoints,
         ctx: &TaskContext,
     ) -> Result<AttackShard, TaskFailure> {
         let attack = spec
@@ -130,8 +132,9 @@ impl TchBackend {
         let device = self.device;
         let dataset = self.dataset(dataset_ref)?;
         let config = ConvNetConfig::new(model_config, &dataset.info)?;
-        let mut model = ConvNet::from_checkpoint(&config, checkpoint, device)?;
+        let mut model = ConvNet::from_checkpoint(&config, &checkpoints.source, device)?;
         model.freeze();
+        let judges = judges(spec, &checkpoints.targets, &dataset.info, device)?;
         let plan = Plan {
             protocol: Protocol::prepare(evaluation.mode(), &mut model)?,
             test_samples: evaluation.test_samples as usize,
@@ -141,8 +144,37 @@ impl TchBackend {
             device: device_description,
         };
         tch::manual_seed(i64::from(train.seed));
-        Ok(eval::evaluate(&model, &dataset.test, dataset.info.classes as i64, attack.as_ref(), &plan, ctx)?)
+        let classes = dataset.info.classes as i64;
+        Ok(eval::evaluate_with_judges(&model, &dataset.test, classes, attack.as_ref(), &plan, ctx, &judges)?)
     }
+}
+
+/// The transfer targets of `spec`, their models built from `checkpoints` (in the spec's order).
+fn judges(
+    spec: &AttackSpec,
+    checkpoints: &[Vec<u8>],
+    info: &DatasetInfo,
+    device: Device,
+) -> Result<Vec<Judge>, TaskFailure> {
+    if checkpoints.len() != spec.transfer_targets.len() {
+        return Err(invalid_spec(format!(
+            "{} transfer targets but {} checkpoints",
+            spec.transfer_targets.len(),
+            checkpoints.len()
+        )));
+    }
+    let mode = spec.evaluation.unwrap_or_default().mode();
+    spec.transfer_targets
+        .iter()
+        .zip(checkpoints)
+        .map(|(target, checkpoint)| {
+            let train = target.train.as_ref().ok_or_else(|| invalid_spec("a transfer target has no train spec"))?;
+            let model = train.model.as_ref().ok_or_else(|| invalid_spec("a transfer target names no model"))?;
+            let config = ConvNetConfig::new(model, info)?;
+            let model = ConvNet::from_checkpoint(&config, checkpoint, device)?;
+            Ok(Judge::new(target.train_task_id.clone(), model, mode)?)
+        })
+        .collect()
 }
 
 impl Backend for TchBackend {
@@ -154,8 +186,13 @@ impl Backend for TchBackend {
         guarded(|| self.run_train(spec, ctx))
     }
 
-    fn attack(&mut self, spec: &AttackSpec, checkpoint: &[u8], ctx: &TaskContext) -> Result<AttackShard, TaskFailure> {
-        guarded(|| self.run_attack(spec, checkpoint, ctx))
+    fn attack(
+        &mut self,
+        spec: &AttackSpec,
+        checkpoints: &AttackCheckpoints,
+        ctx: &TaskContext,
+    ) -> Result<AttackShard, TaskFailure> {
+        guarded(|| self.run_attack(spec, checkpoints, ctx))
     }
 }
 

@@ -60,6 +60,7 @@ pub fn attack_spec(train: &TrainSpec, attack: AttackConfig, targeted: bool, samp
             target_policy: TargetPolicy::Next as i32,
             ..Default::default()
         }),
+        transfer_targets: Vec::new(),
     }
 }
 

@@ -246,8 +246,9 @@ async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         Err(status) => return Err(status.into()),
     };
     let pooled = pool_count(response.pool_models as usize);
+    let transfers = transfer_count(response.transfer_tasks as usize);
     println!(
-        "submitted {} ({}): {} train tasks, {pooled}{} attack tasks, {} already done",
+        "submitted {} ({}): {} train tasks, {pooled}{} attack tasks{transfers}, {} already done",
         response.sweep_id, response.name, response.train_tasks, response.attack_tasks, response.reused_tasks
     );
     if args.wait {
@@ -301,14 +302,24 @@ fn pool_count(entries: usize) -> String {
     }
 }
 
+/// `, N transfer tasks` for the task counts; nothing for a sweep without any.
+fn transfer_count(tasks: usize) -> String {
+    match tasks {
+        0 => String::new(),
+        1 => ", 1 transfer task".to_owned(),
+        n => format!(", {n} transfer tasks"),
+    }
+}
+
 fn dry_run(sweep: &sweep::Sweep, pool: &PoolModels) -> anyhow::Result<()> {
     let expansion = sweep.expand(pool);
     println!(
-        "sweep {}: {} train tasks, {}{} attack tasks",
+        "sweep {}: {} train tasks, {}{} attack tasks{}",
         sweep.name,
         expansion.trains.len(),
         pool_count(expansion.pooled.len()),
-        expansion.attacks.len()
+        expansion.attacks.len(),
+        transfer_count(expansion.transfers.len())
     );
     const SHOWN: usize = 5;
     println!("first train tasks:");
@@ -325,6 +336,12 @@ fn dry_run(sweep: &sweep::Sweep, pool: &PoolModels) -> anyhow::Result<()> {
     println!("first attack tasks:");
     for attack in expansion.attacks.iter().take(SHOWN) {
         println!("  {}", describe_attack(attack));
+    }
+    if !expansion.transfers.is_empty() {
+        println!("first transfer tasks:");
+        for transfer in expansion.transfers.iter().take(SHOWN) {
+            println!("  {}", describe_attack(transfer));
+        }
     }
     Ok(())
 }

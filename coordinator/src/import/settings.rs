@@ -52,7 +52,7 @@ pub(crate) fn summarize(lines: &[LogLine]) -> Result<Summaries, ImportError> {
     for model in models.values() {
         settings.extend(model_settings(model)?);
     }
-    Ok(Summaries { settings, results: lines.len(), unplaced: 0, devices: Vec::new() })
+    Ok(Summaries { settings, results: lines.len(), unplaced: 0, devices: Vec::new(), transfer: Vec::new() })
 }
 
 /// The untargeted and targeted settings of one model, those with attacks.

@@ -36,6 +36,18 @@ fn combine(mut sweep: Summaries, method_order: &[String], imported: &Summaries) 
         }
         sweep.settings.push(setting);
     }
+    for record in &imported.transfer {
+        let mut record = record.clone();
+        for method in [&mut record.source, &mut record.target] {
+            if methods.contains(method) {
+                *method = format!("{method} (BEARD log)");
+            }
+        }
+        if let Some(dataset) = datasets.iter().find(|dataset| spelling(dataset) == spelling(&record.setting.dataset)) {
+            record.setting.dataset = dataset.clone();
+        }
+        sweep.transfer.push(record);
+    }
     sweep.settings.sort_by(|left, right| left.key.cmp(&right.key));
     sweep.results += imported.results;
     sweep.unplaced += imported.unplaced;

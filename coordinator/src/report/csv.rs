@@ -20,17 +20,26 @@
 //!   `leaderboard` rows, pivoted by `ipc`. Nor is the comparison of the evaluation modes: it is the
 //!   `clean_accuracy` and `<attack>_accuracy` lines of the `leaderboard` rows, pivoted by
 //!   `evaluation` (its Δ is the `beard-compat` value minus the `standard` one).
+//! - Transfer results: table `transfer`, one line per matrix cell, `method` the source and
+//!   quantity `<attack>_accuracy@<target>` (the source's own column is its white-box figure);
+//!   table `black_box`, per target board and source, `clean_accuracy@<target>`,
+//!   `<attack>_accuracy@<target>`, `rr@<target>`, `ae@<target>`, `crei@<target>`. `rank` is
+//!   empty and `complete` true for both.
 //! - `std` is the sample std over seeds for accuracies and empty otherwise.
 //! - Numbers are written in full precision (the shortest text that reads back as the same
 //!   `f64`); accuracies and scores are in percent, times in the units of the time basis.
 //!
 //! Lines follow the report's order: leaderboards (datasets by name, standard evaluation first,
 //! standard training first, IPC ascending, untargeted first; rows by rank), then the multi-IPC
-//! tables, then the adversarial-training tables (standard side first). Lines end in `\n`; fields holding a comma,
+//! tables, then the adversarial-training tables (standard side first), then the transfer
+//! matrices and the black-box boards. Lines end in `\n`; fields holding a comma,
 //! quote or line break are quoted.
 
 use super::observe::{Evaluation, Mode, Stat, Training};
-use super::{AtScores, AtTable, Leaderboard, LeaderboardRow, MultiIpcTable, Report};
+use super::{
+    AtScores, AtTable, BlackBoxBoard, Leaderboard, LeaderboardRow, MultiIpcTable, Report, TransferMatrix,
+    TransferSetting,
+};
 
 pub(super) fn render(report: &Report) -> String {
     let with_training = report.leaderboards.iter().any(|board| !board.training.is_standard());
@@ -48,6 +57,12 @@ pub(super) fn render(report: &Report) -> String {
     }
     for table in &report.adversarial_training {
         adversarial_training(&mut out, table);
+    }
+    for matrix in &report.transfer.matrices {
+        transfer_matrix(&mut out, matrix, column(matrix.setting.training));
+    }
+    for board in &report.transfer.black_box {
+        black_box(&mut out, board, column(board.setting.training));
     }
     out
 }
@@ -156,6 +171,53 @@ fn adversarial_training(out: &mut String, table: &AtTable) {
             for (quantity, value) in [("rrm", rrm), ("aem", aem), ("crei", crei)] {
                 fields.line(out, quantity, value, None);
             }
+        }
+    }
+}
+
+/// The fields of a transfer line whose `method` is the source.
+fn transfer_fields<'a>(
+    table: &'static str,
+    setting: &'a TransferSetting,
+    training: Option<Training>,
+    source: &'a str,
+) -> RowFields<'a> {
+    RowFields {
+        table,
+        dataset: &setting.dataset,
+        ipc: setting.ipc.to_string(),
+        mode: setting.mode,
+        evaluation: setting.evaluation,
+        training,
+        rank: None,
+        method: source,
+        complete: true,
+    }
+}
+
+fn transfer_matrix(out: &mut String, matrix: &TransferMatrix, training: Option<Training>) {
+    for (source, cells) in matrix.sources.iter().zip(&matrix.cells) {
+        let fields = transfer_fields("transfer", &matrix.setting, training, source);
+        for (target, cell) in matrix.targets.iter().zip(cells) {
+            if let Some(cell) = cell {
+                stat_line(out, &fields, &format!("{}_accuracy@{target}", matrix.attack), *cell);
+            }
+        }
+    }
+}
+
+fn black_box(out: &mut String, board: &BlackBoxBoard, training: Option<Training>) {
+    let target = &board.target;
+    for row in &board.rows {
+        let fields = transfer_fields("black_box", &board.setting, training, &row.source);
+        fields.line(out, &format!("clean_accuracy@{target}"), row.clean_accuracy, None);
+        for (attack, value) in board.attacks.iter().zip(&row.robust_accuracy) {
+            if let Some(value) = value {
+                fields.line(out, &format!("{attack}_accuracy@{target}"), *value, None);
+            }
+        }
+        for (quantity, value) in [("rr", row.scores.rr), ("ae", row.scores.ae), ("crei", row.scores.crei)] {
+            fields.line(out, &format!("{quantity}@{target}"), value, None);
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The report's `index.html`: the metric options, pickers for dataset / evaluation mode /
 //! training / IPC / mode that switch the leaderboard shown (evaluation and training only when the
 //! report has two), sortable tables (leaderboards, multi-IPC, CREI per IPC, adversarial training,
-//! evaluation modes side by side), the charts of the chosen dataset, and the provenance block.
+//! evaluation modes side by side), the charts of the chosen dataset, the transfer heatmaps and
+//! black-box boards ([`super::transfer_html`]), and the provenance block.
 //! Every heading names the evaluation mode of its numbers, as the Markdown does. Styles and
 //! script are inlined; the page loads nothing but the charts beside it, so it works offline.
 //!
@@ -17,7 +18,7 @@ use super::per_ipc::CreiPerIpcTable;
 use super::plots::{HEIGHT, WIDTH};
 use super::provenance::Provenance;
 use super::tables::{Leaderboard, MultiIpcTable};
-use super::{Report, figures::Figure};
+use super::{Report, figures::Figure, transfer_html};
 
 const STYLE: &str = include_str!("site/style.css");
 const SCRIPT: &str = include_str!("site/behaviour.js");
@@ -74,6 +75,7 @@ pub(super) fn index(report: &Report, provenance: &Provenance, charts: &[Chart<'_
                             (figures(charts.iter().filter(|chart| chart.figure.dataset == table.dataset)))
                         }
                     }
+                    (transfer_html::section(&report.transfer))
                     (provenance_block(report, provenance))
                 }
                 footer { "Written by beard-rs " (provenance.commit) "." }
@@ -133,12 +135,12 @@ fn pickers(report: &Report) -> Markup {
 }
 
 /// A sortable header cell; `numeric` right-aligns it.
-fn header(label: &str, numeric: bool) -> Markup {
+pub(super) fn header(label: &str, numeric: bool) -> Markup {
     html! { th class=[numeric.then_some("num")] scope="col" { button type="button" { (label) } } }
 }
 
 /// A numeric cell: two decimals shown, the full value to sort by.
-fn value_cell(value: Option<f64>) -> Markup {
+pub(super) fn value_cell(value: Option<f64>) -> Markup {
     match value.filter(|value| value.is_finite()) {
         Some(value) => html! { td.num data-value=(value) { (number(value)) } },
         None => html! { td.num data-value="" { "—" } },

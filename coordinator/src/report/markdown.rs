@@ -1,7 +1,8 @@
 //! The Markdown rendering of a [`Report`]: a title with the metric options, then per dataset its
 //! leaderboards, its multi-IPC table (one per evaluation mode), its CREI-per-IPC tables, when it
 //! has models trained both ways its adversarial-training tables, and when it has settings
-//! evaluated both ways the comparison of the evaluation modes. Numbers have two decimals; seed
+//! evaluated both ways the comparison of the evaluation modes; then the transfer matrices (the
+//! white-box diagonal in bold) and black-box boards, when there are any. Numbers have two decimals; seed
 //! statistics read `mean ± std`; an absent result reads `—` and an incomplete row is starred and
 //! explained; a model-pool row reads `(model pool)` after its method. The whole training split
 //! reads `Full-size` in headings and `full` in IPC lists.
@@ -14,13 +15,14 @@ use std::fmt::{Display, Write};
 use super::observe::{Evaluation, Ipc, Stat, Training};
 use super::{
     AtScores, AtTable, CreiPerIpcTable, EvaluatedAccuracy, EvaluationComparison, Leaderboard, MultiIpcTable, Report,
+    TransferSetting, TransferTables,
 };
 use crate::metrics::{RrVariant, TimeBasis};
 
 pub(super) fn render(report: &Report) -> String {
     let mut out = String::new();
     header(&mut out, report);
-    if report.leaderboards.is_empty() {
+    if report.leaderboards.is_empty() && report.transfer.is_empty() {
         out.push_str("\nNo results yet.\n");
     }
     for table in &report.multi_ipc {
@@ -41,7 +43,75 @@ pub(super) fn render(report: &Report) -> String {
             evaluation_modes(&mut out, comparison);
         }
     }
+    transfer(&mut out, &report.transfer);
     out
+}
+
+/// The transfer matrices, then the black-box boards.
+fn transfer(out: &mut String, tables: &TransferTables) {
+    if tables.is_empty() {
+        return;
+    }
+    out.push_str(
+        "\n## Transfer attacks\n\nRobust accuracy of each target model (columns) against the true labels on the \
+         examples crafted on each source model (rows); the diagonal, where the source judges its own examples, \
+         is the white-box figure.\n",
+    );
+    for matrix in &tables.matrices {
+        let _ = write!(out, "\n### {}, {}\n\n", setting_heading(&matrix.setting), matrix.attack);
+        let targets: String = matrix.targets.iter().map(|target| format!(" {} |", escape(target))).collect();
+        let _ = writeln!(out, "| Source (row) / target (column) |{targets}");
+        let _ = writeln!(out, "| :-- |{}", " --: |".repeat(matrix.targets.len()));
+        for (source, cells) in matrix.sources.iter().zip(&matrix.cells) {
+            let cells: String = cells
+                .iter()
+                .zip(&matrix.targets)
+                .map(|(cell, target)| {
+                    let text = cell.map_or_else(|| "—".to_owned(), stat);
+                    if target == source { format!(" **{text}** |") } else { format!(" {text} |") }
+                })
+                .collect();
+            let _ = writeln!(out, "| {} |{cells}", escape(source));
+        }
+    }
+    out.push_str(
+        "\n### Black-box scores per target\n\nBEARD's `metrics/black_box`: per target model, the target's clean and \
+         robust accuracies on each source's examples, with the source's attack times; RR, AE and CREI as on the \
+         white-box boards.\n",
+    );
+    for board in &tables.black_box {
+        let _ = write!(out, "\n#### Target {}: {}\n\n", escape(&board.target), setting_heading(&board.setting));
+        let attacks: String = board.attacks.iter().map(|attack| format!(" {attack} |")).collect();
+        let _ = writeln!(out, "| Source | Clean |{attacks} RR | AE | CREI |");
+        let _ = writeln!(out, "| :-- | --: |{} --: | --: | --: |", " --: |".repeat(board.attacks.len()));
+        for row in &board.rows {
+            let cells: String = row
+                .robust_accuracy
+                .iter()
+                .map(|value| format!(" {} |", value.map_or_else(|| "—".to_owned(), number)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} |{cells} {} | {} | {} |",
+                escape(&row.source),
+                number(row.clean_accuracy),
+                number(row.scores.rr),
+                number(row.scores.ae),
+                number(row.scores.crei)
+            );
+        }
+    }
+}
+
+/// `cifar10, IPC 10, untargeted (standard evaluation)`, with the training regime when adversarial.
+fn setting_heading(setting: &TransferSetting) -> String {
+    format!(
+        "{}, {}, {}{}",
+        escape(&setting.dataset),
+        ipc_heading(setting.ipc),
+        setting.mode.name(),
+        regime(setting.training, setting.evaluation)
+    )
 }
 
 fn header(out: &mut String, report: &Report) {

@@ -14,6 +14,7 @@
 //! - markdown: the human-readable rendering.
 //! - csv: the machine-readable rendering, one long-format table.
 //! - per_ipc: the CREI-per-IPC tables (Tables 2 and 3), read off the leaderboards.
+//! - transfer: source × target matrices of transfer tasks and BEARD's black-box scores.
 //! - combine: a sweep's results with imported BEARD logs on the same boards.
 //! - figures, plots: which charts a report has, and drawing them (SVG, PNG).
 //! - html, site, provenance: the static HTML report (index.html and its charts) and where its
@@ -37,6 +38,8 @@ mod provenance;
 mod site;
 mod tables;
 mod timing;
+mod transfer;
+mod transfer_html;
 
 #[cfg(test)]
 pub(crate) mod golden;
@@ -60,6 +63,7 @@ pub use plots::PlotError;
 pub use provenance::{DeviceResults, Provenance, SourceFile};
 pub use site::{SiteFile, site};
 pub use tables::{AttackCell, Leaderboard, LeaderboardRow, MissingAttack, MultiIpcRow, MultiIpcTable};
+pub use transfer::{BlackBoxBoard, BlackBoxRow, TransferMatrix, TransferSetting, TransferTables};
 
 /// What a report is built from: a sweep's accepted attack results, in any order, each once.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +104,10 @@ pub struct Report {
     /// dataset that has settings evaluated both ways; empty (and absent from the JSON) otherwise.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub evaluation_modes: Vec<EvaluationComparison>,
+    /// Transfer matrices and black-box boards; empty (and absent from the JSON) without transfer
+    /// results.
+    #[serde(skip_serializing_if = "TransferTables::is_empty")]
+    pub transfer: TransferTables,
 }
 
 /// Builds the report of an input.
@@ -114,6 +122,7 @@ pub(crate) fn assemble(name: &str, options: MetricOptions, method_order: &[Strin
     let adversarial_training = compare::adversarial_training(&leaderboards, method_order);
     let evaluation_modes = compare::evaluation_modes(&leaderboards, method_order);
     let crei_per_ipc = per_ipc::tables(&leaderboards, &multi_ipc);
+    let transfer = transfer::tables(&summaries.transfer, &options, method_order);
     Report {
         sweep_name: name.to_owned(),
         options,
@@ -125,6 +134,7 @@ pub(crate) fn assemble(name: &str, options: MetricOptions, method_order: &[Strin
         crei_per_ipc,
         adversarial_training,
         evaluation_modes,
+        transfer,
     }
 }
 

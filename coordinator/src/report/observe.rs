@@ -29,6 +29,7 @@ use serde::{Serialize, Serializer};
 use super::ReportInput;
 use super::provenance::{DeviceResults, count_devices};
 use super::timing::shard_times;
+use super::transfer::{self, TransferRecord};
 use crate::metrics::stats::{mean, sample_std};
 use crate::metrics::{AttackObservation, SettingObservation, TimeBasis};
 
@@ -44,7 +45,7 @@ pub(crate) struct Attack(usize);
 
 impl Attack {
     /// The column of a configured attack; `None` for an empty attack config.
-    fn of(config: &AttackConfig) -> Option<Self> {
+    pub(crate) fn of(config: &AttackConfig) -> Option<Self> {
         Self::named(attack_name(config))
     }
 
@@ -208,7 +209,7 @@ pub struct Stat {
 }
 
 impl Stat {
-    fn of(values: &[f64]) -> Self {
+    pub(crate) fn of(values: &[f64]) -> Self {
         Self { mean: mean(values), std: sample_std(values) }
     }
 }
@@ -258,6 +259,8 @@ pub(crate) struct Summaries {
     pub unplaced: usize,
     /// The devices (with their results' precision) that computed the results; none for imports.
     pub devices: Vec<DeviceResults>,
+    /// What transfer tasks (or imported Transfer logs) measured.
+    pub transfer: Vec<TransferRecord>,
 }
 
 /// The metric inputs of every setting with results, sorted by key: what the report scores, for
@@ -276,7 +279,8 @@ pub fn observations(input: &ReportInput) -> Vec<(SettingKey, SettingObservation)
 pub(crate) fn summarize(input: &ReportInput) -> Summaries {
     let mut settings: BTreeMap<SettingKey, BTreeMap<u32, SeedResults>> = BTreeMap::new();
     let mut unplaced = 0;
-    for (spec, shard) in &input.results {
+    // Transfer shards have boards of their own (the transfer module).
+    for (spec, shard) in input.results.iter().filter(|(spec, _)| spec.transfer_targets.is_empty()) {
         match place(spec) {
             Some(place) => {
                 let seed = settings.entry(place.key).or_default().entry(place.seed).or_default();
@@ -295,7 +299,14 @@ pub(crate) fn summarize(input: &ReportInput) -> Summaries {
         })
         .collect();
     let devices = count_devices(&input.results);
-    Summaries { settings, results: input.results.len() - unplaced, unplaced, devices }
+    let white_box = input.results.iter().filter(|(spec, _)| spec.transfer_targets.is_empty()).count();
+    let transfer = input
+        .results
+        .iter()
+        .filter_map(|(spec, shard)| transfer::records(spec, shard, input.options.time_basis))
+        .flatten()
+        .collect();
+    Summaries { settings, results: white_box - unplaced, unplaced, devices, transfer }
 }
 
 /// Where a result belongs; `None` for a spec without dataset, method or known attack.

@@ -180,22 +180,29 @@ impl Scheduler {
         let train = |spec| TaskSpec { kind: Some(task_spec::Kind::Train(spec)) };
         let trains: Vec<TaskSpec> = expansion.trains.into_iter().map(train).collect();
         let pooled: Vec<TaskSpec> = expansion.pooled.into_iter().map(train).collect();
-        let attacks: Vec<TaskSpec> =
-            expansion.attacks.into_iter().map(|a| TaskSpec { kind: Some(task_spec::Kind::Attack(a)) }).collect();
-        let (train_tasks, attack_tasks, pool_models) = (trains.len() as u32, attacks.len() as u32, pooled.len() as u32);
+        let attack = |spec| TaskSpec { kind: Some(task_spec::Kind::Attack(spec)) };
+        let attacks: Vec<TaskSpec> = expansion.attacks.into_iter().map(attack).collect();
+        let transfers: Vec<TaskSpec> = expansion.transfers.into_iter().map(attack).collect();
+        let (train_tasks, attack_tasks, pool_models, transfer_tasks) =
+            (trains.len() as u32, attacks.len() as u32, pooled.len() as u32, transfers.len() as u32);
         let reused = self.store.transaction(|tx| {
             tx.insert_sweep(&row)?;
             let mut reused = 0;
-            for spec in trains.iter().chain(&pooled).chain(&attacks) {
+            for spec in trains.iter().chain(&pooled).chain(&attacks).chain(&transfers) {
                 let id = task_key(spec);
-                let (kind, depends_on) = match &spec.kind {
-                    Some(task_spec::Kind::Attack(attack)) => ("attack", Some(attack.train_task_id.as_str())),
-                    Some(task_spec::Kind::Train(train)) if is_pooled(train) => ("pool", None),
-                    _ => ("train", None),
+                let (kind, depends_on, inputs) = match &spec.kind {
+                    Some(task_spec::Kind::Attack(attack)) => {
+                        let inputs: Vec<&str> =
+                            attack.transfer_targets.iter().map(|target| target.train_task_id.as_str()).collect();
+                        ("attack", Some(attack.train_task_id.as_str()), inputs)
+                    }
+                    Some(task_spec::Kind::Train(train)) if is_pooled(train) => ("pool", None, Vec::new()),
+                    _ => ("train", None, Vec::new()),
                 };
                 let description = describe_task(spec);
                 let bytes = spec.encode_to_vec();
-                let new = NewTask { id: &id, kind, description: &description, spec: &bytes, depends_on };
+                let new =
+                    NewTask { id: &id, kind, description: &description, spec: &bytes, depends_on, inputs: &inputs };
                 match tx.upsert_task(&sweep_id, &new)? {
                     TaskState::Done => reused += 1,
                     TaskState::Failed => tx.reset_failed(&id)?,
@@ -205,8 +212,16 @@ impl Scheduler {
             }
             Ok(reused)
         })?;
-        tracing::info!(sweep = %sweep_id, train_tasks, pool_models, attack_tasks, reused, "sweep submitted");
-        Ok(SubmitResponse { sweep_id, name: sweep.name, train_tasks, attack_tasks, reused_tasks: reused, pool_models })
+        tracing::info!(sweep = %sweep_id, train_tasks, pool_models, attack_tasks, transfer_tasks, reused, "sweep submitted");
+        Ok(SubmitResponse {
+            sweep_id,
+            name: sweep.name,
+            train_tasks,
+            attack_tasks,
+            reused_tasks: reused,
+            pool_models,
+            transfer_tasks,
+        })
     }
 
     /// Register an agent process. A name held by another live generation is refused (unless the

@@ -342,3 +342,71 @@ fn checkpoints_must_fit_the_dataset_and_the_method_model() {
     let max_pool = POOL_SWEEP.replace("    checkpoints:", "    model: { pool: max, norm: instance }\n    checkpoints:");
     submit(&mut scheduler, &max_pool).expect("pooling is the method's to say");
 }
+
+/// Two random methods, one seed, FGSM untargeted white-box and transferred (each method judges
+/// the other's examples).
+const TRANSFER_SWEEP: &str = r#"
+name: transfer
+datasets:
+  synthetic: {}
+methods:
+  first: random
+  second: random
+ipc: [1]
+attacks: { fgsm: {} }
+targeted: [false]
+seeds: 1
+transfer:
+  attacks: { fgsm: {} }
+"#;
+
+fn is_transfer(task: &LeasedTask) -> bool {
+    matches!(task.spec.as_ref().and_then(|s| s.kind.as_ref()), Some(task_spec::Kind::Attack(a)) if !a.transfer_targets.is_empty())
+}
+
+/// A scheduler with the transfer sweep alone (the fixture's own sweep cancelled) and its id.
+fn transfer_fixture() -> (Fixture, String) {
+    let mut f = fixture(1);
+    let submitted = f.scheduler.submit(&sweep_file(TRANSFER_SWEEP, "transfer.yaml"), 0).expect("submit");
+    assert_eq!((submitted.train_tasks, submitted.attack_tasks, submitted.transfer_tasks), (2, 2, 2));
+    f.scheduler.cancel(&f.sweep).expect("cancel the fixture's sweep");
+    (f, submitted.sweep_id)
+}
+
+/// Lease and complete every leasable task of `agent` at `now`; the transfer tasks among them.
+fn run_leasable(f: &mut Fixture, agent: &str, now: i64) -> usize {
+    let mut transfers = 0;
+    while let Some(task) = lease(&mut f.scheduler, agent, now) {
+        transfers += usize::from(is_transfer(&task));
+        f.scheduler.complete(shard_done(&task, agent), now).expect("complete");
+    }
+    transfers
+}
+
+#[test]
+fn a_transfer_task_waits_for_every_model_it_reads_and_fails_with_any_of_them() {
+    let (mut f, sweep) = transfer_fixture();
+    let first = lease(&mut f.scheduler, "a", 1).expect("first's train task");
+    let second = lease(&mut f.scheduler, "b", 1).expect("second's train task");
+    assert!(is_train(&first) && is_train(&second));
+    f.scheduler.complete(train_done(&first, "a"), 2).expect("complete");
+    assert_eq!(run_leasable(&mut f, "a", 3), 0, "first's white-box attack only: each transfer task reads both");
+    f.scheduler.complete(failed(&second, TaskFailure::permanent("bad_set", "no such file")), 4).expect("complete");
+    let status = f.scheduler.status(Some(&sweep), 5).expect("status").sweeps.remove(0);
+    assert_eq!((status.done, status.failed), (2, 4), "second's train and attack task and both transfer tasks failed");
+    let codes: Vec<_> = status.errors.iter().filter_map(|e| e.failure.as_ref()).map(|f| f.code.as_str()).collect();
+    assert_eq!(codes.iter().filter(|code| **code == codes::DEPENDENCY_FAILED).count(), 3, "{codes:?}");
+}
+
+#[test]
+fn a_transfer_task_is_leased_once_all_its_models_are_done() {
+    let (mut f, sweep) = transfer_fixture();
+    let first = lease(&mut f.scheduler, "a", 1).expect("train");
+    let second = lease(&mut f.scheduler, "b", 1).expect("train");
+    f.scheduler.complete(train_done(&second, "b"), 2).expect("complete");
+    assert_eq!(run_leasable(&mut f, "b", 3), 0, "first's checkpoint is still missing");
+    f.scheduler.complete(train_done(&first, "a"), 4).expect("complete");
+    assert_eq!(run_leasable(&mut f, "a", 5), 2, "first's white-box attack and both transfer tasks");
+    let status = f.scheduler.status(Some(&sweep), 6).expect("status").sweeps.remove(0);
+    assert_eq!((status.state.as_str(), status.done), ("completed", 6));
+}

@@ -43,6 +43,26 @@ pub(super) struct SweepFile {
     pub(super) evaluation: Evaluation,
     #[serde(default)]
     pub(super) metrics: MetricOptions,
+    #[serde(default)]
+    pub(super) transfer: Option<TransferSection>,
+}
+
+/// `transfer:` — attacks crafted on each source model and judged by the target models of the
+/// same dataset, IPC, regime and seed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "transfer settings (attacks, targeted, sources, targets)")]
+pub(super) struct TransferSection {
+    /// Written as the top-level `attacks:`.
+    pub(super) attacks: Attacks,
+    /// The modes of attacks without their own `targeted:`; the sweep's when left out.
+    #[serde(default)]
+    pub(super) targeted: Option<NonEmpty<bool>>,
+    /// The methods whose models craft; every method when left out.
+    #[serde(default)]
+    pub(super) sources: Option<NonEmpty<Text>>,
+    /// The methods whose models judge; every method when left out.
+    #[serde(default)]
+    pub(super) targets: Option<NonEmpty<Text>>,
 }
 
 fn both_modes() -> NonEmpty<bool> {

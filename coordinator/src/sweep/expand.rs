@@ -1,7 +1,8 @@
 //! Grid expansion: a [`Sweep`] becomes one train task per (dataset, method, IPC, training regime,
 //! seed) — a `full` method has the one IPC 0 — or, where the method names a checkpoint, one
 //! model-pool entry per (dataset, method, IPC), never trained; and one attack task per (model,
-//! attack, evaluation mode, targeted or not), in a deterministic order.
+//! attack, evaluation mode, targeted or not), in a deterministic order; then the transfer tasks
+//! of a `transfer:` section (see the transfer module).
 
 use beard_proto::evaluation::attack_in;
 use beard_proto::keys::train_key;
@@ -22,6 +23,9 @@ pub struct Expansion {
     /// Ordered by model (the trains, then the model-pool entries), attack (file order), evaluation
     /// mode and targeted mode (both as listed).
     pub attacks: Vec<AttackSpec>,
+    /// Transfer tasks (attack specs with transfer targets), in the same order over their source
+    /// models and the `transfer:` section's attacks.
+    pub transfers: Vec<AttackSpec>,
 }
 
 impl Sweep {
@@ -45,7 +49,9 @@ impl Sweep {
             }
         }
         let attacks = trains.iter().chain(&pooled).flat_map(|model| self.attack_specs(model)).collect();
-        Expansion { trains, pooled, attacks }
+        let models: Vec<TrainSpec> = trains.iter().chain(&pooled).cloned().collect();
+        let transfers = self.transfer_specs(&models);
+        Expansion { trains, pooled, attacks, transfers }
     }
 
     /// One train spec per regime and seed.
@@ -84,6 +90,7 @@ impl Sweep {
                     attack: Some(config.clone()),
                     targeted,
                     evaluation: Some(self.evaluation_in(mode)),
+                    transfer_targets: Vec::new(),
                 })
             })
         })

@@ -13,7 +13,8 @@
 //!   the offending node's position.
 //! - `validate`: cross-field rules; `locate` finds their node's position in a second pass.
 //! - `plan`: the validated [`Sweep`] and its proto configs; `pool`: its model-pool checkpoints,
-//!   read and checked ([`Sweep::read_checkpoints`]); `expand`: the task grid.
+//!   read and checked ([`Sweep::read_checkpoints`]); `expand`: the task grid; `transfer`: the
+//!   `transfer:` section and its tasks.
 //! - `error` and `path`: [`SweepError`] and the field paths it names.
 //!
 //! # The file
@@ -52,6 +53,11 @@
 //!                                # modes: standard | beard-compat, one or a list (each attack task
 //!                                # runs in each); `evaluation: beard-compat` alone sets just modes
 //! metrics: { alpha: 0.5, rr_variant: beard, time_basis: wall }
+//! transfer:                        # optional: examples crafted on each source model, judged by
+//!   attacks: { fgsm: {}, pgd: {} } # the target methods' models of the same dataset, IPC, regime
+//!   targeted: [false, true]        # and seed; attacks written as in `attacks:`, modes default to
+//!   sources: [DC]                  # the sweep's; sources and targets default to every method
+//!   targets: [DC, full]
 //! ```
 
 mod adversarial;
@@ -67,6 +73,7 @@ mod path;
 mod plan;
 mod pool;
 mod scalars;
+mod transfer;
 mod validate;
 
 #[cfg(test)]
@@ -80,6 +87,7 @@ pub use plan::{Attack, CheckpointSettings, Dataset, Method, PoolCheckpoint, Pool
 #[cfg(test)]
 pub(crate) use pool::small_convnet;
 pub use pool::{PoolModel, PoolModels, inspect};
+pub use transfer::Transfer;
 
 use document::SweepFile;
 

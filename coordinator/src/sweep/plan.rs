@@ -1,7 +1,7 @@
 //! [`Sweep`]: a validated sweep file resolved into the proto configs its tasks carry — defaults
 //! filled in, model depth chosen per dataset, method files joined onto `pool_dir`, the
 //! model-pool checkpoints a sweep evaluates listed, attack modes decided, each method's and
-//! regime's training config.
+//! regime's training config, the `transfer:` section resolved.
 
 use std::path::Path;
 
@@ -11,11 +11,13 @@ use beard_proto::v1::{
 };
 
 use super::adversarial::Regime;
+use super::attacks::Attacks;
 use super::document::{self, Augmentation, Depth, LrSchedule, Norm, Optimizer, Pool, SweepFile};
 use super::error::Issue;
 use super::methods::{CheckpointModel, FileSet, FullSettings, MethodSource};
 use super::names::{AttackName, DatasetName};
 use super::scalars::Count;
+use super::transfer::Transfer;
 use super::validate;
 use crate::metrics::MetricOptions;
 
@@ -44,6 +46,8 @@ pub struct Sweep {
     /// Every attack task runs once per mode, in the order the file lists them.
     pub evaluation_modes: Vec<EvaluationMode>,
     pub metrics: MetricOptions,
+    /// The `transfer:` section, when the file has one.
+    pub transfer: Option<Transfer>,
 }
 
 /// A dataset of the sweep and the model trained for it.
@@ -174,6 +178,21 @@ pub struct Attack {
     pub modes: Vec<bool>,
 }
 
+impl Attack {
+    /// The entries of an attacks section, each in its own modes or else in `modes`.
+    pub(super) fn resolve_all(attacks: Attacks, modes: &[bool]) -> Vec<Attack> {
+        attacks
+            .0
+            .into_iter()
+            .map(|entry| Attack {
+                name: entry.name,
+                config: AttackConfig { attack: Some(entry.config) },
+                modes: entry.targeted.unwrap_or_else(|| modes.to_vec()),
+            })
+            .collect()
+    }
+}
+
 impl Sweep {
     /// Checks the cross-field rules of a deserialized file and resolves it.
     pub(super) fn from_document(file: SweepFile) -> Result<Sweep, Issue> {
@@ -191,7 +210,7 @@ impl Sweep {
                 model: model_config(model, name),
             })
             .collect();
-        let methods = file
+        let methods: Vec<Method> = file
             .methods
             .0
             .into_iter()
@@ -205,16 +224,9 @@ impl Sweep {
             })
             .collect();
         let sweep_modes = file.targeted.0;
-        let attacks = file
-            .attacks
-            .0
-            .into_iter()
-            .map(|entry| Attack {
-                name: entry.name,
-                config: AttackConfig { attack: Some(entry.config) },
-                modes: entry.targeted.unwrap_or_else(|| sweep_modes.clone()),
-            })
-            .collect();
+        let attacks = Attack::resolve_all(file.attacks, &sweep_modes);
+        let method_names: Vec<String> = methods.iter().map(|method| method.name.clone()).collect();
+        let transfer = file.transfer.map(|section| Transfer::resolve(section, &method_names, &sweep_modes));
         Ok(Sweep {
             name: file.name.0,
             datasets,
@@ -228,6 +240,7 @@ impl Sweep {
             evaluation: evaluation_config(&file.evaluation),
             evaluation_modes: file.evaluation.modes.0.iter().map(|name| name.mode()).collect(),
             metrics: file.metrics,
+            transfer,
         })
     }
 

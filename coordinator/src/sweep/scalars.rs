@@ -163,6 +163,12 @@ fn parse_number(text: &str) -> Option<f64> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct Text(pub(super) String);
 
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_str(TextVisitor)

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use beard_proto::describe::{attack_name, is_pooled};
 use beard_proto::keys::{attack_key, train_key};
 use beard_proto::v1::{
     self, AttackConfig, DatasetRef, DistilledFile, DistilledSource, EvaluationConfig, ModelConfig, TrainingConfig,
@@ -727,4 +728,96 @@ fn beard_compat_tasks_carry_the_reference_settings() {
             (ours, reference) => assert_eq!(ours, reference, "other attacks run as configured"),
         }
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// Transfer
+// ------------------------------------------------------------------------------------------
+
+/// Three methods (one of them a model-pool checkpoint at IPC 1) and a transfer section.
+fn transfer_sweep(section: &str) -> (Sweep, Expansion) {
+    let text = with(
+        5,
+        "  random: random\n  other: random\n  pooled:\n    checkpoints: { synthetic: { 1: a.pth } }\n    \
+         files: { synthetic: { 10: b.pt } }",
+    ) + section;
+    let sweep = accepted(&text);
+    let pool = sweep.read_checkpoints(&text, "sweep.yaml", |_| Ok(small_convnet(1.0))).expect("valid checkpoint");
+    let expansion = sweep.expand(&pool);
+    (sweep, expansion)
+}
+
+#[test]
+fn transfer_tasks_pair_each_source_with_the_targets_of_its_dataset_ipc_and_seed() {
+    let (_, expansion) = transfer_sweep("transfer:\n  attacks: { fgsm: { targeted: [false] } }\n");
+    // Trained: random and other at 2 IPCs x 2 seeds, pooled's file at IPC 10 x 2 seeds; pooled's
+    // checkpoint is the one model-pool entry, at IPC 1.
+    assert_eq!((expansion.trains.len(), expansion.pooled.len()), (10, 1));
+    // Every model is a source with two targets: 11 tasks of one attack in one mode.
+    assert_eq!(expansion.transfers.len(), 11);
+    for transfer in &expansion.transfers {
+        let source = transfer.train.as_ref().expect("source");
+        let targets: Vec<&v1::TrainSpec> = transfer.transfer_targets.iter().filter_map(|t| t.train.as_ref()).collect();
+        assert_eq!(targets.len(), 2, "{}", beard_proto::describe::describe_attack(transfer));
+        for target in &targets {
+            assert_ne!(target.method, source.method);
+            assert_eq!(target.ipc, source.ipc);
+            assert!(target.seed == source.seed || is_pooled(target), "{target:?}");
+        }
+        let ids: Vec<String> = transfer.transfer_targets.iter().map(|t| t.train_task_id.clone()).collect();
+        assert_eq!(ids, targets.iter().map(|t| train_key(t)).collect::<Vec<_>>());
+    }
+    // The pooled entry judges both seeds of the trained sources at IPC 1.
+    let judged_by_pool = expansion
+        .transfers
+        .iter()
+        .filter(|t| t.transfer_targets.iter().any(|target| target.train.as_ref().is_some_and(is_pooled)))
+        .count();
+    assert_eq!(judged_by_pool, 4, "random and other, seeds 0 and 1");
+    let keys: HashSet<String> = expansion.transfers.iter().map(attack_key).collect();
+    let white_box: HashSet<String> = expansion.attacks.iter().map(attack_key).collect();
+    assert_eq!(keys.len(), 11);
+    assert!(keys.is_disjoint(&white_box), "a transfer task is not its source's white-box task");
+}
+
+#[test]
+fn transfer_sources_targets_and_modes_narrow_the_tasks() {
+    let (sweep, expansion) = transfer_sweep(
+        "transfer:\n  attacks: { fgsm: {}, pgd: { targeted: [false] } }\n  targeted: [true]\n  sources: [other]\n  \
+         targets: [random]\n",
+    );
+    let transfer = sweep.transfer.as_ref().expect("a transfer section");
+    assert_eq!(
+        (transfer.sources.as_slice(), transfer.targets.as_slice()),
+        (&["other".to_owned()][..], &["random".to_owned()][..])
+    );
+    // other: 2 IPCs x 2 seeds, each with fgsm targeted and pgd untargeted.
+    assert_eq!(expansion.transfers.len(), 8);
+    assert!(expansion.transfers.iter().all(|t| t.transfer_targets.len() == 1));
+    let fgsm_modes: HashSet<bool> = expansion
+        .transfers
+        .iter()
+        .filter(|t| t.attack.as_ref().map(attack_name) == Some("fgsm"))
+        .map(|t| t.targeted)
+        .collect();
+    assert_eq!(fgsm_modes, HashSet::from([true]));
+}
+
+#[test]
+fn transfer_sections_with_unknown_methods_or_repeats_are_refused_where_written() {
+    let base = "transfer:\n  attacks: { fgsm: {} }\n";
+    assert_rejected(&plus(&format!("{base}  sources: [random, DM]")), 14, "transfer.sources[1]", "unknown method DM");
+    assert_rejected(
+        &plus(&format!("{base}  targets: [random, random]")),
+        14,
+        "transfer.targets[1]",
+        "duplicate method",
+    );
+    assert_rejected(
+        &plus("transfer:\n  attacks: { deepfool: {} }"),
+        13,
+        "transfer.attacks.deepfool",
+        "runs untargeted only",
+    );
+    assert_rejected(&plus("transfer:\n  fgsm: {}"), 13, "transfer.fgsm", "unknown field");
 }

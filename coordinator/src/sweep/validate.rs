@@ -1,12 +1,13 @@
 //! Cross-field rules of a sweep file that no single field's type can check: roots for real
 //! datasets, repeated list entries, untargeted-only attacks against the sweep's modes, exactly one
-//! file (distilled set or checkpoint) for every (dataset, IPC) of a file-based method,
-//! adversarial-training settings that no regime
+//! file (distilled set or checkpoint) for every (dataset, IPC) of a file-based method, the
+//! methods a `transfer:` section names, adversarial-training settings that no regime
 //! uses, the range of CREI's alpha, and the size of the task grid.
 
 use std::fmt;
 
 use super::adversarial::Regime;
+use super::attacks::Attacks;
 use super::document::SweepFile;
 use super::error::Issue;
 use super::methods::MethodSource;
@@ -22,6 +23,7 @@ pub(super) fn check(file: &SweepFile) -> Result<(), Issue> {
     unique(&file.evaluation.modes.0, FieldPath::root().key("evaluation").key("modes"), "evaluation mode")?;
     check_adversarial(file)?;
     check_attacks(file)?;
+    check_transfer(file)?;
     check_methods(file)?;
     check_metrics(file)?;
     check_grid(file)
@@ -62,21 +64,55 @@ fn unique<T: PartialEq + fmt::Display>(items: &[T], path: FieldPath, what: &str)
 }
 
 fn check_attacks(file: &SweepFile) -> Result<(), Issue> {
-    for attack in &file.attacks.0 {
-        let path = FieldPath::root().key("attacks").key(attack.name);
+    check_attack_list(&file.attacks, &file.targeted.0, FieldPath::root().key("attacks"), "the sweep-level `targeted`")
+}
+
+/// Each attack's own `targeted:` list has no repeats, and an untargeted-only attack without one
+/// is not asked for a targeted run by `modes` (the list that applies, named by `modes_name`).
+fn check_attack_list(attacks: &Attacks, modes: &[bool], section: FieldPath, modes_name: &str) -> Result<(), Issue> {
+    for attack in &attacks.0 {
+        let path = section.clone().key(attack.name);
         match &attack.targeted {
             Some(modes) => unique(modes, path.key("targeted"), "mode")?,
-            None if !attack.name.supports_targeted() && file.targeted.0.contains(&true) => {
+            None if !attack.name.supports_targeted() && modes.contains(&true) => {
                 return Err(Issue::new(
                     path,
                     format!(
-                        "{} runs untargeted only (as in BEARD), but the sweep-level `targeted` \
-                         includes true; add `targeted: [false]` to this attack",
+                        "{} runs untargeted only (as in BEARD), but {modes_name} includes true; add \
+                         `targeted: [false]` to this attack",
                         attack.name
                     ),
                 ));
             }
             None => {}
+        }
+    }
+    Ok(())
+}
+
+/// The `transfer:` section: its methods exist and are not repeated, its modes and attacks follow
+/// the rules of the top-level ones.
+fn check_transfer(file: &SweepFile) -> Result<(), Issue> {
+    let Some(transfer) = &file.transfer else { return Ok(()) };
+    let section = FieldPath::root().key("transfer");
+    let modes = transfer.targeted.as_ref().unwrap_or(&file.targeted);
+    if let Some(targeted) = &transfer.targeted {
+        unique(&targeted.0, section.clone().key("targeted"), "mode")?;
+    }
+    let modes_name = if transfer.targeted.is_some() { "`transfer.targeted`" } else { "the sweep-level `targeted`" };
+    check_attack_list(&transfer.attacks, &modes.0, section.clone().key("attacks"), modes_name)?;
+    for (field, names) in [("sources", &transfer.sources), ("targets", &transfer.targets)] {
+        let Some(names) = names else { continue };
+        let path = section.clone().key(field);
+        unique(&names.0, path.clone(), "method")?;
+        for (index, name) in names.0.iter().enumerate() {
+            if !file.methods.0.iter().any(|(method, _)| method.0 == name.0) {
+                let known: Vec<&str> = file.methods.0.iter().map(|(method, _)| method.0.as_str()).collect();
+                return Err(Issue::new(
+                    path.index(index),
+                    format!("unknown method {name}; the sweep's methods are {}", known.join(", ")),
+                ));
+            }
         }
     }
     Ok(())
