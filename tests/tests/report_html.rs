@@ -2,8 +2,9 @@
 //! modes; `coordinator report --format html --png --with-import` writes its site with BEARD-format
 //! logs on the same (beard-compat) boards; headless Chromium opens it: the page loads without
 //! console errors, both modes' boards are there and labelled, a click on a header sorts the
-//! table, the pickers switch the leaderboard, the two modes are compared side by side, and a
-//! screenshot is written to target/test-output/report_html/. Chromium is required: the test fails
+//! table, the pickers switch the leaderboard, the two modes are compared side by side, the
+//! query attack has its column, the transfer matrices are coloured heatmaps with the white-box
+//! diagonal outlined, and a screenshot is written to target/test-output/report_html/. Chromium is required: the test fails
 //! without it.
 
 mod browser;
@@ -17,8 +18,8 @@ use anyhow::{Context, ensure};
 use browser::Browser;
 use common::*;
 
-/// Two methods at IPC 1 and 5, FGSM and a short PGD, targeted and not, in both evaluation modes,
-/// one seed.
+/// Two methods at IPC 1 and 5, FGSM, a short PGD and a small SPSA (a query attack), targeted and
+/// not, in both evaluation modes, one seed; FGSM transferred between the two methods.
 const SWEEP: &str = "name: html-report
 datasets:
   synthetic: {}
@@ -29,11 +30,13 @@ ipc: [1, 5]
 attacks:
   fgsm: {}
   pgd: { steps: 3 }
+  spsa: { nb_sample: 8, max_batch_size: 8 }
 targeted: [false, true]
 seeds: 1
 training: { optimizer: adam, lr: 0.001, epochs: 2, batch_size: 64, weight_decay: 0, lr_schedule: constant, aug: none }
 model: { width: 8 }
 evaluation: { test_samples: 32, batch_size: 32, modes: [standard, beard-compat] }
+transfer: { attacks: { fgsm: {} } }
 ";
 
 /// Where the test leaves what a person may want to look at.
@@ -152,16 +155,17 @@ async fn the_html_report_sorts_and_switches_boards_in_chromium_without_console_e
     ensure!(boards == [shown("beard-compat", "1", "untargeted")], "the beard-compat board shows: {boards:?}");
     let mut methods = visible_methods(&mut browser)?;
     methods.sort();
-    ensure!(methods == ["LOGGED-A", "LOGGED-B", "random", "random-b"], "sweep and imported methods: {methods:?}");
+    // The imported logs have no SPSA: their rows are starred as incomplete.
+    ensure!(methods == ["LOGGED-A*", "LOGGED-B*", "random", "random-b"], "sweep and imported methods: {methods:?}");
 
     // A click on the Method header sorts by name, a second click reverses; CREI sorts by number.
     let method_header = ".board:not([hidden]) thead th:nth-child(2) button";
     browser.click(method_header)?;
     let ascending = visible_methods(&mut browser)?;
-    ensure!(ascending == ["LOGGED-A", "LOGGED-B", "random", "random-b"], "ascending by name: {ascending:?}");
+    ensure!(ascending == ["LOGGED-A*", "LOGGED-B*", "random", "random-b"], "ascending by name: {ascending:?}");
     browser.click(method_header)?;
     let descending = visible_methods(&mut browser)?;
-    ensure!(descending == ["random-b", "random", "LOGGED-B", "LOGGED-A"], "descending by name: {descending:?}");
+    ensure!(descending == ["random-b", "random", "LOGGED-B*", "LOGGED-A*"], "descending by name: {descending:?}");
     let crei_column = browser.evaluate("document.querySelector('.board:not([hidden]) thead tr').cells.length - 1")?;
     let crei_column = crei_column.as_u64().context("a column count")? as usize;
     browser.click(&format!(".board:not([hidden]) thead th:nth-child({}) button", crei_column + 1))?;
@@ -196,7 +200,7 @@ async fn the_html_report_sorts_and_switches_boards_in_chromium_without_console_e
     let compared: Option<Vec<(String, String, String)>> = serde_json::from_value(compared)?;
     let compared = compared.context("the page compares the evaluation modes")?;
     let ours: Vec<_> = compared.iter().filter(|(method, ..)| method.starts_with("random")).collect();
-    ensure!(ours.len() == 16, "2 methods x 2 IPCs x 2 modes x 2 attacks: {compared:?}");
+    ensure!(ours.len() == 24, "2 methods x 2 IPCs x 2 modes x 3 attacks: {compared:?}");
     ensure!(
         ours.iter().all(|(_, standard, compat)| !standard.is_empty() && !compat.is_empty()),
         "each row of the sweep has both modes: {compared:?}"
@@ -205,6 +209,28 @@ async fn the_html_report_sorts_and_switches_boards_in_chromium_without_console_e
         compared.iter().filter(|(method, ..)| method.starts_with("LOGGED")).all(|(_, standard, _)| standard.is_empty()),
         "imported rows have no standard side: {compared:?}"
     );
+
+    // The query attack has its column; the transfer section draws every matrix as a heatmap.
+    let headers = browser
+        .evaluate("Array.from(document.querySelectorAll('.board:not([hidden]) thead th'), cell => cell.textContent)")?;
+    let headers: Vec<String> = serde_json::from_value(headers)?;
+    ensure!(headers.iter().any(|header| header == "spsa"), "an spsa column: {headers:?}");
+    let heatmaps = browser.evaluate(
+        "Array.from(document.querySelectorAll('#transfer table.heatmap'), table => \
+         Array.from(table.querySelectorAll('tbody tr'), (row, index) => Array.from(row.querySelectorAll('td'), \
+         (cell, column) => [getComputedStyle(cell).backgroundColor, cell.classList.contains('diagonal') === \
+         (column === index), Number(cell.getAttribute('data-value'))])))",
+    )?;
+    let heatmaps: Vec<Vec<Vec<(String, bool, f64)>>> = serde_json::from_value(heatmaps)?;
+    ensure!(heatmaps.len() == 8, "2 IPCs x 2 evaluation modes x 2 modes, one attack: {heatmaps:?}");
+    for cells in heatmaps.iter().flatten().flatten() {
+        let (colour, diagonal_marked, value) = cells;
+        ensure!(colour.starts_with("rgb(") && colour != "rgba(0, 0, 0, 0)", "a coloured cell: {cells:?}");
+        ensure!(*diagonal_marked && (0.0..=100.0).contains(value), "the diagonal outlined, a percentage: {cells:?}");
+    }
+    ensure!(heatmaps.iter().all(|rows| rows.len() == 2 && rows.iter().all(|row| row.len() == 2)), "2 x 2");
+    let black_box = browser.evaluate("document.querySelectorAll('#transfer .black-box table').length")?;
+    ensure!(black_box == 16, "a black-box board per target, IPC, evaluation mode and mode: {black_box}");
 
     let screenshot = browser.screenshot()?;
     ensure!(screenshot.starts_with(b"\x89PNG\r\n\x1a\n") && screenshot.len() > 10_000, "a PNG screenshot");

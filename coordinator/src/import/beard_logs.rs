@@ -7,17 +7,22 @@
 //! PREFIX ATTACK attack on METHOD: final acc is:  target_attack: ACC +- STD, attack time is SECONDS; non_target_attack: ACC +- STD, attack time is SECONDS, dataset: DATASET, IPC: N[, ...]
 //! ```
 //!
-//! where ATTACK is the last word before ` attack on `, accuracies are in percent and anything
-//! after the IPC (DSA, model, attack list, transfer accuracies) is ignored. Attack names are
-//! matched without regard to case: `Clean`, `FGSM`, `PGD`, `PGD_L2` (or `PGDL2`), `CW`,
-//! `Deepfool`, `AA` (or `AutoAttack`). A result line that does not read so is an error naming its
-//! file and line.
+//! where ATTACK is the last word before ` attack on ` and accuracies are in percent. After the
+//! IPC, a Transfer log's line carries `eval_accuracies_target: {[{'DC': 0.5431, ...}]}` and
+//! `eval_accuracies_non_target: {[...]}`, each target model's accuracy (a fraction) on the
+//! examples of the line's attack, one dictionary per run; anything else there (DSA, model,
+//! attack list) is ignored. Attack names are matched without regard to case: `Clean`, `FGSM`,
+//! `PGD`, `PGD_L2` (or `PGDL2`), `CW`, `Deepfool`, `AA` (or `AutoAttack`), and the Query log's
+//! `Square` and `Spsa`. A result line that does not read so is an error naming its file and
+//! line.
 
 use super::{ImportError, Location};
 use crate::report::{Attack, Mode};
 
 const MARKER: &str = "final acc is:";
 const ATTACK_ON: &str = " attack on ";
+const TRANSFER_TARGETED: &str = "eval_accuracies_target:";
+const TRANSFER_UNTARGETED: &str = "eval_accuracies_non_target:";
 
 /// What a line measures: the clean model or one attack column of the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +51,10 @@ pub(crate) struct LogLine {
     pub ipc: u32,
     pub targeted: Measurement,
     pub untargeted: Measurement,
+    /// A Transfer log's `eval_accuracies_target` / `_non_target`: per run, each target model's
+    /// accuracy (a fraction) on the examples of this line; empty for other logs.
+    pub transfer_targeted: Vec<Vec<(String, f64)>>,
+    pub transfer_untargeted: Vec<Vec<(String, f64)>>,
 }
 
 impl LogLine {
@@ -109,6 +118,9 @@ fn parse_line(line: &str, at: Location) -> Result<Option<LogLine>, ImportError> 
     cursor.literal("IPC:")?;
     let ipc = cursor.field("IPC")?;
     let ipc = ipc.parse().map_err(|_| malformed(&format!("IPC `{ipc}` is not a whole number")))?;
+    let transfer_targeted = transfer_accuracies(cursor.rest, TRANSFER_TARGETED).map_err(|reason| malformed(&reason))?;
+    let transfer_untargeted =
+        transfer_accuracies(cursor.rest, TRANSFER_UNTARGETED).map_err(|reason| malformed(&reason))?;
     Ok(Some(LogLine {
         at: at.clone(),
         logged_attack: logged_attack.to_owned(),
@@ -118,7 +130,39 @@ fn parse_line(line: &str, at: Location) -> Result<Option<LogLine>, ImportError> 
         ipc,
         targeted,
         untargeted,
+        transfer_targeted,
+        transfer_untargeted,
     }))
+}
+
+/// `KEY: {[{'DC': 0.5431, 'DM': 0.6206}, ...]}` in `rest`: one list of (target, fraction) per
+/// run; empty when `rest` lacks the key.
+fn transfer_accuracies(rest: &str, key: &str) -> Result<Vec<Vec<(String, f64)>>, String> {
+    let Some(start) = rest.find(key) else { return Ok(Vec::new()) };
+    let after = rest[start + key.len()..].trim_start();
+    let body = after
+        .strip_prefix("{[")
+        .and_then(|body| body.split_once("]}"))
+        .map(|(body, _)| body)
+        .ok_or_else(|| format!("expected `{key} {{[{{...}}]}}`"))?;
+    body.split('}')
+        .map(|run| run.trim_start_matches([',', ' ', '{']))
+        .filter(|run| !run.trim().is_empty())
+        .map(|run| {
+            run.split(',')
+                .map(|entry| {
+                    let (name, value) = entry
+                        .split_once(':')
+                        .ok_or_else(|| format!("{key}: expected `'MODEL': FRACTION`, found `{entry}`"))?;
+                    let name = name.trim().trim_matches(['\'', '"']).to_owned();
+                    match value.trim().parse::<f64>() {
+                        Ok(fraction) if (0.0..=1.0).contains(&fraction) && !name.is_empty() => Ok((name, fraction)),
+                        _ => Err(format!("{key}: `{}` is not a model and a fraction in [0, 1]", entry.trim())),
+                    }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// The report column of a logged attack name.
@@ -128,9 +172,6 @@ fn column(logged: &str) -> Option<Column> {
         "clean" => return Some(Column::Clean),
         "pgd_l2" => "pgdl2",
         "aa" => "autoattack",
-        // BEARD's `Spsa` rows are SPSA only when targeted: its untargeted run is AutoAttack
-        // (../shared/BLACKBOX.md, section 2), so they stay out of the spsa column.
-        "spsa" => return None,
         other => other,
     };
     Attack::named(name).map(Column::Attack)
@@ -255,7 +296,7 @@ mod tests {
         assert_eq!(column("AA"), named("autoattack"));
         assert_eq!(column("AutoAttack"), named("autoattack"));
         assert_eq!(column("Square"), named("square"));
-        assert_eq!(column("Spsa"), None);
+        assert_eq!(column("Spsa"), named("spsa"));
     }
 
     #[test]
@@ -306,12 +347,30 @@ mod tests {
 
     #[test]
     fn unknown_attacks_are_errors_with_their_location() {
-        let text = format!("{PGD}\n{}", PGD.replace("PGD attack", "Spsa attack"));
+        let text = format!("{PGD}\n{}", PGD.replace("PGD attack", "TPGD attack"));
         let error = parse(&text, "log.txt").unwrap_err();
         assert_eq!(
             error,
-            ImportError::UnknownAttack { at: Location { file: "log.txt".into(), line: 2 }, name: "Spsa".into() }
+            ImportError::UnknownAttack { at: Location { file: "log.txt".into(), line: 2 }, name: "TPGD".into() }
         );
-        assert!(error.to_string().starts_with("log.txt:2: unknown attack `Spsa`"), "{error}");
+        assert!(error.to_string().starts_with("log.txt:2: unknown attack `TPGD`"), "{error}");
+    }
+
+    #[test]
+    fn transfer_accuracies_are_read_per_run_and_checked() {
+        let line = |tail: &str| one(&format!("{PGD}, src_dataset: True, {tail}"));
+        let parsed = line(
+            "eval_accuracies_target: {[{'DC': 0.3069, 'DM': 0.4168}]}, eval_accuracies_non_target: {[{'DC': 0.2882, \
+             'DM': 0.3758}, {'DC': 0.3, 'DM': 0.4}]}",
+        )
+        .unwrap();
+        assert_eq!(parsed.transfer_targeted, vec![vec![("DC".to_owned(), 0.3069), ("DM".to_owned(), 0.4168)]]);
+        assert_eq!(parsed.transfer_untargeted.len(), 2);
+        assert_eq!(parsed.transfer_untargeted[1], vec![("DC".to_owned(), 0.3), ("DM".to_owned(), 0.4)]);
+        assert!(one(PGD).unwrap().transfer_targeted.is_empty());
+        let bad = line("eval_accuracies_target: {[{'DC': 30.69}]}").unwrap_err().to_string();
+        assert!(bad.contains("`'DC': 30.69` is not a model and a fraction in [0, 1]"), "{bad}");
+        let open = line("eval_accuracies_target: [{'DC': 0.3}]").unwrap_err().to_string();
+        assert!(open.contains("expected `eval_accuracies_target: {[{...}]}`"), "{open}");
     }
 }

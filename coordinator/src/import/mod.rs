@@ -12,6 +12,7 @@
 //!   file:line errors.
 //! - settings: parsed lines -> report settings: c and the clean time from the `Clean` line, the
 //!   robust accuracy and time of every attack, targeted DeepFool and AutoAttack left out.
+//! - transfer: a Transfer log's per-target accuracies -> transfer matrices and black-box boards.
 //! - scores: a report -> RR / AE / CREI per (method, dataset), per IPC and combined, the JSON
 //!   `--format json` prints.
 //!
@@ -21,6 +22,7 @@
 mod beard_logs;
 mod scores;
 mod settings;
+mod transfer;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -83,7 +85,9 @@ pub fn import(files: &[LogFile<'_>]) -> Result<Imported, ImportError> {
         lines.extend(beard_logs::parse(file.text, file.name)?);
     }
     let names: Vec<&str> = files.iter().map(|file| file.name).collect();
-    Ok(Imported { title: format!("BEARD logs {}", names.join(", ")), summaries: settings::summarize(&lines)? })
+    let mut summaries = settings::summarize(&lines)?;
+    summaries.transfer = transfer::records(&lines)?;
+    Ok(Imported { title: format!("BEARD logs {}", names.join(", ")), summaries })
 }
 
 impl Imported {

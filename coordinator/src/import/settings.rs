@@ -8,6 +8,8 @@
 //! - each attack line gives the robust accuracy ± std and the time of each mode;
 //! - targeted DeepFool and AutoAttack are absent: the reference does not run them and only
 //!   repeats the clean accuracy on their rows;
+//! - untargeted SPSA is absent: the reference's untargeted `Spsa` branch runs AutoAttack
+//!   (../shared/BLACKBOX.md, section 2), so its figure is not SPSA's;
 //! - a mode without any attack has no setting.
 //!
 //! A BEARD log describes one trained model, so every imported setting has the one seed
@@ -25,8 +27,14 @@ use crate::report::{
 /// The seed every imported setting and attack is recorded under.
 pub(crate) const LOGGED_SEED: u32 = 0;
 
-/// Attacks whose targeted rows the reference leaves unsupported.
-const UNTARGETED_ONLY: [&str; 2] = ["deepfool", "autoattack"];
+/// Whether the reference really ran `attack` in `mode`: not targeted DeepFool or AutoAttack
+/// (their rows repeat the clean accuracy), not untargeted SPSA (its row is AutoAttack's).
+pub(crate) fn measured(attack: Attack, mode: Mode) -> bool {
+    match mode {
+        Mode::Targeted => !["deepfool", "autoattack"].contains(&attack.name()),
+        Mode::Untargeted => attack.name() != "spsa",
+    }
+}
 
 /// The lines of one evaluated model: (dataset, method, IPC).
 #[derive(Default)]
@@ -70,7 +78,7 @@ fn model_settings(model: &Model<'_>) -> Result<Vec<SettingSummary>, ImportError>
         let attacks: Vec<AttackSummary> = model
             .attacks
             .iter()
-            .filter(|(attack, _)| mode == Mode::Untargeted || !UNTARGETED_ONLY.contains(&attack.name()))
+            .filter(|(attack, _)| measured(**attack, mode))
             .map(|(attack, line)| {
                 let measured = line.measurement(mode);
                 AttackSummary {

@@ -213,3 +213,94 @@ fn golden_import_json() {
 fn golden_import_csv() {
     golden::check("beard_logs.csv", &golden_report().to_csv());
 }
+
+/// BEARD's black-box logs, copied into coordinator/tests/fixtures/beard-logs.
+fn black_box_logs() -> Vec<(String, String)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/beard-logs");
+    ["Transfer_BACON_ConvNet_CIFAR10_50_evaluation_log.txt", "Query_BACON_ConvNet_CIFAR10_50_evaluation_log.txt"]
+        .into_iter()
+        .map(|name| (name.to_owned(), std::fs::read_to_string(format!("{dir}/{name}")).expect("fixture")))
+        .collect()
+}
+
+fn near(got: f64, want: f64, what: &str) {
+    assert!((got - want).abs() < 0.005, "{what}: {got} != {want}");
+}
+
+#[test]
+fn the_transfer_log_gives_per_target_boards_worked_out_by_hand() {
+    let report = import_texts(&black_box_logs()).unwrap().report(MetricOptions::default());
+    let tables = &report.transfer;
+    // Attacks x modes the reference ran: FGSM, PGD, PGD_L2, CW both ways; DeepFool and AA untargeted.
+    assert_eq!(tables.matrices.len(), 10);
+    let fgsm = tables
+        .matrices
+        .iter()
+        .find(|m| m.attack == "fgsm" && m.setting.mode == Mode::Untargeted)
+        .expect("the untargeted FGSM matrix");
+    assert_eq!(fgsm.sources, ["BACON"]);
+    assert_eq!(fgsm.targets, ["BACON", "DC", "DM", "DSA", "IDM", "MTT", "ROME", "VULCAN"]);
+    assert_eq!(fgsm.setting.evaluation, Evaluation::BEARD_COMPAT);
+    let cell = |target: &str| fgsm.cells[0][fgsm.targets.iter().position(|t| t == target).unwrap()].unwrap().mean;
+    near(cell("DC"), 29.42, "FGSM-U BACON -> DC");
+    near(cell("BACON"), 38.16, "FGSM-U on the source itself: the white-box figure");
+    assert!(!tables.matrices.iter().any(|m| m.attack == "deepfool" && m.setting.mode == Mode::Targeted));
+
+    let board = |target: &str, mode: Mode| {
+        let board = tables
+            .black_box
+            .iter()
+            .find(|b| b.target == target && b.setting.mode == mode)
+            .unwrap_or_else(|| panic!("no board for {target} {mode:?}"));
+        assert_eq!(board.rows.len(), 1);
+        &board.rows[0]
+    };
+    // Target DC, untargeted: c = 54.31; A = 29.42, 28.82, 32.09, 28.08, 30.79, 35.01 (mean
+    // 30.7017, min 28.08): RR = 100 (1 - 23.6083 / 26.23) = 9.99. Source times 3.82, 6.53, 6.49,
+    // 1844.94, 36.68, 476.25 (mean 395.785), t_c = min(4.43, 3.91) = 3.91:
+    // AE = 100 (395.785 - 3.91) / (1844.94 - 3.91) = 21.29.
+    let dc = board("DC", Mode::Untargeted);
+    near(dc.clean_accuracy, 54.31, "DC clean");
+    near(dc.scores.rr, 9.99, "DC RR-U");
+    near(dc.scores.ae, 21.29, "DC AE-U");
+    near(dc.scores.crei, (9.9949 + 21.2856) / 2.0, "DC CREI-U");
+    // Targeted: FGSM, PGD, PGD_L2, CW only: A = 30.56, 30.69, 32.09, 44.08 (mean 34.355):
+    // RR = 100 (1 - 19.955 / 23.75) = 15.98; times 4.12, 6.69, 6.51, 38.21 (mean 13.8825):
+    // AE = 100 (13.8825 - 3.91) / (38.21 - 3.91) = 29.07.
+    let dc = board("DC", Mode::Targeted);
+    near(dc.scores.rr, 15.98, "DC RR-T");
+    near(dc.scores.ae, 29.07, "DC AE-T");
+    // AE is the source's, the same on every board; VULCAN's accuracy rises under attack.
+    near(board("DM", Mode::Targeted).scores.ae, 29.07, "DM AE-T");
+    near(board("VULCAN", Mode::Targeted).scores.rr, -265.52, "VULCAN RR-T");
+    near(board("VULCAN", Mode::Untargeted).scores.rr, 427.00, "VULCAN RR-U");
+}
+
+#[test]
+fn the_query_log_puts_spsa_and_square_on_the_boards_without_the_untargeted_autoattack_row() {
+    let report = import_texts(&black_box_logs()).unwrap().report(MetricOptions::default());
+    let board = |mode: Mode| {
+        report
+            .leaderboards
+            .iter()
+            .find(|b| b.ipc == Ipc::PerClass(1) && b.mode == mode)
+            .unwrap_or_else(|| panic!("no IPC 1 {mode:?} board"))
+    };
+    let targeted = board(Mode::Targeted);
+    // The board's columns are those of the dataset (the Transfer log's IPC 50 adds its own).
+    assert!(targeted.attacks.ends_with(&["square", "spsa"]), "{:?}", targeted.attacks);
+    let row = &targeted.rows[0];
+    let logged: Vec<&str> = row.attacks.iter().map(|c| c.attack).collect();
+    assert_eq!(logged, ["square", "spsa"]);
+    let accuracy = |attack: &str| row.attacks.iter().find(|c| c.attack == attack).unwrap().robust_accuracy.mean;
+    assert_eq!((accuracy("spsa"), accuracy("square")), (50.29, 63.1));
+    // c = 69.95, A = 50.29, 63.1: RR = 100 (1 - 13.255 / 19.66) = 32.58; times 36.8, 2570.94,
+    // t_c = min(6.68, 4.84): AE = 100 (1303.87 - 4.84) / (2570.94 - 4.84) = 50.62.
+    near(row.rr, 32.58, "query RR-T");
+    near(row.ae, 50.62, "query AE-T");
+    // The untargeted `Spsa` row is AutoAttack's: only Square is left.
+    let untargeted = &board(Mode::Untargeted).rows[0];
+    let logged: Vec<&str> = untargeted.attacks.iter().map(|c| c.attack).collect();
+    assert_eq!(logged, ["square"]);
+    assert_eq!(untargeted.attacks[0].robust_accuracy, Stat { mean: 29.2, std: 0.0 });
+}

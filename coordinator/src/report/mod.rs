@@ -63,6 +63,7 @@ pub use plots::PlotError;
 pub use provenance::{DeviceResults, Provenance, SourceFile};
 pub use site::{SiteFile, site};
 pub use tables::{AttackCell, Leaderboard, LeaderboardRow, MissingAttack, MultiIpcRow, MultiIpcTable};
+pub(crate) use transfer::TransferRecord;
 pub use transfer::{BlackBoxBoard, BlackBoxRow, TransferMatrix, TransferSetting, TransferTables};
 
 /// What a report is built from: a sweep's accepted attack results, in any order, each once.

@@ -68,14 +68,14 @@ fn heatmap(matrix: &TransferMatrix) -> Markup {
 
 /// A cell coloured by its mean accuracy (hue 0 = red at 0 %, 120 = green at 100 %).
 fn heat_cell(cell: Option<Stat>, diagonal: bool) -> Markup {
-    let class = diagonal.then_some("diagonal");
+    let class = if diagonal { "num diagonal" } else { "num" };
     match cell.filter(|cell| cell.mean.is_finite()) {
         Some(cell) => {
             let hue = 1.2 * cell.mean.clamp(0.0, 100.0);
             let style = format!("background-color: hsl({hue:.0} 70% 80%)");
-            html! { td.num class=[class] style=(style) data-value=(cell.mean) { (stat(cell)) } }
+            html! { td class=(class) style=(style) data-value=(cell.mean) { (stat(cell)) } }
         }
-        None => html! { td.num class=[class] data-value="" { "—" } },
+        None => html! { td class=(class) data-value="" { "—" } },
     }
 }
 
