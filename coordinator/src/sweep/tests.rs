@@ -821,3 +821,21 @@ fn transfer_sections_with_unknown_methods_or_repeats_are_refused_where_written()
     );
     assert_rejected(&plus("transfer:\n  fgsm: {}"), 13, "transfer.fgsm", "unknown field");
 }
+
+#[test]
+fn the_blackbox_example_transfers_from_bacon_to_the_other_five() {
+    let sweep = example("beard-blackbox.yaml");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/beard-blackbox.yaml"))
+        .expect("the example");
+    let pool = sweep.read_checkpoints(&text, "beard-blackbox.yaml", |_| Ok(small_convnet(1.0))).expect("checkpoints");
+    let expansion = sweep.expand(&pool);
+    // SPSA both ways and Square untargeted on six checkpoints; BACON's six attacks, DeepFool and
+    // AutoAttack untargeted only, transferred to five targets.
+    assert_eq!((expansion.pooled.len(), expansion.attacks.len(), expansion.transfers.len()), (6, 18, 10));
+    assert!(
+        expansion
+            .transfers
+            .iter()
+            .all(|t| t.transfer_targets.len() == 5 && t.train.as_ref().is_some_and(|source| source.method == "BACON"))
+    );
+}
