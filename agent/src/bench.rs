@@ -12,16 +12,26 @@
 //! real train tasks: once with standard training as the baseline, then once per attack with
 //! adversarial training crafting its examples. Each row reports training images per second
 //! (images x epochs over the task's training seconds) and the cost relative to the baseline.
+//!
+//! [`run_distill`] distils the `synthetic` training split with a distillation method (DM today)
+//! for a few iterations and reports iterations per second: each iteration draws `batch_real` real
+//! images per class and matches them against the synthetic set, so its cost does not depend on
+//! the dataset's content.
 
 use beard_proto::v1::{
     AdversarialTraining, AttackConfig, AttackSpec, DatasetRef, DistilledSource, EvaluationConfig, ModelConfig,
     NormKind, Optimizer, PoolKind, RandomSubset, TargetPolicy, TaskFailure, TrainSpec, TrainingConfig,
     distilled_source,
 };
+use std::time::Instant;
+
 use tch::Device;
 
 use crate::attack_spec;
 use crate::backend::{AttackCheckpoints, Backend, TaskContext};
+use crate::data::{DataError, Dataset};
+use crate::distill::dm::{self, DistillError, DmSettings};
+use crate::model::{ConvNetConfig, ModelError};
 use crate::tch_backend::TchBackend;
 
 /// What to bench.
@@ -74,11 +84,39 @@ pub struct TrainingRow {
     pub final_loss: f64,
 }
 
+/// What a distillation bench runs.
+#[derive(Clone, Debug)]
+pub struct DistillBenchConfig {
+    pub device: Device,
+    /// ConvNet width (128 is DC-bench's).
+    pub width: u32,
+    /// Images per class of the distilled set.
+    pub ipc: u32,
+    pub iterations: u32,
+    /// Real images per class and iteration.
+    pub batch_real: u32,
+    pub seed: u32,
+}
+
+/// A distillation bench's figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DistillRow {
+    pub iterations: u32,
+    pub seconds: f64,
+    pub iterations_per_second: f64,
+}
+
 /// Why a bench stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     #[error("training the bench model failed: {0}")]
     Train(TaskFailure),
+    #[error("the synthetic dataset cannot be built: {0}")]
+    Data(#[from] DataError),
+    #[error("the bench model cannot be built: {0}")]
+    Model(#[from] ModelError),
+    #[error("distillation failed: {0}")]
+    Distill(#[from] DistillError),
     #[error("attack {attack} failed: {failure}")]
     Attack { attack: String, failure: TaskFailure },
 }
@@ -180,4 +218,28 @@ fn train_spec(config: &BenchConfig) -> TrainSpec {
             pool: PoolKind::Avg as i32,
         }),
     }
+}
+
+/// Distil the `synthetic` training split with DM (the official settings but `iterations` and
+/// `batch_real`, from real images) and time it.
+pub fn run_distill(config: &DistillBenchConfig) -> Result<DistillRow, BenchError> {
+    let reference = DatasetRef { name: "synthetic".into(), root: String::new() };
+    let dataset = Dataset::load(&reference, config.device)?;
+    let model =
+        ModelConfig { width: config.width, depth: 3, norm: NormKind::Instance.into(), pool: PoolKind::Avg.into() };
+    let shape = ConvNetConfig::new(&model, &dataset.info)?;
+    let settings =
+        DmSettings { iterations: config.iterations, batch_real: config.batch_real, ..DmSettings::official() };
+    let train = dataset.train()?;
+    let started = Instant::now();
+    dm::distill(train, &dataset.info, &shape, config.ipc, &settings, u64::from(config.seed), &TaskContext::detached())?;
+    if let Device::Cuda(index) = config.device {
+        tch::Cuda::synchronize(index as i64);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(DistillRow {
+        iterations: config.iterations,
+        seconds,
+        iterations_per_second: f64::from(config.iterations) / seconds.max(f64::MIN_POSITIVE),
+    })
 }

@@ -185,14 +185,32 @@ enum FormatArg {
     Pytorch,
 }
 
+/// Distillation methods `agent bench --distill` can time.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum DistillArg {
+    /// Distribution matching (Zhao & Bilen), with siamese DSA.
+    Dm,
+}
+
 #[derive(clap::Args)]
 struct BenchArgs {
     /// Attacks as `NAME:key=value,...` (e.g. `pgd:eps=8/255,alpha=2/255,steps=10`), separated
     /// by commas, semicolons or spaces; parameters not written take BEARD's defaults. With
     /// --adversarial-training, the attacks that craft the training examples (default Madry's
     /// `pgd:eps=8/255,alpha=2/255,steps=10,random_start=true`).
-    #[arg(long, num_args = 1.., required_unless_present = "adversarial_training")]
+    #[arg(long, num_args = 1.., required_unless_present_any = ["adversarial_training", "distill"])]
     attacks: Vec<String>,
+    /// Measure dataset distillation instead: distil the synthetic training split at --ipc with
+    /// this method for --iterations iterations of --batch-real real images per class; prints
+    /// iterations per second.
+    #[arg(long, value_enum, conflicts_with_all = ["attacks", "adversarial_training"])]
+    distill: Option<DistillArg>,
+    /// Distillation iterations (with --distill).
+    #[arg(long, default_value_t = 20)]
+    iterations: u32,
+    /// Real images per class and distillation iteration (with --distill; DM's official 256).
+    #[arg(long, default_value_t = 256)]
+    batch_real: u32,
     /// Measure training instead of attacks: standard training, then adversarial training with
     /// each attack, on an IPC set for --epochs epochs; prints training images per second.
     #[arg(long)]
@@ -299,6 +317,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 const MADRY_PGD: &str = "pgd:eps=8/255,alpha=2/255,steps=10,random_start=true";
 
 fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
+    if let Some(DistillArg::Dm) = args.distill {
+        return run_distill_bench(args);
+    }
     let mut attacks = Vec::new();
     for list in &args.attacks {
         attacks.extend(beard_agent::attack_spec::parse_list(list)?);
@@ -340,6 +361,29 @@ fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
             row.images
         );
     })?;
+    Ok(())
+}
+
+fn run_distill_bench(args: &BenchArgs) -> anyhow::Result<()> {
+    let config = bench::DistillBenchConfig {
+        device: parse_device(&args.device)?,
+        width: args.width,
+        ipc: args.ipc,
+        iterations: args.iterations,
+        batch_real: args.batch_real,
+        seed: args.seed,
+    };
+    println!(
+        "device {}, {} torch threads, ConvNet width {}, DM on synthetic, IPC {}, batch_real {} per class",
+        beard_agent::tch_backend::describe(config.device),
+        tch::get_num_threads(),
+        config.width,
+        config.ipc,
+        config.batch_real
+    );
+    let row = bench::run_distill(&config)?;
+    println!("{:>12} {:>9} {:>10}  method", "iterations/s", "seconds", "iterations");
+    println!("{:>12.3} {:>9.3} {:>10}  dm", row.iterations_per_second, row.seconds, row.iterations);
     Ok(())
 }
 

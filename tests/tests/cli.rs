@@ -116,3 +116,20 @@ fn an_unreachable_coordinator_is_reported_with_each_cause_once() -> anyhow::Resu
     assert_eq!(causes, ["transport error", "tcp connect error", "Connection refused (os error 111)"], "{line}");
     Ok(())
 }
+
+#[test]
+fn bench_distill_prints_dm_iterations_per_second() -> anyhow::Result<()> {
+    let args = ["bench", "--distill", "dm", "--iterations", "2", "--batch-real", "8", "--ipc", "1", "--width", "8"];
+    let output = Command::new(common::binary("agent")).args(args).env("OMP_NUM_THREADS", "2").output()?;
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let row = stdout.lines().find(|line| line.trim_end().ends_with(" dm")).expect("a dm row");
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    let (per_second, seconds): (f64, f64) = (fields[0].parse()?, fields[1].parse()?);
+    assert_eq!(fields[2], "2", "{stdout}");
+    assert!(per_second > 0.0 && (per_second * seconds - 2.0).abs() < 0.05, "{stdout}");
+    let refused =
+        Command::new(common::binary("agent")).args(["bench", "--distill", "dm", "--attacks", "fgsm"]).output()?;
+    assert!(!refused.status.success() && text(&refused.stderr).contains("cannot be used with"));
+    Ok(())
+}
