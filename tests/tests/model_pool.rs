@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use beard_proto::describe::is_pooled;
 use beard_proto::v1::{AttackShard, AttackSpec};
@@ -29,17 +29,6 @@ fn sweep(name: &str, data: &Path, attacks: &str, test_samples: u32) -> String {
          evaluation: {{ test_samples: {test_samples}, batch_size: 250 }}\n",
         data.join("cifar-10-batches-bin").display()
     )
-}
-
-fn coordinator_cli(coordinator: &Coordinator, args: &[&str]) -> anyhow::Result<Output> {
-    let token = coordinator.token_file();
-    let mut command = Command::new(binary("coordinator"));
-    command.args(args).args(["--coordinator", &coordinator.url]).arg("--token-file").arg(&token);
-    Ok(command.output()?)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// `agent eval --json` of one checkpoint with the sweep's image count and chunk size.

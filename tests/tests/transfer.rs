@@ -11,7 +11,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use beard_proto::v1::{AttackShard, AttackSpec, EvaluationMode};
 use common::*;
@@ -34,17 +34,6 @@ fn sweep(data: &Path) -> String {
          evaluation: {{ test_samples: {IMAGES}, batch_size: 250, modes: [standard, beard-compat] }}\n",
         data.join("cifar-10-batches-bin").display()
     )
-}
-
-fn coordinator_cli(coordinator: &Coordinator, args: &[&str]) -> anyhow::Result<Output> {
-    let token = coordinator.token_file();
-    let mut command = Command::new(binary("coordinator"));
-    command.args(args).args(["--coordinator", &coordinator.url]).arg("--token-file").arg(&token);
-    Ok(command.output()?)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// `agent eval --judge`: FGSM crafted on `source`, judged by `target`, image by image.

@@ -41,6 +41,18 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// `coordinator ARGS --coordinator URL --token-file FILE`, as a user runs it against `coordinator`.
+pub fn coordinator_cli(coordinator: &Coordinator, args: &[&str]) -> anyhow::Result<std::process::Output> {
+    let mut command = Command::new(binary("coordinator"));
+    command.args(args).args(["--coordinator", &coordinator.url]).arg("--token-file").arg(coordinator.token_file());
+    Ok(command.output()?)
+}
+
+/// A process's output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
 /// A child process killed when dropped.
 pub struct Process {
     pub child: Child,
