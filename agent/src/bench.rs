@@ -30,7 +30,8 @@ use tch::Device;
 use crate::attack_spec;
 use crate::backend::{AttackCheckpoints, Backend, TaskContext};
 use crate::data::{DataError, Dataset};
-use crate::distill::dm::{self, DistillError, DmSettings};
+use crate::distill::DistillError;
+use crate::distill::dm::{self, DmSettings};
 use crate::model::{ConvNetConfig, ModelError};
 use crate::tch_backend::TchBackend;
 
@@ -232,7 +233,8 @@ pub fn run_distill(config: &DistillBenchConfig) -> Result<DistillRow, BenchError
         DmSettings { iterations: config.iterations, batch_real: config.batch_real, ..DmSettings::official() };
     let train = dataset.train()?;
     let started = Instant::now();
-    dm::distill(train, &dataset.info, &shape, config.ipc, &settings, u64::from(config.seed), &TaskContext::detached())?;
+    let seed = u64::from(config.seed);
+    dm::distill(train, &dataset.info, &shape, config.ipc, &settings, seed, None, &TaskContext::detached())?;
     if let Device::Cuda(index) = config.device {
         tch::Cuda::synchronize(index as i64);
     }

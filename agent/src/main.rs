@@ -263,6 +263,10 @@ struct RunArgs {
     /// Seconds a running task may take to finish after SIGTERM before it is handed back.
     #[arg(long, default_value_t = 60.0)]
     drain_timeout_secs: f64,
+    /// Seconds between two snapshots of a running distillation; a distill task whose agent dies
+    /// resumes from the last one the coordinator received.
+    #[arg(long, default_value_t = 60.0, env = "BEARD_SNAPSHOT_EVERY_SECS")]
+    snapshot_every_secs: f64,
     /// Where a GPU may use TF32: `off` (exact float32, the default, as on the CPU), `training`
     /// or `all`. Every result's device description names the precision that produced it.
     #[arg(long, value_enum, default_value_t = Tf32::Off, env = "BEARD_TF32")]
@@ -309,6 +313,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         name,
         work_dir: args.work_dir,
         drain_timeout: Duration::from_secs_f64(args.drain_timeout_secs),
+        snapshot_every: Duration::from_secs_f64(args.snapshot_every_secs),
     };
     worker::run(config, TchBackend::with_tf32(device, args.tf32), beard_proto::process::shutdown_signal()).await
 }

@@ -8,9 +8,14 @@
 //!   An agent told that its generation was replaced stops rather than take the name back.
 //! - Heartbeats run on their own task and never wait for the ML work, which runs on a blocking
 //!   thread; a heartbeat answer that revokes the current lease sets the task's cancel flag.
-//! - Checkpoints of train tasks are cached in `work_dir/checkpoints/<train task id>`; attack
-//!   tasks fetch missing ones from the coordinator and verify their SHA-256 before use, and the
-//!   agent tells the coordinator which ones it holds so attack tasks go where their model is.
+//! - Outputs of finished tasks (train tasks' checkpoints, distill tasks' sets) are cached in
+//!   `work_dir/checkpoints/<task id>`; attack tasks fetch missing checkpoints from the
+//!   coordinator, train tasks the set their distill task learned, and both verify the SHA-256
+//!   before use; the agent tells the coordinator which ones it holds so attack tasks go where
+//!   their model is.
+//! - A distill task hands the worker a snapshot of its state whenever `snapshot_every` has
+//!   passed; the heartbeat task sends the latest one to the coordinator under the live lease, and
+//!   the next attempt of the task (on any agent) resumes from it.
 //! - On shutdown (SIGTERM / Ctrl-C) the agent stops leasing, gives the running task the drain
 //!   timeout to finish, then cancels it and hands it back as a retryable failure.
 
@@ -26,8 +31,9 @@ use beard_proto::keys::{is_valid_key, sha256_hex};
 use beard_proto::tls::ClientTlsArgs;
 use beard_proto::v1::agent_service_client::AgentServiceClient;
 use beard_proto::v1::{
-    AttackSpec, CompleteRequest, FetchCheckpointRequest, HeartbeatRequest, LeaseRequest, LeasedTask, NameInUse,
-    RegisterRequest, TaskFailure, TrainSpec, complete_request, task_spec,
+    AttackSpec, CompleteRequest, DistillSpec, DistilledFile, DistilledSource, FetchCheckpointRequest, HeartbeatRequest,
+    LeaseRequest, LeasedTask, NameInUse, RegisterRequest, SaveSnapshotRequest, Snapshot, TaskFailure, TrainSpec,
+    complete_request, distilled_source, task_spec,
 };
 use beard_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
 use prost::Message;
@@ -49,6 +55,8 @@ pub struct WorkerConfig {
     pub name: String,
     pub work_dir: PathBuf,
     pub drain_timeout: Duration,
+    /// How often a long task (a distillation) hands over a snapshot to resume from.
+    pub snapshot_every: Duration,
 }
 
 type Client = AgentServiceClient<InterceptedService<Channel, AttachToken>>;
@@ -57,7 +65,10 @@ type Client = AgentServiceClient<InterceptedService<Channel, AttachToken>>;
 #[derive(Default)]
 struct Current {
     lease: Option<(String, Arc<AtomicBool>)>,
+    task_id: String,
     progress: String,
+    /// The latest snapshot the task handed over and the heartbeat task has not sent yet.
+    snapshot: Option<Snapshot>,
 }
 
 /// Identity of this agent process.
@@ -142,15 +153,14 @@ pub async fn run<B: Backend>(
             continue;
         };
         let cancel = Arc::new(AtomicBool::new(false));
-        {
-            let mut guard = lock(&current);
-            guard.lease = Some((task.lease_token.clone(), cancel.clone()));
-            guard.progress.clear();
-        }
+        *lock(&current) = Current {
+            lease: Some((task.lease_token.clone(), cancel.clone())),
+            task_id: task.task_id.clone(),
+            ..Current::default()
+        };
         let outcome =
-            run_task(&task, &mut client, &checkpoints, &backend, &current, cancel, &mut stop_rx, config.drain_timeout)
-                .await;
-        lock(&current).lease = None;
+            run_task(&task, &mut client, &checkpoints, &backend, &current, cancel, &mut stop_rx, &config).await;
+        *lock(&current) = Current::default();
         stop_if_replaced(&replaced)?;
         complete(&mut client, &identity, &task, outcome).await;
     }
@@ -291,6 +301,40 @@ async fn heartbeat_loop(
             }
             Err(status) => tracing::warn!(error = %status.message(), "heartbeat failed"),
         }
+        send_snapshot(&mut client, &identity, &current).await;
+    }
+}
+
+/// Send the running task's latest snapshot, if it handed one over since the last call; one that
+/// fails to go out is kept unless a newer one replaced it meanwhile.
+async fn send_snapshot(client: &mut Client, identity: &Identity, current: &Mutex<Current>) {
+    let (request, iteration) = {
+        let mut guard = lock(current);
+        let Some(snapshot) = guard.snapshot.take() else { return };
+        let Some((lease_token, _)) = &guard.lease else { return };
+        let iteration = snapshot.iteration;
+        let request = SaveSnapshotRequest {
+            agent_name: identity.name.clone(),
+            generation: identity.generation.clone(),
+            task_id: guard.task_id.clone(),
+            lease_token: lease_token.clone(),
+            snapshot: Some(snapshot),
+        };
+        (request, iteration)
+    };
+    match client.save_snapshot(request.clone()).await {
+        Ok(response) if response.get_ref().accepted => {
+            tracing::info!(task = %request.task_id, iteration, "snapshot saved")
+        }
+        Ok(_) => tracing::warn!(task = %request.task_id, iteration, "snapshot refused: the lease is gone"),
+        Err(status) => {
+            tracing::warn!(task = %request.task_id, iteration, error = %status.message(), "snapshot not delivered");
+            let mut guard = lock(current);
+            if guard.snapshot.is_none() && guard.lease.as_ref().is_some_and(|(token, _)| *token == request.lease_token)
+            {
+                guard.snapshot = request.snapshot;
+            }
+        }
     }
 }
 
@@ -306,12 +350,17 @@ async fn run_task<B: Backend>(
     current: &Arc<Mutex<Current>>,
     cancel: Arc<AtomicBool>,
     stop: &mut watch::Receiver<bool>,
-    drain_timeout: Duration,
+    config: &WorkerConfig,
 ) -> Outcome {
     let spec = task.spec.as_ref().and_then(|s| s.kind.clone());
-    tracing::info!(task = %task.task_id, attempt = task.attempt, "task started");
+    let resumes_from = task.snapshot.as_ref().map(|snapshot| snapshot.iteration);
+    tracing::info!(task = %task.task_id, attempt = task.attempt, resumes_from, "task started");
     let job = match spec {
-        Some(task_spec::Kind::Train(train)) => Job::Train(train),
+        Some(task_spec::Kind::Distill(distill)) => Job::Distill(distill, task.snapshot.clone()),
+        Some(task_spec::Kind::Train(train)) => match fetched_distill_output(client, checkpoints, train).await {
+            Ok(train) => Job::Train(train),
+            Err(failure) => return Outcome::Failure(failure),
+        },
         Some(task_spec::Kind::Attack(attack)) => match attack_checkpoints(client, checkpoints, &attack).await {
             Ok(inputs) => Job::Attack(attack, inputs),
             Err(failure) => return Outcome::Failure(failure),
@@ -319,7 +368,10 @@ async fn run_task<B: Backend>(
         None => return Outcome::Failure(TaskFailure::permanent("empty_task", "the leased task has no spec")),
     };
     let progress_sink = current.clone();
-    let ctx = TaskContext::new(move |message| lock(&progress_sink).progress = message, cancel.clone());
+    let snapshot_sink = current.clone();
+    let ctx = TaskContext::new(move |message| lock(&progress_sink).progress = message, cancel.clone())
+        .with_snapshots(config.snapshot_every, move |snapshot| lock(&snapshot_sink).snapshot = Some(snapshot));
+    let drain_timeout = config.drain_timeout;
     let backend = backend.clone();
     let mut handle = tokio::task::spawn_blocking(move || {
         let mut backend = backend.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -350,6 +402,12 @@ async fn run_task<B: Backend>(
             }
             Outcome::Train(result)
         }
+        Ok(Outcome::Distill(result)) => {
+            if let Err(error) = write_atomically(&checkpoints.join(&task.task_id), &result.set) {
+                tracing::warn!(%error, "cannot cache the distilled set locally");
+            }
+            Outcome::Distill(result)
+        }
         Ok(other) => other,
         Err(failure) => Outcome::Failure(failure),
     }
@@ -357,6 +415,8 @@ async fn run_task<B: Backend>(
 
 /// The ML half of a task, moved onto the blocking thread.
 enum Job {
+    /// With the snapshot an earlier attempt left.
+    Distill(DistillSpec, Option<Snapshot>),
     Train(TrainSpec),
     Attack(AttackSpec, AttackCheckpoints),
 }
@@ -364,6 +424,7 @@ enum Job {
 impl Job {
     fn run<B: Backend>(self, backend: &mut B, ctx: &TaskContext) -> Result<Outcome, TaskFailure> {
         match self {
+            Job::Distill(spec, resume) => backend.distill(&spec, resume.as_ref(), ctx).map(Outcome::Distill),
             Job::Train(spec) => backend.train(&spec, ctx).map(Outcome::Train),
             Job::Attack(spec, checkpoints) => backend.attack(&spec, &checkpoints, ctx).map(Outcome::Attack),
         }
@@ -384,10 +445,34 @@ async fn attack_checkpoints(
     Ok(AttackCheckpoints { source, targets })
 }
 
-/// The checkpoint of a train task: from the local cache, else fetched and verified.
+/// `spec`, its set read from the local cache when a distill task learned it: fetched (and
+/// verified) first, then handed to the backend as the DC-bench file it is.
+async fn fetched_distill_output(
+    client: &mut Client,
+    dir: &Path,
+    mut spec: TrainSpec,
+) -> Result<TrainSpec, TaskFailure> {
+    let Some(distilled_source::Source::Distilled(output)) = spec.source.as_ref().and_then(|s| s.source.as_ref()) else {
+        return Ok(spec);
+    };
+    let set = ensure_checkpoint(client, dir, &output.distill_task_id).await?;
+    let path = dir.join(&output.distill_task_id);
+    if !path.exists() {
+        write_atomically(&path, &set).map_err(|error| {
+            TaskFailure::retryable("cache_unwritable", format!("cannot cache the distilled set: {error}"))
+        })?;
+    }
+    let file =
+        DistilledFile { path: path.display().to_string(), stored: "normalized".to_owned(), ..Default::default() };
+    spec.source = Some(DistilledSource { source: Some(distilled_source::Source::File(file)) });
+    Ok(spec)
+}
+
+/// The output of a finished task (a checkpoint, or a distilled set): from the local cache, else
+/// fetched and verified.
 async fn ensure_checkpoint(client: &mut Client, dir: &Path, train_task_id: &str) -> Result<Vec<u8>, TaskFailure> {
     if !is_valid_key(train_task_id) {
-        return Err(TaskFailure::permanent("malformed_task", format!("bad train task id {train_task_id:?}")));
+        return Err(TaskFailure::permanent("malformed_task", format!("bad task id {train_task_id:?}")));
     }
     let path = dir.join(train_task_id);
     if let Ok(bytes) = std::fs::read(&path) {

@@ -1,11 +1,14 @@
 //! DM, distribution matching, on the CPU: its loss and gradient against a PyTorch reference on
-//! fixed tensors (`scripts/distill/dm_reference.py`), and a whole run twice under one seed,
-//! bit for bit.
+//! fixed tensors (`scripts/distill/dm_reference.py`), a whole run twice under one seed, bit for
+//! bit, and a run resumed from its snapshots, bit for bit too.
 
 mod common;
 
 use std::collections::HashMap;
 use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use beard_agent::backend::TaskContext;
 use beard_agent::data::{Dataset, dataset_info};
@@ -15,7 +18,7 @@ use beard_agent::host_tensor;
 use beard_agent::model::checkpoint;
 use beard_agent::model::{ConvNet, ConvNetConfig, Norm, Pool};
 use beard_formats::state_dict;
-use beard_proto::v1::DatasetRef;
+use beard_proto::v1::{DatasetRef, Snapshot};
 use common::files::python;
 use tch::{Device, Kind, Tensor};
 
@@ -93,17 +96,24 @@ fn the_loss_and_its_gradient_match_pytorch() {
     }
 }
 
-#[test]
-fn one_seed_gives_the_same_set_twice_and_another_seed_another() {
+/// The `synthetic` dataset and the small ConvNet for its classes.
+fn synthetic_run() -> (Dataset, ConvNetConfig) {
     let dataset =
         Dataset::load(&DatasetRef { name: "synthetic".into(), root: String::new() }, Device::Cpu).expect("synthetic");
-    let train = dataset.train().expect("a train split");
     let config = ConvNetConfig { classes: dataset.info.classes as i64, ..small_net().0 };
+    (dataset, config)
+}
+
+#[test]
+fn one_seed_gives_the_same_set_twice_and_another_seed_another() {
+    let (dataset, config) = synthetic_run();
+    let train = dataset.train().expect("a train split");
     let settings =
         DmSettings { iterations: 3, batch_real: 8, lr_img: 1.0, momentum: 0.5, dsa: true, start: Start::Noise };
     let run = |seed| {
-        dm::distill(train, &dataset.info, &config, 2, &settings, seed, &TaskContext::detached())
+        dm::distill(train, &dataset.info, &config, 2, &settings, seed, None, &TaskContext::detached())
             .expect("distils")
+            .set
             .images()
             .detach()
     };
@@ -118,10 +128,49 @@ fn one_seed_gives_the_same_set_twice_and_another_seed_another() {
         2,
         &DmSettings { iterations: 1, lr_img: 0.0, ..settings },
         3,
+        None,
         &TaskContext::detached(),
     )
     .expect("distils")
+    .set
     .images()
     .detach();
     assert!(!first.allclose(&start, 1e-6, 1e-6, false), "three iterations moved the images");
+}
+
+#[test]
+fn a_run_resumed_from_a_snapshot_ends_with_the_uninterrupted_set() {
+    let (dataset, config) = synthetic_run();
+    let train = dataset.train().expect("a train split");
+    let settings =
+        DmSettings { iterations: 5, batch_real: 8, lr_img: 1.0, momentum: 0.5, dsa: true, start: Start::Real };
+    let snapshots = Arc::new(Mutex::new(Vec::new()));
+    let sink = snapshots.clone();
+    // A zero interval: a snapshot after every iteration but the last.
+    let ctx = TaskContext::new(|_| {}, Arc::new(AtomicBool::new(false)))
+        .with_snapshots(Duration::ZERO, move |snapshot| sink.lock().expect("lock").push(snapshot));
+    let run = |resume: Option<&Snapshot>, ctx: &TaskContext| {
+        dm::distill(train, &dataset.info, &config, 1, &settings, 7, resume, ctx).expect("distils")
+    };
+    let whole = run(None, &ctx);
+    let snapshots = snapshots.lock().expect("lock").clone();
+    assert_eq!(snapshots.iter().map(|s| s.iteration).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert!(snapshots.iter().all(|s| s.state_sha256 == beard_proto::keys::sha256_hex(&s.state)));
+    for snapshot in [&snapshots[0], &snapshots[2]] {
+        let resumed = run(Some(snapshot), &TaskContext::detached());
+        assert_eq!(resumed.resumed_from, snapshot.iteration);
+        assert!(resumed.set.images().equal(whole.set.images()), "resumed at {}: the same set", snapshot.iteration);
+        assert_eq!(resumed.final_loss.to_bits(), whole.final_loss.to_bits());
+    }
+    let too_late = Snapshot { iteration: 5, ..snapshots[0].clone() };
+    let error = dm::distill(train, &dataset.info, &config, 1, &settings, 7, Some(&too_late), &TaskContext::detached())
+        .err()
+        .expect("a snapshot at the end is refused")
+        .to_string();
+    assert!(error.contains("iteration 5"), "{error}");
+    let other_ipc = dm::distill(train, &dataset.info, &config, 2, &settings, 7, Some(&snapshots[0]), &ctx)
+        .err()
+        .expect("a snapshot of another shape is refused")
+        .to_string();
+    assert!(other_ipc.contains("expected F32"), "{other_ipc}");
 }

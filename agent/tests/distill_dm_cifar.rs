@@ -54,8 +54,10 @@ fn dm_from_noise_learns_a_cifar10_set_worth_20_percent_in_200_iterations() {
     let context = TaskContext::detached();
 
     let started = Instant::now();
-    let noise = dm::distill(train_split, &dataset.info, &config, 1, &start_set, 0, &context).expect("the start");
-    let learned = dm::distill(train_split, &dataset.info, &config, 1, &settings, 0, &context).expect("distils");
+    let noise =
+        dm::distill(train_split, &dataset.info, &config, 1, &start_set, 0, None, &context).expect("the start").set;
+    let learned =
+        dm::distill(train_split, &dataset.info, &config, 1, &settings, 0, None, &context).expect("distils").set;
     let distilled = started.elapsed().as_secs_f64();
     let normalization = &dataset.info.normalization;
     let before = evaluate(&noise.to_pixels(normalization).expect("pixels"), &dataset, &config, 2, 300);

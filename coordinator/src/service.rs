@@ -19,8 +19,8 @@ use beard_proto::v1::control_service_server::{ControlService, ControlServiceServ
 use beard_proto::v1::{
     AgentsRequest, AgentsResponse, CancelRequest, CancelResponse, CompleteRequest, CompleteResponse,
     FetchCheckpointRequest, FetchCheckpointResponse, HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse,
-    RegisterRequest, RegisterResponse, ReportFile, ReportRequest, ReportResponse, StatusRequest, StatusResponse,
-    SubmitRequest, SubmitResponse,
+    RegisterRequest, RegisterResponse, ReportFile, ReportRequest, ReportResponse, SaveSnapshotRequest,
+    SaveSnapshotResponse, StatusRequest, StatusResponse, SubmitRequest, SubmitResponse,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -176,7 +176,8 @@ impl AgentService for Agents {
             tracing::debug!(agent = %r.agent_name, progress = %r.progress, "heartbeat");
         }
         call(&self.scheduler, move |s| {
-            let revoked_lease_tokens = s.heartbeat(&r.agent_name, &r.generation, &r.lease_tokens, now_ms())?;
+            let revoked_lease_tokens =
+                s.heartbeat(&r.agent_name, &r.generation, &r.lease_tokens, &r.progress, now_ms())?;
             Ok(HeartbeatResponse { revoked_lease_tokens })
         })
         .await
@@ -197,6 +198,15 @@ impl AgentService for Agents {
             Ok(FetchCheckpointResponse { checkpoint, checkpoint_sha256 })
         })
         .await
+    }
+
+    async fn save_snapshot(
+        &self,
+        request: Request<SaveSnapshotRequest>,
+    ) -> Result<Response<SaveSnapshotResponse>, Status> {
+        let request = request.into_inner();
+        call(&self.scheduler, move |s| Ok(SaveSnapshotResponse { accepted: s.save_snapshot(&request, now_ms())? }))
+            .await
     }
 }
 

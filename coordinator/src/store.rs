@@ -9,11 +9,16 @@
 //!   `pending -> leased -> done | failed`, lease token, attempts, retry-not-before.
 //! - `sweep_tasks`: which sweeps want which tasks.
 //! - `task_inputs`: the further tasks a task waits for besides `depends_on` (a DAG fan-in).
-//! - `results`: the accepted result of a task (attack shard bytes, or the checkpoint digest).
+//! - `results`: the accepted result of a task: an attack task's shard; a train task's checkpoint
+//!   digest; a distill task's set digest with its run record (a `DistillResult` without blobs).
+//! - `task_files`: further blobs a task produced (a distilled set's safetensors encoding).
+//! - `snapshots`: the latest state a long task (a distillation) saved, for its next lease.
+//! - `task_progress`: what the agent on a leased task last reported.
 //! - `task_errors`: every failed attempt with its typed failure.
 //! - `agents`: the last registration and heartbeat of each agent name.
 //!
-//! Checkpoints live in `blobs/<sha256>` beside the database, written atomically.
+//! Checkpoints and distilled sets live in `blobs/<sha256>` beside the database, written
+//! atomically; snapshots, replaced as a task goes on, stay in their table.
 
 use std::path::{Path, PathBuf};
 
@@ -97,6 +102,24 @@ CREATE TABLE IF NOT EXISTS rejected_completions (
     agent       TEXT NOT NULL,
     reason      TEXT NOT NULL,
     at_ms       INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS task_files (
+    task_id TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    sha256  TEXT NOT NULL,
+    PRIMARY KEY (task_id, name)
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    task_id   TEXT PRIMARY KEY,
+    iteration INTEGER NOT NULL,
+    state     BLOB NOT NULL,
+    sha256    TEXT NOT NULL,
+    saved_ms  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS task_progress (
+    task_id TEXT PRIMARY KEY,
+    text    TEXT NOT NULL,
+    at_ms   INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS agents (
     name        TEXT PRIMARY KEY,
@@ -325,10 +348,10 @@ impl Tx<'_> {
 
     /// The next leasable task: pending, due, wanted by a running sweep, its dependency and further
     /// inputs done.
-    /// Train tasks first; among attack tasks, those whose checkpoint the agent holds; then in
-    /// submission order.
+    /// Distill tasks first (the roots of the longest chains), then train tasks; among attack
+    /// tasks, those whose checkpoint the agent holds; then in submission order.
     ///
-    /// Three small queries in that order of preference, each walking the `(state, kind)` index
+    /// Small queries in that order of preference, each walking the `(state, kind)` index
     /// in rowid order and stopping at the first hit, keep a lease O(1) in the queue length where
     /// one query sorting every candidate would be O(n).
     pub fn next_leasable(&self, now_ms: i64, cached_deps: &[String]) -> StoreResult<Option<TaskRow>> {
@@ -347,7 +370,11 @@ impl Tx<'_> {
             };
             row.optional()?.map(finish_task).transpose()
         };
-        if let Some(task) = first("t.kind = 'train'", None)? {
+        if let Some(task) = first("t.kind = 'distill'", None)? {
+            return Ok(Some(task));
+        }
+        if let Some(task) = first(&format!("t.kind = 'train' AND (t.depends_on IS NULL OR ({DEPENDENCY_DONE}))"), None)?
+        {
             return Ok(Some(task));
         }
         if !cached_deps.is_empty() {
@@ -369,7 +396,73 @@ impl Tx<'_> {
                               lease_agent = ?3, lease_expires_ms = ?4 WHERE id = ?1",
             params![id, token, agent, expires_ms],
         )?;
+        self.tx.execute("DELETE FROM task_progress WHERE task_id = ?1", [id])?;
         Ok(self.tx.query_row("SELECT attempts FROM tasks WHERE id = ?1", [id], |r| r.get(0))?)
+    }
+
+    /// Record what the agent holding `token` reports about its task; false when the token holds
+    /// no lease.
+    pub fn set_progress(&self, token: &str, text: &str, at_ms: i64) -> StoreResult<bool> {
+        let changed = self.tx.execute(
+            "INSERT INTO task_progress (task_id, text, at_ms)
+             SELECT id, ?2, ?3 FROM tasks WHERE lease_token = ?1 AND state = 'leased'
+             ON CONFLICT (task_id) DO UPDATE SET text = excluded.text, at_ms = excluded.at_ms",
+            params![token, text, at_ms],
+        )?;
+        Ok(changed > 0)
+    }
+
+    /// (task id, description, agent, last progress) of every leased task of a sweep.
+    pub fn running(&self, sweep_id: &str) -> StoreResult<Vec<(String, String, String, String)>> {
+        let mut stmt = self.tx.prepare(
+            "SELECT t.id, t.description, COALESCE(t.lease_agent, ''), COALESCE(p.text, '')
+             FROM sweep_tasks st JOIN tasks t ON t.id = st.task_id
+             LEFT JOIN task_progress p ON p.task_id = t.id
+             WHERE st.sweep_id = ?1 AND t.state = 'leased' ORDER BY t.rowid",
+        )?;
+        let rows = stmt
+            .query_map([sweep_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    // ---- snapshots ------------------------------------------------------------------------
+
+    /// Keep `state` as the latest snapshot of the task `token` leases (replacing an earlier
+    /// one); false when the token holds no lease on `task_id`.
+    pub fn save_snapshot(
+        &self,
+        task_id: &str,
+        token: &str,
+        iteration: u32,
+        state: &[u8],
+        sha256: &str,
+        at_ms: i64,
+    ) -> StoreResult<bool> {
+        let changed = self.tx.execute(
+            "INSERT INTO snapshots (task_id, iteration, state, sha256, saved_ms)
+             SELECT id, ?3, ?4, ?5, ?6 FROM tasks WHERE id = ?1 AND lease_token = ?2 AND state = 'leased'
+             ON CONFLICT (task_id) DO UPDATE SET iteration = excluded.iteration, state = excluded.state,
+                                                 sha256 = excluded.sha256, saved_ms = excluded.saved_ms",
+            params![task_id, token, iteration, state, sha256, at_ms],
+        )?;
+        Ok(changed > 0)
+    }
+
+    /// (iteration, state, sha256) of a task's latest snapshot.
+    pub fn snapshot(&self, task_id: &str) -> StoreResult<Option<(u32, Vec<u8>, String)>> {
+        Ok(self
+            .tx
+            .query_row("SELECT iteration, state, sha256 FROM snapshots WHERE task_id = ?1", [task_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?)
+    }
+
+    /// Forget a task's snapshot (its result was accepted).
+    pub fn delete_snapshot(&self, task_id: &str) -> StoreResult<()> {
+        self.tx.execute("DELETE FROM snapshots WHERE task_id = ?1", [task_id])?;
+        Ok(())
     }
 
     /// Extend a lease if `token` still holds it for `agent`; false when it does not.
@@ -483,6 +576,15 @@ impl Tx<'_> {
             .tx
             .query_row("SELECT lease_token FROM results WHERE task_id = ?1", [task_id], |r| r.get(0))
             .optional()?)
+    }
+
+    /// Record a further blob a task produced, under a file name.
+    pub fn insert_task_file(&self, task_id: &str, name: &str, sha256: &str) -> StoreResult<()> {
+        self.tx.execute(
+            "INSERT OR REPLACE INTO task_files (task_id, name, sha256) VALUES (?1, ?2, ?3)",
+            params![task_id, name, sha256],
+        )?;
+        Ok(())
     }
 
     pub fn checkpoint_digest(&self, train_task_id: &str) -> StoreResult<Option<String>> {

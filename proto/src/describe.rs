@@ -2,7 +2,8 @@
 
 use crate::evaluation::mode_name;
 use crate::v1::{
-    AttackConfig, AttackSpec, EvaluationMode, TaskSpec, TrainSpec, attack_config, distilled_source, task_spec,
+    AttackConfig, AttackSpec, DistillSpec, EvaluationMode, TaskSpec, TrainSpec, attack_config, distill_spec,
+    distilled_source, task_spec,
 };
 
 /// The sweep-file name of an attack (`fgsm`, `pgd`, `pgdl2`, `cw`, `deepfool`, `autoattack`,
@@ -66,6 +67,16 @@ pub fn describe_attack(attack: &AttackSpec) -> String {
     text
 }
 
+/// `dataset/method/ipcN/seedS algorithm`, e.g. `synthetic/DM/ipc1/seed0 dm`.
+pub fn describe_distill(distill: &DistillSpec) -> String {
+    let dataset = distill.dataset.as_ref().map_or("?", |d| d.name.as_str());
+    let algorithm = match distill.algorithm {
+        Some(distill_spec::Algorithm::Dm(_)) => "dm",
+        None => "none",
+    };
+    format!("{dataset}/{}/ipc{}/seed{} {algorithm}", distill.method, distill.ipc, distill.seed)
+}
+
 /// Whether a train spec is a model-pool entry (a checkpoint attacked as it is, never trained).
 pub fn is_pooled(train: &TrainSpec) -> bool {
     matches!(train.source.as_ref().and_then(|s| s.source.as_ref()), Some(distilled_source::Source::Checkpoint(_)))
@@ -80,6 +91,7 @@ pub fn describe_task(spec: &TaskSpec) -> String {
             format!("transfer {}", describe_attack(attack))
         }
         Some(task_spec::Kind::Attack(attack)) => format!("attack {}", describe_attack(attack)),
+        Some(task_spec::Kind::Distill(distill)) => format!("distill {}", describe_distill(distill)),
         None => "empty task".to_owned(),
     }
 }

@@ -7,7 +7,7 @@
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::v1::{AttackSpec, TaskSpec, TrainSpec, task_spec};
+use crate::v1::{AttackSpec, DistillSpec, TaskSpec, TrainSpec, task_spec};
 
 const DOMAIN_TAG: &[u8] = b"beard.v1.TaskSpec\0";
 
@@ -27,6 +27,11 @@ pub fn train_key(train: &TrainSpec) -> String {
 /// Content key of an attack task.
 pub fn attack_key(attack: &AttackSpec) -> String {
     task_key(&TaskSpec { kind: Some(task_spec::Kind::Attack(attack.clone())) })
+}
+
+/// Content key of a distill task.
+pub fn distill_key(distill: &DistillSpec) -> String {
+    task_key(&TaskSpec { kind: Some(task_spec::Kind::Distill(distill.clone())) })
 }
 
 /// SHA-256 of a byte string as lowercase hex (checkpoints, blobs).

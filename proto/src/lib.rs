@@ -32,7 +32,7 @@ pub mod v1 {
 
 /// Bumped on every incompatible change of the agent protocol; agents with another version are
 /// refused at registration.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest gRPC message either side accepts (checkpoints and shards travel inline).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;

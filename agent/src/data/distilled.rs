@@ -2,7 +2,8 @@
 //!
 //! Sources: `random` (IPC real images per class drawn from the train split with the task's seed,
 //! class-major order), `full` (the whole train split, shared with the loaded dataset rather than
-//! copied; the task's IPC is ignored), and distilled-set files as their authors release them:
+//! copied; the task's IPC is ignored), and distilled-set files as their authors release them (a
+//! distill task's set too: the worker fetches it and hands it over as such a file):
 //!
 //! - DC / DSA / DM / IDM result files, `{'data': [[images, labels], ...], ...}`: the file's
 //!   `experiment` picks the entry;
@@ -67,6 +68,9 @@ pub fn select(
         Some(distilled_source::Source::Random(_)) => random_subset(dataset.train()?, dataset.info.classes, ipc, seed),
         Some(distilled_source::Source::Full(_)) => Ok(full_split(dataset.train()?)),
         Some(distilled_source::Source::Checkpoint(_)) => Err(DataError::PooledCheckpoint),
+        Some(distilled_source::Source::Distilled(output)) => {
+            Err(DataError::UnfetchedDistillOutput(output.distill_task_id.clone()))
+        }
     }
 }
 

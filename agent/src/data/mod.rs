@@ -97,6 +97,8 @@ pub enum DataError {
     MissingSource,
     #[error("a model-pool entry has no training set: its checkpoint is attacked as it is")]
     PooledCheckpoint,
+    #[error("the set of distill task {0} was not fetched: the worker hands it over as a file")]
+    UnfetchedDistillOutput(String),
     #[error("distilled set {path}: {message}")]
     Distilled { path: String, message: String },
     #[error(transparent)]

@@ -10,10 +10,14 @@
 //! [`DmSettings::official`] is the reference's command for CIFAR: 20,000 iterations, 256 real
 //! images per class, lr 1, momentum 0.5, DSA, real images to start from; every field can be set,
 //! so that CI-sized runs exist.
+//!
+//! A run offers a snapshot of its state whenever its [`TaskContext`]'s policy says one is due,
+//! and resumes from one bit for bit.
 
+use beard_proto::v1::{DistillInit, DmConfig, Snapshot};
 use tch::{TchError, Tensor};
 
-use super::{ClassSampler, SiameseDsa, Start, Synthetic, purpose};
+use super::{ClassSampler, DistillError, SiameseDsa, Start, Synthetic, purpose};
 use crate::backend::TaskContext;
 use crate::data::rng::{Rng, streams};
 use crate::data::{DatasetInfo, Split};
@@ -40,17 +44,29 @@ impl DmSettings {
     }
 }
 
-/// Why a distillation stopped without a set.
-#[derive(Debug, thiserror::Error)]
-pub enum DistillError {
-    #[error("invalid distillation settings: {0}")]
-    Invalid(String),
-    #[error("the distillation was cancelled")]
-    Cancelled,
-    #[error(transparent)]
-    Model(#[from] ModelError),
-    #[error(transparent)]
-    Torch(#[from] TchError),
+impl From<&DmConfig> for DmSettings {
+    fn from(config: &DmConfig) -> Self {
+        let start = match config.init() {
+            DistillInit::Real => Start::Real,
+            DistillInit::Noise => Start::Noise,
+        };
+        Self {
+            iterations: config.iterations,
+            batch_real: config.batch_real,
+            lr_img: config.lr_img,
+            momentum: config.momentum,
+            dsa: config.dsa,
+            start,
+        }
+    }
+}
+
+/// A finished run: the learned set, the loss of its last iteration, and the iteration it
+/// resumed from (0 for a run from the start).
+pub struct Distilled {
+    pub set: Synthetic,
+    pub final_loss: f64,
+    pub resumed_from: u32,
 }
 
 /// DM's loss for one network: the sum over classes of the squared distance between the mean
@@ -79,7 +95,9 @@ fn random_net(model: &ConvNetConfig, seed: u64, iteration: u32, device: tch::Dev
 }
 
 /// Distils `ipc` images per class of `train` (a split of `dataset`) with DM for a ConvNet shaped
-/// as `model`, under `seed`. Reports `iteration i/n: loss l` every [`REPORT_EVERY`] iterations.
+/// as `model`, under `seed`, from the start or from `resume`. Reports `iteration i/n: loss l`
+/// every [`REPORT_EVERY`] iterations and offers snapshots as `ctx` asks.
+#[allow(clippy::too_many_arguments)]
 pub fn distill(
     train: &Split,
     dataset: &DatasetInfo,
@@ -87,8 +105,9 @@ pub fn distill(
     ipc: u32,
     settings: &DmSettings,
     seed: u64,
+    resume: Option<&Snapshot>,
     ctx: &TaskContext,
-) -> Result<Synthetic, DistillError> {
+) -> Result<Distilled, DistillError> {
     if ipc == 0 || settings.batch_real == 0 || settings.iterations == 0 {
         return Err(DistillError::Invalid("ipc, batch_real and iterations must be at least 1".into()));
     }
@@ -97,10 +116,24 @@ pub fn distill(
         return Err(DistillError::Invalid(format!("a class has fewer than {ipc} training images")));
     }
     let normalization = &dataset.normalization;
-    let mut synthetic = Synthetic::start(settings.start, train, &sampler, normalization, ipc, seed)?;
-    let (_, _, height, width) = train.images.size4()?;
+    let (_, channels, height, width) = train.images.size4()?;
     let device = train.images.device();
-    for iteration in 0..settings.iterations {
+    let (mut synthetic, resumed_from) = match resume {
+        None => (Synthetic::start(settings.start, train, &sampler, normalization, ipc, seed)?, 0),
+        Some(snapshot) if snapshot.iteration < settings.iterations => {
+            let image = [channels, height, width];
+            (Synthetic::restore(&snapshot.state, dataset.classes, ipc, image, device)?, snapshot.iteration)
+        }
+        Some(snapshot) => {
+            return Err(DistillError::Snapshot(format!(
+                "it was taken at iteration {}, not before the last ({})",
+                snapshot.iteration, settings.iterations
+            )));
+        }
+    };
+    // The last iteration always reports, so this is its loss at the end.
+    let mut final_loss = f64::NAN;
+    for iteration in resumed_from..settings.iterations {
         if ctx.is_cancelled() {
             return Err(DistillError::Cancelled);
         }
@@ -132,16 +165,17 @@ pub fn distill(
             .pop()
             .ok_or_else(|| TchError::Torch("autograd returned no gradient for the synthetic images".into()))?;
         synthetic.step(&gradient, settings.lr_img, settings.momentum)?;
-        if (iteration + 1) % REPORT_EVERY == 0 || iteration + 1 == settings.iterations {
-            ctx.progress(format!(
-                "iteration {}/{}: loss {:.4}",
-                iteration + 1,
-                settings.iterations,
-                loss.f_double_value(&[])?
-            ));
+        let done = iteration + 1;
+        if done % REPORT_EVERY == 0 || done == settings.iterations {
+            let value = loss.f_double_value(&[])?;
+            ctx.progress(format!("iteration {done}/{}: loss {value:.4}", settings.iterations));
+            final_loss = value;
+        }
+        if done < settings.iterations && ctx.snapshot_due() {
+            ctx.save_snapshot(done, synthetic.state()?);
         }
     }
-    Ok(synthetic)
+    Ok(Distilled { set: synthetic, final_loss, resumed_from })
 }
 
 /// Iterations between two progress reports (each reads the loss back to the host).

@@ -1,6 +1,8 @@
 //! Dataset distillation: small synthetic training sets learned from a real training split.
 //!
 //! - [`dm`]: distribution matching (Zhao & Bilen), frozen random ConvNets and siamese DSA.
+//! - [`output`]: a learned set as a distill task's result (DC-bench's `torch.save` layout and
+//!   safetensors).
 //!
 //! The shared base lives here: the synthetic set as a learnable tensor in the dataset's
 //! normalized space (where the reference code keeps it; its pixels are never clamped), updated by
@@ -10,10 +12,16 @@
 //!
 //! Seeds are explicit everywhere (the reference reseeds from the wall clock): every draw comes from
 //! a host stream `[streams::DISTILL, purpose, ...]` under the run's seed, so the same seed gives
-//! the same set on the CPU, bit for bit.
+//! the same set on the CPU, bit for bit. The same holds across a resume: a run's state between
+//! two iterations is the synthetic images and SGD's momentum ([`Synthetic::state`]), and every
+//! draw of an iteration is keyed by the iteration's index, so a run resumed from a snapshot ends
+//! with the set an uninterrupted run learns.
 
 pub mod dm;
+pub mod output;
 
+use beard_formats::state_dict::{self, Format};
+use beard_formats::torchfile::{Dtype, StoredTensor};
 use tch::{Device, Kind, TchError, Tensor};
 
 use crate::augment::draw::Transform;
@@ -21,6 +29,25 @@ use crate::augment::ops;
 use crate::data::distilled::DistilledSet;
 use crate::data::rng::{Rng, streams};
 use crate::data::{Normalization, Split};
+use crate::host_tensor;
+use crate::model::ModelError;
+
+/// Why a distillation stopped without a set.
+#[derive(Debug, thiserror::Error)]
+pub enum DistillError {
+    #[error("invalid distillation settings: {0}")]
+    Invalid(String),
+    #[error("the snapshot to resume from does not fit this distillation: {0}")]
+    Snapshot(String),
+    #[error("cannot encode the learned set: {0}")]
+    Encode(String),
+    #[error("the distillation was cancelled")]
+    Cancelled,
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Torch(#[from] TchError),
+}
 
 /// The purposes of a distillation's host streams (second label after [`streams::DISTILL`]).
 mod purpose {
@@ -94,6 +121,49 @@ impl Synthetic {
         &self.images
     }
 
+    /// The state between two iterations as safetensors bytes: `images` and, once SGD has
+    /// stepped, `velocity`.
+    pub fn state(&self) -> Result<Vec<u8>, DistillError> {
+        let mut tensors = vec![("images".to_owned(), host_tensor::from_tensor(&self.images)?)];
+        if let Some(velocity) = &self.velocity {
+            tensors.push(("velocity".to_owned(), host_tensor::from_tensor(velocity)?));
+        }
+        state_dict::encode(&tensors, Format::Safetensors).map_err(|e| DistillError::Snapshot(e.to_string()))
+    }
+
+    /// The set a [`Self::state`] describes, checked against the shape this run learns: `classes`
+    /// x `ipc` images of `[channels, height, width]`, on `device`.
+    pub fn restore(
+        state: &[u8],
+        classes: usize,
+        ipc: u32,
+        image: [i64; 3],
+        device: Device,
+    ) -> Result<Self, DistillError> {
+        let invalid = |message: String| DistillError::Snapshot(message);
+        let tensors = state_dict::read(state).map_err(|e| invalid(e.to_string()))?;
+        let (classes, ipc) = (classes as i64, i64::from(ipc));
+        let shape: Vec<usize> = [classes * ipc, image[0], image[1], image[2]].iter().map(|&d| d as usize).collect();
+        let mut images = None;
+        let mut velocity = None;
+        for (name, stored) in &tensors {
+            if stored.dtype != Dtype::F32 || stored.shape != shape {
+                return Err(invalid(format!(
+                    "{name:?} is {:?} {:?}, expected F32 {shape:?}",
+                    stored.dtype, stored.shape
+                )));
+            }
+            let tensor = host_tensor::to_tensor(stored)?.f_to(device)?;
+            match name.as_str() {
+                "images" => images = Some(tensor),
+                "velocity" => velocity = Some(tensor),
+                other => return Err(invalid(format!("unexpected tensor {other:?}"))),
+            }
+        }
+        let images = images.ok_or_else(|| invalid("no \"images\" tensor".into()))?;
+        Ok(Self { images: images.f_set_requires_grad(true)?, ipc, classes, velocity })
+    }
+
     /// One step of `torch.optim.SGD(lr, momentum)` (no dampening, no weight decay) along
     /// `gradient`: `v = momentum v + g` (`v = g` the first time), `x -= lr v`.
     pub fn step(&mut self, gradient: &Tensor, lr: f64, momentum: f64) -> Result<(), TchError> {
@@ -107,15 +177,24 @@ impl Synthetic {
         Ok(())
     }
 
+    /// The class of each image, class-sorted: `[classes * ipc]` int64.
+    pub fn labels(&self) -> Result<Tensor, TchError> {
+        let device = self.images.device();
+        Tensor::f_arange(self.classes, (Kind::Int64, device))?.f_repeat_interleave_self_int(self.ipc, 0, None)
+    }
+
+    /// The images (normalized) and labels as host tensors, as a distilled-set file holds them.
+    pub fn to_stored(&self) -> Result<(StoredTensor, StoredTensor), TchError> {
+        Ok((host_tensor::from_tensor(&self.images)?, host_tensor::from_tensor(&self.labels()?)?))
+    }
+
     /// The set as pixels with class-sorted labels, ready to train a model on.
     pub fn to_pixels(&self, normalization: &Normalization) -> Result<DistilledSet, TchError> {
         let device = self.images.device();
         let column = |values: &[f32; 3]| Tensor::f_from_slice(values)?.f_reshape([1, 3, 1, 1])?.f_to(device);
         let pixels =
             self.images.f_detach()?.f_mul(&column(&normalization.std)?)?.f_add(&column(&normalization.mean)?)?;
-        let labels =
-            Tensor::f_arange(self.classes, (Kind::Int64, device))?.f_repeat_interleave_self_int(self.ipc, 0, None)?;
-        Ok(DistilledSet { images: pixels, labels })
+        Ok(DistilledSet { images: pixels, labels: self.labels()? })
     }
 }
 

@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 
 use beard_formats::state_dict::{self, Format, StateDict, StateDictError};
-use beard_formats::torchfile::{Dtype, StoredTensor};
-use tch::{Device, Kind, Tensor};
+use beard_formats::torchfile::StoredTensor;
+use tch::{Kind, Tensor};
 
 use super::ModelError;
 use crate::host_tensor;
@@ -33,12 +33,7 @@ impl From<StateDictError> for ModelError {
 pub fn save(tensors: &HashMap<String, Tensor>) -> Result<Vec<u8>, ModelError> {
     let mut host = Vec::with_capacity(tensors.len());
     for (name, tensor) in tensors {
-        let cpu = tensor.f_detach()?.f_to(Device::Cpu)?.f_to_kind(Kind::Float)?.f_contiguous()?;
-        let shape: Vec<usize> = cpu.size().iter().map(|&d| d as usize).collect();
-        let numel = shape.iter().product::<usize>();
-        let mut data = vec![0u8; numel * Kind::Float.elt_size_in_bytes()];
-        cpu.f_copy_data_u8(&mut data, numel)?;
-        host.push((name.clone(), StoredTensor { dtype: Dtype::F32, shape, data }));
+        host.push((name.clone(), host_tensor::from_tensor(&tensor.f_to_kind(Kind::Float)?)?));
     }
     Ok(state_dict::encode(&host, Format::Safetensors)?)
 }

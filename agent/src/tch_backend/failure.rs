@@ -11,6 +11,7 @@ use tch::TchError;
 use crate::attacks::AttackConfigError;
 use crate::backend;
 use crate::data::DataError;
+use crate::distill::DistillError;
 use crate::eval::EvalError;
 use crate::model::ModelError;
 use crate::train::TrainError;
@@ -31,6 +32,8 @@ pub mod codes {
     pub const INVALID_DISTILLED_SET: &str = "invalid_distilled_set";
     /// Checkpoint bytes that are not a state dict of the spec's model.
     pub const INVALID_CHECKPOINT: &str = "invalid_checkpoint";
+    /// A distillation's snapshot that does not fit it, or a learned set that cannot be encoded.
+    pub const DISTILL_STATE: &str = "distill_state";
     /// libtorch reported an error.
     pub const TORCH_ERROR: &str = "torch_error";
     /// libtorch panicked.
@@ -82,6 +85,7 @@ impl From<DataError> for TaskFailure {
             | DataError::MissingRoot(_)
             | DataError::MissingSource
             | DataError::PooledCheckpoint
+            | DataError::UnfetchedDistillOutput(_)
             | DataError::NotEnoughImages { .. }
             | DataError::ZeroIpc => invalid_spec(message),
             DataError::Torch(error) => torch(&error),
@@ -108,6 +112,21 @@ impl From<TrainError> for TaskFailure {
             TrainError::InvalidConfig(_) => invalid_spec(error.to_string()),
             TrainError::Cancelled => backend::cancelled(),
             TrainError::Torch(error) => torch(&error),
+        }
+    }
+}
+
+impl From<DistillError> for TaskFailure {
+    fn from(error: DistillError) -> Self {
+        let message = error.to_string();
+        match error {
+            DistillError::Invalid(_) => invalid_spec(message),
+            DistillError::Snapshot(_) | DistillError::Encode(_) => {
+                TaskFailure::permanent(codes::DISTILL_STATE, message)
+            }
+            DistillError::Cancelled => backend::cancelled(),
+            DistillError::Model(error) => error.into(),
+            DistillError::Torch(error) => torch(&error),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The libtorch [`Backend`]: trains ConvNets on distilled sets and attacks them on one device.
+//! The libtorch [`Backend`]: distils sets, trains ConvNets on them and attacks them on one device.
 //!
 //! It keeps every dataset it loaded resident on its device for the life of the agent, so a run of
 //! tasks on one dataset uploads it once. Task input never reaches an `unwrap`: bad specs and
@@ -18,13 +18,18 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 use beard_proto::keys::sha256_hex;
-use beard_proto::v1::{AttackShard, AttackSpec, DatasetRef, TaskFailure, TrainResult, TrainSpec};
+use beard_proto::v1::{
+    AttackShard, AttackSpec, DatasetRef, DistillResult, DistillSpec, Snapshot, TaskFailure, TrainResult, TrainSpec,
+    distill_spec,
+};
 use tch::Device;
 
 use crate::attacks::{self, AttackConfigError};
 use crate::backend::{AttackCheckpoints, Backend, TaskContext};
 use crate::data::DatasetInfo;
 use crate::data::{DataError, Dataset, distilled};
+use crate::distill::dm::{self, DmSettings};
+use crate::distill::output;
 use crate::eval::{self, Plan, Protocol};
 use crate::model::{ConvNet, ConvNetConfig};
 use crate::precision::{self, Tf32, Work};
@@ -80,6 +85,42 @@ impl TchBackend {
         Ok(match self.datasets.entry((reference.name.clone(), reference.root.clone())) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => entry.insert(Dataset::load(reference, self.device)?),
+        })
+    }
+
+    /// Distillation is optimization, so it runs at the training precision.
+    fn run_distill(
+        &mut self,
+        spec: &DistillSpec,
+        resume: Option<&Snapshot>,
+        ctx: &TaskContext,
+    ) -> Result<DistillResult, TaskFailure> {
+        self.prepare_precision(Work::Training);
+        let description = self.device_description();
+        let dataset_ref = spec.dataset.as_ref().ok_or_else(|| invalid_spec("the distill spec names no dataset"))?;
+        let model_config = spec.model.as_ref().ok_or_else(|| invalid_spec("the distill spec names no model"))?;
+        let dataset = self.dataset(dataset_ref)?;
+        let config = ConvNetConfig::new(model_config, &dataset.info)?;
+        let train = dataset.train()?;
+        let seed = u64::from(spec.seed);
+        let started = Instant::now();
+        let distilled = match &spec.algorithm {
+            Some(distill_spec::Algorithm::Dm(dm)) => {
+                dm::distill(train, &dataset.info, &config, spec.ipc, &DmSettings::from(dm), seed, resume, ctx)?
+            }
+            None => return Err(invalid_spec("the distill spec names no algorithm")),
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let encoded = output::encode(&distilled.set)?;
+        Ok(DistillResult {
+            set_sha256: sha256_hex(&encoded.torch),
+            set: encoded.torch,
+            safetensors_sha256: sha256_hex(&encoded.safetensors),
+            safetensors: encoded.safetensors,
+            seconds,
+            resumed_from: distilled.resumed_from,
+            final_loss: distilled.final_loss,
+            device: description,
         })
     }
 
@@ -180,6 +221,15 @@ fn judges(
 impl Backend for TchBackend {
     fn device_description(&self) -> String {
         describe(self.device)
+    }
+
+    fn distill(
+        &mut self,
+        spec: &DistillSpec,
+        resume: Option<&Snapshot>,
+        ctx: &TaskContext,
+    ) -> Result<DistillResult, TaskFailure> {
+        guarded(|| self.run_distill(spec, resume, ctx))
     }
 
     fn train(&mut self, spec: &TrainSpec, ctx: &TaskContext) -> Result<TrainResult, TaskFailure> {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use beard_proto::MAX_MESSAGE_BYTES;
 use beard_proto::auth::{AttachToken, Token};
-use beard_proto::describe::{describe_attack, describe_train};
+use beard_proto::describe::{describe_attack, describe_distill, describe_train};
 use beard_proto::process::LogFormat;
 use beard_proto::tls::{ClientTlsArgs, ServerTlsArgs};
 use beard_proto::v1::control_service_client::ControlServiceClient;
@@ -245,10 +245,11 @@ async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         Err(status) if status.code() == tonic::Code::InvalidArgument => bail!("{}", status.message()),
         Err(status) => return Err(status.into()),
     };
+    let distills = distill_count(response.distill_tasks as usize);
     let pooled = pool_count(response.pool_models as usize);
     let transfers = transfer_count(response.transfer_tasks as usize);
     println!(
-        "submitted {} ({}): {} train tasks, {pooled}{} attack tasks{transfers}, {} already done",
+        "submitted {} ({}): {distills}{} train tasks, {pooled}{} attack tasks{transfers}, {} already done",
         response.sweep_id, response.name, response.train_tasks, response.attack_tasks, response.reused_tasks
     );
     if args.wait {
@@ -293,35 +294,48 @@ fn uploads(pool: &PoolModels) -> anyhow::Result<Vec<SubmittedFile>> {
     Ok(files)
 }
 
-/// `N model-pool entries, ` for the task counts; nothing for a sweep without any.
-fn pool_count(entries: usize) -> String {
-    match entries {
-        0 => String::new(),
-        1 => "1 model-pool entry, ".to_owned(),
-        n => format!("{n} model-pool entries, "),
+/// `N things` (`one` for 1, else `many`); `None` for 0, so a sweep without any says nothing.
+fn counted(count: usize, one: &str, many: &str) -> Option<String> {
+    match count {
+        0 => None,
+        1 => Some(format!("1 {one}")),
+        n => Some(format!("{n} {many}")),
     }
 }
 
-/// `, N transfer tasks` for the task counts; nothing for a sweep without any.
+/// `N distill tasks, ` for the task counts.
+fn distill_count(tasks: usize) -> String {
+    counted(tasks, "distill task", "distill tasks").map(|text| format!("{text}, ")).unwrap_or_default()
+}
+
+/// `N model-pool entries, ` for the task counts.
+fn pool_count(entries: usize) -> String {
+    counted(entries, "model-pool entry", "model-pool entries").map(|text| format!("{text}, ")).unwrap_or_default()
+}
+
+/// `, N transfer tasks` for the task counts.
 fn transfer_count(tasks: usize) -> String {
-    match tasks {
-        0 => String::new(),
-        1 => ", 1 transfer task".to_owned(),
-        n => format!(", {n} transfer tasks"),
-    }
+    counted(tasks, "transfer task", "transfer tasks").map(|text| format!(", {text}")).unwrap_or_default()
 }
 
 fn dry_run(sweep: &sweep::Sweep, pool: &PoolModels) -> anyhow::Result<()> {
     let expansion = sweep.expand(pool);
     println!(
-        "sweep {}: {} train tasks, {}{} attack tasks{}",
+        "sweep {}: {}{} train tasks, {}{} attack tasks{}",
         sweep.name,
+        distill_count(expansion.distills.len()),
         expansion.trains.len(),
         pool_count(expansion.pooled.len()),
         expansion.attacks.len(),
         transfer_count(expansion.transfers.len())
     );
     const SHOWN: usize = 5;
+    if !expansion.distills.is_empty() {
+        println!("first distill tasks:");
+        for distill in expansion.distills.iter().take(SHOWN) {
+            println!("  {}", describe_distill(distill));
+        }
+    }
     println!("first train tasks:");
     for train in expansion.trains.iter().take(SHOWN) {
         println!("  {}", describe_train(train));
@@ -375,6 +389,10 @@ fn print_status(sweep: &SweepStatus) {
         sweep.failed,
         sweep.agents_alive
     );
+    for task in &sweep.running {
+        let progress = if task.progress.is_empty() { String::new() } else { format!(" — {}", task.progress) };
+        println!("  running: {} on {}{progress}", task.description, task.agent);
+    }
     for error in &sweep.errors {
         let reason = error.failure.as_ref().map_or_else(|| "unknown error".to_owned(), ToString::to_string);
         println!("  failed: {} — {reason}", error.description);

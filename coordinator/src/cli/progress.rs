@@ -31,11 +31,15 @@ pub async fn wait_for(client: &mut Control, sweep_id: &str) -> anyhow::Result<Sw
             .next()
             .ok_or_else(|| anyhow::anyhow!("the coordinator no longer knows sweep {sweep_id}"))?;
         let finished = status.done + status.failed;
-        let note = if status.agents_alive == 0 {
+        let mut note = if status.agents_alive == 0 {
             "waiting: no agents alive".to_owned()
         } else {
             format!("{} running, {} failed, {} agents", status.leased, status.failed, status.agents_alive)
         };
+        // A long task's own progress (a distillation's iteration and loss), when one reports it.
+        if let Some(task) = status.running.iter().find(|task| !task.progress.is_empty()) {
+            note.push_str(&format!("; {}: {}", task.description, task.progress));
+        }
         bar.set_length(u64::from(status.total));
         bar.set_position(u64::from(finished));
         bar.set_message(note.clone());

@@ -27,8 +27,11 @@
 //!   replaced generation's leases are requeued at once, and its next call is answered
 //!   [`SchedulerError::StaleGeneration`], on which an agent stops.
 //! - Failures are typed: retryable ones (and out-of-memory) are retried with exponential
-//!   backoff until `max_attempts`; permanent ones fail the task at once. A failed train task
-//!   fails its attack tasks with `dependency_failed`. Failed tasks stay visible in `status`.
+//!   backoff until `max_attempts`; permanent ones fail the task at once. A failed task fails
+//!   every task downstream of it (a distill task its train tasks and their attack tasks) with
+//!   `dependency_failed`. Failed tasks stay visible in `status`.
+//! - A long task (a distillation) saves snapshots under its live lease; the next lease of the
+//!   same task carries the latest one, so a task whose agent died resumes from it.
 //! - When no agent is alive the queue simply waits; `status` reports the number of live agents.
 //!
 //! All methods take the current time in milliseconds, so tests drive time by hand. The server
@@ -42,9 +45,10 @@ use beard_proto::describe::{describe_task, is_pooled};
 use beard_proto::failure::codes;
 use beard_proto::keys::{is_valid_key, sha256_hex, task_key};
 use beard_proto::v1::{
-    AgentInfo, AgentsResponse, AttackShard, CancelResponse, CompleteRequest, CompleteResponse, LeaseResponse,
-    LeasedTask, NameInUse, RegisterRequest, RegisterResponse, StatusResponse, SubmitRequest, SubmitResponse,
-    SweepStatus, TaskError, TaskFailure, TaskSpec, TrainResult, complete_request, distilled_source, task_spec,
+    AgentInfo, AgentsResponse, AttackShard, CancelResponse, CompleteRequest, CompleteResponse, DistillResult,
+    LeaseResponse, LeasedTask, NameInUse, RegisterRequest, RegisterResponse, RunningTask, SaveSnapshotRequest,
+    Snapshot, StatusResponse, SubmitRequest, SubmitResponse, SweepStatus, TaskError, TaskFailure, TaskSpec,
+    TrainResult, complete_request, distilled_source, task_spec,
 };
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
@@ -177,18 +181,25 @@ impl Scheduler {
             state: "running".to_owned(),
             created_ms: now,
         };
+        let distill = |spec| TaskSpec { kind: Some(task_spec::Kind::Distill(spec)) };
+        let distills: Vec<TaskSpec> = expansion.distills.into_iter().map(distill).collect();
         let train = |spec| TaskSpec { kind: Some(task_spec::Kind::Train(spec)) };
         let trains: Vec<TaskSpec> = expansion.trains.into_iter().map(train).collect();
         let pooled: Vec<TaskSpec> = expansion.pooled.into_iter().map(train).collect();
         let attack = |spec| TaskSpec { kind: Some(task_spec::Kind::Attack(spec)) };
         let attacks: Vec<TaskSpec> = expansion.attacks.into_iter().map(attack).collect();
         let transfers: Vec<TaskSpec> = expansion.transfers.into_iter().map(attack).collect();
-        let (train_tasks, attack_tasks, pool_models, transfer_tasks) =
-            (trains.len() as u32, attacks.len() as u32, pooled.len() as u32, transfers.len() as u32);
+        let (train_tasks, attack_tasks, pool_models, transfer_tasks, distill_tasks) = (
+            trains.len() as u32,
+            attacks.len() as u32,
+            pooled.len() as u32,
+            transfers.len() as u32,
+            distills.len() as u32,
+        );
         let reused = self.store.transaction(|tx| {
             tx.insert_sweep(&row)?;
             let mut reused = 0;
-            for spec in trains.iter().chain(&pooled).chain(&attacks).chain(&transfers) {
+            for spec in distills.iter().chain(&trains).chain(&pooled).chain(&attacks).chain(&transfers) {
                 let id = task_key(spec);
                 let (kind, depends_on, inputs) = match &spec.kind {
                     Some(task_spec::Kind::Attack(attack)) => {
@@ -197,7 +208,9 @@ impl Scheduler {
                         ("attack", Some(attack.train_task_id.as_str()), inputs)
                     }
                     Some(task_spec::Kind::Train(train)) if is_pooled(train) => ("pool", None, Vec::new()),
-                    _ => ("train", None, Vec::new()),
+                    Some(task_spec::Kind::Train(train)) => ("train", distill_task_of(train), Vec::new()),
+                    Some(task_spec::Kind::Distill(_)) => ("distill", None, Vec::new()),
+                    None => ("train", None, Vec::new()),
                 };
                 let description = describe_task(spec);
                 let bytes = spec.encode_to_vec();
@@ -212,7 +225,10 @@ impl Scheduler {
             }
             Ok(reused)
         })?;
-        tracing::info!(sweep = %sweep_id, train_tasks, pool_models, attack_tasks, transfer_tasks, reused, "sweep submitted");
+        tracing::info!(
+            sweep = %sweep_id, distill_tasks, train_tasks, pool_models, attack_tasks, transfer_tasks, reused,
+            "sweep submitted"
+        );
         Ok(SubmitResponse {
             sweep_id,
             name: sweep.name,
@@ -221,6 +237,7 @@ impl Scheduler {
             reused_tasks: reused,
             pool_models,
             transfer_tasks,
+            distill_tasks,
         })
     }
 
@@ -313,26 +330,31 @@ impl Scheduler {
             let Some(task) = tx.next_leasable(now, cached)? else { return Ok(None) };
             let token = uuid::Uuid::new_v4().to_string();
             let attempt = tx.mark_leased(&task.id, &token, agent, expires)?;
-            Ok(Some((task, token, attempt)))
+            let snapshot = tx.snapshot(&task.id)?;
+            Ok(Some((task, token, attempt, snapshot)))
         })?;
-        let Some((task, token, attempt)) = leased else {
+        let Some((task, token, attempt, snapshot)) = leased else {
             return Ok(LeaseResponse { task: None, retry_after_ms: 1000 });
         };
         let spec = TaskSpec::decode(task.spec.as_slice())
             .map_err(|e| SchedulerError::Corrupt(format!("task {}: {e}", task.id)))?;
-        tracing::info!(task = %task.description, agent, attempt, "task leased");
+        let snapshot = snapshot.map(|(iteration, state, state_sha256)| Snapshot { iteration, state, state_sha256 });
+        let resumes_from = snapshot.as_ref().map(|snapshot| snapshot.iteration);
+        tracing::info!(task = %task.description, agent, attempt, resumes_from, "task leased");
         Ok(LeaseResponse {
-            task: Some(LeasedTask { task_id: task.id, lease_token: token, attempt, spec: Some(spec) }),
+            task: Some(LeasedTask { task_id: task.id, lease_token: token, attempt, spec: Some(spec), snapshot }),
             retry_after_ms: 0,
         })
     }
 
-    /// Renew the leases an agent still works on; returns the tokens it must stop working on.
+    /// Renew the leases an agent still works on, recording its progress report against the
+    /// first; returns the tokens it must stop working on.
     pub fn heartbeat(
         &mut self,
         agent: &str,
         generation: &str,
         tokens: &[String],
+        progress: &str,
         now: i64,
     ) -> SchedulerResult<Vec<String>> {
         self.check_generation(agent, generation, now)?;
@@ -344,8 +366,38 @@ impl Scheduler {
                     revoked.push(token.clone());
                 }
             }
+            if let Some(first) = tokens.first().filter(|token| !progress.is_empty() && !revoked.contains(token)) {
+                tx.set_progress(first, progress, now)?;
+            }
             Ok(revoked)
         })?)
+    }
+
+    /// Keep a snapshot of a leased task; false (and nothing kept) when the lease is not live.
+    pub fn save_snapshot(&mut self, request: &SaveSnapshotRequest, now: i64) -> SchedulerResult<bool> {
+        self.check_generation(&request.agent_name, &request.generation, now)?;
+        let Some(snapshot) = &request.snapshot else {
+            return Err(SchedulerError::InvalidArgument("the request carries no snapshot".into()));
+        };
+        let actual = sha256_hex(&snapshot.state);
+        if actual != snapshot.state_sha256 {
+            return Err(SchedulerError::InvalidArgument(format!(
+                "snapshot digest {actual} does not match the declared {}",
+                snapshot.state_sha256
+            )));
+        }
+        let saved = self.store.transaction(|tx| {
+            tx.save_snapshot(
+                &request.task_id,
+                &request.lease_token,
+                snapshot.iteration,
+                &snapshot.state,
+                &snapshot.state_sha256,
+                now,
+            )
+        })?;
+        tracing::debug!(task = %request.task_id, iteration = snapshot.iteration, saved, "snapshot");
+        Ok(saved)
     }
 
     /// Requeue (or quarantine) every task whose lease ran out. Returns how many expired.
@@ -400,6 +452,25 @@ impl Scheduler {
                         tx.set_state(&task_id, TaskState::Done)?;
                         tracing::info!(task = %task.description, agent, "train result accepted");
                         vec![Transition::TrainCompleted]
+                    }
+                    Err(failure) => settle_failure(tx, &task, agent, &failure, now, max_attempts, backoff)?,
+                },
+                Some(complete_request::Outcome::Distill(result)) => match verify_distilled(&result) {
+                    Ok(()) => {
+                        tx.put_blob(&result.set_sha256, &result.set)?;
+                        tx.put_blob(&result.safetensors_sha256, &result.safetensors)?;
+                        // The run's record (time, resumed-from iteration, loss, device) without
+                        // the blobs, which are stored once by digest.
+                        let record = DistillResult { set: Vec::new(), safetensors: Vec::new(), ..result };
+                        let digest = Some(record.set_sha256.as_str());
+                        tx.insert_result(&task_id, &lease_token, agent, now, Some(&record.encode_to_vec()), digest)?;
+                        tx.insert_task_file(&task_id, DISTILLED_SAFETENSORS, &record.safetensors_sha256)?;
+                        tx.delete_snapshot(&task_id)?;
+                        tx.set_state(&task_id, TaskState::Done)?;
+                        tracing::info!(
+                            task = %task.description, agent, resumed_from = record.resumed_from, "distilled set accepted"
+                        );
+                        vec![Transition::DistillCompleted]
                     }
                     Err(failure) => settle_failure(tx, &task, agent, &failure, now, max_attempts, backoff)?,
                 },
@@ -465,6 +536,16 @@ impl Scheduler {
                 } else {
                     sweep.state.clone()
                 };
+                let running = tx
+                    .running(&sweep.id)?
+                    .into_iter()
+                    .map(|(task_id, description, agent, progress)| RunningTask {
+                        task_id,
+                        description,
+                        agent,
+                        progress,
+                    })
+                    .collect();
                 out.push(SweepStatus {
                     sweep_id: sweep.id,
                     name: sweep.name,
@@ -477,6 +558,7 @@ impl Scheduler {
                     errors,
                     agents_alive,
                     created_unix: sweep.created_ms / 1000,
+                    running,
                 });
             }
             Ok(Ok(StatusResponse { sweeps: out }))
@@ -569,6 +651,14 @@ fn store_pool_model(
     tx.set_state(id, TaskState::Done)
 }
 
+/// The distill task whose set a train task reads, if any.
+fn distill_task_of(train: &beard_proto::v1::TrainSpec) -> Option<&str> {
+    match train.source.as_ref().and_then(|s| s.source.as_ref()) {
+        Some(distilled_source::Source::Distilled(output)) => Some(output.distill_task_id.as_str()),
+        _ => None,
+    }
+}
+
 /// Lease token and agent of a model-pool entry's result: the checkpoint came with the submit.
 const POOL_UPLOAD: &str = "submit";
 
@@ -604,12 +694,17 @@ fn settle_failure(
     }
     tx.set_state(&task.id, TaskState::Failed)?;
     tracing::error!(task = %task.description, error = %final_failure, "task failed for good");
-    for dependent in tx.dependents(&task.id)? {
-        let failure =
-            TaskFailure::permanent(codes::DEPENDENCY_FAILED, format!("{} failed: {}", task.description, final_failure));
-        tx.record_error(&dependent.id, dependent.attempts, agent, &failure.encode_to_vec(), now)?;
-        tx.set_state(&dependent.id, TaskState::Failed)?;
-        transitions.push(Transition::Quarantined(FailCause::DependencyFailed));
+    // Downstream, level by level: a distill task's train tasks, then their attack tasks.
+    let failure =
+        TaskFailure::permanent(codes::DEPENDENCY_FAILED, format!("{} failed: {}", task.description, final_failure));
+    let mut failed = vec![task.id.clone()];
+    while let Some(id) = failed.pop() {
+        for dependent in tx.dependents(&id)? {
+            tx.record_error(&dependent.id, dependent.attempts, agent, &failure.encode_to_vec(), now)?;
+            tx.set_state(&dependent.id, TaskState::Failed)?;
+            transitions.push(Transition::Quarantined(FailCause::DependencyFailed));
+            failed.push(dependent.id);
+        }
     }
     Ok(transitions)
 }
@@ -621,6 +716,25 @@ fn verify_checkpoint(result: &TrainResult) -> Result<(), TaskFailure> {
             "corrupt_checkpoint",
             format!("checkpoint digest {actual} does not match the declared {}", result.checkpoint_sha256),
         ));
+    }
+    Ok(())
+}
+
+/// The name a distilled set's safetensors encoding is kept under (`task_files`).
+const DISTILLED_SAFETENSORS: &str = "distilled.safetensors";
+
+fn verify_distilled(result: &DistillResult) -> Result<(), TaskFailure> {
+    for (what, bytes, declared) in [
+        ("distilled set", &result.set, &result.set_sha256),
+        ("safetensors encoding", &result.safetensors, &result.safetensors_sha256),
+    ] {
+        let actual = sha256_hex(bytes);
+        if bytes.is_empty() || actual != *declared {
+            return Err(TaskFailure::retryable(
+                "corrupt_distilled_set",
+                format!("{what} digest {actual} does not match the declared {declared}"),
+            ));
+        }
     }
     Ok(())
 }

@@ -63,42 +63,35 @@ fn lease(s: &mut Scheduler, agent: &str, now: i64) -> Option<LeasedTask> {
     s.lease(agent, &format!("{agent}-1"), &[], now).expect("lease").task
 }
 
-fn train_done(task: &LeasedTask, agent: &str) -> CompleteRequest {
-    let checkpoint = b"not really safetensors".to_vec();
+/// `agent`'s completion of `task` under its lease.
+fn completion(task: &LeasedTask, agent: &str, outcome: complete_request::Outcome) -> CompleteRequest {
     CompleteRequest {
         task_id: task.task_id.clone(),
         lease_token: task.lease_token.clone(),
         agent_name: agent.into(),
-        outcome: Some(complete_request::Outcome::Train(TrainResult {
-            checkpoint_sha256: sha256_hex(&checkpoint),
-            checkpoint,
-            ..Default::default()
-        })),
+        outcome: Some(outcome),
     }
+}
+
+fn train_done(task: &LeasedTask, agent: &str) -> CompleteRequest {
+    let checkpoint = b"not really safetensors".to_vec();
+    let result = TrainResult { checkpoint_sha256: sha256_hex(&checkpoint), checkpoint, ..Default::default() };
+    completion(task, agent, complete_request::Outcome::Train(result))
 }
 
 fn shard_done(task: &LeasedTask, agent: &str) -> CompleteRequest {
-    CompleteRequest {
-        task_id: task.task_id.clone(),
-        lease_token: task.lease_token.clone(),
-        agent_name: agent.into(),
-        outcome: Some(complete_request::Outcome::Attack(AttackShard {
-            samples: 1,
-            clean_accuracy: 100.0,
-            robust_accuracy: 0.0,
-            outcomes: vec![SampleOutcome { clean_correct: true, success: true, success_step: 1, ..Default::default() }],
-            ..Default::default()
-        })),
-    }
+    let shard = AttackShard {
+        samples: 1,
+        clean_accuracy: 100.0,
+        robust_accuracy: 0.0,
+        outcomes: vec![SampleOutcome { clean_correct: true, success: true, success_step: 1, ..Default::default() }],
+        ..Default::default()
+    };
+    completion(task, agent, complete_request::Outcome::Attack(shard))
 }
 
 fn failed(task: &LeasedTask, failure: TaskFailure) -> CompleteRequest {
-    CompleteRequest {
-        task_id: task.task_id.clone(),
-        lease_token: task.lease_token.clone(),
-        agent_name: "a".into(),
-        outcome: Some(complete_request::Outcome::Failure(failure)),
-    }
+    completion(task, "a", complete_request::Outcome::Failure(failure))
 }
 
 fn is_train(task: &LeasedTask) -> bool {
@@ -155,10 +148,10 @@ fn heartbeats_keep_a_lease_alive() {
     let mut f = fixture(3);
     let task = lease(&mut f.scheduler, "a", 0).expect("leased");
     let revoked =
-        f.scheduler.heartbeat("a", "a-1", std::slice::from_ref(&task.lease_token), 20_000).expect("heartbeat");
+        f.scheduler.heartbeat("a", "a-1", std::slice::from_ref(&task.lease_token), "", 20_000).expect("heartbeat");
     assert!(revoked.is_empty());
     assert_eq!(f.scheduler.expire(40_000).expect("expire"), 0, "renewed until 50 s");
-    let unknown = f.scheduler.heartbeat("a", "a-1", &["nope".into()], 40_001).expect("heartbeat");
+    let unknown = f.scheduler.heartbeat("a", "a-1", &["nope".into()], "", 40_001).expect("heartbeat");
     assert_eq!(unknown, vec!["nope".to_owned()]);
 }
 
@@ -226,7 +219,7 @@ fn a_name_held_by_a_live_agent_is_refused_to_another_process() {
     assert_eq!((details.holder_generation.as_str(), details.silent_ms), ("a-1", 10_000));
     // Nothing changed: the holder keeps its name and its lease.
     let revoked =
-        f.scheduler.heartbeat("a", "a-1", std::slice::from_ref(&task.lease_token), 10_001).expect("heartbeat");
+        f.scheduler.heartbeat("a", "a-1", std::slice::from_ref(&task.lease_token), "", 10_001).expect("heartbeat");
     assert!(revoked.is_empty(), "the holder's lease is untouched");
     assert_eq!(f.scheduler.counters().values().retries, 0);
 }
@@ -260,7 +253,7 @@ fn cancelled_sweeps_lease_nothing_and_revoke_running_leases() {
     let mut f = fixture(3);
     let task = lease(&mut f.scheduler, "a", 0).expect("leased");
     f.scheduler.cancel(&f.sweep).expect("cancel");
-    let revoked = f.scheduler.heartbeat("a", "a-1", std::slice::from_ref(&task.lease_token), 1).expect("heartbeat");
+    let revoked = f.scheduler.heartbeat("a", "a-1", std::slice::from_ref(&task.lease_token), "", 1).expect("heartbeat");
     assert_eq!(revoked, vec![task.lease_token.clone()]);
     f.scheduler.expire(60_000).expect("expire");
     assert!(lease(&mut f.scheduler, "b", 60_001).is_none());
@@ -409,4 +402,103 @@ fn a_transfer_task_is_leased_once_all_its_models_are_done() {
     assert_eq!(run_leasable(&mut f, "a", 5), 2, "first's white-box attack and both transfer tasks");
     let status = f.scheduler.status(Some(&sweep), 6).expect("status").sweeps.remove(0);
     assert_eq!((status.state.as_str(), status.done), ("completed", 6));
+}
+
+/// The unit sweep with its method's sets distilled on the cluster.
+fn distill_sweep() -> String {
+    SWEEP.replace("random: random", "DM: { distill: { method: dm, iterations: 4, batch_real: 2 } }")
+}
+
+fn distill_fixture() -> Fixture {
+    let mut f = fixture(3);
+    // The fixture's sweep takes no part: finish its train and attack task out of the way.
+    let train = lease(&mut f.scheduler, "a", 0).expect("the first sweep's train task");
+    f.scheduler.complete(train_done(&train, "a"), 0).expect("complete");
+    let attack = lease(&mut f.scheduler, "a", 0).expect("its attack task");
+    f.scheduler.complete(shard_done(&attack, "a"), 0).expect("complete");
+    let submitted = f.scheduler.submit(&sweep_file(&distill_sweep(), "distilled.yaml"), 0).expect("submit");
+    assert_eq!((submitted.distill_tasks, submitted.train_tasks, submitted.attack_tasks), (1, 1, 1));
+    f.sweep = submitted.sweep_id;
+    f
+}
+
+fn is_distill(task: &LeasedTask) -> bool {
+    matches!(task.spec.as_ref().and_then(|s| s.kind.as_ref()), Some(task_spec::Kind::Distill(_)))
+}
+
+fn distill_done(task: &LeasedTask, agent: &str) -> CompleteRequest {
+    let (set, safetensors) = (b"a torch.save file".to_vec(), b"a safetensors file".to_vec());
+    let result = DistillResult {
+        set_sha256: sha256_hex(&set),
+        set,
+        safetensors_sha256: sha256_hex(&safetensors),
+        safetensors,
+        ..Default::default()
+    };
+    completion(task, agent, complete_request::Outcome::Distill(result))
+}
+
+fn snapshot_request(task: &LeasedTask, agent: &str, iteration: u32) -> SaveSnapshotRequest {
+    let state = format!("state after {iteration}").into_bytes();
+    SaveSnapshotRequest {
+        agent_name: agent.into(),
+        generation: format!("{agent}-1"),
+        task_id: task.task_id.clone(),
+        lease_token: task.lease_token.clone(),
+        snapshot: Some(Snapshot { iteration, state_sha256: sha256_hex(&state), state }),
+    }
+}
+
+#[test]
+fn a_distill_task_runs_first_resumes_from_its_snapshot_and_then_feeds_its_train_task() {
+    let mut f = distill_fixture();
+    let distill = lease(&mut f.scheduler, "a", 1).expect("the distill task");
+    assert!(is_distill(&distill) && distill.snapshot.is_none());
+    assert!(lease(&mut f.scheduler, "b", 2).is_none(), "the train task waits for the set");
+    let progress = "iteration 2/4: loss 1.5000";
+    f.scheduler.heartbeat("a", "a-1", std::slice::from_ref(&distill.lease_token), progress, 3).expect("heartbeat");
+    let status = f.scheduler.status(Some(&f.sweep), 4).expect("status").sweeps.remove(0);
+    assert_eq!(status.running.len(), 1);
+    let running = &status.running[0];
+    assert_eq!((running.agent.as_str(), running.progress.as_str()), ("a", progress));
+    assert!(running.description.contains("distill"), "{}", running.description);
+    assert!(f.scheduler.save_snapshot(&snapshot_request(&distill, "a", 2), 5).expect("snapshot"));
+
+    // Agent a dies: the lease runs out and b takes the task over from iteration 2.
+    assert_eq!(f.scheduler.expire(40_000).expect("expire"), 1);
+    let resumed = lease(&mut f.scheduler, "b", 40_001).expect("re-leased");
+    assert_eq!(resumed.task_id, distill.task_id);
+    assert_eq!(resumed.snapshot.as_ref().map(|s| s.iteration), Some(2));
+    assert!(
+        !f.scheduler.save_snapshot(&snapshot_request(&distill, "a", 3), 40_002).expect("snapshot"),
+        "the lost lease can no longer save"
+    );
+    let mut corrupt = snapshot_request(&resumed, "b", 3);
+    corrupt.snapshot.as_mut().expect("snapshot").state.push(0);
+    assert!(matches!(f.scheduler.save_snapshot(&corrupt, 40_003), Err(SchedulerError::InvalidArgument(_))));
+
+    assert!(f.scheduler.complete(distill_done(&resumed, "b"), 40_004).expect("complete").accepted);
+    let (set, digest) = f.scheduler.checkpoint(&distill.task_id).expect("the set is served");
+    assert_eq!((set.as_slice(), digest), (&b"a torch.save file"[..], sha256_hex(b"a torch.save file")));
+    let train = lease(&mut f.scheduler, "b", 40_005).expect("the train task is leasable now");
+    let Some(task_spec::Kind::Train(spec)) = train.spec.as_ref().and_then(|s| s.kind.as_ref()) else {
+        panic!("not a train task")
+    };
+    match spec.source.as_ref().and_then(|s| s.source.as_ref()) {
+        Some(distilled_source::Source::Distilled(output)) => assert_eq!(output.distill_task_id, distill.task_id),
+        other => panic!("the train task reads {other:?}"),
+    }
+    assert_eq!(f.scheduler.counters().values().distills_completed, 1);
+}
+
+#[test]
+fn a_failed_distill_task_fails_its_train_and_attack_tasks() {
+    let mut f = distill_fixture();
+    let distill = lease(&mut f.scheduler, "a", 1).expect("the distill task");
+    let invalid = TaskFailure::permanent("invalid_spec", "no such dataset here");
+    f.scheduler.complete(failed(&distill, invalid), 2).expect("complete");
+    let status = f.scheduler.status(Some(&f.sweep), 3).expect("status").sweeps.remove(0);
+    assert_eq!((status.state.as_str(), status.failed, status.total), ("completed", 3, 3));
+    let codes: Vec<_> = status.errors.iter().filter_map(|e| e.failure.as_ref()).map(|f| f.code.as_str()).collect();
+    assert_eq!(codes.iter().filter(|code| **code == codes::DEPENDENCY_FAILED).count(), 2, "{codes:?}");
 }

@@ -1,19 +1,25 @@
 //! Grid expansion: a [`Sweep`] becomes one train task per (dataset, method, IPC, training regime,
 //! seed) — a `full` method has the one IPC 0 — or, where the method names a checkpoint, one
-//! model-pool entry per (dataset, method, IPC), never trained; and one attack task per (model,
-//! attack, evaluation mode, targeted or not), in a deterministic order; then the transfer tasks
-//! of a `transfer:` section (see the transfer module).
+//! model-pool entry per (dataset, method, IPC), never trained; one distill task per (dataset,
+//! `distill:` method, IPC, seed), which that seed's train tasks read; and one attack task per
+//! (model, attack, evaluation mode, targeted or not), in a deterministic order; then the transfer
+//! tasks of a `transfer:` section (see the transfer module).
 
 use beard_proto::evaluation::attack_in;
-use beard_proto::keys::train_key;
-use beard_proto::v1::{AttackSpec, DistilledSource, PooledCheckpoint, TrainSpec, distilled_source};
+use beard_proto::keys::{distill_key, train_key};
+use beard_proto::v1::{
+    AttackSpec, DistillOutput, DistillSpec, DistilledSource, PooledCheckpoint, TrainSpec, distilled_source,
+};
 
-use super::plan::{Dataset, Method, Sweep};
+use super::distill;
+use super::plan::{Dataset, Method, Source, Sweep};
 use super::pool::PoolModels;
 
 /// The tasks of a sweep.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expansion {
+    /// Sets to learn, ordered by dataset, method, IPC, seed.
+    pub distills: Vec<DistillSpec>,
     /// Models to train, ordered by dataset, method, IPC, regime, seed (datasets, methods, IPCs and
     /// regimes in file order).
     pub trains: Vec<TrainSpec>,
@@ -36,13 +42,24 @@ impl Sweep {
     ///
     /// When `pool` lacks a checkpoint the sweep names: it must come from this sweep.
     pub fn expand(&self, pool: &PoolModels) -> Expansion {
+        let mut distills = Vec::new();
         let mut trains = Vec::new();
         let mut pooled = Vec::new();
         for dataset in &self.datasets {
             for method in &self.methods {
                 for &ipc in method.ipcs(&self.ipcs) {
+                    if let Source::Distill { algorithm } = &method.source {
+                        let sets: Vec<DistillSpec> = (0..self.seeds)
+                            .map(|seed| {
+                                distill::spec(algorithm, dataset.reference(), &method.name, ipc, seed, dataset.model)
+                            })
+                            .collect();
+                        trains.extend(self.train_specs(dataset, method, ipc, |seed| output_of(&sets[seed as usize])));
+                        distills.extend(sets);
+                        continue;
+                    }
                     match method.distilled(dataset.name, ipc) {
-                        Some(source) => trains.extend(self.train_specs(dataset, method, ipc, &source)),
+                        Some(source) => trains.extend(self.train_specs(dataset, method, ipc, |_| source.clone())),
                         None => pooled.push(pool_spec(dataset, method, ipc, pool)),
                     }
                 }
@@ -51,16 +68,16 @@ impl Sweep {
         let attacks = trains.iter().chain(&pooled).flat_map(|model| self.attack_specs(model)).collect();
         let models: Vec<TrainSpec> = trains.iter().chain(&pooled).cloned().collect();
         let transfers = self.transfer_specs(&models);
-        Expansion { trains, pooled, attacks, transfers }
+        Expansion { distills, trains, pooled, attacks, transfers }
     }
 
-    /// One train spec per regime and seed.
+    /// One train spec per regime and seed, the seed's training set from `source`.
     fn train_specs<'a>(
         &'a self,
         dataset: &'a Dataset,
         method: &'a Method,
         ipc: u32,
-        source: &'a DistilledSource,
+        source: impl Fn(u32) -> DistilledSource + Copy + 'a,
     ) -> impl Iterator<Item = TrainSpec> + 'a {
         self.regimes.iter().flat_map(move |&regime| {
             let training = self.training_config(method, regime);
@@ -69,7 +86,7 @@ impl Sweep {
                 method: method.name.clone(),
                 ipc,
                 seed,
-                source: Some(source.clone()),
+                source: Some(source(seed)),
                 training: Some(training.clone()),
                 model: Some(dataset.model),
             })
@@ -95,6 +112,12 @@ impl Sweep {
             })
         })
     }
+}
+
+/// The training-set source that reads a distill task's output.
+fn output_of(distill: &DistillSpec) -> DistilledSource {
+    let output = DistillOutput { distill_task_id: distill_key(distill) };
+    DistilledSource { source: Some(distilled_source::Source::Distilled(output)) }
 }
 
 fn pool_spec(dataset: &Dataset, method: &Method, ipc: u32, pool: &PoolModels) -> TrainSpec {

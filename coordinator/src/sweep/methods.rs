@@ -1,7 +1,8 @@
 //! The `methods:` section: each method's name and where its models come from — the built-in
 //! `random` baseline, one distilled-set file per dataset and IPC, one trained checkpoint per
-//! dataset and IPC (the model pool; a method may mix files and checkpoints), or the dataset's
-//! whole training split (`full`, BEARD's Full-size baseline) with its own epochs and batch size.
+//! dataset and IPC (the model pool; a method may mix files and checkpoints), the dataset's
+//! whole training split (`full`, BEARD's Full-size baseline) with its own epochs and batch size,
+//! or sets distilled on the cluster (`distill:`, see [`super::distill`]).
 
 use std::fmt;
 
@@ -9,6 +10,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
 
 use super::collections::{MapKey, OrderedMap};
+use super::distill::DistillSettings;
 use super::document::{Norm, Pool};
 use super::names::DatasetName;
 use super::scalars::{Count, Text};
@@ -167,6 +169,8 @@ pub(super) enum MethodSource {
     Files(FileSet),
     /// `{ full: { epochs, batch_size } }`: the whole training split; IPC does not apply.
     Full(FullSettings),
+    /// `{ distill: { method, ... } }`: a set learned per dataset, IPC and seed by a distill task.
+    Distill(DistillSettings),
 }
 
 impl<'de> Deserialize<'de> for MethodSource {
@@ -176,11 +180,14 @@ impl<'de> Deserialize<'de> for MethodSource {
 }
 
 const EXPECTED: &str = "`random`, a mapping with `files:` (and optionally stored and experiment) and/or \
-                        `checkpoints:` (and optionally model), or a mapping with `full:`";
+                        `checkpoints:` (and optionally model), a mapping with `full:`, or one with `distill:`";
 
 /// A method's mapping as written, before deciding between files and `full:`.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a mapping with files, stored, experiment, checkpoints, model or full")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with files, stored, experiment, checkpoints, model, full or distill"
+)]
 struct SourceFields {
     files: Option<OrderedMap<DatasetName, OrderedMap<Count, FileEntry>>>,
     stored: Option<Stored>,
@@ -188,12 +195,22 @@ struct SourceFields {
     checkpoints: Option<OrderedMap<DatasetName, OrderedMap<Count, Text>>>,
     model: Option<CheckpointModel>,
     full: Option<FullSettings>,
+    distill: Option<DistillSettings>,
 }
 
 impl SourceFields {
     fn source(self) -> Result<MethodSource, &'static str> {
-        let SourceFields { files, stored, experiment, checkpoints, model, full } = self;
+        let SourceFields { files, stored, experiment, checkpoints, model, full, distill } = self;
         let describes_files = stored.is_some() || experiment.is_some();
+        if let Some(distill) = distill {
+            let others = files.is_some() || checkpoints.is_some() || full.is_some();
+            return if others || describes_files || model.is_some() {
+                Err("`distill:` learns the method's sets on the cluster; it takes no `files`, `checkpoints`, \
+                     `full`, `stored`, `experiment` or `model` beside it")
+            } else {
+                Ok(MethodSource::Distill(distill))
+            };
+        }
         if let Some(full) = full {
             return match (files.is_some() || checkpoints.is_some(), describes_files || model.is_some()) {
                 (false, false) => Ok(MethodSource::Full(full)),
@@ -210,7 +227,7 @@ impl SourceFields {
                         top-level `model:` is the one for trained models)");
         }
         if files.is_none() && checkpoints.is_none() {
-            return Err("missing field `files` (or `checkpoints`, or `full`)");
+            return Err("missing field `files` (or `checkpoints`, or `full`, or `distill`)");
         }
         Ok(MethodSource::Files(FileSet {
             files,
@@ -293,7 +310,9 @@ mod tests {
             ("{ model: { pool: max }, files: { cifar10: { 1: a.pt } } }", "has no `checkpoints:`"),
             ("{ full: { epochs: 1 }, checkpoints: { cifar10: { 1: a.pth } } }", "not both"),
             ("{ full: { epochs: 1 }, model: { pool: max } }", "takes none of them"),
-            ("{}", "missing field `files` (or `checkpoints`, or `full`)"),
+            ("{}", "missing field `files` (or `checkpoints`, or `full`, or `distill`)"),
+            ("{ distill: { method: dm }, full: { epochs: 1 } }", "takes no `files`"),
+            ("{ distill: { method: dm }, stored: pixels }", "takes no `files`"),
         ] {
             let err = yaml_serde::from_str::<MethodSource>(bad).unwrap_err();
             assert!(err.to_string().contains(needle), "{bad}: {err}");

@@ -36,6 +36,9 @@
 //!                                  # dataset and IPC
 //!     model: { pool: avg }         # the checkpoints' pooling; width, depth, norm are checked
 //!   full: { full: { epochs: 2, batch_size: 256 } }   # the whole train split; once, not per IPC
+//!   DM: { distill: { method: dm, iterations: 200, batch_real: 64, init: noise } }
+//!                                # learned on the cluster, per dataset, IPC and seed; unset
+//!                                # fields take the official command's (lr_img, momentum, dsa)
 //! ipc: [1]
 //! attacks:                         # fgsm | pgd | pgdl2 | cw | deepfool | autoattack
 //!   pgd: { eps: 8/255, alpha: 2/255, steps: 10, random_start: false }
@@ -63,6 +66,7 @@
 mod adversarial;
 mod attacks;
 mod collections;
+mod distill;
 mod document;
 mod error;
 mod expand;

@@ -1,13 +1,14 @@
 //! [`Sweep`]: a validated sweep file resolved into the proto configs its tasks carry — defaults
 //! filled in, model depth chosen per dataset, method files joined onto `pool_dir`, the
 //! model-pool checkpoints a sweep evaluates listed, attack modes decided, each method's and
-//! regime's training config, the `transfer:` section resolved.
+//! regime's training config, the `transfer:` section resolved, a `distill:` method's
+//! hyper-parameters filled in.
 
 use std::path::Path;
 
 use beard_proto::v1::{
     self, AdversarialTraining, AttackConfig, DatasetRef, DistilledFile, DistilledSource, EvaluationConfig,
-    EvaluationMode, ModelConfig, NormKind, PoolKind, TargetPolicy, TrainingConfig, distilled_source,
+    EvaluationMode, ModelConfig, NormKind, PoolKind, TargetPolicy, TrainingConfig, distill_spec, distilled_source,
 };
 
 use super::adversarial::Regime;
@@ -95,6 +96,9 @@ pub enum Source {
         /// The checkpoints' pooling, and what their weights must hold.
         checkpoint_model: CheckpointSettings,
     },
+    /// Sets learned on the cluster: one distill task per dataset, IPC and seed, with this
+    /// algorithm and hyper-parameters (defaults filled in).
+    Distill { algorithm: distill_spec::Algorithm },
 }
 
 /// A trained model of a method's pool, attacked as it is.
@@ -135,14 +139,16 @@ impl Method {
     pub fn ipcs<'a>(&self, sweep_ipcs: &'a [u32]) -> &'a [u32] {
         match self.source {
             Source::Full { .. } => FULL_IPCS,
-            Source::Random | Source::Files { .. } => sweep_ipcs,
+            Source::Random | Source::Files { .. } | Source::Distill { .. } => sweep_ipcs,
         }
     }
 
     /// The training set of this method for one dataset and IPC; `None` where the method names a
-    /// checkpoint instead (validation lets no other gap through).
+    /// checkpoint instead (validation lets no other gap through) and for a `distill:` method,
+    /// whose sets differ per seed (see [`Sweep::expand`]).
     pub fn distilled(&self, dataset: DatasetName, ipc: u32) -> Option<DistilledSource> {
         let source = match &self.source {
+            Source::Distill { .. } => return None,
             Source::Random => distilled_source::Source::Random(v1::RandomSubset {}),
             Source::Full { .. } => distilled_source::Source::Full(v1::FullTrainSplit {}),
             Source::Files { files, experiment, stored, .. } => {
@@ -162,7 +168,7 @@ impl Method {
     pub fn training(&self, sweep: &TrainingConfig) -> TrainingConfig {
         match self.source {
             Source::Full { epochs, batch_size } => TrainingConfig { epochs, batch_size, ..sweep.clone() },
-            Source::Random | Source::Files { .. } => sweep.clone(),
+            Source::Random | Source::Files { .. } | Source::Distill { .. } => sweep.clone(),
         }
     }
 }
@@ -220,6 +226,7 @@ impl Sweep {
                     MethodSource::Random => Source::Random,
                     MethodSource::Files(set) => files_source(set, pool_dir.as_deref(), &evaluated),
                     MethodSource::Full(full) => full_source(&full, &file.training),
+                    MethodSource::Distill(settings) => Source::Distill { algorithm: settings.algorithm() },
                 },
             })
             .collect();

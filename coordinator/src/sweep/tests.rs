@@ -528,8 +528,10 @@ fn the_module_documentation_example_parses() {
         .map(|line| format!("{}\n", line.trim_start_matches("//!").strip_prefix(' ').unwrap_or("")))
         .collect();
     let sweep = accepted(&yaml);
-    assert_eq!(sweep.method_names(), ["random", "DC", "full"]);
-    assert_eq!(sweep.expand(&PoolModels::default()).trains.len(), 3 * 5);
+    assert_eq!(sweep.method_names(), ["random", "DC", "full", "DM"]);
+    let expansion = sweep.expand(&PoolModels::default());
+    assert_eq!(expansion.trains.len(), 4 * 5);
+    assert_eq!(expansion.distills.len(), 5, "one DM set per seed");
 }
 
 fn example(name: &str) -> Sweep {
@@ -838,4 +840,31 @@ fn the_blackbox_example_transfers_from_bacon_to_the_other_five() {
             .iter()
             .all(|t| t.transfer_targets.len() == 5 && t.train.as_ref().is_some_and(|source| source.method == "BACON"))
     );
+}
+
+#[test]
+fn a_distill_method_learns_one_set_per_dataset_ipc_and_seed_that_its_train_tasks_read() {
+    let sweep = accepted(
+        "name: d\ndatasets: { synthetic: {} }\nmethods:\n  DM: { distill: { method: dm, iterations: 50 } }\n  \
+         random: random\nipc: [1, 10]\nattacks: { fgsm: {} }\ntargeted: [false]\nseeds: 2\n\
+         training_regimes: [standard, adversarial]\n",
+    );
+    let expansion = sweep.expand(&PoolModels::default());
+    let sets: Vec<(u32, u32)> = expansion.distills.iter().map(|d| (d.ipc, d.seed)).collect();
+    assert_eq!(sets, [(1, 0), (1, 1), (10, 0), (10, 1)]);
+    assert!(expansion.distills.iter().all(|d| d.method == "DM" && d.model.is_some()));
+    let keys: HashSet<String> = expansion.distills.iter().map(beard_proto::keys::distill_key).collect();
+    assert_eq!(keys.len(), 4, "distinct content keys");
+    let mut readers = 0;
+    for train in expansion.trains.iter().filter(|t| t.method == "DM") {
+        let Some(distilled_source::Source::Distilled(output)) = train.source.as_ref().and_then(|s| s.source.as_ref())
+        else {
+            panic!("a DM model reads {:?}", train.source)
+        };
+        let set = expansion.distills.iter().find(|d| beard_proto::keys::distill_key(d) == output.distill_task_id);
+        let set = set.expect("the train task reads one of the sweep's sets");
+        assert_eq!((set.ipc, set.seed), (train.ipc, train.seed), "its own IPC and seed's set");
+        readers += 1;
+    }
+    assert_eq!(readers, 2 * 2 * 2, "IPCs x seeds x regimes");
 }

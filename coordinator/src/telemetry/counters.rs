@@ -39,6 +39,8 @@ pub enum Transition {
     Retried,
     /// A task was failed for good.
     Quarantined(FailCause),
+    /// A distill task's set was accepted.
+    DistillCompleted,
     /// A train task's checkpoint was accepted.
     TrainCompleted,
     /// An attack task's shard of `images` test images was accepted.
@@ -50,6 +52,7 @@ struct Cells {
     lease_expiries: AtomicU64,
     retries: AtomicU64,
     quarantined: [AtomicU64; FailCause::ALL.len()],
+    distills_completed: AtomicU64,
     trains_completed: AtomicU64,
     attacks_completed: AtomicU64,
     attacked_images: AtomicU64,
@@ -66,6 +69,7 @@ pub struct CounterValues {
     pub retries: u64,
     /// Indexed like [`FailCause::ALL`].
     pub quarantined: [u64; FailCause::ALL.len()],
+    pub distills_completed: u64,
     pub trains_completed: u64,
     pub attacks_completed: u64,
     pub attacked_images: u64,
@@ -80,6 +84,7 @@ impl Counters {
                 Transition::LeaseExpired => (&cells.lease_expiries, 1),
                 Transition::Retried => (&cells.retries, 1),
                 Transition::Quarantined(cause) => (&cells.quarantined[cause as usize], 1),
+                Transition::DistillCompleted => (&cells.distills_completed, 1),
                 Transition::TrainCompleted => (&cells.trains_completed, 1),
                 Transition::AttackCompleted { images } => {
                     cells.attacks_completed.fetch_add(1, Ordering::Relaxed);
@@ -97,6 +102,7 @@ impl Counters {
             lease_expiries: get(&cells.lease_expiries),
             retries: get(&cells.retries),
             quarantined: std::array::from_fn(|i| get(&cells.quarantined[i])),
+            distills_completed: get(&cells.distills_completed),
             trains_completed: get(&cells.trains_completed),
             attacks_completed: get(&cells.attacks_completed),
             attacked_images: get(&cells.attacked_images),
@@ -117,6 +123,7 @@ mod tests {
             Transition::Retried,
             Transition::Retried,
             Transition::Quarantined(FailCause::DependencyFailed),
+            Transition::DistillCompleted,
             Transition::TrainCompleted,
             Transition::AttackCompleted { images: 64 },
             Transition::AttackCompleted { images: 36 },
@@ -125,7 +132,7 @@ mod tests {
         assert_eq!(values.lease_expiries, 1);
         assert_eq!(values.retries, 2);
         assert_eq!(values.quarantined, [0, 0, 1]);
-        assert_eq!(values.trains_completed, 1);
+        assert_eq!((values.distills_completed, values.trains_completed), (1, 1));
         assert_eq!(values.attacks_completed, 2);
         assert_eq!(values.attacked_images, 100);
         assert!(FailCause::ALL.iter().enumerate().all(|(i, cause)| *cause as usize == i));

@@ -80,6 +80,7 @@ pub fn render(counters: &CounterValues, snapshot: &Snapshot, start_unix_secs: f6
     }
     registry.register("beard_tasks_quarantined", "Tasks failed for good, by cause", quarantined);
     let completed = Family::<Kind, Counter>::default();
+    completed.get_or_create(&Kind { kind: "distill" }).inc_by(counters.distills_completed);
     completed.get_or_create(&Kind { kind: "train" }).inc_by(counters.trains_completed);
     completed.get_or_create(&Kind { kind: "attack" }).inc_by(counters.attacks_completed);
     registry.register("beard_tasks_completed", "Tasks whose result was accepted, by kind", completed);
@@ -113,6 +114,7 @@ mod tests {
             lease_expiries: 2,
             retries: 3,
             quarantined: [1, 0, 4],
+            distills_completed: 2,
             trains_completed: 5,
             attacks_completed: 6,
             attacked_images: 384,
@@ -136,6 +138,7 @@ mod tests {
             (r#"beard_tasks_quarantined_total{cause="retries_exhausted"}"#, "1"),
             (r#"beard_tasks_quarantined_total{cause="permanent"}"#, "0"),
             (r#"beard_tasks_quarantined_total{cause="dependency_failed"}"#, "4"),
+            (r#"beard_tasks_completed_total{kind="distill"}"#, "2"),
             (r#"beard_tasks_completed_total{kind="train"}"#, "5"),
             (r#"beard_tasks_completed_total{kind="attack"}"#, "6"),
             ("beard_attacked_images_total", "384"),

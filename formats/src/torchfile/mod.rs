@@ -1,5 +1,5 @@
 //! PyTorch `torch.save` files (`.pt`, `.pth`) without Python: a reader for the zip archive and
-//! the pickle inside it (nothing is ever executed), and a writer for state dicts.
+//! the pickle inside it (nothing is ever executed), and a writer for state dicts and distilled sets.
 //!
 //! Tensors (`torch._utils._rebuild_tensor_v2` over persistent-id storages, any stride and
 //! offset) come back as contiguous [`StoredTensor`]s; dicts, `OrderedDict`s, lists, tuples and
@@ -9,7 +9,7 @@
 //! - [`archive`]: the zip layout and storage entries.
 //! - [`pickle`]: the pickle machine.
 //! - [`value`]: the decoded values.
-//! - [`writer`]: `torch.save` of a state dict (an `OrderedDict` of tensors).
+//! - [`writer`]: `torch.save` of a state dict (an `OrderedDict` of tensors) or of a distilled set.
 
 pub mod archive;
 pub mod pickle;
@@ -20,7 +20,7 @@ use std::path::Path;
 
 pub use pickle::PickleError;
 pub use value::{Dtype, StoredTensor, Value};
-pub use writer::save_state_dict;
+pub use writer::{save_distilled_set, save_state_dict};
 
 /// Why a torch file could not be read or written.
 #[derive(Debug, thiserror::Error)]

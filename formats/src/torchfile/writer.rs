@@ -1,14 +1,18 @@
-//! A writer for the one kind of `torch.save` file this project exports: a state dict, i.e. an
-//! `OrderedDict` of tensors, in the zip layout PyTorch (>= 1.6) writes and
-//! `torch.load(..., weights_only=True)` accepts.
+//! A writer for the two kinds of `torch.save` file this project exports, in the zip layout
+//! PyTorch (>= 1.6) writes and `torch.load(..., weights_only=True)` accepts:
+//!
+//! - a state dict, an `OrderedDict` of tensors ([`save_state_dict`]);
+//! - a distilled set in DC-bench's result layout, `{'data': [[images, labels]], 'accs_all_exps':
+//!   {}}` ([`save_distilled_set`]), which DC-bench's and BEARD's code read as they read the
+//!   released sets.
 //!
 //! The archive holds `archive/data.pkl` (first, as PyTorch's reader expects), `archive/byteorder`
 //! (`little`), one `archive/data/<i>` entry per tensor with its raw little-endian bytes (stored,
-//! 64-byte aligned so `mmap=True` works) and `archive/version` (`3`). The pickle (protocol 2)
-//! calls `collections.OrderedDict()` and fills it with `SETITEMS`; every tensor is
-//! `torch._utils._rebuild_tensor_v2((storage persistent id), 0, shape, contiguous strides, False,
-//! OrderedDict())` over its own storage `('storage', torch.<Type>Storage, '<i>', 'cpu', numel)`.
-//! Nothing is memoized: the output depends only on the names, dtypes, shapes and bytes.
+//! 64-byte aligned so `mmap=True` works) and `archive/version` (`3`). The pickle is protocol 2;
+//! every tensor is `torch._utils._rebuild_tensor_v2((storage persistent id), 0, shape, contiguous
+//! strides, False, OrderedDict())` over its own storage `('storage', torch.<Type>Storage, '<i>',
+//! 'cpu', numel)`. Nothing is memoized: the output depends only on the names, dtypes, shapes and
+//! bytes.
 
 use std::io::{Cursor, Write};
 
@@ -26,7 +30,39 @@ const VERSION: &[u8] = b"3\n";
 
 /// `torch.save(OrderedDict(tensors))` bytes, entries in the given order.
 pub fn save_state_dict(tensors: &[(String, StoredTensor)]) -> Result<Vec<u8>, TorchFileError> {
-    for (name, tensor) in tensors {
+    let mut pickle = Pickle::start();
+    pickle.new_ordered_dict();
+    pickle.0.push(b'(');
+    for (key, (name, tensor)) in tensors.iter().enumerate() {
+        pickle.unicode(name);
+        pickle.tensor(key, tensor);
+    }
+    pickle.0.push(b'u'); // SETITEMS
+    archive(pickle.finish(), tensors.iter().map(|(name, tensor)| (name.as_str(), tensor)))
+}
+
+/// `torch.save({'data': [[images, labels]], 'accs_all_exps': {}})` bytes: one experiment of a
+/// distilled set in DC-bench's result layout.
+pub fn save_distilled_set(images: &StoredTensor, labels: &StoredTensor) -> Result<Vec<u8>, TorchFileError> {
+    let mut pickle = Pickle::start();
+    pickle.0.extend_from_slice(b"}("); // EMPTY_DICT, MARK
+    pickle.unicode("data");
+    pickle.0.extend_from_slice(b"](]("); // EMPTY_LIST, MARK, EMPTY_LIST, MARK
+    pickle.tensor(0, images);
+    pickle.tensor(1, labels);
+    pickle.0.extend_from_slice(b"ee"); // APPENDS, APPENDS
+    pickle.unicode("accs_all_exps");
+    pickle.0.extend_from_slice(b"}u"); // EMPTY_DICT, SETITEMS
+    archive(pickle.finish(), [("images", images), ("labels", labels)])
+}
+
+/// The zip archive around `pickle`; storage `i` holds the bytes of the `i`-th tensor.
+fn archive<'a>(
+    pickle: Vec<u8>,
+    tensors: impl IntoIterator<Item = (&'a str, &'a StoredTensor)>,
+) -> Result<Vec<u8>, TorchFileError> {
+    let tensors: Vec<_> = tensors.into_iter().collect();
+    for (name, tensor) in &tensors {
         if tensor.data.len() != tensor.numel() * tensor.dtype.size() {
             return Err(TorchFileError::Write(format!(
                 "tensor {name:?} of shape {:?} ({:?}) holds {} bytes",
@@ -44,7 +80,7 @@ pub fn save_state_dict(tensors: &[(String, StoredTensor)]) -> Result<Vec<u8>, To
         .large_file(true);
     let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
     zip.start_file(format!("{ARCHIVE}/data.pkl"), options).map_err(zip_error)?;
-    zip.write_all(&state_dict_pickle(tensors)).map_err(io_error)?;
+    zip.write_all(&pickle).map_err(io_error)?;
     zip.start_file(format!("{ARCHIVE}/byteorder"), options).map_err(zip_error)?;
     zip.write_all(b"little").map_err(io_error)?;
     for (key, (_, tensor)) in tensors.iter().enumerate() {
@@ -54,33 +90,6 @@ pub fn save_state_dict(tensors: &[(String, StoredTensor)]) -> Result<Vec<u8>, To
     zip.start_file(format!("{ARCHIVE}/version"), options).map_err(zip_error)?;
     zip.write_all(VERSION).map_err(io_error)?;
     Ok(zip.finish().map_err(zip_error)?.into_inner())
-}
-
-/// The protocol-2 pickle of the state dict; storage `i` is tensor `i`.
-fn state_dict_pickle(tensors: &[(String, StoredTensor)]) -> Vec<u8> {
-    let mut pickle = Pickle(vec![0x80, 2]);
-    pickle.new_ordered_dict();
-    pickle.0.push(b'(');
-    for (key, (name, tensor)) in tensors.iter().enumerate() {
-        pickle.unicode(name);
-        pickle.global("torch._utils", "_rebuild_tensor_v2");
-        pickle.0.push(b'(');
-        pickle.0.push(b'(');
-        pickle.unicode("storage");
-        pickle.global("torch", tensor.dtype.storage_class());
-        pickle.unicode(&key.to_string());
-        pickle.unicode("cpu");
-        pickle.int(tensor.numel() as u64);
-        pickle.0.extend_from_slice(b"tQ"); // TUPLE, BINPERSID
-        pickle.int(0); // storage offset
-        pickle.tuple(&tensor.shape);
-        pickle.tuple(&contiguous_strides(&tensor.shape));
-        pickle.0.push(0x89); // NEWFALSE: requires_grad
-        pickle.new_ordered_dict(); // backward hooks
-        pickle.0.extend_from_slice(b"tR"); // TUPLE, REDUCE
-    }
-    pickle.0.extend_from_slice(b"u."); // SETITEMS, STOP
-    pickle.0
 }
 
 /// Row-major strides of `shape`, in elements.
@@ -96,6 +105,36 @@ fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
 struct Pickle(Vec<u8>);
 
 impl Pickle {
+    /// `PROTO 2`.
+    fn start() -> Self {
+        Self(vec![0x80, 2])
+    }
+
+    /// The program with its `STOP`.
+    fn finish(mut self) -> Vec<u8> {
+        self.0.push(b'.');
+        self.0
+    }
+
+    /// The contiguous `tensor` over its own storage, persistent id `key`.
+    fn tensor(&mut self, key: usize, tensor: &StoredTensor) {
+        self.global("torch._utils", "_rebuild_tensor_v2");
+        self.0.push(b'(');
+        self.0.push(b'(');
+        self.unicode("storage");
+        self.global("torch", tensor.dtype.storage_class());
+        self.unicode(&key.to_string());
+        self.unicode("cpu");
+        self.int(tensor.numel() as u64);
+        self.0.extend_from_slice(b"tQ"); // TUPLE, BINPERSID
+        self.int(0); // storage offset
+        self.tuple(&tensor.shape);
+        self.tuple(&contiguous_strides(&tensor.shape));
+        self.0.push(0x89); // NEWFALSE: requires_grad
+        self.new_ordered_dict(); // backward hooks
+        self.0.extend_from_slice(b"tR"); // TUPLE, REDUCE
+    }
+
     /// `GLOBAL module\nname\n`.
     fn global(&mut self, module: &str, name: &str) {
         self.0.push(b'c');
@@ -177,6 +216,22 @@ mod tests {
             .collect();
         assert_eq!(back, tensors);
         assert_eq!(save_state_dict(&tensors).unwrap(), bytes, "deterministic");
+    }
+
+    #[test]
+    fn distilled_sets_read_back_in_dc_bench_layout() {
+        let images = tensor(Dtype::F32, &[4, 3, 2, 2], 7);
+        let labels = tensor(Dtype::I64, &[4], 8);
+        let bytes = save_distilled_set(&images, &labels).unwrap();
+        let value = read(&bytes, "written").unwrap();
+        let data = value.get("data").and_then(Value::as_sequence).expect("a 'data' list");
+        assert_eq!(data.len(), 1);
+        match data[0].as_sequence() {
+            Some([Value::Tensor(a), Value::Tensor(b)]) => assert_eq!((a, b), (&images, &labels)),
+            other => panic!("unexpected experiment {other:?}"),
+        }
+        assert_eq!(value.get("accs_all_exps"), Some(&Value::Dict(Vec::new())));
+        assert_eq!(save_distilled_set(&images, &labels).unwrap(), bytes, "deterministic");
     }
 
     #[test]

@@ -18,8 +18,8 @@ use tonic::transport::Channel;
 /// The shared data directory and the venv's Python, as the agent's tests find them.
 #[path = "../../../agent/tests/common/files.rs"]
 mod files;
-#[allow(unused_imports)] // not every test binary reads the shared data
-pub use files::shared_data;
+#[allow(unused_imports)] // not every test binary reads the shared data or runs Python
+pub use files::{python, shared_data};
 
 /// The control client as the CLI builds it.
 pub type Control = ControlServiceClient<InterceptedService<Channel, AttachToken>>;

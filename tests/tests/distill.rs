@@ -1,0 +1,140 @@
+//! Distillation as a task kind, with real processes: a sweep with a `distill: dm` method runs
+//! distill -> train -> attack through the coordinator and agents; an agent killed in the middle of
+//! a distillation leaves a snapshot that another agent resumes from, and the set it ends with is,
+//! bit for bit, the set an uninterrupted run learns. The stored set is DC-bench's file, which
+//! PyTorch reads as it reads the released ones.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use beard_proto::v1::DistillResult;
+use common::*;
+use prost::Message;
+
+/// One DM set (IPC 1 of `synthetic`, from noise) long enough to be killed in the middle of, one
+/// model trained on it, one attack.
+fn distill_sweep(name: &str) -> String {
+    format!(
+        r#"name: {name}
+datasets:
+  synthetic: {{}}
+methods:
+  DM: {{ distill: {{ method: dm, iterations: 400, batch_real: 16, init: noise }} }}
+ipc: [1]
+attacks:
+  fgsm: {{}}
+targeted: [false]
+seeds: 1
+training: {{ optimizer: adam, lr: 0.001, epochs: 20, batch_size: 64, weight_decay: 0, lr_schedule: constant, aug: none }}
+model: {{ width: 16 }}
+evaluation: {{ test_samples: 64, batch_size: 64 }}
+"#
+    )
+}
+
+/// Snapshots every 0.3 s, so the test sees one long before the distillation ends.
+fn snapshot_often() -> Vec<String> {
+    vec!["--snapshot-every-secs".into(), "0.3".into()]
+}
+
+/// The distill task's accepted run record, set digest and attempts.
+fn distill_result(state: &Path, sweep: &str) -> anyhow::Result<(DistillResult, String, u32)> {
+    let conn = open_state(state)?;
+    let (record, digest, attempts): (Vec<u8>, String, u32) = conn.query_row(
+        "SELECT r.shard, r.checkpoint_sha256, t.attempts FROM sweep_tasks st JOIN tasks t ON t.id = st.task_id
+         JOIN results r ON r.task_id = t.id WHERE st.sweep_id = ?1 AND t.kind = 'distill'",
+        [sweep],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    Ok((DistillResult::decode(record.as_slice())?, digest, attempts))
+}
+
+/// The iteration of the latest snapshot of `task`, once there is one.
+async fn wait_for_snapshot(state: &Path, task: &str, timeout: Duration) -> anyhow::Result<u32> {
+    let conn = open_state(state)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let iteration: Option<u32> =
+            conn.query_row("SELECT iteration FROM snapshots WHERE task_id = ?1", [task], |r| r.get(0)).ok();
+        if let Some(iteration) = iteration {
+            return Ok(iteration);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no snapshot of {task} arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The progress `status` shows for the victim's running task, once it reported some.
+async fn wait_for_progress(client: &mut Control, sweep: &str, timeout: Duration) -> anyhow::Result<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let running = status(client, sweep).await?.running;
+        if let Some(task) = running.iter().find(|task| task.agent == "victim" && !task.progress.is_empty()) {
+            anyhow::ensure!(task.description.starts_with("distill "), "{task:?}");
+            return Ok(task.progress.clone());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no progress shown: {running:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_distillation_resumes_from_its_snapshot_and_learns_the_uninterrupted_set() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let coordinator = start_coordinator(dir.path(), 3.0)?;
+    let mut victim = start_agent_with(dir.path(), &coordinator, &coordinator.url, "victim", &snapshot_often())?;
+    let mut client = control(&coordinator).await?;
+    let sweep = submit(&mut client, &distill_sweep("distill-resume")).await?;
+
+    let conn = open_state(&coordinator.state)?;
+    let task = wait_for_lease(&conn, "victim", Duration::from_secs(60)).await?;
+    let kind: String = conn.query_row("SELECT kind FROM tasks WHERE id = ?1", [&task], |r| r.get(0))?;
+    assert_eq!(kind, "distill", "the distill task goes first");
+    let progress = wait_for_progress(&mut client, &sweep, Duration::from_secs(120)).await?;
+    assert!(progress.contains("/400: loss "), "status shows the iteration and loss: {progress:?}");
+    let snapshot = wait_for_snapshot(&coordinator.state, &task, Duration::from_secs(120)).await?;
+    victim.kill();
+    let _survivor = start_agent_with(dir.path(), &coordinator, &coordinator.url, "survivor", &snapshot_often())?;
+
+    let finished = wait_finished(&mut client, &sweep, Duration::from_secs(600)).await?;
+    assert_eq!((finished.state.as_str(), finished.failed), ("completed", 0), "{finished:?}");
+    assert_eq!((finished.done, finished.total), (3, 3), "distill, train, attack");
+    let (record, resumed_digest, attempts) = distill_result(&coordinator.state, &sweep)?;
+    assert!(attempts >= 2, "the killed attempt counted ({attempts})");
+    assert!(
+        record.resumed_from >= snapshot && record.resumed_from < 400,
+        "the survivor resumed from a snapshot (iteration {}), not from 0; the first arrived at {snapshot}",
+        record.resumed_from
+    );
+    assert!(record.final_loss.is_finite() && record.seconds > 0.0, "{record:?}");
+    let remaining: u32 = conn.query_row("SELECT COUNT(*) FROM snapshots", [], |r| r.get(0))?;
+    assert_eq!(remaining, 0, "a finished task's snapshot is dropped");
+    let attacks = attack_results(&conn, &sweep)?;
+    assert_eq!(attacks.len(), 1);
+    assert_eq!(attacks[0].1.samples, 64, "the model trained on the learned set was attacked");
+
+    // The same sweep, uninterrupted, on a fresh coordinator: the same set, bit for bit.
+    let fresh = tempfile::tempdir()?;
+    let uninterrupted = complete_sweep(fresh.path(), &distill_sweep("distill-resume")).await?;
+    let (record, digest, attempts) = distill_result(&uninterrupted.coordinator.state, &uninterrupted.sweep)?;
+    assert_eq!((attempts, record.resumed_from), (1, 0));
+    assert_eq!(digest, resumed_digest, "the resumed run learned the uninterrupted run's set");
+
+    // The stored set is DC-bench's layout, read by PyTorch, normalized images with IPC 1 labels.
+    let set = coordinator.state.join("blobs").join(&resumed_digest);
+    let check = format!(
+        "import torch\n\
+         f = torch.load({path:?}, weights_only=True)\n\
+         images, labels = f['data'][0]\n\
+         assert f['accs_all_exps'] == {{}}, f\n\
+         assert images.dtype == torch.float32 and tuple(images.shape) == (10, 3, 32, 32), images.shape\n\
+         assert labels.tolist() == list(range(10)), labels\n\
+         assert images.min() < 0, 'normalized, not pixels'\n",
+        path = set.display().to_string()
+    );
+    let output = std::process::Command::new(python()).arg("-c").arg(&check).output()?;
+    assert!(output.status.success(), "torch.load of the set failed: {}", text(&output.stderr));
+    Ok(())
+}
