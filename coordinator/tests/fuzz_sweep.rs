@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use std::{env, fs};
 
 use beard_coordinator::sweep::{self, PoolModels, Sweep, SweepError};
-use beard_proto::keys::train_key;
+use beard_proto::keys::{distill_key, train_key};
+use beard_proto::v1::distilled_source;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
@@ -111,6 +112,22 @@ fn check_accepted(sweep: &Sweep) -> Result<Outcome, String> {
     let train_keys: HashSet<String> = expansion.trains.iter().map(train_key).collect();
     if train_keys.len() != expansion.trains.len() {
         return Err("two train tasks share a key".into());
+    }
+    let distill_methods = sweep.methods.iter().filter(|method| matches!(method.source, sweep::Source::Distill { .. }));
+    let distills = [sweep.datasets.len(), distill_methods.count(), sweep.ipcs.len(), sweep.seeds as usize];
+    if expansion.distills.len() != distills.iter().product::<usize>() {
+        return Err(format!("{} distill tasks, expected {distills:?} multiplied", expansion.distills.len()));
+    }
+    let distill_keys: HashSet<String> = expansion.distills.iter().map(distill_key).collect();
+    if distill_keys.len() != expansion.distills.len() {
+        return Err("two distill tasks share a key".into());
+    }
+    for train in &expansion.trains {
+        if let Some(distilled_source::Source::Distilled(output)) = train.source.as_ref().and_then(|s| s.source.as_ref())
+            && !distill_keys.contains(&output.distill_task_id)
+        {
+            return Err(format!("a train task reads distill task {}, which the sweep lacks", output.distill_task_id));
+        }
     }
     for attack in &expansion.attacks {
         let train = attack.train.as_ref().ok_or("an attack task without its train spec")?;

@@ -72,6 +72,8 @@ pub fn describe_distill(distill: &DistillSpec) -> String {
     let dataset = distill.dataset.as_ref().map_or("?", |d| d.name.as_str());
     let algorithm = match distill.algorithm {
         Some(distill_spec::Algorithm::Dm(_)) => "dm",
+        Some(distill_spec::Algorithm::Herding(_)) => "herding",
+        Some(distill_spec::Algorithm::Kcenter(_)) => "kcenter",
         None => "none",
     };
     format!("{dataset}/{}/ipc{}/seed{} {algorithm}", distill.method, distill.ipc, distill.seed)

@@ -1,6 +1,8 @@
 //! Dataset distillation: small synthetic training sets learned from a real training split.
 //!
 //! - [`dm`]: distribution matching (Zhao & Bilen), frozen random ConvNets and siamese DSA.
+//! - [`coreset`]: the herding and k-center baselines, real images chosen in a trained ConvNet's
+//!   embedding space.
 //! - [`output`]: a learned set as a distill task's result (DC-bench's `torch.save` layout and
 //!   safetensors).
 //!
@@ -17,20 +19,70 @@
 //! draw of an iteration is keyed by the iteration's index, so a run resumed from a snapshot ends
 //! with the set an uninterrupted run learns.
 
+pub mod coreset;
 pub mod dm;
 pub mod output;
 
+use coreset::Selection;
+use dm::DmSettings;
+
 use beard_formats::state_dict::{self, Format};
-use beard_formats::torchfile::{Dtype, StoredTensor};
+use beard_formats::torchfile::Dtype;
+use beard_proto::v1::{CoresetConfig, DistillSpec, Snapshot, distill_spec};
 use tch::{Device, Kind, TchError, Tensor};
 
 use crate::augment::draw::Transform;
 use crate::augment::ops;
+use crate::backend::TaskContext;
 use crate::data::distilled::DistilledSet;
 use crate::data::rng::{Rng, streams};
-use crate::data::{Normalization, Split};
+use crate::data::{DatasetInfo, Normalization, Split};
 use crate::host_tensor;
-use crate::model::ModelError;
+use crate::model::{ConvNetConfig, ModelError};
+use crate::train::TrainError;
+
+/// A learned set: images in the dataset's normalized space (where distillation works and
+/// DC-bench stores its sets) with class-sorted labels, the loss at the end, and the iteration the
+/// run resumed from (0 for one from the start, and for methods without snapshots).
+pub struct Learned {
+    pub images: Tensor,
+    pub labels: Tensor,
+    pub final_loss: f64,
+    pub resumed_from: u32,
+}
+
+/// Learn the set `spec` describes from `train` (a split of `dataset`) for a ConvNet shaped as
+/// `model`, from the start or from `resume`.
+pub fn run(
+    spec: &DistillSpec,
+    train: &Split,
+    dataset: &DatasetInfo,
+    model: &ConvNetConfig,
+    resume: Option<&Snapshot>,
+    ctx: &TaskContext,
+) -> Result<Learned, DistillError> {
+    let coreset = |selection, config: &CoresetConfig| {
+        let training = config.training.as_ref();
+        let training = training.ok_or_else(|| DistillError::Invalid("the coreset has no training config".into()))?;
+        coreset::select(selection, train, dataset, model, training, spec.ipc, spec.seed, ctx)
+    };
+    match &spec.algorithm {
+        Some(distill_spec::Algorithm::Dm(config)) => {
+            let settings = DmSettings::from(config);
+            let run = dm::distill(train, dataset, model, spec.ipc, &settings, u64::from(spec.seed), resume, ctx)?;
+            let images = run.set.images().f_detach()?;
+            Ok(Learned {
+                labels: run.set.labels()?,
+                images,
+                final_loss: run.final_loss,
+                resumed_from: run.resumed_from,
+            })
+        }
+        Some(distill_spec::Algorithm::Herding(config)) => coreset(Selection::Herding, config),
+        Some(distill_spec::Algorithm::Kcenter(config)) => coreset(Selection::KCenter, config),
+        None => Err(DistillError::Invalid("the distill spec names no algorithm".into())),
+    }
+}
 
 /// Why a distillation stopped without a set.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +95,8 @@ pub enum DistillError {
     Encode(String),
     #[error("the distillation was cancelled")]
     Cancelled,
+    #[error("the embedding network did not train: {0}")]
+    Train(#[from] TrainError),
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(transparent)]
@@ -59,6 +113,8 @@ mod purpose {
     pub const NETS: u64 = 3;
     /// Siamese DSA: `[DISTILL, DSA, iteration, class]`.
     pub const DSA: u64 = 4;
+    /// A coreset's first k-center: `[DISTILL, CORESET, class]`.
+    pub const CORESET: u64 = 5;
 }
 
 /// Where the synthetic images start.
@@ -181,11 +237,6 @@ impl Synthetic {
     pub fn labels(&self) -> Result<Tensor, TchError> {
         let device = self.images.device();
         Tensor::f_arange(self.classes, (Kind::Int64, device))?.f_repeat_interleave_self_int(self.ipc, 0, None)
-    }
-
-    /// The images (normalized) and labels as host tensors, as a distilled-set file holds them.
-    pub fn to_stored(&self) -> Result<(StoredTensor, StoredTensor), TchError> {
-        Ok((host_tensor::from_tensor(&self.images)?, host_tensor::from_tensor(&self.labels()?)?))
     }
 
     /// The set as pixels with class-sorted labels, ready to train a model on.

@@ -10,8 +10,10 @@
 
 use beard_formats::state_dict::{self, Format};
 use beard_formats::torchfile::save_distilled_set;
+use tch::Tensor;
 
-use super::{DistillError, Synthetic};
+use super::DistillError;
+use crate::host_tensor;
 
 /// The two encodings of one learned set.
 pub struct EncodedSet {
@@ -20,9 +22,9 @@ pub struct EncodedSet {
     pub safetensors: Vec<u8>,
 }
 
-/// Encode `synthetic` both ways.
-pub fn encode(synthetic: &Synthetic) -> Result<EncodedSet, DistillError> {
-    let (images, labels) = synthetic.to_stored()?;
+/// Encode normalized `images` `[n, 3, h, w]` and their `labels` `[n]` both ways.
+pub fn encode(images: &Tensor, labels: &Tensor) -> Result<EncodedSet, DistillError> {
+    let (images, labels) = (host_tensor::from_tensor(images)?, host_tensor::from_tensor(labels)?);
     let torch = save_distilled_set(&images, &labels).map_err(|e| DistillError::Encode(e.to_string()))?;
     let tensors = [("images".to_owned(), images), ("labels".to_owned(), labels)];
     let safetensors =

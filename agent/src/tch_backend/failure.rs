@@ -125,6 +125,7 @@ impl From<DistillError> for TaskFailure {
                 TaskFailure::permanent(codes::DISTILL_STATE, message)
             }
             DistillError::Cancelled => backend::cancelled(),
+            DistillError::Train(error) => error.into(),
             DistillError::Model(error) => error.into(),
             DistillError::Torch(error) => torch(&error),
         }

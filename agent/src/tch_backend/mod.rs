@@ -20,7 +20,6 @@ use std::time::Instant;
 use beard_proto::keys::sha256_hex;
 use beard_proto::v1::{
     AttackShard, AttackSpec, DatasetRef, DistillResult, DistillSpec, Snapshot, TaskFailure, TrainResult, TrainSpec,
-    distill_spec,
 };
 use tch::Device;
 
@@ -28,8 +27,7 @@ use crate::attacks::{self, AttackConfigError};
 use crate::backend::{AttackCheckpoints, Backend, TaskContext};
 use crate::data::DatasetInfo;
 use crate::data::{DataError, Dataset, distilled};
-use crate::distill::dm::{self, DmSettings};
-use crate::distill::output;
+use crate::distill::{self, output};
 use crate::eval::{self, Plan, Protocol};
 use crate::model::{ConvNet, ConvNetConfig};
 use crate::precision::{self, Tf32, Work};
@@ -102,24 +100,18 @@ impl TchBackend {
         let dataset = self.dataset(dataset_ref)?;
         let config = ConvNetConfig::new(model_config, &dataset.info)?;
         let train = dataset.train()?;
-        let seed = u64::from(spec.seed);
         let started = Instant::now();
-        let distilled = match &spec.algorithm {
-            Some(distill_spec::Algorithm::Dm(dm)) => {
-                dm::distill(train, &dataset.info, &config, spec.ipc, &DmSettings::from(dm), seed, resume, ctx)?
-            }
-            None => return Err(invalid_spec("the distill spec names no algorithm")),
-        };
+        let learned = distill::run(spec, train, &dataset.info, &config, resume, ctx)?;
         let seconds = started.elapsed().as_secs_f64();
-        let encoded = output::encode(&distilled.set)?;
+        let encoded = output::encode(&learned.images, &learned.labels)?;
         Ok(DistillResult {
             set_sha256: sha256_hex(&encoded.torch),
             set: encoded.torch,
             safetensors_sha256: sha256_hex(&encoded.safetensors),
             safetensors: encoded.safetensors,
             seconds,
-            resumed_from: distilled.resumed_from,
-            final_loss: distilled.final_loss,
+            resumed_from: learned.resumed_from,
+            final_loss: learned.final_loss,
             device: description,
         })
     }

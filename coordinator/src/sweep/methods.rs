@@ -204,11 +204,13 @@ impl SourceFields {
         let describes_files = stored.is_some() || experiment.is_some();
         if let Some(distill) = distill {
             let others = files.is_some() || checkpoints.is_some() || full.is_some();
-            return if others || describes_files || model.is_some() {
-                Err("`distill:` learns the method's sets on the cluster; it takes no `files`, `checkpoints`, \
-                     `full`, `stored`, `experiment` or `model` beside it")
-            } else {
-                Ok(MethodSource::Distill(distill))
+            if others || describes_files || model.is_some() {
+                return Err("`distill:` learns the method's sets on the cluster; it takes no `files`, \
+                            `checkpoints`, `full`, `stored`, `experiment` or `model` beside it");
+            }
+            return match distill.mismatch() {
+                Some(mismatch) => Err(mismatch),
+                None => Ok(MethodSource::Distill(distill)),
             };
         }
         if let Some(full) = full {

@@ -216,6 +216,7 @@ impl Sweep {
                 model: model_config(model, name),
             })
             .collect();
+        let training = training_config(&file.training);
         let methods: Vec<Method> = file
             .methods
             .0
@@ -226,7 +227,7 @@ impl Sweep {
                     MethodSource::Random => Source::Random,
                     MethodSource::Files(set) => files_source(set, pool_dir.as_deref(), &evaluated),
                     MethodSource::Full(full) => full_source(&full, &file.training),
-                    MethodSource::Distill(settings) => Source::Distill { algorithm: settings.algorithm() },
+                    MethodSource::Distill(settings) => Source::Distill { algorithm: settings.algorithm(&training) },
                 },
             })
             .collect();
@@ -241,7 +242,7 @@ impl Sweep {
             ipcs: file.ipc.0.into_iter().map(|ipc| ipc.0).collect(),
             seeds: file.seeds.0,
             attacks,
-            training: training_config(&file.training),
+            training,
             regimes: file.training_regimes.0,
             adversarial: file.training.adversarial.unwrap_or_default().config(),
             evaluation: evaluation_config(&file.evaluation),

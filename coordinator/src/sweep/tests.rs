@@ -544,7 +544,8 @@ fn example(name: &str) -> Sweep {
 fn the_demo_example_is_small() {
     let sweep = example("demo.yaml");
     let expansion = sweep.expand(&PoolModels::default());
-    assert_eq!((expansion.trains.len(), expansion.attacks.len()), (9, 36));
+    assert_eq!(sweep.method_names(), ["random", "herding", "DM"]);
+    assert_eq!((expansion.distills.len(), expansion.trains.len(), expansion.attacks.len()), (18, 27, 108));
     assert_eq!(sweep.name, "demo");
     let train = &expansion.trains[0];
     assert_eq!(train.model.as_ref().map(|m| (m.width, m.depth)), Some((32, 3)));
