@@ -95,7 +95,7 @@ pub trait Backend: Send + 'static {
         spec: &DistillSpec,
         resume: Option<&Snapshot>,
         ctx: &TaskContext,
-    ) -> Result<DistillResult, TaskFailure>;
+    ) -> Result<DistilledOutput, TaskFailure>;
 
     /// Train the model a train task describes; returns the checkpoint as safetensors bytes.
     fn train(&mut self, spec: &TrainSpec, ctx: &TaskContext) -> Result<TrainResult, TaskFailure>;
@@ -108,6 +108,14 @@ pub trait Backend: Send + 'static {
         checkpoints: &AttackCheckpoints,
         ctx: &TaskContext,
     ) -> Result<AttackShard, TaskFailure>;
+}
+
+/// A learned set's two files and the run's record, which names them by digest.
+pub struct DistilledOutput {
+    pub record: DistillResult,
+    /// DC-bench's `torch.save` file.
+    pub set: Vec<u8>,
+    pub safetensors: Vec<u8>,
 }
 
 /// The checkpoints an attack task reads (safetensors or PyTorch bytes, as stored).

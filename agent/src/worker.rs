@@ -10,9 +10,10 @@
 //!   thread; a heartbeat answer that revokes the current lease sets the task's cancel flag.
 //! - Outputs of finished tasks (train tasks' checkpoints, distill tasks' sets) are cached in
 //!   `work_dir/checkpoints/<task id>`; attack tasks fetch missing checkpoints from the
-//!   coordinator, train tasks the set their distill task learned, and both verify the SHA-256
-//!   before use; the agent tells the coordinator which ones it holds so attack tasks go where
-//!   their model is.
+//!   coordinator, train tasks the set their distill task learned, both in chunks whose size and
+//!   SHA-256 are checked; the agent tells the coordinator which ones it holds so attack tasks go
+//!   where their model is. A learned set's files are uploaded in chunks under the live lease
+//!   before the completion that names them.
 //! - A distill task hands the worker a snapshot of its state whenever `snapshot_every` has
 //!   passed; the heartbeat task sends the latest one to the coordinator under the live lease, and
 //!   the next attempt of the task (on any agent) resumes from it.
@@ -27,13 +28,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use beard_proto::auth::{AttachToken, Token};
-use beard_proto::keys::{is_valid_key, sha256_hex};
+use beard_proto::blob::{Assembler, BlobError};
+use beard_proto::keys::is_valid_key;
 use beard_proto::tls::ClientTlsArgs;
 use beard_proto::v1::agent_service_client::AgentServiceClient;
 use beard_proto::v1::{
-    AttackSpec, CompleteRequest, DistillSpec, DistilledFile, DistilledSource, FetchCheckpointRequest, HeartbeatRequest,
-    LeaseRequest, LeasedTask, NameInUse, RegisterRequest, SaveSnapshotRequest, Snapshot, TaskFailure, TrainSpec,
-    complete_request, distilled_source, task_spec,
+    AttackShard, AttackSpec, BlobHeader, CompleteRequest, DistillSpec, DistilledFile, DistilledSource,
+    FetchOutputRequest, HeartbeatRequest, LeaseRef, LeaseRequest, LeasedTask, NameInUse, RegisterRequest,
+    SaveSnapshotRequest, Snapshot, TaskFailure, TrainResult, TrainSpec, complete_request, distilled_source, task_spec,
 };
 use beard_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
 use prost::Message;
@@ -41,7 +43,7 @@ use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::backend::{AttackCheckpoints, Backend, TaskContext};
+use crate::backend::{AttackCheckpoints, Backend, DistilledOutput, TaskContext};
 use crate::work_dir::WorkDirLock;
 
 /// How the worker reaches its coordinator and where it keeps files.
@@ -79,6 +81,18 @@ struct Identity {
     device: String,
     /// The generation of the process that ran in this work dir before, if any.
     replaces: String,
+}
+
+impl Identity {
+    /// This process's lease `lease_token` on `task_id`, as calls on behalf of the task name it.
+    fn lease(&self, task_id: &str, lease_token: &str) -> LeaseRef {
+        LeaseRef {
+            agent_name: self.name.clone(),
+            generation: self.generation.clone(),
+            task_id: task_id.to_owned(),
+            lease_token: lease_token.to_owned(),
+        }
+    }
 }
 
 /// Set (with the coordinator's words) once this process's generation was replaced.
@@ -158,8 +172,10 @@ pub async fn run<B: Backend>(
             task_id: task.task_id.clone(),
             ..Current::default()
         };
-        let outcome =
+        let output =
             run_task(&task, &mut client, &checkpoints, &backend, &current, cancel, &mut stop_rx, &config).await;
+        // Still under the lease (heartbeats renew it): cache and upload what the task produced.
+        let outcome = settle(&mut client, &identity, &task, &checkpoints, output).await;
         *lock(&current) = Current::default();
         stop_if_replaced(&replaced)?;
         complete(&mut client, &identity, &task, outcome).await;
@@ -308,30 +324,23 @@ async fn heartbeat_loop(
 /// Send the running task's latest snapshot, if it handed one over since the last call; one that
 /// fails to go out is kept unless a newer one replaced it meanwhile.
 async fn send_snapshot(client: &mut Client, identity: &Identity, current: &Mutex<Current>) {
-    let (request, iteration) = {
+    let (lease, snapshot) = {
         let mut guard = lock(current);
-        let Some(snapshot) = guard.snapshot.take() else { return };
         let Some((lease_token, _)) = &guard.lease else { return };
-        let iteration = snapshot.iteration;
-        let request = SaveSnapshotRequest {
-            agent_name: identity.name.clone(),
-            generation: identity.generation.clone(),
-            task_id: guard.task_id.clone(),
-            lease_token: lease_token.clone(),
-            snapshot: Some(snapshot),
-        };
-        (request, iteration)
+        let lease = identity.lease(&guard.task_id, lease_token);
+        let Some(snapshot) = guard.snapshot.take() else { return };
+        (lease, snapshot)
     };
+    let (task, iteration) = (lease.task_id.clone(), snapshot.iteration);
+    let request = SaveSnapshotRequest { lease: Some(lease.clone()), snapshot: Some(snapshot) };
     match client.save_snapshot(request.clone()).await {
-        Ok(response) if response.get_ref().accepted => {
-            tracing::info!(task = %request.task_id, iteration, "snapshot saved")
-        }
-        Ok(_) => tracing::warn!(task = %request.task_id, iteration, "snapshot refused: the lease is gone"),
+        Ok(response) if response.get_ref().accepted => tracing::info!(%task, iteration, "snapshot saved"),
+        Ok(_) => tracing::warn!(%task, iteration, "snapshot refused: the lease is gone"),
         Err(status) => {
-            tracing::warn!(task = %request.task_id, iteration, error = %status.message(), "snapshot not delivered");
+            tracing::warn!(%task, iteration, error = %status.message(), "snapshot not delivered");
             let mut guard = lock(current);
-            if guard.snapshot.is_none() && guard.lease.as_ref().is_some_and(|(token, _)| *token == request.lease_token)
-            {
+            let same_lease = guard.lease.as_ref().is_some_and(|(token, _)| *token == lease.lease_token);
+            if guard.snapshot.is_none() && same_lease {
                 guard.snapshot = request.snapshot;
             }
         }
@@ -351,21 +360,18 @@ async fn run_task<B: Backend>(
     cancel: Arc<AtomicBool>,
     stop: &mut watch::Receiver<bool>,
     config: &WorkerConfig,
-) -> Outcome {
+) -> Result<Output, TaskFailure> {
     let spec = task.spec.as_ref().and_then(|s| s.kind.clone());
     let resumes_from = task.snapshot.as_ref().map(|snapshot| snapshot.iteration);
     tracing::info!(task = %task.task_id, attempt = task.attempt, resumes_from, "task started");
     let job = match spec {
         Some(task_spec::Kind::Distill(distill)) => Job::Distill(distill, task.snapshot.clone()),
-        Some(task_spec::Kind::Train(train)) => match fetched_distill_output(client, checkpoints, train).await {
-            Ok(train) => Job::Train(train),
-            Err(failure) => return Outcome::Failure(failure),
-        },
-        Some(task_spec::Kind::Attack(attack)) => match attack_checkpoints(client, checkpoints, &attack).await {
-            Ok(inputs) => Job::Attack(attack, inputs),
-            Err(failure) => return Outcome::Failure(failure),
-        },
-        None => return Outcome::Failure(TaskFailure::permanent("empty_task", "the leased task has no spec")),
+        Some(task_spec::Kind::Train(train)) => Job::Train(fetched_distill_output(client, checkpoints, train).await?),
+        Some(task_spec::Kind::Attack(attack)) => {
+            let inputs = attack_checkpoints(client, checkpoints, &attack).await?;
+            Job::Attack(attack, inputs)
+        }
+        None => return Err(TaskFailure::permanent("empty_task", "the leased task has no spec")),
     };
     let progress_sink = current.clone();
     let snapshot_sink = current.clone();
@@ -391,26 +397,58 @@ async fn run_task<B: Backend>(
             }
         }
     };
-    let outcome = match joined {
-        Ok(outcome) => outcome,
+    match joined {
+        Ok(output) => output,
         Err(error) => Err(TaskFailure::retryable("agent_panic", format!("the task panicked: {error}"))),
+    }
+}
+
+/// The outcome to send for what a task produced: a checkpoint or a learned set is cached
+/// locally first, and a learned set's files are uploaded.
+async fn settle(
+    client: &mut Client,
+    identity: &Identity,
+    task: &LeasedTask,
+    checkpoints: &Path,
+    output: Result<Output, TaskFailure>,
+) -> Outcome {
+    let cache = |bytes: &[u8], what: &str| {
+        if let Err(error) = write_atomically(&checkpoints.join(&task.task_id), bytes) {
+            tracing::warn!(%error, "cannot cache the {what} locally");
+        }
     };
-    match outcome {
-        Ok(Outcome::Train(result)) => {
-            if let Err(error) = write_atomically(&checkpoints.join(&task.task_id), &result.checkpoint) {
-                tracing::warn!(%error, "cannot cache the checkpoint locally");
-            }
+    match output {
+        Ok(Output::Train(result)) => {
+            cache(&result.checkpoint, "checkpoint");
             Outcome::Train(result)
         }
-        Ok(Outcome::Distill(result)) => {
-            if let Err(error) = write_atomically(&checkpoints.join(&task.task_id), &result.set) {
-                tracing::warn!(%error, "cannot cache the distilled set locally");
+        Ok(Output::Distill(output)) => {
+            cache(&output.set, "distilled set");
+            match upload_distilled(client, identity, task, &output).await {
+                Ok(()) => Outcome::Distill(output.record),
+                Err(failure) => Outcome::Failure(failure),
             }
-            Outcome::Distill(result)
         }
-        Ok(other) => other,
+        Ok(Output::Attack(shard)) => Outcome::Attack(shard),
         Err(failure) => Outcome::Failure(failure),
     }
+}
+
+/// Upload a learned set's two files under the task's lease, before its completion names them.
+async fn upload_distilled(
+    client: &mut Client,
+    identity: &Identity,
+    task: &LeasedTask,
+    output: &DistilledOutput,
+) -> Result<(), TaskFailure> {
+    for file in [&output.set, &output.safetensors] {
+        let header = BlobHeader { lease: Some(identity.lease(&task.task_id, &task.lease_token)), ..Default::default() };
+        let chunks = beard_proto::blob::chunks(file, header);
+        client.put_blob(tokio_stream::iter(chunks)).await.map_err(|status| {
+            TaskFailure::retryable("upload_failed", format!("the distilled set did not upload: {}", status.message()))
+        })?;
+    }
+    Ok(())
 }
 
 /// The ML half of a task, moved onto the blocking thread.
@@ -421,12 +459,19 @@ enum Job {
     Attack(AttackSpec, AttackCheckpoints),
 }
 
+/// What the ML half produced, before it is cached, uploaded and sent.
+enum Output {
+    Distill(DistilledOutput),
+    Train(TrainResult),
+    Attack(AttackShard),
+}
+
 impl Job {
-    fn run<B: Backend>(self, backend: &mut B, ctx: &TaskContext) -> Result<Outcome, TaskFailure> {
+    fn run<B: Backend>(self, backend: &mut B, ctx: &TaskContext) -> Result<Output, TaskFailure> {
         match self {
-            Job::Distill(spec, resume) => backend.distill(&spec, resume.as_ref(), ctx).map(Outcome::Distill),
-            Job::Train(spec) => backend.train(&spec, ctx).map(Outcome::Train),
-            Job::Attack(spec, checkpoints) => backend.attack(&spec, &checkpoints, ctx).map(Outcome::Attack),
+            Job::Distill(spec, resume) => backend.distill(&spec, resume.as_ref(), ctx).map(Output::Distill),
+            Job::Train(spec) => backend.train(&spec, ctx).map(Output::Train),
+            Job::Attack(spec, checkpoints) => backend.attack(&spec, &checkpoints, ctx).map(Output::Attack),
         }
     }
 }
@@ -469,31 +514,32 @@ async fn fetched_distill_output(
 }
 
 /// The output of a finished task (a checkpoint, or a distilled set): from the local cache, else
-/// fetched and verified.
-async fn ensure_checkpoint(client: &mut Client, dir: &Path, train_task_id: &str) -> Result<Vec<u8>, TaskFailure> {
-    if !is_valid_key(train_task_id) {
-        return Err(TaskFailure::permanent("malformed_task", format!("bad task id {train_task_id:?}")));
+/// fetched in chunks and verified.
+async fn ensure_checkpoint(client: &mut Client, dir: &Path, task_id: &str) -> Result<Vec<u8>, TaskFailure> {
+    if !is_valid_key(task_id) {
+        return Err(TaskFailure::permanent("malformed_task", format!("bad task id {task_id:?}")));
     }
-    let path = dir.join(train_task_id);
+    let path = dir.join(task_id);
     if let Ok(bytes) = std::fs::read(&path) {
         return Ok(bytes);
     }
-    let response = client
-        .fetch_checkpoint(FetchCheckpointRequest { train_task_id: train_task_id.to_owned() })
-        .await
-        .map_err(|status| TaskFailure::retryable("checkpoint_unavailable", status.message().to_owned()))?
-        .into_inner();
-    let actual = sha256_hex(&response.checkpoint);
-    if actual != response.checkpoint_sha256 {
-        return Err(TaskFailure::retryable(
-            "checkpoint_corrupt",
-            format!("fetched checkpoint has digest {actual}, expected {}", response.checkpoint_sha256),
-        ));
+    let unavailable = |status: tonic::Status| TaskFailure::retryable("output_unavailable", status.message().to_owned());
+    let request = FetchOutputRequest { task_id: task_id.to_owned() };
+    let mut chunks = client.fetch_output(request).await.map_err(unavailable)?.into_inner();
+    let mut assembler = Assembler::new(Vec::new());
+    while let Some(chunk) = chunks.message().await.map_err(unavailable)? {
+        assembler.push(chunk).map_err(|error| corrupt(task_id, &error))?;
     }
-    if let Err(error) = write_atomically(&path, &response.checkpoint) {
-        tracing::warn!(%error, "cannot cache the fetched checkpoint");
+    let (_, bytes) = assembler.finish().map_err(|error| corrupt(task_id, &error))?;
+    if let Err(error) = write_atomically(&path, &bytes) {
+        tracing::warn!(%error, "cannot cache the fetched output");
     }
-    Ok(response.checkpoint)
+    Ok(bytes)
+}
+
+/// A fetched output that is not the file the coordinator announced.
+fn corrupt(task_id: &str, error: &BlobError) -> TaskFailure {
+    TaskFailure::retryable("output_corrupt", format!("the output of task {task_id} arrived broken: {error}"))
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

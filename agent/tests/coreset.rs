@@ -5,12 +5,12 @@
 
 mod common;
 
-use beard_agent::backend::{Backend, TaskContext};
+use beard_agent::backend::{Backend, DistilledOutput, TaskContext};
 use beard_agent::data::Dataset;
 use beard_agent::host_tensor;
 use beard_agent::tch_backend::TchBackend;
 use beard_formats::torchfile::{self, Value};
-use beard_proto::v1::{CoresetConfig, DistillResult, DistillSpec, NormKind, distill_spec};
+use beard_proto::v1::{CoresetConfig, DistillSpec, NormKind, distill_spec};
 use tch::{Device, Kind, Tensor};
 
 const IPC: u32 = 3;
@@ -30,7 +30,7 @@ fn spec(kcenter: bool, seed: u32) -> DistillSpec {
     }
 }
 
-fn run(spec: &DistillSpec) -> DistillResult {
+fn run(spec: &DistillSpec) -> DistilledOutput {
     TchBackend::new(Device::Cpu).distill(spec, None, &TaskContext::detached()).expect("selects")
 }
 
@@ -67,8 +67,10 @@ fn coresets_are_real_images_of_their_classes_and_follow_the_seed() {
     let mut chosen = Vec::new();
     for kcenter in [false, true] {
         let result = run(&spec(kcenter, 0));
-        assert_eq!(result.resumed_from, 0);
-        assert!(result.final_loss.is_finite(), "the embedding network trained: {}", result.final_loss);
+        assert_eq!(result.record.resumed_from, 0);
+        let loss = result.record.final_loss;
+        assert!(loss.is_finite(), "the embedding network trained: {loss}");
+        assert_eq!(result.record.set_sha256, beard_proto::keys::sha256_hex(&result.set));
         let (images, labels) = read_set(&result.set);
         assert_eq!(images.size(), [classes * i64::from(IPC), 3, 32, 32]);
         let expected: Vec<i64> = (0..classes).flat_map(|class| [class; IPC as usize]).collect();
@@ -80,7 +82,7 @@ fn coresets_are_real_images_of_their_classes_and_follow_the_seed() {
         distinct.sort_unstable();
         distinct.dedup();
         assert_eq!(distinct.len(), indices.len(), "no image twice");
-        assert_eq!(run(&spec(kcenter, 0)).set_sha256, result.set_sha256, "the same seed, the same set");
+        assert_eq!(run(&spec(kcenter, 0)).set, result.set, "the same seed, the same set");
         chosen.push(indices);
     }
     assert_ne!(chosen[0], chosen[1], "herding and k-center choose differently");

@@ -7,12 +7,14 @@
 //! - [`metrics`]: RR / AE / CREI as pure functions.
 //! - [`report`]: result shards -> leaderboards and tables (Markdown, JSON, CSV).
 //! - [`import`]: BEARD's reference evaluation logs -> the same leaderboards and tables.
-//! - [`store`]: durable state in SQLite (sweeps, tasks, leases, attempts, results, blobs).
+//! - [`store`]: durable state in SQLite (sweeps, tasks, leases, attempts, results).
+//! - [`blobs`]: content-addressed files beside it (checkpoints, distilled sets), streamed or not.
 //! - [`scheduler`]: the one writer of state: leasing, dependencies, expiry, retries.
 //! - [`service`]: the tonic services for agents and the CLI, and [`service::run`].
 //! - [`telemetry`]: operational counters, the Prometheus endpoint and the gRPC health port.
 //! - [`cli`]: the `coordinator` command line.
 
+pub mod blobs;
 pub mod cli;
 pub mod import;
 pub mod metrics;

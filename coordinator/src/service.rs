@@ -9,26 +9,29 @@
 //! Handlers only translate requests into scheduler calls; every decision is the scheduler's.
 
 use std::future::Future;
+use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
 use beard_proto::MAX_MESSAGE_BYTES;
 use beard_proto::auth::{RequireToken, Token};
+use beard_proto::blob::CHUNK_BYTES;
 use beard_proto::v1::agent_service_server::{AgentService, AgentServiceServer};
 use beard_proto::v1::control_service_server::{ControlService, ControlServiceServer};
 use beard_proto::v1::{
-    AgentsRequest, AgentsResponse, CancelRequest, CancelResponse, CompleteRequest, CompleteResponse,
-    FetchCheckpointRequest, FetchCheckpointResponse, HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse,
-    RegisterRequest, RegisterResponse, ReportFile, ReportRequest, ReportResponse, SaveSnapshotRequest,
+    AgentsRequest, AgentsResponse, BlobChunk, BlobHeader, CancelRequest, CancelResponse, CompleteRequest,
+    CompleteResponse, FetchOutputRequest, HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse,
+    PutBlobResponse, RegisterRequest, RegisterResponse, ReportFile, ReportRequest, ReportResponse, SaveSnapshotRequest,
     SaveSnapshotResponse, StatusRequest, StatusResponse, SubmitRequest, SubmitResponse,
 };
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::ServerTlsConfig;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
+use crate::blobs::{Blobs, IncomingError};
 use crate::import::{LogFile, import};
 use crate::report;
 use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerHandle, SchedulerResult, now_ms};
@@ -71,6 +74,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let store = Store::open(state_dir)?;
+    let blobs = store.blobs().clone();
     let scheduler = Scheduler::new(store, config);
     let counters = scheduler.counters().clone();
     let scheduler = SchedulerHandle::spawn(scheduler)?;
@@ -101,7 +105,7 @@ pub async fn run(
         })
     });
 
-    let agents = AgentServiceServer::new(Agents { scheduler: scheduler.clone() })
+    let agents = AgentServiceServer::new(Agents { scheduler: scheduler.clone(), blobs })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let control = ControlServiceServer::new(Control { scheduler })
@@ -156,7 +160,12 @@ async fn call<T: Send + 'static>(
 /// The service agents talk to.
 pub struct Agents {
     scheduler: SchedulerHandle,
+    /// Streamed files go to and from here directly, not through the scheduler thread.
+    blobs: Blobs,
 }
+
+/// Chunks of a file on their way to an agent.
+type ChunkStream = ReceiverStream<Result<BlobChunk, Status>>;
 
 #[tonic::async_trait]
 impl AgentService for Agents {
@@ -188,16 +197,36 @@ impl AgentService for Agents {
         call(&self.scheduler, move |s| s.complete(request, now_ms())).await
     }
 
-    async fn fetch_checkpoint(
-        &self,
-        request: Request<FetchCheckpointRequest>,
-    ) -> Result<Response<FetchCheckpointResponse>, Status> {
-        let id = request.into_inner().train_task_id;
-        call(&self.scheduler, move |s| {
-            let (checkpoint, checkpoint_sha256) = s.checkpoint(&id)?;
-            Ok(FetchCheckpointResponse { checkpoint, checkpoint_sha256 })
-        })
-        .await
+    type FetchOutputStream = ChunkStream;
+
+    async fn fetch_output(&self, request: Request<FetchOutputRequest>) -> Result<Response<ChunkStream>, Status> {
+        let id = request.into_inner().task_id;
+        let digest = call(&self.scheduler, move |s| s.output(&id)).await?.into_inner();
+        let path = self.blobs.path(&digest).map_err(|e| Status::internal(e.to_string()))?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || send_file(&path, digest, &sender));
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
+    async fn put_blob(&self, request: Request<Streaming<BlobChunk>>) -> Result<Response<PutBlobResponse>, Status> {
+        let mut chunks = request.into_inner();
+        let first = chunks.message().await?.ok_or_else(|| Status::invalid_argument("an upload without chunks"))?;
+        let lease = first.header.as_ref().and_then(|header| header.lease.clone());
+        let lease = lease.ok_or_else(|| Status::invalid_argument("the first chunk names no lease"))?;
+        call(&self.scheduler, move |s| s.check_lease(&lease, now_ms())).await?;
+        let mut incoming = self.blobs.incoming().map_err(|e| Status::internal(e.to_string()))?;
+        // Chunks are written as they come (1 MiB each, into the page cache): brief enough to do
+        // on the async worker.
+        incoming.push(first).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        while let Some(chunk) = chunks.message().await? {
+            incoming.push(chunk).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        }
+        let sha256 = incoming.keep().map_err(|e| match e {
+            IncomingError::Stream(error) => Status::invalid_argument(error.to_string()),
+            IncomingError::Store(error) => Status::internal(error.to_string()),
+        })?;
+        tracing::debug!(%sha256, "blob uploaded");
+        Ok(Response::new(PutBlobResponse { sha256 }))
     }
 
     async fn save_snapshot(
@@ -207,6 +236,32 @@ impl AgentService for Agents {
         let request = request.into_inner();
         call(&self.scheduler, move |s| Ok(SaveSnapshotResponse { accepted: s.save_snapshot(&request, now_ms())? }))
             .await
+    }
+}
+
+/// Stream the blob at `path` (digest `sha256`) to `sender`, the header on the first chunk; an
+/// error ends the stream with a status. Runs on a blocking thread.
+fn send_file(path: &Path, sha256: String, sender: &tokio::sync::mpsc::Sender<Result<BlobChunk, Status>>) {
+    let sent = (|| -> std::io::Result<()> {
+        let mut file = std::fs::File::open(path)?;
+        let size = file.metadata()?.len();
+        let mut header = Some(BlobHeader { sha256, size, ..Default::default() });
+        loop {
+            let mut data = Vec::with_capacity(CHUNK_BYTES);
+            let read = (&mut file).take(CHUNK_BYTES as u64).read_to_end(&mut data)?;
+            if read == 0 && header.is_none() {
+                return Ok(());
+            }
+            if sender.blocking_send(Ok(BlobChunk { header: header.take(), data })).is_err() {
+                return Ok(()); // the agent hung up
+            }
+            if read < CHUNK_BYTES {
+                return Ok(());
+            }
+        }
+    })();
+    if let Err(error) = sent {
+        let _ = sender.blocking_send(Err(Status::internal(format!("cannot read {}: {error}", path.display()))));
     }
 }
 

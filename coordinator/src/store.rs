@@ -22,7 +22,8 @@
 
 use std::path::{Path, PathBuf};
 
-use beard_proto::keys::is_valid_key;
+use crate::blobs::Blobs;
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Errors of the store.
@@ -221,7 +222,7 @@ impl StateCounts {
 /// The durable store: a SQLite connection and the blob directory.
 pub struct Store {
     conn: Connection,
-    blob_dir: PathBuf,
+    blobs: Blobs,
 }
 
 const TASK_COLUMNS: &str = "id, kind, description, spec, depends_on, state, attempts, lease_token, lease_agent";
@@ -252,25 +253,25 @@ fn finish_task((mut task, state): (TaskRow, String)) -> StoreResult<TaskRow> {
 impl Store {
     /// Open (or create) the state in `dir`: `dir/state.db` and `dir/blobs/`.
     pub fn open(dir: &Path) -> StoreResult<Self> {
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| StoreError::Io { path, source }
-        };
-        let blob_dir = dir.join("blobs");
-        std::fs::create_dir_all(&blob_dir).map_err(io(&blob_dir))?;
+        let blobs = Blobs::open(dir.join("blobs"))?;
         let conn = Connection::open(dir.join("state.db"))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Self { conn, blob_dir })
+        Ok(Self { conn, blobs })
+    }
+
+    /// The blob directory, for files that stream in and out outside transactions.
+    pub fn blobs(&self) -> &Blobs {
+        &self.blobs
     }
 
     /// Run `f` in one transaction; nothing it wrote survives an error.
     pub fn transaction<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
         let tx = self.conn.transaction()?;
-        let value = f(&Tx { tx: &tx, blob_dir: &self.blob_dir })?;
+        let value = f(&Tx { tx: &tx, blobs: &self.blobs })?;
         tx.commit()?;
         Ok(value)
     }
@@ -279,7 +280,7 @@ impl Store {
 /// Data access inside one transaction.
 pub struct Tx<'a> {
     tx: &'a rusqlite::Transaction<'a>,
-    blob_dir: &'a Path,
+    blobs: &'a Blobs,
 }
 
 impl Tx<'_> {
@@ -698,27 +699,16 @@ impl Tx<'_> {
 
     /// Store bytes under their SHA-256 (already verified by the caller); atomic via rename.
     pub fn put_blob(&self, digest: &str, bytes: &[u8]) -> StoreResult<()> {
-        let path = self.blob_path(digest)?;
-        if path.exists() {
-            return Ok(());
-        }
-        let tmp = path.with_extension("partial");
-        let io = |source| StoreError::Io { path: tmp.clone(), source };
-        std::fs::write(&tmp, bytes).map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        Ok(())
+        self.blobs.put(digest, bytes)
     }
 
     pub fn get_blob(&self, digest: &str) -> StoreResult<Vec<u8>> {
-        let path = self.blob_path(digest)?;
-        std::fs::read(&path).map_err(|source| StoreError::Io { path, source })
+        self.blobs.get(digest)
     }
 
-    fn blob_path(&self, digest: &str) -> StoreResult<PathBuf> {
-        if !is_valid_key(digest) {
-            return Err(StoreError::InvalidDigest(digest.to_owned()));
-        }
-        Ok(self.blob_dir.join(digest))
+    /// Whether the blob `digest` is stored (a streamed upload arrived whole).
+    pub fn has_blob(&self, digest: &str) -> bool {
+        self.blobs.contains(digest)
     }
 }
 

@@ -5,6 +5,7 @@
 //! - [`v1`]: the generated prost/tonic types of `proto/beard/v1/beard.proto` — task specs, results,
 //!   the agent service and the control service.
 //! - [`auth`]: the bearer token, and the interceptors that attach and check it.
+//! - [`blob`]: files in transit as chunk streams, cut up and put back together with checks.
 //! - [`keys`]: content keys of tasks (SHA-256 of the canonical prost encoding).
 //! - [`describe`]: short human-readable descriptions of specs for logs, status and dry runs.
 //! - [`evaluation`]: the evaluation modes' names and the reference code's attack settings that
@@ -17,6 +18,7 @@
 //! deterministically, so the encoding is a canonical form to hash.
 
 pub mod auth;
+pub mod blob;
 pub mod describe;
 pub mod evaluation;
 pub mod failure;

@@ -9,7 +9,8 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use beard_proto::v1::DistillResult;
+use beard_proto::blob::Assembler;
+use beard_proto::v1::{DistillResult, FetchOutputRequest};
 use common::*;
 use prost::Message;
 
@@ -136,5 +137,57 @@ async fn a_killed_distillation_resumes_from_its_snapshot_and_learns_the_uninterr
     );
     let output = std::process::Command::new(python()).arg("-c").arg(&check).output()?;
     assert!(output.status.success(), "torch.load of the set failed: {}", text(&output.stderr));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sets_larger_than_a_chunk_travel_both_ways_and_train_their_models() -> anyhow::Result<()> {
+    // Herding at IPC 50: 500 images, 6 MB in each encoding, several chunks up and down.
+    let yaml = r#"name: herding-50
+datasets:
+  synthetic: {}
+methods:
+  herding: { distill: { method: herding, epochs: 1 } }
+ipc: [50]
+attacks:
+  fgsm: {}
+targeted: [false]
+seeds: 1
+training: { optimizer: adam, lr: 0.001, epochs: 2, batch_size: 128, weight_decay: 0, lr_schedule: constant, aug: none }
+model: { width: 8 }
+evaluation: { test_samples: 64, batch_size: 64 }
+"#;
+    let dir = tempfile::tempdir()?;
+    let coordinator = start_coordinator(dir.path(), 10.0)?;
+    let _agent = start_agent(dir.path(), &coordinator, "agent")?;
+    let mut client = control(&coordinator).await?;
+    let sweep = submit(&mut client, yaml).await?;
+    let finished = wait_finished(&mut client, &sweep, Duration::from_secs(600)).await?;
+    assert_eq!((finished.state.as_str(), finished.failed, finished.done), ("completed", 0, 3), "{finished:?}");
+    let (record, digest, _) = distill_result(&coordinator.state, &sweep)?;
+    let blobs = coordinator.state.join("blobs");
+    let set = std::fs::read(blobs.join(&digest))?;
+    assert!(set.len() > 4 * beard_proto::blob::CHUNK_BYTES, "{} bytes", set.len());
+    assert_eq!(beard_proto::keys::sha256_hex(&set), digest);
+    let safetensors = std::fs::read(blobs.join(&record.safetensors_sha256))?;
+    assert_eq!(beard_proto::keys::sha256_hex(&safetensors), record.safetensors_sha256);
+    let leftovers = std::fs::read_dir(&blobs)?
+        .filter(|entry| entry.as_ref().is_ok_and(|entry| entry.file_name().to_string_lossy().ends_with(".partial")));
+    assert_eq!(leftovers.count(), 0, "no partial upload is left behind");
+
+    // Down again, as a train task on another agent fetches it: in chunks, checked, whole.
+    let mut agent = agent_client(&coordinator.url, Some(&coordinator.token()?)).await?;
+    let conn = open_state(&coordinator.state)?;
+    let task_id: String = conn.query_row("SELECT id FROM tasks WHERE kind = 'distill'", [], |r| r.get(0))?;
+    let mut chunks = agent.fetch_output(FetchOutputRequest { task_id }).await?.into_inner();
+    let mut assembler = Assembler::new(Vec::new());
+    let mut count = 0;
+    while let Some(chunk) = chunks.message().await? {
+        assembler.push(chunk)?;
+        count += 1;
+    }
+    let (header, fetched) = assembler.finish()?;
+    assert_eq!((header.sha256.as_str(), fetched.len()), (digest.as_str(), set.len()));
+    assert_eq!(count, set.len().div_ceil(beard_proto::blob::CHUNK_BYTES), "one chunk per MiB");
     Ok(())
 }

@@ -1,26 +1,16 @@
 //! Access control and input hygiene at the coordinator's gRPC boundary: no call without the
-//! right token, no tampered checkpoint accepted, no path traversal through digests, no
-//! oversized messages.
+//! right token, no tampered checkpoint accepted, no upload without a live lease or with broken
+//! chunks, no path traversal through digests, no oversized messages.
 
 mod common;
 
-use beard_proto::auth::{AttachToken, Token};
-use beard_proto::v1::agent_service_client::AgentServiceClient;
+use beard_proto::auth::Token;
 use beard_proto::v1::{
-    CompleteRequest, FetchCheckpointRequest, LeaseRequest, RegisterRequest, SubmitRequest, TrainResult,
-    complete_request,
+    BlobHeader, CompleteRequest, FetchOutputRequest, LeaseRef, LeaseRequest, RegisterRequest, SubmitRequest,
+    TrainResult, complete_request,
 };
 use common::*;
 use tonic::Code;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-
-type Agent = AgentServiceClient<InterceptedService<Channel, AttachToken>>;
-
-async fn agent_client(url: &str, token: Option<&Token>) -> anyhow::Result<Agent> {
-    let channel = Channel::from_shared(url.to_owned())?.connect().await?;
-    Ok(AgentServiceClient::with_interceptor(channel, AttachToken::new(token)))
-}
 
 fn register_request(name: &str) -> RegisterRequest {
     RegisterRequest {
@@ -64,7 +54,7 @@ async fn calls_without_the_token_or_with_a_wrong_one_are_refused() -> anyhow::Re
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn tampered_checkpoints_traversal_digests_and_oversized_messages_are_rejected() -> anyhow::Result<()> {
+async fn tampered_checkpoints_uploads_traversal_digests_and_oversized_messages_are_rejected() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let coordinator = start_coordinator(dir.path(), 30.0)?;
     let token = coordinator.token()?;
@@ -79,6 +69,25 @@ async fn tampered_checkpoints_traversal_digests_and_oversized_messages_are_rejec
         cached_checkpoints: vec![],
     };
     let task = agent.lease(lease).await?.into_inner().task.expect("the train task");
+
+    // An upload needs a live lease; a refused or broken one leaves no file behind.
+    let upload = |lease_token: &str, task_id: &str| {
+        let lease = LeaseRef {
+            agent_name: registration.agent_name.clone(),
+            generation: registration.generation.clone(),
+            task_id: task_id.to_owned(),
+            lease_token: lease_token.to_owned(),
+        };
+        BlobHeader { lease: Some(lease), ..Default::default() }
+    };
+    let junk = beard_proto::blob::chunks(b"junk", upload("not a lease", &task.task_id));
+    let status = agent.put_blob(tokio_stream::iter(junk)).await.expect_err("no lease, no upload");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    let mut broken = beard_proto::blob::chunks(b"junk", upload(&task.lease_token, &task.task_id));
+    broken[0].data.push(b'!');
+    let status = agent.put_blob(tokio_stream::iter(broken)).await.expect_err("more bytes than announced");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(std::fs::read_dir(coordinator.state.join("blobs"))?.count(), 0, "nothing was kept");
 
     // A checkpoint whose bytes do not match the declared digest is not stored.
     let tampered = CompleteRequest {
@@ -102,10 +111,8 @@ async fn tampered_checkpoints_traversal_digests_and_oversized_messages_are_rejec
 
     // A digest or task id that tries to leave the blob directory is refused.
     for id in ["../../../etc/passwd", "..", &"a".repeat(63), &format!("{}/", "b".repeat(63))] {
-        let status = agent
-            .fetch_checkpoint(FetchCheckpointRequest { train_task_id: id.to_owned() })
-            .await
-            .expect_err("traversal refused");
+        let status =
+            agent.fetch_output(FetchOutputRequest { task_id: id.to_owned() }).await.expect_err("traversal refused");
         assert_eq!(status.code(), Code::InvalidArgument, "{id}");
     }
 

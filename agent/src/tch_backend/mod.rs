@@ -24,7 +24,7 @@ use beard_proto::v1::{
 use tch::Device;
 
 use crate::attacks::{self, AttackConfigError};
-use crate::backend::{AttackCheckpoints, Backend, TaskContext};
+use crate::backend::{AttackCheckpoints, Backend, DistilledOutput, TaskContext};
 use crate::data::DatasetInfo;
 use crate::data::{DataError, Dataset, distilled};
 use crate::distill::{self, output};
@@ -92,7 +92,7 @@ impl TchBackend {
         spec: &DistillSpec,
         resume: Option<&Snapshot>,
         ctx: &TaskContext,
-    ) -> Result<DistillResult, TaskFailure> {
+    ) -> Result<DistilledOutput, TaskFailure> {
         self.prepare_precision(Work::Training);
         let description = self.device_description();
         let dataset_ref = spec.dataset.as_ref().ok_or_else(|| invalid_spec("the distill spec names no dataset"))?;
@@ -104,16 +104,15 @@ impl TchBackend {
         let learned = distill::run(spec, train, &dataset.info, &config, resume, ctx)?;
         let seconds = started.elapsed().as_secs_f64();
         let encoded = output::encode(&learned.images, &learned.labels)?;
-        Ok(DistillResult {
+        let record = DistillResult {
             set_sha256: sha256_hex(&encoded.torch),
-            set: encoded.torch,
             safetensors_sha256: sha256_hex(&encoded.safetensors),
-            safetensors: encoded.safetensors,
             seconds,
             resumed_from: learned.resumed_from,
             final_loss: learned.final_loss,
             device: description,
-        })
+        };
+        Ok(DistilledOutput { record, set: encoded.torch, safetensors: encoded.safetensors })
     }
 
     fn run_train(&mut self, spec: &TrainSpec, ctx: &TaskContext) -> Result<TrainResult, TaskFailure> {
@@ -220,7 +219,7 @@ impl Backend for TchBackend {
         spec: &DistillSpec,
         resume: Option<&Snapshot>,
         ctx: &TaskContext,
-    ) -> Result<DistillResult, TaskFailure> {
+    ) -> Result<DistilledOutput, TaskFailure> {
         guarded(|| self.run_distill(spec, resume, ctx))
     }
 

@@ -45,7 +45,7 @@ use beard_proto::describe::{describe_task, is_pooled};
 use beard_proto::failure::codes;
 use beard_proto::keys::{is_valid_key, sha256_hex, task_key};
 use beard_proto::v1::{
-    AgentInfo, AgentsResponse, AttackShard, CancelResponse, CompleteRequest, CompleteResponse, DistillResult,
+    AgentInfo, AgentsResponse, AttackShard, CancelResponse, CompleteRequest, CompleteResponse, DistillResult, LeaseRef,
     LeaseResponse, LeasedTask, NameInUse, RegisterRequest, RegisterResponse, RunningTask, SaveSnapshotRequest,
     Snapshot, StatusResponse, SubmitRequest, SubmitResponse, SweepStatus, TaskError, TaskFailure, TaskSpec,
     TrainResult, complete_request, distilled_source, task_spec,
@@ -53,8 +53,9 @@ use beard_proto::v1::{
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::blobs::Blobs;
 use crate::report::{Provenance, ReportInput};
-use crate::store::{NewTask, Store, StoreError, SweepRow, TaskRow, TaskState};
+use crate::store::{NewTask, Store, StoreError, SweepRow, TaskRow, TaskState, Tx};
 use crate::sweep::{self, PoolModels, SweepError};
 use crate::telemetry::{Counters, FailCause, Transition};
 
@@ -98,8 +99,10 @@ pub enum SchedulerError {
     NameInUse { name: String, holder: NameInUse },
     #[error("protocol version {got} is not supported (this coordinator speaks {want})")]
     ProtocolMismatch { got: u32, want: u32 },
-    #[error("no checkpoint for train task {0:?}")]
-    NoCheckpoint(String),
+    #[error("task {0:?} has no stored output (not finished, or not a task with one)")]
+    NoOutput(String),
+    #[error("task {task:?} is not leased under that token: {reason}")]
+    NotLeased { task: String, reason: &'static str },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("{0}")]
@@ -112,14 +115,16 @@ impl From<SchedulerError> for tonic::Status {
         let message = error.to_string();
         match error {
             SchedulerError::InvalidSweep(_) | SchedulerError::InvalidArgument(_) => Status::invalid_argument(message),
-            SchedulerError::UnknownSweep(_) | SchedulerError::UnknownAgent(_) | SchedulerError::NoCheckpoint(_) => {
+            SchedulerError::UnknownSweep(_) | SchedulerError::UnknownAgent(_) | SchedulerError::NoOutput(_) => {
                 Status::not_found(message)
             }
             SchedulerError::StaleGeneration { .. } => Status::aborted(message),
             SchedulerError::NameInUse { holder, .. } => {
                 Status::with_details(tonic::Code::AlreadyExists, message, holder.encode_to_vec().into())
             }
-            SchedulerError::ProtocolMismatch { .. } => Status::failed_precondition(message),
+            SchedulerError::ProtocolMismatch { .. } | SchedulerError::NotLeased { .. } => {
+                Status::failed_precondition(message)
+            }
             SchedulerError::Store(_) | SchedulerError::Corrupt(_) => Status::internal(message),
         }
     }
@@ -375,10 +380,10 @@ impl Scheduler {
 
     /// Keep a snapshot of a leased task; false (and nothing kept) when the lease is not live.
     pub fn save_snapshot(&mut self, request: &SaveSnapshotRequest, now: i64) -> SchedulerResult<bool> {
-        self.check_generation(&request.agent_name, &request.generation, now)?;
-        let Some(snapshot) = &request.snapshot else {
-            return Err(SchedulerError::InvalidArgument("the request carries no snapshot".into()));
+        let (Some(lease), Some(snapshot)) = (&request.lease, &request.snapshot) else {
+            return Err(SchedulerError::InvalidArgument("the request needs its lease and a snapshot".into()));
         };
+        self.check_generation(&lease.agent_name, &lease.generation, now)?;
         let actual = sha256_hex(&snapshot.state);
         if actual != snapshot.state_sha256 {
             return Err(SchedulerError::InvalidArgument(format!(
@@ -388,15 +393,15 @@ impl Scheduler {
         }
         let saved = self.store.transaction(|tx| {
             tx.save_snapshot(
-                &request.task_id,
-                &request.lease_token,
+                &lease.task_id,
+                &lease.lease_token,
                 snapshot.iteration,
                 &snapshot.state,
                 &snapshot.state_sha256,
                 now,
             )
         })?;
-        tracing::debug!(task = %request.task_id, iteration = snapshot.iteration, saved, "snapshot");
+        tracing::debug!(task = %lease.task_id, iteration = snapshot.iteration, saved, "snapshot");
         Ok(saved)
     }
 
@@ -455,13 +460,10 @@ impl Scheduler {
                     }
                     Err(failure) => settle_failure(tx, &task, agent, &failure, now, max_attempts, backoff)?,
                 },
-                Some(complete_request::Outcome::Distill(result)) => match verify_distilled(&result) {
+                Some(complete_request::Outcome::Distill(record)) => match verify_distilled(tx, &record) {
                     Ok(()) => {
-                        tx.put_blob(&result.set_sha256, &result.set)?;
-                        tx.put_blob(&result.safetensors_sha256, &result.safetensors)?;
-                        // The run's record (time, resumed-from iteration, loss, device) without
-                        // the blobs, which are stored once by digest.
-                        let record = DistillResult { set: Vec::new(), safetensors: Vec::new(), ..result };
+                        // The run's record (time, resumed-from iteration, loss, device); its two
+                        // files were uploaded before, and are named by digest.
                         let digest = Some(record.set_sha256.as_str());
                         tx.insert_result(&task_id, &lease_token, agent, now, Some(&record.encode_to_vec()), digest)?;
                         tx.insert_task_file(&task_id, DISTILLED_SAFETENSORS, &record.safetensors_sha256)?;
@@ -498,17 +500,35 @@ impl Scheduler {
         Ok(response)
     }
 
-    /// The checkpoint bytes and digest of a finished train task.
-    pub fn checkpoint(&mut self, train_task_id: &str) -> SchedulerResult<(Vec<u8>, String)> {
-        if !is_valid_key(train_task_id) {
-            return Err(SchedulerError::InvalidArgument(format!("malformed task id {train_task_id:?}")));
+    /// The blob digest of a finished task's output: a train task's checkpoint (or a model-pool
+    /// entry's), or a distill task's set.
+    pub fn output(&mut self, task_id: &str) -> SchedulerResult<String> {
+        if !is_valid_key(task_id) {
+            return Err(SchedulerError::InvalidArgument(format!("malformed task id {task_id:?}")));
         }
-        self.store.transaction(|tx| {
-            let Some(digest) = tx.checkpoint_digest(train_task_id)? else {
-                return Ok(Err(SchedulerError::NoCheckpoint(train_task_id.to_owned())));
-            };
-            Ok(Ok((tx.get_blob(&digest)?, digest)))
-        })?
+        let digest = self.store.transaction(|tx| tx.checkpoint_digest(task_id))?;
+        digest.ok_or_else(|| SchedulerError::NoOutput(task_id.to_owned()))
+    }
+
+    /// Whether a call made on behalf of a running task (an upload) may go on: its agent's
+    /// generation is current and its task leased under its token.
+    pub fn check_lease(&mut self, lease: &LeaseRef, now: i64) -> SchedulerResult<()> {
+        self.check_generation(&lease.agent_name, &lease.generation, now)?;
+        let task = self.store.transaction(|tx| tx.task(&lease.task_id))?;
+        let not_leased = |reason| SchedulerError::NotLeased { task: lease.task_id.clone(), reason };
+        match task {
+            None => Err(not_leased("no such task")),
+            Some(task) if task.state != TaskState::Leased => Err(not_leased("it is not leased")),
+            Some(task) if task.lease_token.as_deref() != Some(lease.lease_token.as_str()) => {
+                Err(not_leased("another lease holds it"))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// The blob directory, for uploads and downloads that stream outside the scheduler thread.
+    pub fn blobs(&self) -> &Blobs {
+        self.store.blobs()
     }
 
     /// Progress of one sweep, or of all.
@@ -631,13 +651,7 @@ impl Scheduler {
 
 /// A new model-pool entry is done at once: its checkpoint goes into the blob store and becomes
 /// its result, as if a train task had produced it.
-fn store_pool_model(
-    tx: &crate::store::Tx<'_>,
-    id: &str,
-    spec: &TaskSpec,
-    pool: &PoolModels,
-    now: i64,
-) -> Result<(), StoreError> {
+fn store_pool_model(tx: &Tx<'_>, id: &str, spec: &TaskSpec, pool: &PoolModels, now: i64) -> Result<(), StoreError> {
     let Some(task_spec::Kind::Train(train)) = &spec.kind else { return Ok(()) };
     let Some(distilled_source::Source::Checkpoint(pooled)) = train.source.as_ref().and_then(|s| s.source.as_ref())
     else {
@@ -665,7 +679,7 @@ const POOL_UPLOAD: &str = "submit";
 /// Record a failed attempt, then retry the task later or fail it for good (cascading to the
 /// tasks that depend on it). Returns the transitions to count once the transaction commits.
 fn settle_failure(
-    tx: &crate::store::Tx<'_>,
+    tx: &Tx<'_>,
     task: &TaskRow,
     agent: &str,
     failure: &TaskFailure,
@@ -723,16 +737,14 @@ fn verify_checkpoint(result: &TrainResult) -> Result<(), TaskFailure> {
 /// The name a distilled set's safetensors encoding is kept under (`task_files`).
 const DISTILLED_SAFETENSORS: &str = "distilled.safetensors";
 
-fn verify_distilled(result: &DistillResult) -> Result<(), TaskFailure> {
-    for (what, bytes, declared) in [
-        ("distilled set", &result.set, &result.set_sha256),
-        ("safetensors encoding", &result.safetensors, &result.safetensors_sha256),
-    ] {
-        let actual = sha256_hex(bytes);
-        if bytes.is_empty() || actual != *declared {
+/// Both files of a distill task's result arrived (an upload is kept only once its digest checked).
+fn verify_distilled(tx: &Tx<'_>, record: &DistillResult) -> Result<(), TaskFailure> {
+    for (what, digest) in [("distilled set", &record.set_sha256), ("safetensors encoding", &record.safetensors_sha256)]
+    {
+        if !tx.has_blob(digest) {
             return Err(TaskFailure::retryable(
-                "corrupt_distilled_set",
-                format!("{what} digest {actual} does not match the declared {declared}"),
+                "distilled_set_missing",
+                format!("the {what} {digest:?} was not uploaded before the completion"),
             ));
         }
     }

@@ -1,7 +1,7 @@
 //! Scheduler state-machine tests with a real SQLite store and time driven by hand.
 
 use beard_proto::v1::{
-    AttackShard, CompleteRequest, RegisterRequest, SampleOutcome, SubmittedFile, TaskFailure, TrainResult,
+    AttackShard, CompleteRequest, LeaseRef, RegisterRequest, SampleOutcome, SubmittedFile, TaskFailure, TrainResult,
     complete_request, task_spec,
 };
 
@@ -305,9 +305,9 @@ fn model_pool_entries_are_done_at_submit_and_serve_their_checkpoint() {
         panic!("an attack task")
     };
     assert_eq!(attack.train.as_ref().map(|train| (train.seed, train.training.is_none())), Some((0, true)));
-    let (served, digest) = scheduler.checkpoint(&attack.train_task_id).expect("checkpoint");
-    assert_eq!(served, bytes);
+    let digest = scheduler.output(&attack.train_task_id).expect("the checkpoint is stored");
     assert_eq!(digest, beard_proto::keys::sha256_hex(&bytes));
+    assert_eq!(scheduler.blobs().get(&digest).expect("served"), bytes);
 
     let again = scheduler.submit(&request, 1).expect("resubmit");
     assert_eq!((again.pool_models, again.reused_tasks), (1, 1), "the same checkpoint is the same entry");
@@ -426,25 +426,40 @@ fn is_distill(task: &LeasedTask) -> bool {
     matches!(task.spec.as_ref().and_then(|s| s.kind.as_ref()), Some(task_spec::Kind::Distill(_)))
 }
 
+/// A distill task's completion naming its two files by digest (uploaded or not).
 fn distill_done(task: &LeasedTask, agent: &str) -> CompleteRequest {
-    let (set, safetensors) = (b"a torch.save file".to_vec(), b"a safetensors file".to_vec());
     let result = DistillResult {
-        set_sha256: sha256_hex(&set),
-        set,
-        safetensors_sha256: sha256_hex(&safetensors),
-        safetensors,
+        set_sha256: sha256_hex(SET),
+        safetensors_sha256: sha256_hex(SAFETENSORS),
         ..Default::default()
     };
     completion(task, agent, complete_request::Outcome::Distill(result))
 }
 
-fn snapshot_request(task: &LeasedTask, agent: &str, iteration: u32) -> SaveSnapshotRequest {
-    let state = format!("state after {iteration}").into_bytes();
-    SaveSnapshotRequest {
+const SET: &[u8] = b"a torch.save file";
+const SAFETENSORS: &[u8] = b"a safetensors file";
+
+/// Upload a distill task's two files, as an agent does before completing.
+fn upload_distilled(scheduler: &Scheduler) {
+    for bytes in [SET, SAFETENSORS] {
+        scheduler.blobs().put(&sha256_hex(bytes), bytes).expect("stored");
+    }
+}
+
+/// `agent`'s lease on `task`, under `token`.
+fn lease_ref(task: &LeasedTask, agent: &str, token: &str) -> LeaseRef {
+    LeaseRef {
         agent_name: agent.into(),
         generation: format!("{agent}-1"),
         task_id: task.task_id.clone(),
-        lease_token: task.lease_token.clone(),
+        lease_token: token.into(),
+    }
+}
+
+fn snapshot_request(task: &LeasedTask, agent: &str, iteration: u32) -> SaveSnapshotRequest {
+    let state = format!("state after {iteration}").into_bytes();
+    SaveSnapshotRequest {
+        lease: Some(lease_ref(task, agent, &task.lease_token)),
         snapshot: Some(Snapshot { iteration, state_sha256: sha256_hex(&state), state }),
     }
 }
@@ -477,10 +492,22 @@ fn a_distill_task_runs_first_resumes_from_its_snapshot_and_then_feeds_its_train_
     corrupt.snapshot.as_mut().expect("snapshot").state.push(0);
     assert!(matches!(f.scheduler.save_snapshot(&corrupt, 40_003), Err(SchedulerError::InvalidArgument(_))));
 
-    assert!(f.scheduler.complete(distill_done(&resumed, "b"), 40_004).expect("complete").accepted);
-    let (set, digest) = f.scheduler.checkpoint(&distill.task_id).expect("the set is served");
-    assert_eq!((set.as_slice(), digest), (&b"a torch.save file"[..], sha256_hex(b"a torch.save file")));
-    let train = lease(&mut f.scheduler, "b", 40_005).expect("the train task is leasable now");
+    f.scheduler
+        .check_lease(&lease_ref(&resumed, "b", &resumed.lease_token), 40_004)
+        .expect("the live lease may upload");
+    let stale = f.scheduler.check_lease(&lease_ref(&resumed, "b", &distill.lease_token), 40_004);
+    assert!(matches!(stale, Err(SchedulerError::NotLeased { .. })), "{stale:?}");
+    let early = f.scheduler.complete(distill_done(&resumed, "b"), 40_004).expect("complete");
+    assert!(early.accepted, "a completion is accepted, as a failed attempt");
+    let status = f.scheduler.status(Some(&f.sweep), 40_005).expect("status").sweeps.remove(0);
+    let codes: Vec<_> = status.errors.iter().filter_map(|e| e.failure.as_ref()).map(|e| e.code.as_str()).collect();
+    assert!(codes.is_empty() && status.pending == 3, "retried: {codes:?} {status:?}");
+    let resumed = lease(&mut f.scheduler, "b", 45_000).expect("retried after the backoff");
+    upload_distilled(&f.scheduler);
+    assert!(f.scheduler.complete(distill_done(&resumed, "b"), 45_001).expect("complete").accepted);
+    let digest = f.scheduler.output(&distill.task_id).expect("the set is served");
+    assert_eq!(digest, sha256_hex(SET));
+    let train = lease(&mut f.scheduler, "b", 45_002).expect("the train task is leasable now");
     let Some(task_spec::Kind::Train(spec)) = train.spec.as_ref().and_then(|s| s.kind.as_ref()) else {
         panic!("not a train task")
     };

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use beard_proto::auth::{AttachToken, Token};
 use beard_proto::tls::ClientTlsArgs;
+use beard_proto::v1::agent_service_client::AgentServiceClient;
 use beard_proto::v1::control_service_client::ControlServiceClient;
 use beard_proto::v1::{AttackShard, AttackSpec, StatusRequest, SubmitRequest, SweepStatus, TaskSpec, task_spec};
 use prost::Message;
@@ -246,6 +247,14 @@ fn spawn_agent_logging(
         .spawn()
         .with_context(|| format!("cannot start agent {name}"))?;
     Ok(Process { child, name: name.into() })
+}
+
+/// An agent-service client presenting `token` (or none), as an agent process builds it.
+pub type Agent = AgentServiceClient<InterceptedService<Channel, AttachToken>>;
+
+pub async fn agent_client(url: &str, token: Option<&Token>) -> anyhow::Result<Agent> {
+    let channel = Channel::from_shared(url.to_owned())?.connect().await?;
+    Ok(AgentServiceClient::with_interceptor(channel, AttachToken::new(token)))
 }
 
 /// A control client presenting `token` (or none).
