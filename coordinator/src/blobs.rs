@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use beard_proto::blob::{Assembler, BlobError};
 use beard_proto::keys::is_valid_key;
-use beard_proto::v1::{BlobChunk, BlobHeader};
+use beard_proto::v1::BlobChunk;
 
 use crate::store::{StoreError, StoreResult};
 
@@ -88,11 +88,6 @@ impl Drop for Partial {
 }
 
 impl Incoming {
-    /// The header, once the first chunk arrived.
-    pub fn header(&self) -> Option<&BlobHeader> {
-        self.assembler.header()
-    }
-
     pub fn push(&mut self, chunk: BlobChunk) -> Result<(), BlobError> {
         self.assembler.push(chunk)
     }
@@ -121,6 +116,7 @@ mod tests {
     use super::*;
     use beard_proto::blob::chunks;
     use beard_proto::keys::sha256_hex;
+    use beard_proto::v1::BlobHeader;
 
     #[test]
     fn streamed_files_are_kept_whole_and_checked_or_not_at_all() {

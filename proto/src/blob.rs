@@ -55,11 +55,6 @@ impl<W: Write> Assembler<W> {
         Self { out, header: None, hasher: Sha256::new(), received: 0 }
     }
 
-    /// The header, once the first chunk arrived.
-    pub fn header(&self) -> Option<&BlobHeader> {
-        self.header.as_ref()
-    }
-
     /// Take the next chunk; fails as soon as the stream cannot be the announced file.
     pub fn push(&mut self, chunk: BlobChunk) -> Result<(), BlobError> {
         match (&self.header, chunk.header) {

@@ -53,6 +53,7 @@ use beard_proto::v1::{
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 
+#[cfg(test)]
 use crate::blobs::Blobs;
 use crate::report::{Provenance, ReportInput};
 use crate::store::{NewTask, Store, StoreError, SweepRow, TaskRow, TaskState, Tx};
@@ -526,7 +527,8 @@ impl Scheduler {
         }
     }
 
-    /// The blob directory, for uploads and downloads that stream outside the scheduler thread.
+    /// The blob directory (the server streams files through its own handle on it).
+    #[cfg(test)]
     pub fn blobs(&self) -> &Blobs {
         self.store.blobs()
     }
