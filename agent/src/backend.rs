@@ -47,6 +47,12 @@ impl TaskContext {
         Self::new(|_| {}, Arc::new(AtomicBool::new(false)))
     }
 
+    /// A context for a step inside this one's work (a distillation's inner training): cancelled
+    /// with this one, its progress dropped so that it does not hide the outer work's.
+    pub fn silenced(&self) -> Self {
+        Self::new(|_| {}, Arc::clone(&self.cancelled))
+    }
+
     /// Report progress, e.g. `"epoch 12/300"`; shown in heartbeats and logs.
     pub fn progress(&self, message: impl Into<String>) {
         (self.progress)(message.into());

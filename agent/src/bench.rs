@@ -18,6 +18,7 @@
 //! images per class and matches them against the synthetic set, so its cost does not depend on
 //! the dataset's content.
 
+use beard_proto::distillation::official_loops;
 use beard_proto::v1::{
     AdversarialTraining, AttackConfig, AttackSpec, DatasetRef, DistilledSource, EvaluationConfig, ModelConfig,
     NormKind, Optimizer, PoolKind, RandomSubset, TargetPolicy, TaskFailure, TrainSpec, TrainingConfig,
@@ -30,8 +31,9 @@ use tch::Device;
 use crate::attack_spec;
 use crate::backend::{AttackCheckpoints, Backend, TaskContext};
 use crate::data::{DataError, Dataset};
-use crate::distill::DistillError;
-use crate::distill::dm::{self, DmSettings};
+use crate::distill::dm;
+use crate::distill::gm::{self, GmSettings};
+use crate::distill::{DistillError, Matching, Run};
 use crate::model::{ConvNetConfig, ModelError};
 use crate::tch_backend::TchBackend;
 
@@ -85,10 +87,19 @@ pub struct TrainingRow {
     pub final_loss: f64,
 }
 
+/// The distillation methods a bench can time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DistillMethod {
+    Dm,
+    Dc,
+    Dsa,
+}
+
 /// What a distillation bench runs.
 #[derive(Clone, Debug)]
 pub struct DistillBenchConfig {
     pub device: Device,
+    pub method: DistillMethod,
     /// ConvNet width (128 is DC-bench's).
     pub width: u32,
     /// Images per class of the distilled set.
@@ -221,20 +232,46 @@ fn train_spec(config: &BenchConfig) -> TrainSpec {
     }
 }
 
-/// Distil the `synthetic` training split with DM (the official settings but `iterations` and
-/// `batch_real`, from real images) and time it.
+/// Distil the `synthetic` training split with a method (its official settings for the IPC but
+/// `iterations` and `batch_real`) and time it.
 pub fn run_distill(config: &DistillBenchConfig) -> Result<DistillRow, BenchError> {
     let reference = DatasetRef { name: "synthetic".into(), root: String::new() };
     let dataset = Dataset::load(&reference, config.device)?;
     let model =
         ModelConfig { width: config.width, depth: 3, norm: NormKind::Instance.into(), pool: PoolKind::Avg.into() };
     let shape = ConvNetConfig::new(&model, &dataset.info)?;
-    let settings =
-        DmSettings { iterations: config.iterations, batch_real: config.batch_real, ..DmSettings::official() };
     let train = dataset.train()?;
+    let (iterations, batch_real) = (config.iterations, config.batch_real);
+    let ctx = TaskContext::detached();
+    let run = Run {
+        train,
+        dataset: &dataset.info,
+        model: &shape,
+        ipc: config.ipc,
+        seed: u64::from(config.seed),
+        resume: None,
+        ctx: &ctx,
+    };
     let started = Instant::now();
-    let seed = u64::from(config.seed);
-    dm::distill(train, &dataset.info, &shape, config.ipc, &settings, seed, None, &TaskContext::detached())?;
+    match config.method {
+        DistillMethod::Dm => {
+            let settings = Matching { iterations, batch_real, ..dm::official() };
+            dm::distill(&run, &settings)?;
+        }
+        DistillMethod::Dc | DistillMethod::Dsa => {
+            let (outer, inner) = official_loops(config.ipc).ok_or_else(|| {
+                DistillError::Invalid(format!(
+                    "DC and DSA have official loops at IPC 1, 10, 20, 30, 40 and 50, not {}",
+                    config.ipc
+                ))
+            })?;
+            let official = if config.method == DistillMethod::Dc { GmSettings::dc } else { GmSettings::dsa };
+            let official = official(outer, inner);
+            let settings =
+                GmSettings { matching: Matching { iterations, batch_real, ..official.matching }, ..official };
+            gm::distill(&run, &settings)?;
+        }
+    }
     if let Device::Cuda(index) = config.device {
         tch::Cuda::synchronize(index as i64);
     }

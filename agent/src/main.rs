@@ -190,6 +190,20 @@ enum FormatArg {
 enum DistillArg {
     /// Distribution matching (Zhao & Bilen), with siamese DSA.
     Dm,
+    /// Gradient matching (Zhao, Mopuri & Bilen), with the official loops for --ipc.
+    Dc,
+    /// Gradient matching with siamese DSA (Zhao & Bilen).
+    Dsa,
+}
+
+impl DistillArg {
+    fn method(self) -> bench::DistillMethod {
+        match self {
+            DistillArg::Dm => bench::DistillMethod::Dm,
+            DistillArg::Dc => bench::DistillMethod::Dc,
+            DistillArg::Dsa => bench::DistillMethod::Dsa,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -208,7 +222,7 @@ struct BenchArgs {
     /// Distillation iterations (with --distill).
     #[arg(long, default_value_t = 20)]
     iterations: u32,
-    /// Real images per class and distillation iteration (with --distill; DM's official 256).
+    /// Real images per class and distillation iteration (with --distill; the official 256).
     #[arg(long, default_value_t = 256)]
     batch_real: u32,
     /// Measure training instead of attacks: standard training, then adversarial training with
@@ -322,8 +336,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 const MADRY_PGD: &str = "pgd:eps=8/255,alpha=2/255,steps=10,random_start=true";
 
 fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
-    if let Some(DistillArg::Dm) = args.distill {
-        return run_distill_bench(args);
+    if let Some(method) = args.distill {
+        return run_distill_bench(args, method);
     }
     let mut attacks = Vec::new();
     for list in &args.attacks {
@@ -369,9 +383,11 @@ fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_distill_bench(args: &BenchArgs) -> anyhow::Result<()> {
+fn run_distill_bench(args: &BenchArgs, method: DistillArg) -> anyhow::Result<()> {
+    let name = format!("{method:?}").to_lowercase();
     let config = bench::DistillBenchConfig {
         device: parse_device(&args.device)?,
+        method: method.method(),
         width: args.width,
         ipc: args.ipc,
         iterations: args.iterations,
@@ -379,7 +395,7 @@ fn run_distill_bench(args: &BenchArgs) -> anyhow::Result<()> {
         seed: args.seed,
     };
     println!(
-        "device {}, {} torch threads, ConvNet width {}, DM on synthetic, IPC {}, batch_real {} per class",
+        "device {}, {} torch threads, ConvNet width {}, {name} on synthetic, IPC {}, batch_real {} per class",
         beard_agent::tch_backend::describe(config.device),
         tch::get_num_threads(),
         config.width,
@@ -388,7 +404,7 @@ fn run_distill_bench(args: &BenchArgs) -> anyhow::Result<()> {
     );
     let row = bench::run_distill(&config)?;
     println!("{:>12} {:>9} {:>10}  method", "iterations/s", "seconds", "iterations");
-    println!("{:>12.3} {:>9.3} {:>10}  dm", row.iterations_per_second, row.seconds, row.iterations);
+    println!("{:>12.3} {:>9.3} {:>10}  {name}", row.iterations_per_second, row.seconds, row.iterations);
     Ok(())
 }
 

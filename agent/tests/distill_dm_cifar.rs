@@ -17,8 +17,8 @@ use std::time::Instant;
 use beard_agent::backend::TaskContext;
 use beard_agent::data::Dataset;
 use beard_agent::data::distilled::DistilledSet;
-use beard_agent::distill::Start;
-use beard_agent::distill::dm::{self, DmSettings};
+use beard_agent::distill::dm;
+use beard_agent::distill::{Matching, Run, Start};
 use beard_agent::model::{ConvNet, ConvNetConfig};
 use beard_agent::train;
 use beard_proto::v1::{Augmentation, LrSchedule, NormKind};
@@ -49,15 +49,22 @@ fn dm_from_noise_learns_a_cifar10_set_worth_20_percent_in_200_iterations() {
     let train_split = dataset.train().expect("the training split");
     let config = ConvNetConfig::new(&common::model_config(128, NormKind::Instance), &dataset.info).expect("config");
     let settings =
-        DmSettings { iterations: 200, batch_real: 64, lr_img: 1.0, momentum: 0.5, dsa: true, start: Start::Noise };
-    let start_set = DmSettings { iterations: 1, lr_img: 0.0, ..settings };
+        Matching { iterations: 200, batch_real: 64, lr_img: 1.0, momentum: 0.5, dsa: true, start: Start::Noise };
+    let start_set = Matching { iterations: 1, lr_img: 0.0, ..settings };
     let context = TaskContext::detached();
+    let run = Run {
+        train: train_split,
+        dataset: &dataset.info,
+        model: &config,
+        ipc: 1,
+        seed: 0,
+        resume: None,
+        ctx: &context,
+    };
 
     let started = Instant::now();
-    let noise =
-        dm::distill(train_split, &dataset.info, &config, 1, &start_set, 0, None, &context).expect("the start").set;
-    let learned =
-        dm::distill(train_split, &dataset.info, &config, 1, &settings, 0, None, &context).expect("distils").set;
+    let noise = dm::distill(&run, &start_set).expect("the start").set;
+    let learned = dm::distill(&run, &settings).expect("distils").set;
     let distilled = started.elapsed().as_secs_f64();
     let normalization = &dataset.info.normalization;
     let before = evaluate(&noise.to_pixels(normalization).expect("pixels"), &dataset, &config, 2, 300);

@@ -70,8 +70,12 @@ pub fn describe_attack(attack: &AttackSpec) -> String {
 /// `dataset/method/ipcN/seedS algorithm`, e.g. `synthetic/DM/ipc1/seed0 dm`.
 pub fn describe_distill(distill: &DistillSpec) -> String {
     let dataset = distill.dataset.as_ref().map_or("?", |d| d.name.as_str());
-    let algorithm = match distill.algorithm {
+    let algorithm = match &distill.algorithm {
         Some(distill_spec::Algorithm::Dm(_)) => "dm",
+        Some(distill_spec::Algorithm::GradientMatching(config)) if config.matching.as_ref().is_some_and(|m| m.dsa) => {
+            "dsa"
+        }
+        Some(distill_spec::Algorithm::GradientMatching(_)) => "dc",
         Some(distill_spec::Algorithm::Herding(_)) => "herding",
         Some(distill_spec::Algorithm::Kcenter(_)) => "kcenter",
         None => "none",

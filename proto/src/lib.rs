@@ -8,6 +8,7 @@
 //! - [`blob`]: files in transit as chunk streams, cut up and put back together with checks.
 //! - [`keys`]: content keys of tasks (SHA-256 of the canonical prost encoding).
 //! - [`describe`]: short human-readable descriptions of specs for logs, status and dry runs.
+//! - [`distillation`]: facts of the distillation methods' reference commands.
 //! - [`evaluation`]: the evaluation modes' names and the reference code's attack settings that
 //!   the `beard-compat` mode reproduces.
 //! - [`failure`]: the typed task failure that crosses the wire, with its retry classification.
@@ -20,6 +21,7 @@
 pub mod auth;
 pub mod blob;
 pub mod describe;
+pub mod distillation;
 pub mod evaluation;
 pub mod failure;
 pub mod keys;
@@ -34,7 +36,7 @@ pub mod v1 {
 
 /// Bumped on every incompatible change of the agent protocol; agents with another version are
 /// refused at registration.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest gRPC message either side accepts (checkpoints and shards travel inline).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;

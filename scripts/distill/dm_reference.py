@@ -1,5 +1,5 @@
 """DM's loss and its gradient with respect to the synthetic images, computed by PyTorch on fixed
-tensors, for the agent's unit test (agent/tests/distill_dm.rs).
+tensors, for the agent's unit test (agent/tests/distill.rs).
 
 The loss is DM's (VICO-UoE/DatasetCondensation, main_DM.py): for every class, the squared
 distance between the mean embedding of the real batch (no gradient) and of the synthetic batch,

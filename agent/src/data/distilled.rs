@@ -204,12 +204,7 @@ fn pixel_images(images: &StoredTensor, dataset: &DatasetInfo, stored: &str) -> R
     let tensor = host_tensor::to_tensor(images).and_then(|t| t.f_to_kind(Kind::Float)).map_err(|e| e.to_string())?;
     match stored {
         "pixels" => Ok(tensor),
-        "normalized" => {
-            let column = |values: &[f32; 3]| Tensor::f_from_slice(values)?.f_reshape([1, 3, 1, 1]);
-            let normalization = &dataset.normalization;
-            (|| tensor.f_mul(&column(&normalization.std)?)?.f_add(&column(&normalization.mean)?))()
-                .map_err(|e: TchError| e.to_string())
-        }
+        "normalized" => dataset.normalization.to_pixels(&tensor).map_err(|e| e.to_string()),
         other => Err(format!("stored is {other:?}, expected \"normalized\" or \"pixels\"")),
     }
 }

@@ -36,6 +36,29 @@ pub struct Normalization {
     pub std: [f32; 3],
 }
 
+impl Normalization {
+    /// The normalization of images already in a normalized space: mean 0, std 1.
+    pub const IDENTITY: Self = Self { mean: [0.0; 3], std: [1.0; 3] };
+
+    /// `(mean, std)` as `[1, 3, 1, 1]` columns on `device`.
+    pub fn columns(&self, device: Device) -> Result<(Tensor, Tensor), TchError> {
+        let column = |values: &[f32; 3]| Tensor::f_from_slice(values)?.f_reshape([1, 3, 1, 1])?.f_to(device);
+        Ok((column(&self.mean)?, column(&self.std)?))
+    }
+
+    /// Pixels `[n, 3, h, w]` in [0, 1] mapped to the normalized space: `(x - mean) / std`.
+    pub fn normalize(&self, pixels: &Tensor) -> Result<Tensor, TchError> {
+        let (mean, std) = self.columns(pixels.device())?;
+        pixels.f_sub(&mean)?.f_div(&std)
+    }
+
+    /// Normalized images mapped back to pixels: `x * std + mean`.
+    pub fn to_pixels(&self, normalized: &Tensor) -> Result<Tensor, TchError> {
+        let (mean, std) = self.columns(normalized.device())?;
+        normalized.f_mul(&std)?.f_add(&mean)
+    }
+}
+
 /// The static facts about a dataset.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DatasetInfo {

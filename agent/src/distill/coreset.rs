@@ -14,7 +14,7 @@
 use beard_proto::v1::TrainingConfig;
 use tch::{Kind, TchError, Tensor};
 
-use super::{DistillError, Learned, normalize, purpose};
+use super::{DistillError, Learned, purpose};
 use crate::backend::TaskContext;
 use crate::data::distilled::full_split;
 use crate::data::rng::{Rng, streams};
@@ -72,7 +72,7 @@ pub fn select(
         chosen.extend(picks.into_iter().map(|pick| members[pick]));
     }
     let index = Tensor::f_from_slice(&chosen)?.f_to(device)?;
-    let images = normalize(&train.images.f_index_select(0, &index)?, &dataset.normalization)?;
+    let images = dataset.normalization.normalize(&train.images.f_index_select(0, &index)?)?;
     let labels = train.labels.f_index_select(0, &index)?;
     Ok(Learned { images, labels, final_loss, resumed_from: 0 })
 }

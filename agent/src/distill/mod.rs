@@ -1,6 +1,8 @@
 //! Dataset distillation: small synthetic training sets learned from a real training split.
 //!
 //! - [`dm`]: distribution matching (Zhao & Bilen), frozen random ConvNets and siamese DSA.
+//! - [`gm`]: gradient matching, DC (Zhao, Mopuri & Bilen) and DSA (Zhao & Bilen): a double
+//!   backward through a ConvNet trained along the way.
 //! - [`coreset`]: the herding and k-center baselines, real images chosen in a trained ConvNet's
 //!   embedding space.
 //! - [`output`]: a learned set as a distill task's result (DC-bench's `torch.save` layout and
@@ -8,9 +10,10 @@
 //!
 //! The shared base lives here: the synthetic set as a learnable tensor in the dataset's
 //! normalized space (where the reference code keeps it; its pixels are never clamped), updated by
-//! SGD with momentum as `torch.optim.SGD` does; a per-class sampler of real batches; and siamese
+//! SGD with momentum as `torch.optim.SGD` does; a per-class sampler of real batches; siamese
 //! DSA, one transform and one parameter set per call, broadcast to every image of the real and
-//! the synthetic batch alike.
+//! the synthetic batch alike; the fresh ConvNet of an iteration; and a [`Run`]'s start (checks,
+//! the starting or restored set) and the end of each of its iterations (progress, snapshots).
 //!
 //! Seeds are explicit everywhere (the reference reseeds from the wall clock): every draw comes from
 //! a host stream `[streams::DISTILL, purpose, ...]` under the run's seed, so the same seed gives
@@ -21,14 +24,15 @@
 
 pub mod coreset;
 pub mod dm;
+pub mod gm;
 pub mod output;
 
 use coreset::Selection;
-use dm::DmSettings;
+use gm::GmSettings;
 
 use beard_formats::state_dict::{self, Format};
 use beard_formats::torchfile::Dtype;
-use beard_proto::v1::{CoresetConfig, DistillSpec, Snapshot, distill_spec};
+use beard_proto::v1::{CoresetConfig, DistillInit, DistillSpec, MatchingConfig, Snapshot, distill_spec};
 use tch::{Device, Kind, TchError, Tensor};
 
 use crate::augment::draw::Transform;
@@ -38,7 +42,7 @@ use crate::data::distilled::DistilledSet;
 use crate::data::rng::{Rng, streams};
 use crate::data::{DatasetInfo, Normalization, Split};
 use crate::host_tensor;
-use crate::model::{ConvNetConfig, ModelError};
+use crate::model::{ConvNet, ConvNetConfig, ModelError};
 use crate::train::TrainError;
 
 /// A learned set: images in the dataset's normalized space (where distillation works and
@@ -66,22 +70,155 @@ pub fn run(
         let training = training.ok_or_else(|| DistillError::Invalid("the coreset has no training config".into()))?;
         coreset::select(selection, train, dataset, model, training, spec.ipc, spec.seed, ctx)
     };
+    let run = Run { train, dataset, model, ipc: spec.ipc, seed: u64::from(spec.seed), resume, ctx };
     match &spec.algorithm {
-        Some(distill_spec::Algorithm::Dm(config)) => {
-            let settings = DmSettings::from(config);
-            let run = dm::distill(train, dataset, model, spec.ipc, &settings, u64::from(spec.seed), resume, ctx)?;
-            let images = run.set.images().f_detach()?;
-            Ok(Learned {
-                labels: run.set.labels()?,
-                images,
-                final_loss: run.final_loss,
-                resumed_from: run.resumed_from,
-            })
+        Some(distill_spec::Algorithm::Dm(config)) => dm::distill(&run, &Matching::from(config))?.learned(),
+        Some(distill_spec::Algorithm::GradientMatching(config)) => {
+            gm::distill(&run, &GmSettings::from_config(config)?)?.learned()
         }
         Some(distill_spec::Algorithm::Herding(config)) => coreset(Selection::Herding, config),
         Some(distill_spec::Algorithm::Kcenter(config)) => coreset(Selection::KCenter, config),
         None => Err(DistillError::Invalid("the distill spec names no algorithm".into())),
     }
+}
+
+/// A finished run of a matching method: the learned set, the loss of its last iteration, and the
+/// iteration it resumed from (0 for a run from the start).
+pub struct Distilled {
+    pub set: Synthetic,
+    pub final_loss: f64,
+    pub resumed_from: u32,
+}
+
+impl Distilled {
+    fn learned(self) -> Result<Learned, DistillError> {
+        Ok(Learned {
+            images: self.set.images().f_detach()?,
+            labels: self.set.labels()?,
+            final_loss: self.final_loss,
+            resumed_from: self.resumed_from,
+        })
+    }
+}
+
+/// How a matching method (DM, DC, DSA) learns its images; DM's whole configuration.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Matching {
+    pub iterations: u32,
+    /// Real images per class and matching step.
+    pub batch_real: u32,
+    /// SGD learning rate and momentum of the synthetic images.
+    pub lr_img: f64,
+    pub momentum: f64,
+    /// Siamese DSA on both batches of a class.
+    pub dsa: bool,
+    pub start: Start,
+}
+
+impl From<&MatchingConfig> for Matching {
+    fn from(config: &MatchingConfig) -> Self {
+        let start = match config.init() {
+            DistillInit::Real => Start::Real,
+            DistillInit::Noise => Start::Noise,
+        };
+        Self {
+            iterations: config.iterations,
+            batch_real: config.batch_real,
+            lr_img: config.lr_img,
+            momentum: config.momentum,
+            dsa: config.dsa,
+            start,
+        }
+    }
+}
+
+/// One run of a matching method: `ipc` images per class learned from `train` (a split of
+/// `dataset`) for a ConvNet shaped as `model`, under `seed`, from the start or from `resume`
+/// (a snapshot of the same run); `ctx` takes its progress and snapshots.
+pub struct Run<'a> {
+    pub train: &'a Split,
+    pub dataset: &'a DatasetInfo,
+    pub model: &'a ConvNetConfig,
+    pub ipc: u32,
+    pub seed: u64,
+    pub resume: Option<&'a Snapshot>,
+    pub ctx: &'a TaskContext,
+}
+
+/// A run set up: its real batches, the set it starts from (fresh, or restored from the
+/// snapshot), and the iteration to go on from.
+pub struct Prepared<'a> {
+    pub batches: RealBatches<'a>,
+    pub synthetic: Synthetic,
+    pub resumed_from: u32,
+}
+
+impl<'a> Run<'a> {
+    /// Checks the run's sizes (`ipc`, `batch_real` and `iterations` at least 1, every class with
+    /// `ipc` training images) and sets it up, the set from `start` or from the snapshot.
+    pub fn prepare(&self, matching: &Matching) -> Result<Prepared<'a>, DistillError> {
+        let (train, dataset, ipc) = (self.train, self.dataset, self.ipc);
+        let Matching { iterations, batch_real, start, dsa, .. } = *matching;
+        if ipc == 0 || batch_real == 0 || iterations == 0 {
+            return Err(DistillError::Invalid("ipc, batch_real and iterations must be at least 1".into()));
+        }
+        let sampler = ClassSampler::new(train, dataset.classes);
+        if sampler.smallest_class() < ipc as usize {
+            return Err(DistillError::Invalid(format!("a class has fewer than {ipc} training images")));
+        }
+        let (_, channels, height, width) = train.images.size4()?;
+        let (synthetic, resumed_from) = match self.resume {
+            None => (Synthetic::start(start, train, &sampler, &dataset.normalization, ipc, self.seed)?, 0),
+            Some(snapshot) if snapshot.iteration < iterations => {
+                let image = [channels, height, width];
+                let device = train.images.device();
+                (Synthetic::restore(&snapshot.state, dataset.classes, ipc, image, device)?, snapshot.iteration)
+            }
+            Some(snapshot) => {
+                return Err(DistillError::Snapshot(format!(
+                    "it was taken at iteration {}, not before the last ({iterations})",
+                    snapshot.iteration
+                )));
+            }
+        };
+        let batches = RealBatches {
+            train,
+            normalization: &dataset.normalization,
+            sampler,
+            batch_real: batch_real as usize,
+            dsa,
+            seed: self.seed,
+        };
+        Ok(Prepared { batches, synthetic, resumed_from })
+    }
+
+    /// Reports iteration `done` of `iterations` with its loss where one was read back, then
+    /// hands the context a snapshot of `synthetic` when one is due (never after the last: the
+    /// finished set follows).
+    pub fn finish_iteration(
+        &self,
+        done: u32,
+        iterations: u32,
+        loss: Option<f64>,
+        synthetic: &Synthetic,
+    ) -> Result<(), DistillError> {
+        if let Some(loss) = loss {
+            self.ctx.progress(format!("iteration {done}/{iterations}: loss {loss:.4}"));
+        }
+        if done < iterations && self.ctx.snapshot_due() {
+            self.ctx.save_snapshot(done, synthetic.state()?);
+        }
+        Ok(())
+    }
+}
+
+/// Iteration `iteration`'s fresh ConvNet shaped as `model`, on normalized images, its weights
+/// drawn from `[DISTILL, NETS, iteration]` under `seed`.
+pub fn fresh_net(model: &ConvNetConfig, seed: u64, iteration: u32, device: Device) -> Result<ConvNet, ModelError> {
+    let net_seed = Rng::stream(seed, &[streams::DISTILL, purpose::NETS, u64::from(iteration)]).next_u64();
+    let mut net = ConvNet::new(model, net_seed, device)?;
+    net.take_normalizer();
+    Ok(net)
 }
 
 /// Why a distillation stopped without a set.
@@ -107,14 +244,16 @@ pub enum DistillError {
 mod purpose {
     /// The starting set: `[DISTILL, START]`.
     pub const START: u64 = 1;
-    /// Real batches: `[DISTILL, REAL, iteration, class]`.
+    /// Real batches: `[DISTILL, REAL, step.., class]` ([`RealBatches::pair`]).
     pub const REAL: u64 = 2;
     /// Random networks: `[DISTILL, NETS, iteration]`.
     pub const NETS: u64 = 3;
-    /// Siamese DSA: `[DISTILL, DSA, iteration, class]`.
+    /// Siamese DSA: `[DISTILL, DSA, step.., class]`.
     pub const DSA: u64 = 4;
     /// A coreset's first k-center: `[DISTILL, CORESET, class]`.
     pub const CORESET: u64 = 5;
+    /// Gradient matching's inner training: `[DISTILL, INNER, iteration, outer step]`.
+    pub const INNER: u64 = 6;
 }
 
 /// Where the synthetic images start.
@@ -233,6 +372,14 @@ impl Synthetic {
         Ok(())
     }
 
+    /// One SGD step ([`Self::step`]) down the gradient of `loss` with respect to the set.
+    pub fn descend(&mut self, loss: &Tensor, lr: f64, momentum: f64) -> Result<(), TchError> {
+        let gradient = Tensor::f_run_backward(&[loss], &[&self.images], false, false)?
+            .pop()
+            .ok_or_else(|| TchError::Torch("autograd returned no gradient for the synthetic images".into()))?;
+        self.step(&gradient, lr, momentum)
+    }
+
     /// The class of each image, class-sorted: `[classes * ipc]` int64.
     pub fn labels(&self) -> Result<Tensor, TchError> {
         let device = self.images.device();
@@ -241,10 +388,7 @@ impl Synthetic {
 
     /// The set as pixels with class-sorted labels, ready to train a model on.
     pub fn to_pixels(&self, normalization: &Normalization) -> Result<DistilledSet, TchError> {
-        let device = self.images.device();
-        let column = |values: &[f32; 3]| Tensor::f_from_slice(values)?.f_reshape([1, 3, 1, 1])?.f_to(device);
-        let pixels =
-            self.images.f_detach()?.f_mul(&column(&normalization.std)?)?.f_add(&column(&normalization.mean)?)?;
+        let pixels = normalization.to_pixels(&self.images.f_detach()?)?;
         Ok(DistilledSet { images: pixels, labels: self.labels()? })
     }
 }
@@ -287,15 +431,51 @@ impl ClassSampler {
         }
         let device = train.images.device();
         let index = Tensor::f_from_slice(&members[..count])?.f_to(device)?;
-        normalize(&train.images.f_index_select(0, &index)?, normalization)
+        normalization.normalize(&train.images.f_index_select(0, &index)?)
     }
 }
 
-/// Pixels mapped to the normalized space distillation works in.
-fn normalize(pixels: &Tensor, normalization: &Normalization) -> Result<Tensor, TchError> {
-    let device = pixels.device();
-    let column = |values: &[f32; 3]| Tensor::f_from_slice(values)?.f_reshape([1, 3, 1, 1])?.f_to(device);
-    pixels.f_sub(&column(&normalization.mean)?)?.f_div(&column(&normalization.std)?)
+/// Where a matching step's real batches come from: `batch_real` random training images of a
+/// class, normalized, and the siamese DSA draw they share with the synthetic images when `dsa`.
+pub struct RealBatches<'a> {
+    train: &'a Split,
+    normalization: &'a Normalization,
+    sampler: ClassSampler,
+    batch_real: usize,
+    dsa: bool,
+    seed: u64,
+}
+
+impl RealBatches<'_> {
+    /// Class `class`'s real batch and its `synthetic` images at matching step `step` (the
+    /// iteration, then the outer step where a method has several), both under one siamese DSA
+    /// draw when DSA is on. The draws come from `[DISTILL, REAL, step.., class]` and
+    /// `[DISTILL, DSA, step.., class]`.
+    pub fn pair(&self, step: &[u64], class: usize, synthetic: Tensor) -> Result<(Tensor, Tensor), TchError> {
+        let key = |purpose: u64| [&[streams::DISTILL, purpose], step, &[class as u64]].concat();
+        let mut rng = Rng::stream(self.seed, &key(purpose::REAL));
+        let real = self.sampler.batch(self.train, self.normalization, class, self.batch_real, &mut rng)?;
+        if !self.dsa {
+            return Ok((real, synthetic));
+        }
+        let (_, _, height, width) = real.size4()?;
+        let dsa = SiameseDsa::draw(&mut Rng::stream(self.seed, &key(purpose::DSA)), height, width, real.device())?;
+        Ok((dsa.apply(&real)?, dsa.apply(&synthetic)?))
+    }
+
+    /// Every class's [`Self::pair`] at `step`: the real batches and the synthetic ones, in class
+    /// order.
+    pub fn pairs(&self, step: &[u64], synthetic: &Synthetic) -> Result<(Vec<Tensor>, Vec<Tensor>), TchError> {
+        let classes = synthetic.classes as usize;
+        let mut real = Vec::with_capacity(classes);
+        let mut fake = Vec::with_capacity(classes);
+        for class in 0..classes {
+            let (real_batch, synthetic_batch) = self.pair(step, class, synthetic.class(class)?)?;
+            real.push(real_batch);
+            fake.push(synthetic_batch);
+        }
+        Ok((real, fake))
+    }
 }
 
 /// One siamese DSA draw: a transform and one parameter set, applied alike to every batch it is

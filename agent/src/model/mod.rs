@@ -145,8 +145,8 @@ pub struct Normalizer {
 
 impl Normalizer {
     fn new(normalization: &Normalization, device: Device) -> Result<Self, TchError> {
-        let column = |values: &[f32; 3]| Tensor::f_from_slice(values)?.f_reshape([1, 3, 1, 1])?.f_to(device);
-        Ok(Self { mean: column(&normalization.mean)?, std: column(&normalization.std)? })
+        let (mean, std) = normalization.columns(device)?;
+        Ok(Self { mean, std })
     }
 
     /// `images` `[n, 3, h, w]` in [0, 1], normalized.

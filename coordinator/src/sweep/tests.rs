@@ -869,3 +869,26 @@ fn a_distill_method_learns_one_set_per_dataset_ipc_and_seed_that_its_train_tasks
     }
     assert_eq!(readers, 2 * 2 * 2, "IPCs x seeds x regimes");
 }
+
+#[test]
+fn dc_at_an_ipc_without_official_loops_must_set_them() {
+    let sweep = |distill: &str| {
+        format!(
+            "name: d\ndatasets: {{ synthetic: {{}} }}\nmethods:\n  DC: {{ distill: {distill} }}\nipc: [1, 5]\n\
+             attacks: {{ fgsm: {{}} }}\ntargeted: [false]\nseeds: 1\n"
+        )
+    };
+    assert_rejected(&sweep("{ method: dc }"), 4, "methods.DC.distill", "no outer and inner loops for ipc 5");
+    let expansion = accepted(&sweep("{ method: dsa, outer_loop: 2, inner_loop: 3 }")).expand(&PoolModels::default());
+    let loops: Vec<(u32, u32, u32)> = expansion
+        .distills
+        .iter()
+        .map(|d| match &d.algorithm {
+            Some(v1::distill_spec::Algorithm::GradientMatching(config)) => {
+                (d.ipc, config.outer_loop, config.inner_loop)
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(loops, [(1, 2, 3), (5, 2, 3)]);
+}

@@ -1,6 +1,7 @@
 //! Cross-field rules of a sweep file that no single field's type can check: roots for real
 //! datasets, repeated list entries, untargeted-only attacks against the sweep's modes, exactly one
-//! file (distilled set or checkpoint) for every (dataset, IPC) of a file-based method, the
+//! file (distilled set or checkpoint) for every (dataset, IPC) of a file-based method, DC's and
+//! DSA's loops for every IPC, the
 //! methods a `transfer:` section names, adversarial-training settings that no regime
 //! uses, the range of CREI's alpha, and the size of the task grid.
 
@@ -123,8 +124,19 @@ fn check_transfer(file: &SweepFile) -> Result<(), Issue> {
 /// be larger than one sweep).
 fn check_methods(file: &SweepFile) -> Result<(), Issue> {
     for (name, source) in &file.methods.0 {
-        let MethodSource::Files(set) = source else { continue };
         let method = FieldPath::root().key("methods").key(name);
+        if let MethodSource::Distill(settings) = source
+            && let Some(ipc) = file.ipc.0.iter().find(|ipc| settings.lacks_loops(ipc.0))
+        {
+            return Err(Issue::new(
+                method.key("distill"),
+                format!(
+                    "the reference has no outer and inner loops for ipc {ipc} (only for 1, 10, 20, 30, 40 and 50); \
+                     set `outer_loop` and `inner_loop`"
+                ),
+            ));
+        }
+        let MethodSource::Files(set) = source else { continue };
         // Blame the section that names the dataset (else the first section there is).
         let section_of = |dataset: &DatasetName| {
             let in_files = set.files.as_ref().is_some_and(|files| files.get(dataset).is_some());

@@ -1,6 +1,10 @@
-//! DM, distribution matching, on the CPU: its loss and gradient against a PyTorch reference on
-//! fixed tensors (`scripts/distill/dm_reference.py`), a whole run twice under one seed, bit for
-//! bit, and a run resumed from its snapshots, bit for bit too.
+//! The matching methods on the CPU.
+//!
+//! - DM, distribution matching: its loss and gradient against a PyTorch reference on fixed
+//!   tensors (`scripts/distill/dm_reference.py`), a whole run twice under one seed, bit for bit,
+//!   and a run resumed from its snapshots, bit for bit too.
+//! - DC and DSA, gradient matching: the double backward against finite differences, and the same
+//!   seed and resume properties for a run with the inner loop and DSA.
 
 mod common;
 
@@ -11,9 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use beard_agent::backend::TaskContext;
-use beard_agent::data::{Dataset, dataset_info};
-use beard_agent::distill::Start;
-use beard_agent::distill::dm::{self, DmSettings};
+use beard_agent::data::{Dataset, Split, dataset_info};
+use beard_agent::distill::dm;
+use beard_agent::distill::gm::{self, GmSettings};
+use beard_agent::distill::{Matching, Run, Start};
 use beard_agent::host_tensor;
 use beard_agent::model::checkpoint;
 use beard_agent::model::{ConvNet, ConvNetConfig, Norm, Pool};
@@ -96,6 +101,19 @@ fn the_loss_and_its_gradient_match_pytorch() {
     }
 }
 
+/// A run of `ipc` images per class of `dataset`'s `train` split.
+fn run_of<'a>(
+    train: &'a Split,
+    dataset: &'a Dataset,
+    config: &'a ConvNetConfig,
+    ipc: u32,
+    seed: u64,
+    resume: Option<&'a Snapshot>,
+    ctx: &'a TaskContext,
+) -> Run<'a> {
+    Run { train, dataset: &dataset.info, model: config, ipc, seed, resume, ctx }
+}
+
 /// The `synthetic` dataset and the small ConvNet for its classes.
 fn synthetic_run() -> (Dataset, ConvNetConfig) {
     let dataset =
@@ -109,9 +127,9 @@ fn one_seed_gives_the_same_set_twice_and_another_seed_another() {
     let (dataset, config) = synthetic_run();
     let train = dataset.train().expect("a train split");
     let settings =
-        DmSettings { iterations: 3, batch_real: 8, lr_img: 1.0, momentum: 0.5, dsa: true, start: Start::Noise };
+        Matching { iterations: 3, batch_real: 8, lr_img: 1.0, momentum: 0.5, dsa: true, start: Start::Noise };
     let run = |seed| {
-        dm::distill(train, &dataset.info, &config, 2, &settings, seed, None, &TaskContext::detached())
+        dm::distill(&run_of(train, &dataset, &config, 2, seed, None, &TaskContext::detached()), &settings)
             .expect("distils")
             .set
             .images()
@@ -122,14 +140,8 @@ fn one_seed_gives_the_same_set_twice_and_another_seed_another() {
     assert!(first.equal(&run(3)), "the same seed, bit for bit");
     assert!(!first.equal(&run(4)), "another seed, another set");
     let start = dm::distill(
-        train,
-        &dataset.info,
-        &config,
-        2,
-        &DmSettings { iterations: 1, lr_img: 0.0, ..settings },
-        3,
-        None,
-        &TaskContext::detached(),
+        &run_of(train, &dataset, &config, 2, 3, None, &TaskContext::detached()),
+        &Matching { iterations: 1, lr_img: 0.0, ..settings },
     )
     .expect("distils")
     .set
@@ -142,15 +154,14 @@ fn one_seed_gives_the_same_set_twice_and_another_seed_another() {
 fn a_run_resumed_from_a_snapshot_ends_with_the_uninterrupted_set() {
     let (dataset, config) = synthetic_run();
     let train = dataset.train().expect("a train split");
-    let settings =
-        DmSettings { iterations: 5, batch_real: 8, lr_img: 1.0, momentum: 0.5, dsa: true, start: Start::Real };
+    let settings = Matching { iterations: 5, batch_real: 8, lr_img: 1.0, momentum: 0.5, dsa: true, start: Start::Real };
     let snapshots = Arc::new(Mutex::new(Vec::new()));
     let sink = snapshots.clone();
     // A zero interval: a snapshot after every iteration but the last.
     let ctx = TaskContext::new(|_| {}, Arc::new(AtomicBool::new(false)))
         .with_snapshots(Duration::ZERO, move |snapshot| sink.lock().expect("lock").push(snapshot));
     let run = |resume: Option<&Snapshot>, ctx: &TaskContext| {
-        dm::distill(train, &dataset.info, &config, 1, &settings, 7, resume, ctx).expect("distils")
+        dm::distill(&run_of(train, &dataset, &config, 1, 7, resume, ctx), &settings).expect("distils")
     };
     let whole = run(None, &ctx);
     let snapshots = snapshots.lock().expect("lock").clone();
@@ -163,14 +174,92 @@ fn a_run_resumed_from_a_snapshot_ends_with_the_uninterrupted_set() {
         assert_eq!(resumed.final_loss.to_bits(), whole.final_loss.to_bits());
     }
     let too_late = Snapshot { iteration: 5, ..snapshots[0].clone() };
-    let error = dm::distill(train, &dataset.info, &config, 1, &settings, 7, Some(&too_late), &TaskContext::detached())
-        .err()
-        .expect("a snapshot at the end is refused")
-        .to_string();
+    let error =
+        dm::distill(&run_of(train, &dataset, &config, 1, 7, Some(&too_late), &TaskContext::detached()), &settings)
+            .err()
+            .expect("a snapshot at the end is refused")
+            .to_string();
     assert!(error.contains("iteration 5"), "{error}");
-    let other_ipc = dm::distill(train, &dataset.info, &config, 2, &settings, 7, Some(&snapshots[0]), &ctx)
+    let other_ipc = dm::distill(&run_of(train, &dataset, &config, 2, 7, Some(&snapshots[0]), &ctx), &settings)
         .err()
         .expect("a snapshot of another shape is refused")
         .to_string();
     assert!(other_ipc.contains("expected F32"), "{other_ipc}");
+}
+
+/// A tiny gradient-matching run: two outer steps with one epoch of inner training between them,
+/// siamese DSA and DSA in the inner loop.
+fn gm_settings() -> GmSettings {
+    let official = GmSettings::dsa(2, 1);
+    let matching = Matching { iterations: 3, batch_real: 8, ..official.matching };
+    GmSettings { matching, batch_train: 4, ..official }
+}
+
+#[test]
+fn gradient_matchings_double_backward_agrees_with_finite_differences() {
+    let (config, _) = small_net();
+    let net = gm_net(&config);
+    tch::manual_seed(9);
+    let real: Vec<Tensor> = (0..CLASSES).map(|_| Tensor::randn([6, 3, 32, 32], (Kind::Float, Device::Cpu))).collect();
+    let images = Tensor::randn([CLASSES * 2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let loss_at = |images: &Tensor| {
+        let synthetic: Vec<Tensor> = (0..CLASSES).map(|class| images.narrow(0, class * 2, 2)).collect();
+        gm::loss(&net, &real, &synthetic).expect("the loss")
+    };
+    let leaf = images.copy().set_requires_grad(true);
+    let loss = loss_at(&leaf);
+    let gradient = Tensor::run_backward(&[&loss], &[&leaf], false, false).pop().expect("a gradient");
+    let norm = gradient.norm().double_value(&[]);
+    assert!(loss.double_value(&[]) > 0.0 && norm > 0.0, "loss {loss:?}, gradient norm {norm}");
+    // Along the gradient's direction, the slope is the gradient's norm.
+    let direction = &gradient / norm;
+    // Small enough to cross no ReLU's kink (at 1e-2 some do), large enough for float32.
+    let h = 3e-3;
+    // Not under `no_grad`: the loss itself differentiates the network.
+    let ahead = loss_at(&(&images + &direction * h)).double_value(&[]);
+    let behind = loss_at(&(&images - &direction * h)).double_value(&[]);
+    let slope = (ahead - behind) / (2.0 * h);
+    assert!(((slope - norm) / norm).abs() < 1e-2, "finite differences {slope} vs the double backward {norm}");
+}
+
+/// A ConvNet that trains (gradient matching needs its parameter gradients), on normalized images.
+fn gm_net(config: &ConvNetConfig) -> ConvNet {
+    let mut net = ConvNet::new(config, 11, Device::Cpu).expect("a net");
+    net.take_normalizer();
+    net
+}
+
+#[test]
+fn gradient_matching_gives_the_same_set_for_a_seed_and_resumes_bit_for_bit() {
+    let (dataset, config) = synthetic_run();
+    let train = dataset.train().expect("a train split");
+    let settings = gm_settings();
+    let snapshots = Arc::new(Mutex::new(Vec::new()));
+    let sink = snapshots.clone();
+    let ctx = TaskContext::new(|_| {}, Arc::new(AtomicBool::new(false)))
+        .with_snapshots(Duration::ZERO, move |snapshot| sink.lock().expect("lock").push(snapshot));
+    let run = |seed, resume: Option<&Snapshot>, ctx: &TaskContext| {
+        gm::distill(&run_of(train, &dataset, &config, 2, seed, resume, ctx), &settings).expect("distils")
+    };
+    let whole = run(3, None, &ctx);
+    assert_eq!(whole.set.images().size(), [2 * dataset.info.classes as i64, 3, 32, 32]);
+    assert!(whole.final_loss.is_finite() && whole.final_loss > 0.0, "loss {}", whole.final_loss);
+    assert!(
+        run(3, None, &TaskContext::detached()).set.images().equal(whole.set.images()),
+        "the same seed, bit for bit"
+    );
+    assert!(!run(4, None, &TaskContext::detached()).set.images().equal(whole.set.images()), "another seed");
+    let snapshots = snapshots.lock().expect("lock").clone();
+    assert_eq!(snapshots.iter().map(|s| s.iteration).collect::<Vec<_>>(), [1, 2]);
+    let resumed = run(3, Some(&snapshots[0]), &TaskContext::detached());
+    assert_eq!(resumed.resumed_from, 1);
+    assert!(resumed.set.images().equal(whole.set.images()), "resumed at 1: the same set");
+    let error = gm::distill(
+        &run_of(train, &dataset, &config, 2, 3, None, &TaskContext::detached()),
+        &GmSettings { inner_loop: 0, ..settings },
+    )
+    .err()
+    .expect("an empty inner loop is refused")
+    .to_string();
+    assert!(error.contains("inner_loop"), "{error}");
 }
