@@ -9,7 +9,7 @@ use serde::de::{self, Deserializer, Visitor};
 use super::adversarial::{AdversarialSettings, Regime};
 use super::attacks::Attacks;
 use super::collections::{NonEmpty, OneOrMore, OrderedMap};
-use super::methods::{MethodName, MethodSource};
+use super::methods::{MethodEntry, MethodName};
 use super::names::DatasetName;
 use super::scalars::{Count, NonNegative, Positive, Text};
 use crate::metrics::MetricOptions;
@@ -25,7 +25,7 @@ pub(super) struct SweepFile {
     #[serde(default)]
     pub(super) pool_dir: Option<Text>,
     pub(super) datasets: OrderedMap<DatasetName, DatasetSettings>,
-    pub(super) methods: OrderedMap<MethodName, MethodSource>,
+    pub(super) methods: OrderedMap<MethodName, MethodEntry>,
     pub(super) ipc: NonEmpty<Count>,
     pub(super) attacks: Attacks,
     #[serde(default = "both_modes")]
@@ -121,6 +121,43 @@ impl Default for Training {
             lr_schedule: LrSchedule::Half,
             aug: Augmentation::Dsa,
             adversarial: None,
+        }
+    }
+}
+
+/// A method's own `training:` protocol: the fields it sets replace the sweep's for that method's
+/// models, as DC-bench evaluates each method with its own (DC without augmentation for 300
+/// epochs; DSA, DM, IDM and BACON with DSA for 1000). Adversarial training stays the sweep's.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a method's training settings (optimizer, lr, momentum, weight_decay, epochs, batch_size, \
+                 lr_schedule, aug)"
+)]
+pub(super) struct OwnTraining {
+    optimizer: Option<Optimizer>,
+    lr: Option<Positive>,
+    momentum: Option<NonNegative>,
+    weight_decay: Option<NonNegative>,
+    pub(super) epochs: Option<Count>,
+    pub(super) batch_size: Option<Count>,
+    lr_schedule: Option<LrSchedule>,
+    aug: Option<Augmentation>,
+}
+
+impl OwnTraining {
+    /// The sweep's `training` with this method's fields in place.
+    pub(super) fn over(&self, sweep: &Training) -> Training {
+        Training {
+            optimizer: self.optimizer.unwrap_or(sweep.optimizer),
+            lr: self.lr.unwrap_or(sweep.lr),
+            momentum: self.momentum.unwrap_or(sweep.momentum),
+            weight_decay: self.weight_decay.unwrap_or(sweep.weight_decay),
+            epochs: self.epochs.unwrap_or(sweep.epochs),
+            batch_size: self.batch_size.unwrap_or(sweep.batch_size),
+            lr_schedule: self.lr_schedule.unwrap_or(sweep.lr_schedule),
+            aug: self.aug.unwrap_or(sweep.aug),
+            adversarial: sweep.adversarial.clone(),
         }
     }
 }

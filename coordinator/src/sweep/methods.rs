@@ -2,7 +2,8 @@
 //! `random` baseline, one distilled-set file per dataset and IPC, one trained checkpoint per
 //! dataset and IPC (the model pool; a method may mix files and checkpoints), the dataset's
 //! whole training split (`full`, BEARD's Full-size baseline) with its own epochs and batch size,
-//! or sets distilled on the cluster (`distill:`, see [`super::distill`]).
+//! or sets distilled on the cluster (`distill:`, see [`super::distill`]). A method that trains
+//! models may carry its own `training:` protocol, whose fields replace the sweep's.
 
 use std::fmt;
 
@@ -11,7 +12,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserial
 
 use super::collections::{MapKey, OrderedMap};
 use super::distill::DistillSettings;
-use super::document::{Norm, Pool};
+use super::document::{Norm, OwnTraining, Pool};
 use super::names::DatasetName;
 use super::scalars::{Count, Text};
 
@@ -161,6 +162,14 @@ pub(super) struct FullSettings {
     pub(super) batch_size: Option<Count>,
 }
 
+/// One entry of `methods:`: where the method's training sets come from, and its own training
+/// protocol where it has one.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct MethodEntry {
+    pub(super) source: MethodSource,
+    pub(super) training: Option<OwnTraining>,
+}
+
 /// Where a method's training sets come from.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum MethodSource {
@@ -173,7 +182,7 @@ pub(super) enum MethodSource {
     Distill(DistillSettings),
 }
 
-impl<'de> Deserialize<'de> for MethodSource {
+impl<'de> Deserialize<'de> for MethodEntry {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(SourceVisitor)
     }
@@ -186,7 +195,7 @@ const EXPECTED: &str = "`random`, a mapping with `files:` (and optionally stored
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with files, stored, experiment, checkpoints, model, full or distill"
+    expecting = "a mapping with files, stored, experiment, checkpoints, model, full or distill (and training)"
 )]
 struct SourceFields {
     files: Option<OrderedMap<DatasetName, OrderedMap<Count, FileEntry>>>,
@@ -196,11 +205,26 @@ struct SourceFields {
     model: Option<CheckpointModel>,
     full: Option<FullSettings>,
     distill: Option<DistillSettings>,
+    training: Option<OwnTraining>,
 }
 
 impl SourceFields {
+    fn entry(mut self) -> Result<MethodEntry, &'static str> {
+        let training = self.training.take();
+        if training.is_some() && self.files.is_none() && self.checkpoints.is_some() {
+            return Err("a method with only `checkpoints:` attacks its models as they are; no `training:` applies");
+        }
+        if let (Some(_), Some(own)) = (&self.full, &training)
+            && (own.epochs.is_some() || own.batch_size.is_some())
+        {
+            return Err("`full:` sets the epochs and batch size of its training; its `training:` takes the other \
+                        fields");
+        }
+        Ok(MethodEntry { source: self.source()?, training })
+    }
+
     fn source(self) -> Result<MethodSource, &'static str> {
-        let SourceFields { files, stored, experiment, checkpoints, model, full, distill } = self;
+        let SourceFields { files, stored, experiment, checkpoints, model, full, distill, training: _ } = self;
         let describes_files = stored.is_some() || experiment.is_some();
         if let Some(distill) = distill {
             let others = files.is_some() || checkpoints.is_some() || full.is_some();
@@ -244,22 +268,22 @@ impl SourceFields {
 struct SourceVisitor;
 
 impl<'de> Visitor<'de> for SourceVisitor {
-    type Value = MethodSource;
+    type Value = MethodEntry;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(EXPECTED)
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<MethodSource, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<MethodEntry, E> {
         match v {
-            "random" => Ok(MethodSource::Random),
+            "random" => Ok(MethodEntry { source: MethodSource::Random, training: None }),
             "full" => Err(E::custom("`full` needs its own epochs: write `{ full: { epochs: N, batch_size: B } }`")),
             other => Err(E::custom(format_args!("unknown built-in method '{other}', expected {EXPECTED}"))),
         }
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MethodSource, A::Error> {
-        SourceFields::deserialize(MapAccessDeserializer::new(map))?.source().map_err(de::Error::custom)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MethodEntry, A::Error> {
+        SourceFields::deserialize(MapAccessDeserializer::new(map))?.entry().map_err(de::Error::custom)
     }
 }
 
@@ -267,12 +291,31 @@ impl<'de> Visitor<'de> for SourceVisitor {
 mod tests {
     use super::*;
 
+    fn source(text: &str) -> Result<MethodSource, yaml_serde::Error> {
+        yaml_serde::from_str::<MethodEntry>(text).map(|entry| entry.source)
+    }
+
+    #[test]
+    fn a_method_may_carry_its_own_training_protocol() {
+        let entry: MethodEntry =
+            yaml_serde::from_str("files: { cifar10: { 1: a.pt } }\ntraining: { aug: none, epochs: 300 }").unwrap();
+        let own = entry.training.expect("its own protocol");
+        assert_eq!(own.over(&super::super::document::Training::default()).epochs, Count(300));
+        for (bad, needle) in [
+            ("checkpoints: { cifar10: { 1: a.pth } }\ntraining: { aug: none }", "no `training:` applies"),
+            ("full: { epochs: 3 }\ntraining: { epochs: 5 }", "`full:` sets the epochs"),
+            ("files: { cifar10: { 1: a.pt } }\ntraining: { adversarial: {} }", "unknown field `adversarial`"),
+        ] {
+            let error = yaml_serde::from_str::<MethodEntry>(bad).unwrap_err().to_string();
+            assert!(error.contains(needle), "{bad}: {error}");
+        }
+    }
+
     #[test]
     fn sources_are_random_or_files() {
-        let random: MethodSource = yaml_serde::from_str("random").unwrap();
+        let random = source("random").unwrap();
         assert_eq!(random, MethodSource::Random);
-        let files: MethodSource =
-            yaml_serde::from_str("files: { cifar10: { 1: a.pt, 10: b.pt } }\nstored: pixels\n").unwrap();
+        let files = source("files: { cifar10: { 1: a.pt, 10: b.pt } }\nstored: pixels\n").unwrap();
         let MethodSource::Files(set) = files else { panic!("expected files") };
         assert_eq!(set.stored, Stored::Pixels);
         assert_eq!(set.experiment, 0);
@@ -283,23 +326,19 @@ mod tests {
 
     #[test]
     fn a_file_entry_may_name_a_separate_labels_file() {
-        let files: MethodSource =
-            yaml_serde::from_str("files: { cifar10: { 10: { images: i.pt, labels: l.pt } } }").unwrap();
+        let files = source("files: { cifar10: { 10: { images: i.pt, labels: l.pt } } }").unwrap();
         let MethodSource::Files(set) = files else { panic!("expected files") };
         let entry = set.file(DatasetName::Cifar10, Count(10)).cloned();
         assert_eq!(entry.map(|e| (e.images.0, e.labels.map(|l| l.0))), Some(("i.pt".into(), Some("l.pt".into()))));
-        assert!(yaml_serde::from_str::<MethodSource>("files: { cifar10: { 10: { images: i.pt } } }").is_err());
-        assert!(
-            yaml_serde::from_str::<MethodSource>("files: { cifar10: { 10: { images: i.pt, labels: l.pt, x: y } } }")
-                .is_err()
-        );
+        assert!(source("files: { cifar10: { 10: { images: i.pt } } }").is_err());
+        assert!(source("files: { cifar10: { 10: { images: i.pt, labels: l.pt, x: y } } }").is_err());
     }
 
     #[test]
     fn full_sources_have_their_own_epochs_and_optional_batch_size() {
-        let full: MethodSource = yaml_serde::from_str("full: { epochs: 2, batch_size: 256 }").unwrap();
+        let full = source("full: { epochs: 2, batch_size: 256 }").unwrap();
         assert_eq!(full, MethodSource::Full(FullSettings { epochs: Count(2), batch_size: Some(Count(256)) }));
-        let full: MethodSource = yaml_serde::from_str("full: { epochs: 3 }").unwrap();
+        let full = source("full: { epochs: 3 }").unwrap();
         assert_eq!(full, MethodSource::Full(FullSettings { epochs: Count(3), batch_size: None }));
         for (bad, needle) in [
             ("full", "needs its own epochs"),
@@ -316,7 +355,7 @@ mod tests {
             ("{ distill: { method: dm }, full: { epochs: 1 } }", "takes no `files`"),
             ("{ distill: { method: dm }, stored: pixels }", "takes no `files`"),
         ] {
-            let err = yaml_serde::from_str::<MethodSource>(bad).unwrap_err();
+            let err = source(bad).unwrap_err();
             assert!(err.to_string().contains(needle), "{bad}: {err}");
         }
     }
@@ -324,25 +363,21 @@ mod tests {
     #[test]
     fn checkpoints_mix_with_files_and_may_describe_their_model() {
         let text = "files: { cifar10: { 1: a.pt } }\ncheckpoints: { cifar10: { 50: DM.pth } }\nmodel: { pool: max, width: 128 }";
-        let MethodSource::Files(set) = yaml_serde::from_str(text).unwrap() else { panic!("expected files") };
+        let MethodSource::Files(set) = source(text).unwrap() else { panic!("expected files") };
         assert!(set.file(DatasetName::Cifar10, Count(1)).is_some());
         assert_eq!(set.checkpoint(DatasetName::Cifar10, Count(50)).map(|path| path.0.as_str()), Some("DM.pth"));
         assert_eq!(set.model, CheckpointModel { width: Some(Count(128)), pool: Some(Pool::Max), ..Default::default() });
-        let MethodSource::Files(only) = yaml_serde::from_str("checkpoints: { cifar10: { 50: DM.pth } }").unwrap()
-        else {
+        let MethodSource::Files(only) = source("checkpoints: { cifar10: { 50: DM.pth } }").unwrap() else {
             panic!("expected files")
         };
         assert!(only.files.is_none());
-        assert!(
-            yaml_serde::from_str::<MethodSource>("checkpoints: { cifar10: { 50: DM.pth } }\nmodel: { kernel: 5 }")
-                .is_err()
-        );
+        assert!(source("checkpoints: { cifar10: { 50: DM.pth } }\nmodel: { kernel: 5 }").is_err());
     }
 
     #[test]
     fn other_sources_are_refused() {
-        assert!(yaml_serde::from_str::<MethodSource>("gaussian").is_err());
-        assert!(yaml_serde::from_str::<MethodSource>("files: { cifar10: { 0: a.pt } }").is_err());
-        assert!(yaml_serde::from_str::<MethodSource>("{ files: { cifar10: { 1: a.pt } }, x: 1 }").is_err());
+        assert!(source("gaussian").is_err());
+        assert!(source("files: { cifar10: { 0: a.pt } }").is_err());
+        assert!(source("{ files: { cifar10: { 1: a.pt } }, x: 1 }").is_err());
     }
 }

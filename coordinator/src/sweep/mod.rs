@@ -35,6 +35,8 @@
 //!                                  # relative to the sweep file; one file or checkpoint per
 //!                                  # dataset and IPC
 //!     model: { pool: avg }         # the checkpoints' pooling; width, depth, norm are checked
+//!     training: { aug: none, epochs: 300 }   # optional: the method's own protocol (DC-bench's
+//!                                # for DC), its fields over the sweep's `training:`
 //!   full: { full: { epochs: 2, batch_size: 256 } }   # the whole train split; once, not per IPC
 //!   DM: { distill: { method: dm, iterations: 200, batch_real: 64, init: noise } }
 //!                                # learned on the cluster, per dataset, IPC and seed; unset

@@ -73,6 +73,8 @@ impl Dataset {
 pub struct Method {
     pub name: String,
     pub source: Source,
+    /// The method's own training protocol (its `training:` over the sweep's), if it has one.
+    pub own_training: Option<TrainingConfig>,
 }
 
 /// Where a method's training sets come from.
@@ -164,11 +166,13 @@ impl Method {
         Some(DistilledSource { source: Some(source) })
     }
 
-    /// The sweep's training config with a `full` method's own epochs and batch size.
+    /// How this method's models train: its own protocol, else the sweep's, with a `full`
+    /// method's own epochs and batch size.
     pub fn training(&self, sweep: &TrainingConfig) -> TrainingConfig {
+        let protocol = self.own_training.as_ref().unwrap_or(sweep).clone();
         match self.source {
-            Source::Full { epochs, batch_size } => TrainingConfig { epochs, batch_size, ..sweep.clone() },
-            Source::Random | Source::Files { .. } | Source::Distill { .. } => sweep.clone(),
+            Source::Full { epochs, batch_size } => TrainingConfig { epochs, batch_size, ..protocol },
+            Source::Random | Source::Files { .. } | Source::Distill { .. } => protocol,
         }
     }
 }
@@ -221,14 +225,21 @@ impl Sweep {
             .methods
             .0
             .into_iter()
-            .map(|(name, source)| Method {
-                name: name.0,
-                source: match source {
-                    MethodSource::Random => Source::Random,
-                    MethodSource::Files(set) => files_source(set, pool_dir.as_deref(), &evaluated),
-                    MethodSource::Full(full) => full_source(&full, &file.training),
-                    MethodSource::Distill(settings) => Source::Distill { algorithm: settings.algorithm(&training) },
-                },
+            .map(|(name, entry)| {
+                let own = entry.training.map(|own| own.over(&file.training));
+                let method_training = own.as_ref().unwrap_or(&file.training);
+                Method {
+                    name: name.0,
+                    source: match entry.source {
+                        MethodSource::Random => Source::Random,
+                        MethodSource::Files(set) => files_source(set, pool_dir.as_deref(), &evaluated),
+                        MethodSource::Full(full) => full_source(&full, method_training),
+                        MethodSource::Distill(settings) => {
+                            Source::Distill { algorithm: settings.algorithm(&training_config(method_training)) }
+                        }
+                    },
+                    own_training: own.as_ref().map(training_config),
+                }
             })
             .collect();
         let sweep_modes = file.targeted.0;

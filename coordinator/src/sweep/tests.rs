@@ -892,3 +892,39 @@ fn dc_at_an_ipc_without_official_loops_must_set_them() {
         .collect();
     assert_eq!(loops, [(1, 2, 3), (5, 2, 3)]);
 }
+
+#[test]
+fn a_method_with_its_own_training_protocol_trains_its_models_with_it() {
+    let sweep = accepted(
+        "name: own\ndatasets: { synthetic: {} }\nmethods:\n  random: random\n  \
+         DC: { distill: { method: dc, iterations: 2 }, training: { aug: none, epochs: 300 } }\n  \
+         herding: { distill: { method: herding }, training: { lr: 0.05 } }\n\
+         ipc: [1]\nattacks: { fgsm: {} }\ntargeted: [false]\nseeds: 1\ntraining: { epochs: 20 }\n\
+         training_regimes: [standard, adversarial]\n",
+    );
+    let expansion = sweep.expand(&PoolModels::default());
+    let protocol = |method: &str| -> Vec<(u32, i32, f64, bool)> {
+        expansion
+            .trains
+            .iter()
+            .filter(|train| train.method == method)
+            .map(|train| {
+                let t = train.training.as_ref().expect("a training config");
+                (t.epochs, t.augmentation, t.lr, t.adversarial.is_some())
+            })
+            .collect()
+    };
+    let (none, dsa) = (i32::from(v1::Augmentation::None), i32::from(v1::Augmentation::Dsa));
+    assert_eq!(protocol("random"), [(20, dsa, 0.01, false), (20, dsa, 0.01, true)]);
+    assert_eq!(protocol("DC"), [(300, none, 0.01, false), (300, none, 0.01, true)], "its own, adversarial too");
+    assert_eq!(protocol("herding"), [(20, dsa, 0.05, false), (20, dsa, 0.05, true)]);
+    let coreset = expansion.distills.iter().find(|d| d.method == "herding").and_then(|d| d.algorithm.clone());
+    let Some(v1::distill_spec::Algorithm::Herding(v1::CoresetConfig { training: Some(embedding) })) = coreset else {
+        panic!("{coreset:?}")
+    };
+    assert_eq!(embedding.lr, 0.05, "the coreset's ConvNet trains with the method's protocol");
+    let pooled = "name: own\ndatasets: { synthetic: {} }\nmethods:\n  \
+                  P: { checkpoints: { synthetic: { 1: p.pth } }, training: { aug: none } }\n\
+                  ipc: [1]\nattacks: { fgsm: {} }\ntargeted: [false]\nseeds: 1\n";
+    assert_rejected(pooled, 4, "methods.P", "no `training:` applies");
+}

@@ -123,7 +123,8 @@ fn check_transfer(file: &SweepFile) -> Result<(), Issue> {
 /// and IPC the sweep evaluates; files for other datasets or IPCs are allowed (a method's pool may
 /// be larger than one sweep).
 fn check_methods(file: &SweepFile) -> Result<(), Issue> {
-    for (name, source) in &file.methods.0 {
+    for (name, entry) in &file.methods.0 {
+        let source = &entry.source;
         let method = FieldPath::root().key("methods").key(name);
         if let MethodSource::Distill(settings) = source
             && let Some(ipc) = file.ipc.0.iter().find(|ipc| settings.lacks_loops(ipc.0))
@@ -213,7 +214,7 @@ fn check_grid(file: &SweepFile) -> Result<(), Issue> {
         .methods
         .0
         .iter()
-        .map(|(_, source)| if matches!(source, MethodSource::Full(_)) { 1 } else { ipcs })
+        .map(|(_, entry)| if matches!(entry.source, MethodSource::Full(_)) { 1 } else { ipcs })
         .fold(0u64, u64::saturating_add);
     let regimes = count(file.training_regimes.0.len());
     let trains = [count(file.datasets.0.len()), sets, regimes, seeds].into_iter().fold(1u64, u64::saturating_mul);
