@@ -13,7 +13,8 @@
 //! adversarial training crafting its examples. Each row reports training images per second
 //! (images x epochs over the task's training seconds) and the cost relative to the baseline.
 //!
-//! [`run_distill`] distils the `synthetic` training split with a distillation method (DM today)
+//! [`run_distill`] distils the `synthetic` training split with a distillation method (DM, DC, DSA,
+//! IDM or BACON)
 //! for a few iterations and reports iterations per second: each iteration draws `batch_real` real
 //! images per class and matches them against the synthetic set, so its cost does not depend on
 //! the dataset's content.
@@ -33,6 +34,7 @@ use crate::backend::{AttackCheckpoints, Backend, TaskContext};
 use crate::data::{DataError, Dataset};
 use crate::distill::dm;
 use crate::distill::gm::{self, GmSettings};
+use crate::distill::idm::{self, IdmSettings, Term};
 use crate::distill::{DistillError, Matching, Run};
 use crate::model::{ConvNetConfig, ModelError};
 use crate::tch_backend::TchBackend;
@@ -93,6 +95,8 @@ pub enum DistillMethod {
     Dm,
     Dc,
     Dsa,
+    Idm,
+    Bacon,
 }
 
 /// What a distillation bench runs.
@@ -270,6 +274,13 @@ pub fn run_distill(config: &DistillBenchConfig) -> Result<DistillRow, BenchError
             let settings =
                 GmSettings { matching: Matching { iterations, batch_real, ..official.matching }, ..official };
             gm::distill(&run, &settings)?;
+        }
+        DistillMethod::Idm | DistillMethod::Bacon => {
+            let term = if config.method == DistillMethod::Idm { Term::Mean } else { Term::Bacon };
+            let official = IdmSettings::official("synthetic", config.ipc, term);
+            let settings =
+                IdmSettings { matching: Matching { iterations, batch_real, ..official.matching }, ..official };
+            idm::distill(&run, &settings)?;
         }
     }
     if let Device::Cuda(index) = config.device {

@@ -194,6 +194,11 @@ enum DistillArg {
     Dc,
     /// Gradient matching with siamese DSA (Zhao & Bilen).
     Dsa,
+    /// DM through a queue of trained ConvNets on mosaic images, with the official settings for
+    /// --ipc.
+    Idm,
+    /// IDM with BACON's matching term.
+    Bacon,
 }
 
 impl DistillArg {
@@ -202,6 +207,8 @@ impl DistillArg {
             DistillArg::Dm => bench::DistillMethod::Dm,
             DistillArg::Dc => bench::DistillMethod::Dc,
             DistillArg::Dsa => bench::DistillMethod::Dsa,
+            DistillArg::Idm => bench::DistillMethod::Idm,
+            DistillArg::Bacon => bench::DistillMethod::Bacon,
         }
     }
 }

@@ -507,8 +507,12 @@ async fn fetched_distill_output(
             TaskFailure::retryable("cache_unwritable", format!("cannot cache the distilled set: {error}"))
         })?;
     }
-    let file =
-        DistilledFile { path: path.display().to_string(), stored: "normalized".to_owned(), ..Default::default() };
+    let file = DistilledFile {
+        path: path.display().to_string(),
+        stored: "normalized".to_owned(),
+        mosaic: output.mosaic,
+        ..Default::default()
+    };
     spec.source = Some(DistilledSource { source: Some(distilled_source::Source::File(file)) });
     Ok(spec)
 }

@@ -62,6 +62,7 @@ fn missing_data_and_unusable_sources_fail_with_their_codes() {
             experiment: 0,
             stored: "pixels".into(),
             labels_path: String::new(),
+            mosaic: false,
         })),
     });
     let failure = backend.train(&file, &TaskContext::detached()).expect_err("no file");

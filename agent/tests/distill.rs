@@ -5,10 +5,14 @@
 //!   and a run resumed from its snapshots, bit for bit too.
 //! - DC and DSA, gradient matching: the double backward against finite differences, and the same
 //!   seed and resume properties for a run with the inner loop and DSA.
+//! - IDM and BACON: BACON's term against its reference code (`scripts/distill/bacon_reference.py`)
+//!   where that is finite, and the same seed and resume properties with the queue of nets.
 
 mod common;
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -18,6 +22,7 @@ use beard_agent::backend::TaskContext;
 use beard_agent::data::{Dataset, Split, dataset_info};
 use beard_agent::distill::dm;
 use beard_agent::distill::gm::{self, GmSettings};
+use beard_agent::distill::idm::{self, IdmSettings, Term};
 use beard_agent::distill::{Matching, Run, Start};
 use beard_agent::host_tensor;
 use beard_agent::model::checkpoint;
@@ -66,27 +71,10 @@ fn the_loss_and_its_gradient_match_pytorch() {
         batches.insert(format!("real.{class}"), real[class].shallow_clone());
         batches.insert(format!("syn.{class}"), syn[class].detach());
     }
-    let tensors = dir.path().join("batches.safetensors");
-    std::fs::write(&tensors, checkpoint::save(&batches).expect("encode")).expect("write");
-    let out = dir.path().join("out.safetensors");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/distill/dm_reference.py");
-    let output = Command::new(python())
-        .arg(script)
-        .arg("--checkpoint")
-        .arg(&weights)
-        .arg("--tensors")
-        .arg(&tensors)
-        .arg("--out")
-        .arg(&out)
-        .args(["--width", "8", "--classes", &CLASSES.to_string()])
-        .output()
-        .expect("python runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let reference: HashMap<String, Tensor> = state_dict::read(&std::fs::read(&out).expect("read"))
-        .expect("safetensors")
-        .into_iter()
-        .map(|(name, stored)| (name, host_tensor::to_tensor(&stored).expect("a tensor")))
-        .collect();
+    let classes = CLASSES.to_string();
+    let args =
+        [OsStr::new("--checkpoint"), weights.as_os_str(), "--width".as_ref(), "8".as_ref(), "--classes".as_ref()];
+    let reference = reference(dir.path(), "dm_reference.py", &batches, &[&args[..], &[classes.as_ref()]].concat());
 
     let (ours, theirs) = (loss.double_value(&[]), reference["loss"].double_value(&[0]));
     assert!(ours > 0.0 && ((ours - theirs) / theirs).abs() < 1e-5, "loss {ours} vs PyTorch {theirs}");
@@ -99,6 +87,30 @@ fn the_loss_and_its_gradient_match_pytorch() {
             "class {class}: gradients differ by {difference} (scale {scale})"
         );
     }
+}
+
+/// What `scripts/distill/{script}` computes from `tensors` (its `--tensors`, written to `dir`),
+/// given `args` besides: the tensors it writes to `--out`.
+fn reference(dir: &Path, script: &str, tensors: &HashMap<String, Tensor>, args: &[&OsStr]) -> HashMap<String, Tensor> {
+    let input = dir.join("tensors.safetensors");
+    std::fs::write(&input, checkpoint::save(tensors).expect("encode")).expect("write");
+    let out = dir.join("out.safetensors");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/distill").join(script);
+    let output = Command::new(python())
+        .arg(&script)
+        .arg("--tensors")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(output.status.success(), "{}: {}", script.display(), String::from_utf8_lossy(&output.stderr));
+    state_dict::read(&std::fs::read(&out).expect("read"))
+        .expect("safetensors")
+        .into_iter()
+        .map(|(name, stored)| (name, host_tensor::to_tensor(&stored).expect("a tensor")))
+        .collect()
 }
 
 /// A run of `ipc` images per class of `dataset`'s `train` split.
@@ -262,4 +274,80 @@ fn gradient_matching_gives_the_same_set_for_a_seed_and_resumes_bit_for_bit() {
     .expect("an empty inner loop is refused")
     .to_string();
     assert!(error.contains("inner_loop"), "{error}");
+}
+
+#[test]
+fn bacons_term_matches_its_reference_where_the_reference_is_finite() {
+    let options = (Kind::Float, Device::Cpu);
+    tch::manual_seed(13);
+    let real = Tensor::randn([16, 32], options) * 0.5;
+    let synthetic = Tensor::randn([4, 32], options) * 0.5 + 0.3;
+    // Far apart with a small spread: the reference's density underflows to 0 and its log to -inf.
+    let real_far = Tensor::randn([16, 32], options) * 0.01;
+    let synthetic_far = real_far.narrow(0, 0, 4) + 200.0;
+    let mut features = HashMap::new();
+    for (name, tensor) in
+        [("real.near", &real), ("syn.near", &synthetic), ("real.far", &real_far), ("syn.far", &synthetic_far)]
+    {
+        features.insert(name.to_owned(), tensor.shallow_clone());
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = reference(dir.path(), "bacon_reference.py", &features, &[]);
+
+    let leaf = synthetic.copy().set_requires_grad(true);
+    let loss = idm::bacon_term(&real, &leaf).expect("the term");
+    let gradient = Tensor::run_backward(&[&loss], &[&leaf], false, false).pop().expect("a gradient");
+    let (ours, theirs) = (loss.double_value(&[]), reference["loss.near"].double_value(&[0]));
+    assert!(((ours - theirs) / theirs).abs() < 1e-5, "BACON's term {ours} vs the reference's {theirs}");
+    let expected = &reference["grad.near"];
+    let scale = expected.abs().max().double_value(&[]);
+    let difference = (&gradient - expected).abs().max().double_value(&[]);
+    assert!(scale > 0.0 && difference <= 1e-4 * scale, "gradients differ by {difference} (scale {scale})");
+
+    let far = idm::bacon_term(&real_far, &synthetic_far).expect("the term").double_value(&[]);
+    assert!(reference["loss.far"].double_value(&[0]).is_infinite(), "the reference overflows here");
+    // About 32 dimensions x (200 / e^0.01)^2 / 2.
+    assert!(far.is_finite() && far > 5e5, "the log form stays finite: {far}");
+}
+
+/// A tiny IDM or BACON run on `synthetic`: a queue of at most 3 nets, a new one every 2
+/// iterations, 2 of them training 2 steps each per iteration, meters reset at iteration 3.
+fn idm_settings(term: Term) -> IdmSettings {
+    let official = IdmSettings::official("synthetic", 1, term);
+    IdmSettings {
+        matching: Matching { iterations: 4, batch_real: 8, ..official.matching },
+        net_num: 3,
+        net_generate_interval: 2,
+        fetch_net_num: 2,
+        model_train_steps: 2,
+        trained_bs: 16,
+        eval_interval: 3,
+        ..official
+    }
+}
+
+#[test]
+fn idm_and_bacon_give_the_same_set_for_a_seed_and_resume_with_their_queue_bit_for_bit() {
+    let (dataset, config) = synthetic_run();
+    let train = dataset.train().expect("a train split");
+    let snapshots = Arc::new(Mutex::new(Vec::new()));
+    let sink = snapshots.clone();
+    let ctx = TaskContext::new(|_| {}, Arc::new(AtomicBool::new(false)))
+        .with_snapshots(Duration::ZERO, move |snapshot| sink.lock().expect("lock").push(snapshot));
+    let run = |term, seed, resume: Option<&Snapshot>, ctx: &TaskContext| {
+        idm::distill(&run_of(train, &dataset, &config, 1, seed, resume, ctx), &idm_settings(term)).expect("distils")
+    };
+    let whole = run(Term::Mean, 3, None, &ctx);
+    assert_eq!(whole.set.images().size(), [dataset.info.classes as i64, 3, 32, 32], "one mosaic per class");
+    assert!(whole.final_loss.is_finite() && whole.final_loss > 0.0, "loss {}", whole.final_loss);
+    let detached = TaskContext::detached();
+    assert!(run(Term::Mean, 3, None, &detached).set.images().equal(whole.set.images()), "the same seed, bit for bit");
+    assert!(!run(Term::Bacon, 3, None, &detached).set.images().equal(whole.set.images()), "BACON's term differs");
+    let snapshots = snapshots.lock().expect("lock").clone();
+    assert_eq!(snapshots.iter().map(|s| s.iteration).collect::<Vec<_>>(), [1, 2, 3]);
+    for snapshot in [&snapshots[0], &snapshots[2]] {
+        let resumed = run(Term::Mean, 3, Some(snapshot), &detached);
+        assert_eq!(resumed.resumed_from, snapshot.iteration);
+        assert!(resumed.set.images().equal(whole.set.images()), "resumed at {}: the same set", snapshot.iteration);
+    }
 }

@@ -35,7 +35,7 @@ torch.save([1, 2, 3], "list.pt")
 
 fn file(dir: &Path, path: &str, labels: &str, stored: &str, experiment: u32) -> DistilledFile {
     let at = |name: &str| if name.is_empty() { String::new() } else { dir.join(name).display().to_string() };
-    DistilledFile { path: at(path), experiment, stored: stored.into(), labels_path: at(labels) }
+    DistilledFile { path: at(path), experiment, stored: stored.into(), labels_path: at(labels), mosaic: false }
 }
 
 fn load(file: &DistilledFile, ipc: u32) -> Result<DistilledSet, DataError> {
@@ -79,6 +79,16 @@ fn every_layout_loads_with_its_labels_and_pixel_mapping() {
     let soft = load(&file(d, "soft.pt", "", "pixels", 0), 2).expect("loads");
     assert!(soft.has_soft_labels());
     assert_eq!(soft.labels.size(), [20, 10]);
+    // As IDM's and BACON's mosaics: four images each (constant images decode to themselves),
+    // all the top-left quadrants first, the labels repeated in that order.
+    let mosaics = load(&DistilledFile { mosaic: true, ..file(d, "tuple.pt", "", "pixels", 0) }, 2).expect("loads");
+    assert_eq!(mosaics.images.size(), [80, 3, 32, 32]);
+    let repeated: Vec<i64> = labels.iter().cycle().take(80).copied().collect();
+    assert_eq!(Vec::<i64>::try_from(&mosaics.labels).expect("labels"), repeated);
+    let quadrants = corners(&mosaics);
+    assert!(quadrants.chunks(20).all(|quadrant| quadrant.iter().zip(&pixels).all(|(a, b)| (a[0] - b[0]).abs() < 1e-6)));
+    let soft_mosaics = load(&DistilledFile { mosaic: true, ..file(d, "soft.pt", "", "pixels", 0) }, 2).expect("loads");
+    assert_eq!(soft_mosaics.labels.size(), [80, 10]);
 }
 
 #[test]

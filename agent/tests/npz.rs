@@ -31,7 +31,7 @@ open("truncated.npz", "wb").write(open("set.npz", "rb").read()[:5000])
 
 fn file(dir: &Path, path: &str, labels: &str) -> DistilledFile {
     let at = |name: &str| if name.is_empty() { String::new() } else { dir.join(name).display().to_string() };
-    DistilledFile { path: at(path), experiment: 0, stored: "normalized".into(), labels_path: at(labels) }
+    DistilledFile { path: at(path), experiment: 0, stored: "normalized".into(), labels_path: at(labels), mosaic: false }
 }
 
 fn load(file: &DistilledFile) -> Result<DistilledSet, String> {

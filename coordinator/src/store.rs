@@ -10,7 +10,8 @@
 //! - `sweep_tasks`: which sweeps want which tasks.
 //! - `task_inputs`: the further tasks a task waits for besides `depends_on` (a DAG fan-in).
 //! - `results`: the accepted result of a task: an attack task's shard; a train task's checkpoint
-//!   digest; a distill task's set digest with its run record (a `DistillResult` without blobs).
+//!   digest with its run record (a `TrainResult` without the checkpoint); a distill task's set
+//!   digest with its run record (a `DistillResult` without blobs).
 //! - `task_files`: further blobs a task produced (a distilled set's safetensors encoding).
 //! - `snapshots`: the latest state a long task (a distillation) saved, for its next lease.
 //! - `task_progress`: what the agent on a leased task last reported.

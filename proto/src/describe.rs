@@ -76,6 +76,8 @@ pub fn describe_distill(distill: &DistillSpec) -> String {
             "dsa"
         }
         Some(distill_spec::Algorithm::GradientMatching(_)) => "dc",
+        Some(distill_spec::Algorithm::Idm(config)) if config.bacon => "bacon",
+        Some(distill_spec::Algorithm::Idm(_)) => "idm",
         Some(distill_spec::Algorithm::Herding(_)) => "herding",
         Some(distill_spec::Algorithm::Kcenter(_)) => "kcenter",
         None => "none",

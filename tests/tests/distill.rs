@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use beard_proto::blob::Assembler;
-use beard_proto::v1::{DistillResult, FetchOutputRequest};
+use beard_proto::v1::{DistillResult, FetchOutputRequest, TrainResult};
 use common::*;
 use prost::Message;
 
@@ -41,12 +41,13 @@ fn snapshot_often() -> Vec<String> {
 }
 
 /// The distill task's accepted run record, set digest and attempts.
-fn distill_result(state: &Path, sweep: &str) -> anyhow::Result<(DistillResult, String, u32)> {
+fn distill_result(state: &Path, sweep: &str, method: &str) -> anyhow::Result<(DistillResult, String, u32)> {
     let conn = open_state(state)?;
     let (record, digest, attempts): (Vec<u8>, String, u32) = conn.query_row(
         "SELECT r.shard, r.checkpoint_sha256, t.attempts FROM sweep_tasks st JOIN tasks t ON t.id = st.task_id
-         JOIN results r ON r.task_id = t.id WHERE st.sweep_id = ?1 AND t.kind = 'distill'",
-        [sweep],
+         JOIN results r ON r.task_id = t.id WHERE st.sweep_id = ?1 AND t.kind = 'distill'
+         AND t.description LIKE '%/' || ?2 || '/%'",
+        [sweep, method],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     Ok((DistillResult::decode(record.as_slice())?, digest, attempts))
@@ -102,7 +103,7 @@ async fn a_killed_distillation_resumes_from_its_snapshot_and_learns_the_uninterr
     let finished = wait_finished(&mut client, &sweep, Duration::from_secs(600)).await?;
     assert_eq!((finished.state.as_str(), finished.failed), ("completed", 0), "{finished:?}");
     assert_eq!((finished.done, finished.total), (3, 3), "distill, train, attack");
-    let (record, resumed_digest, attempts) = distill_result(&coordinator.state, &sweep)?;
+    let (record, resumed_digest, attempts) = distill_result(&coordinator.state, &sweep, "DM")?;
     assert!(attempts >= 2, "the killed attempt counted ({attempts})");
     assert!(
         record.resumed_from >= snapshot && record.resumed_from < 400,
@@ -119,7 +120,7 @@ async fn a_killed_distillation_resumes_from_its_snapshot_and_learns_the_uninterr
     // The same sweep, uninterrupted, on a fresh coordinator: the same set, bit for bit.
     let fresh = tempfile::tempdir()?;
     let uninterrupted = complete_sweep(fresh.path(), &distill_sweep("distill-resume")).await?;
-    let (record, digest, attempts) = distill_result(&uninterrupted.coordinator.state, &uninterrupted.sweep)?;
+    let (record, digest, attempts) = distill_result(&uninterrupted.coordinator.state, &uninterrupted.sweep, "DM")?;
     assert_eq!((attempts, record.resumed_from), (1, 0));
     assert_eq!(digest, resumed_digest, "the resumed run learned the uninterrupted run's set");
 
@@ -142,12 +143,14 @@ async fn a_killed_distillation_resumes_from_its_snapshot_and_learns_the_uninterr
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sets_larger_than_a_chunk_travel_both_ways_and_train_their_models() -> anyhow::Result<()> {
-    // Herding at IPC 50: 500 images, 6 MB in each encoding, several chunks up and down.
+    // Herding at IPC 50: 500 images, 6 MB in each encoding, several chunks up and down. IDM's
+    // 500 mosaics train their model as 2,000 decoded images.
     let yaml = r#"name: herding-50
 datasets:
   synthetic: {}
 methods:
   herding: { distill: { method: herding, epochs: 1 } }
+  IDM: { distill: { method: idm, iterations: 2, batch_real: 8, net_num: 3, model_train_steps: 1, trained_bs: 16 } }
 ipc: [50]
 attacks:
   fgsm: {}
@@ -163,8 +166,16 @@ evaluation: { test_samples: 64, batch_size: 64 }
     let mut client = control(&coordinator).await?;
     let sweep = submit(&mut client, yaml).await?;
     let finished = wait_finished(&mut client, &sweep, Duration::from_secs(600)).await?;
-    assert_eq!((finished.state.as_str(), finished.failed, finished.done), ("completed", 0, 3), "{finished:?}");
-    let (record, digest, _) = distill_result(&coordinator.state, &sweep)?;
+    assert_eq!((finished.state.as_str(), finished.failed, finished.done), ("completed", 0, 6), "{finished:?}");
+    let conn = open_state(&coordinator.state)?;
+    let idm_model: Vec<u8> = conn.query_row(
+        "SELECT r.shard FROM tasks t JOIN results r ON r.task_id = t.id WHERE t.kind = 'train'
+         AND t.description LIKE '%/IDM/%'",
+        [],
+        |r| r.get(0),
+    )?;
+    assert_eq!(TrainResult::decode(idm_model.as_slice())?.train_images, 4 * 50 * 10, "decoded mosaics");
+    let (record, digest, _) = distill_result(&coordinator.state, &sweep, "herding")?;
     let blobs = coordinator.state.join("blobs");
     let set = std::fs::read(blobs.join(&digest))?;
     assert!(set.len() > 4 * beard_proto::blob::CHUNK_BYTES, "{} bytes", set.len());
@@ -177,8 +188,10 @@ evaluation: { test_samples: 64, batch_size: 64 }
 
     // Down again, as a train task on another agent fetches it: in chunks, checked, whole.
     let mut agent = agent_client(&coordinator.url, Some(&coordinator.token()?)).await?;
-    let conn = open_state(&coordinator.state)?;
-    let task_id: String = conn.query_row("SELECT id FROM tasks WHERE kind = 'distill'", [], |r| r.get(0))?;
+    let task_id: String =
+        conn.query_row("SELECT id FROM tasks WHERE kind = 'distill' AND description LIKE '%/herding/%'", [], |r| {
+            r.get(0)
+        })?;
     let mut chunks = agent.fetch_output(FetchOutputRequest { task_id }).await?.into_inner();
     let mut assembler = Assembler::new(Vec::new());
     let mut count = 0;

@@ -22,6 +22,8 @@ use std::path::Path;
 
 use beard_formats::torchfile::{self, Dtype, StoredTensor, Value};
 use beard_proto::v1::{DistilledFile, DistilledSource, distilled_source};
+
+use super::mosaic;
 use safetensors::SafeTensors;
 use tch::{Device, Kind, TchError, Tensor};
 
@@ -120,6 +122,14 @@ pub fn load_file(
     };
     let images = pixel_images(&images, dataset, &file.stored).map_err(invalid)?;
     let labels = checked_labels(&labels, images.size()[0], dataset.classes, ipc).map_err(invalid)?;
+    let (images, labels) = if file.mosaic {
+        if !dataset.image_size.is_multiple_of(2) {
+            return Err(invalid(format!("mosaics need an even image size, not {}", dataset.image_size)));
+        }
+        (mosaic::decode(&images)?, mosaic::decode_labels(&labels)?)
+    } else {
+        (images, labels)
+    };
     Ok(DistilledSet { images: images.f_to(device)?, labels: labels.f_to(device)? })
 }
 

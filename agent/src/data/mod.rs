@@ -8,6 +8,7 @@
 //!   its JPEGs decoded once into a [`cache`] file).
 //! - [`distilled`]: the training set of one train task (`random` subsets or distilled-set files).
 //! - [`npz`]: NumPy `.npz` archives of distilled sets.
+//! - [`mosaic`]: IDM's and BACON's 2x2 mosaic images.
 //! - [`fetch`]: the official dataset archives, downloaded, verified and unpacked
 //!   (`agent datasets fetch`).
 //! - [`rng`]: the host RNG behind every seeded draw.
@@ -16,6 +17,7 @@ pub mod cache;
 pub mod cifar;
 pub mod distilled;
 pub mod fetch;
+pub mod mosaic;
 pub mod npz;
 pub mod rng;
 pub mod synthetic;

@@ -24,20 +24,25 @@ pub fn official() -> Matching {
     Matching { iterations: 20_000, batch_real: 256, lr_img: 1.0, momentum: 0.5, dsa: true, start: Start::Real }
 }
 
-/// DM's loss for one network: the sum over classes of the squared distance between the mean
-/// embeddings of the real batch (no gradient) and the synthetic batch of the class.
+/// DM's loss for one network: the sum over classes of [`mean_distance`] between the embeddings
+/// of the real batch (no gradient) and the synthetic batch of the class.
 pub fn loss(net: &ConvNet, real: &[Tensor], synthetic: &[Tensor]) -> Result<Tensor, TchError> {
     let mut total: Option<Tensor> = None;
     for (real, synthetic) in real.iter().zip(synthetic) {
-        let real_mean = tch::no_grad(|| net.embed(real, false)?.f_mean_dim(0, false, None))?;
-        let synthetic_mean = net.embed(synthetic, false)?.f_mean_dim(0, false, None)?;
-        let term = real_mean.f_sub(&synthetic_mean)?.f_square()?.f_sum(None)?;
+        let real_features = tch::no_grad(|| net.embed(real, false))?;
+        let term = mean_distance(&real_features, &net.embed(synthetic, false)?)?;
         total = Some(match total {
             None => term,
             Some(sum) => sum.f_add(&term)?,
         });
     }
     total.ok_or_else(|| TchError::Shape("DM's loss needs at least one class".into()))
+}
+
+/// The squared distance between the mean rows of two feature batches `[n, d]` and `[m, d]`.
+pub fn mean_distance(real: &Tensor, synthetic: &Tensor) -> Result<Tensor, TchError> {
+    let difference = real.f_mean_dim(0, false, None)?.f_sub(&synthetic.f_mean_dim(0, false, None)?)?;
+    difference.f_square()?.f_sum(None)
 }
 
 /// Distils `run`'s set with DM. Reports `iteration i/n: loss l` every [`REPORT_EVERY`]
@@ -51,7 +56,7 @@ pub fn distill(run: &Run, settings: &Matching) -> Result<Distilled, DistillError
         if run.ctx.is_cancelled() {
             return Err(DistillError::Cancelled);
         }
-        let mut net = fresh_net(run.model, run.seed, iteration, device)?;
+        let mut net = fresh_net(run.model, run.seed, &[u64::from(iteration)], device)?;
         net.freeze();
         let (real, fake) = batches.pairs(&[u64::from(iteration)], &synthetic)?;
         let loss = loss(&net, &real, &fake)?;
@@ -63,7 +68,7 @@ pub fn distill(run: &Run, settings: &Matching) -> Result<Distilled, DistillError
         } else {
             None
         };
-        run.finish_iteration(done, settings.iterations, reported, &synthetic)?;
+        run.finish_iteration(done, settings.iterations, reported, || synthetic.state())?;
     }
     Ok(Distilled { set: synthetic, final_loss, resumed_from })
 }

@@ -158,7 +158,7 @@ pub fn distill(run: &Run, settings: &GmSettings) -> Result<Distilled, DistillErr
     let device = run.train.images.device();
     let mut final_loss = f64::NAN;
     for iteration in resumed_from..iterations {
-        let net = fresh_net(run.model, run.seed, iteration, device)?;
+        let net = fresh_net(run.model, run.seed, &[u64::from(iteration)], device)?;
         let mut loss_sum = 0.0;
         for outer in 0..settings.outer_loop {
             if run.ctx.is_cancelled() {
@@ -174,7 +174,7 @@ pub fn distill(run: &Run, settings: &GmSettings) -> Result<Distilled, DistillErr
             }
         }
         final_loss = loss_sum / (run.dataset.classes as f64 * f64::from(settings.outer_loop));
-        run.finish_iteration(iteration + 1, iterations, Some(final_loss), &synthetic)?;
+        run.finish_iteration(iteration + 1, iterations, Some(final_loss), || synthetic.state())?;
     }
     Ok(Distilled { set: synthetic, final_loss, resumed_from })
 }

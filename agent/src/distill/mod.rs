@@ -1,6 +1,8 @@
 //! Dataset distillation: small synthetic training sets learned from a real training split.
 //!
 //! - [`dm`]: distribution matching (Zhao & Bilen), frozen random ConvNets and siamese DSA.
+//! - [`idm`]: IDM and BACON, distribution matching through a queue of trained ConvNets on
+//!   mosaic images.
 //! - [`gm`]: gradient matching, DC (Zhao, Mopuri & Bilen) and DSA (Zhao & Bilen): a double
 //!   backward through a ConvNet trained along the way.
 //! - [`coreset`]: the herding and k-center baselines, real images chosen in a trained ConvNet's
@@ -25,12 +27,14 @@
 pub mod coreset;
 pub mod dm;
 pub mod gm;
+pub mod idm;
 pub mod output;
 
 use coreset::Selection;
 use gm::GmSettings;
+use idm::IdmSettings;
 
-use beard_formats::state_dict::{self, Format};
+use beard_formats::state_dict::{self, Format, StateDict};
 use beard_formats::torchfile::Dtype;
 use beard_proto::v1::{CoresetConfig, DistillInit, DistillSpec, MatchingConfig, Snapshot, distill_spec};
 use tch::{Device, Kind, TchError, Tensor};
@@ -40,7 +44,7 @@ use crate::augment::ops;
 use crate::backend::TaskContext;
 use crate::data::distilled::DistilledSet;
 use crate::data::rng::{Rng, streams};
-use crate::data::{DatasetInfo, Normalization, Split};
+use crate::data::{DatasetInfo, Normalization, Split, mosaic};
 use crate::host_tensor;
 use crate::model::{ConvNet, ConvNetConfig, ModelError};
 use crate::train::TrainError;
@@ -76,6 +80,7 @@ pub fn run(
         Some(distill_spec::Algorithm::GradientMatching(config)) => {
             gm::distill(&run, &GmSettings::from_config(config)?)?.learned()
         }
+        Some(distill_spec::Algorithm::Idm(config)) => idm::distill(&run, &IdmSettings::from_config(config)?)?.learned(),
         Some(distill_spec::Algorithm::Herding(config)) => coreset(Selection::Herding, config),
         Some(distill_spec::Algorithm::Kcenter(config)) => coreset(Selection::KCenter, config),
         None => Err(DistillError::Invalid("the distill spec names no algorithm".into())),
@@ -154,9 +159,19 @@ pub struct Prepared<'a> {
 }
 
 impl<'a> Run<'a> {
-    /// Checks the run's sizes (`ipc`, `batch_real` and `iterations` at least 1, every class with
-    /// `ipc` training images) and sets it up, the set from `start` or from the snapshot.
+    /// [`Self::prepare_with_state`] for a method whose snapshots hold the set alone.
     pub fn prepare(&self, matching: &Matching) -> Result<Prepared<'a>, DistillError> {
+        let (prepared, rest) = self.prepare_with_state(matching)?;
+        match rest.first() {
+            Some((name, _)) => Err(DistillError::Snapshot(format!("unexpected tensor {name:?}"))),
+            None => Ok(prepared),
+        }
+    }
+
+    /// Checks the run's sizes (`ipc`, `batch_real` and `iterations` at least 1, every class with
+    /// `ipc` training images) and sets it up, the set from `start` or from the snapshot; with the
+    /// snapshot's tensors that are not the set's (empty for a run from the start).
+    pub fn prepare_with_state(&self, matching: &Matching) -> Result<(Prepared<'a>, StateDict), DistillError> {
         let (train, dataset, ipc) = (self.train, self.dataset, self.ipc);
         let Matching { iterations, batch_real, start, dsa, .. } = *matching;
         if ipc == 0 || batch_real == 0 || iterations == 0 {
@@ -167,12 +182,14 @@ impl<'a> Run<'a> {
             return Err(DistillError::Invalid(format!("a class has fewer than {ipc} training images")));
         }
         let (_, channels, height, width) = train.images.size4()?;
-        let (synthetic, resumed_from) = match self.resume {
-            None => (Synthetic::start(start, train, &sampler, &dataset.normalization, ipc, self.seed)?, 0),
+        let (synthetic, rest, resumed_from) = match self.resume {
+            None => (Synthetic::start(start, train, &sampler, &dataset.normalization, ipc, self.seed)?, Vec::new(), 0),
             Some(snapshot) if snapshot.iteration < iterations => {
                 let image = [channels, height, width];
                 let device = train.images.device();
-                (Synthetic::restore(&snapshot.state, dataset.classes, ipc, image, device)?, snapshot.iteration)
+                let tensors = state_dict::read(&snapshot.state).map_err(|e| DistillError::Snapshot(e.to_string()))?;
+                let (synthetic, rest) = Synthetic::restore(tensors, dataset.classes, ipc, image, device)?;
+                (synthetic, rest, snapshot.iteration)
             }
             Some(snapshot) => {
                 return Err(DistillError::Snapshot(format!(
@@ -189,33 +206,39 @@ impl<'a> Run<'a> {
             dsa,
             seed: self.seed,
         };
-        Ok(Prepared { batches, synthetic, resumed_from })
+        Ok((Prepared { batches, synthetic, resumed_from }, rest))
     }
 
     /// Reports iteration `done` of `iterations` with its loss where one was read back, then
-    /// hands the context a snapshot of `synthetic` when one is due (never after the last: the
-    /// finished set follows).
+    /// hands the context a snapshot, the bytes `state` gives, when one is due (never after the
+    /// last: the finished set follows).
     pub fn finish_iteration(
         &self,
         done: u32,
         iterations: u32,
         loss: Option<f64>,
-        synthetic: &Synthetic,
+        state: impl FnOnce() -> Result<Vec<u8>, DistillError>,
     ) -> Result<(), DistillError> {
         if let Some(loss) = loss {
             self.ctx.progress(format!("iteration {done}/{iterations}: loss {loss:.4}"));
         }
         if done < iterations && self.ctx.snapshot_due() {
-            self.ctx.save_snapshot(done, synthetic.state()?);
+            self.ctx.save_snapshot(done, state()?);
         }
         Ok(())
     }
 }
 
-/// Iteration `iteration`'s fresh ConvNet shaped as `model`, on normalized images, its weights
-/// drawn from `[DISTILL, NETS, iteration]` under `seed`.
-pub fn fresh_net(model: &ConvNetConfig, seed: u64, iteration: u32, device: Device) -> Result<ConvNet, ModelError> {
-    let net_seed = Rng::stream(seed, &[streams::DISTILL, purpose::NETS, u64::from(iteration)]).next_u64();
+/// A snapshot's tensors as its bytes (safetensors).
+pub fn encode_state(tensors: &StateDict) -> Result<Vec<u8>, DistillError> {
+    state_dict::encode(tensors, Format::Safetensors).map_err(|e| DistillError::Snapshot(e.to_string()))
+}
+
+/// A fresh ConvNet shaped as `model`, on normalized images, its weights drawn from
+/// `[DISTILL, NETS, key..]` under `seed` (`key` is the iteration that draws it, and more where
+/// an iteration draws several).
+pub fn fresh_net(model: &ConvNetConfig, seed: u64, key: &[u64], device: Device) -> Result<ConvNet, ModelError> {
+    let net_seed = Rng::stream(seed, &[&[streams::DISTILL, purpose::NETS], key].concat()).next_u64();
     let mut net = ConvNet::new(model, net_seed, device)?;
     net.take_normalizer();
     Ok(net)
@@ -254,6 +277,12 @@ mod purpose {
     pub const CORESET: u64 = 5;
     /// Gradient matching's inner training: `[DISTILL, INNER, iteration, outer step]`.
     pub const INNER: u64 = 6;
+    /// The queue nets IDM matches through: `[DISTILL, PICK, iteration]`.
+    pub const PICK: u64 = 7;
+    /// The queue nets IDM trains: `[DISTILL, FETCH, iteration]`.
+    pub const FETCH: u64 = 8;
+    /// Their real batches: `[DISTILL, QUEUE_BATCH, iteration, net, step]`.
+    pub const QUEUE_BATCH: u64 = 9;
 }
 
 /// Where the synthetic images start.
@@ -263,6 +292,9 @@ pub enum Start {
     Noise,
     /// Random real images of each class.
     Real,
+    /// IDM's partition-and-expansion start: each image a [`mosaic`] of four random real images
+    /// of its class, drawn quadrant by quadrant.
+    Mosaic,
 }
 
 /// The synthetic set being learned: `ipc` images per class, class-major, in normalized space.
@@ -302,6 +334,15 @@ impl Synthetic {
                     .collect::<Result<Vec<_>, _>>()?;
                 Tensor::f_cat(&per_class, 0)?
             }
+            Start::Mosaic => {
+                let per_class = (0..classes as usize)
+                    .map(|class| {
+                        let mut quadrant = || sampler.batch(train, normalization, class, ipc as usize, &mut rng);
+                        mosaic::encode(&[quadrant()?, quadrant()?, quadrant()?, quadrant()?])
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Tensor::f_cat(&per_class, 0)?
+            }
         };
         Ok(Self { images: images.f_detach()?.f_set_requires_grad(true)?, ipc, classes, velocity: None })
     }
@@ -319,44 +360,53 @@ impl Synthetic {
     /// The state between two iterations as safetensors bytes: `images` and, once SGD has
     /// stepped, `velocity`.
     pub fn state(&self) -> Result<Vec<u8>, DistillError> {
+        encode_state(&self.state_tensors()?)
+    }
+
+    /// The tensors of [`Self::state`], for a method that adds its own.
+    pub fn state_tensors(&self) -> Result<StateDict, TchError> {
         let mut tensors = vec![("images".to_owned(), host_tensor::from_tensor(&self.images)?)];
         if let Some(velocity) = &self.velocity {
             tensors.push(("velocity".to_owned(), host_tensor::from_tensor(velocity)?));
         }
-        state_dict::encode(&tensors, Format::Safetensors).map_err(|e| DistillError::Snapshot(e.to_string()))
+        Ok(tensors)
     }
 
-    /// The set a [`Self::state`] describes, checked against the shape this run learns: `classes`
-    /// x `ipc` images of `[channels, height, width]`, on `device`.
+    /// The set the tensors of a [`Self::state`] describe, checked against the shape this run
+    /// learns: `classes` x `ipc` images of `[channels, height, width]`, on `device`; with the
+    /// tensors that are not the set's (a method's own state).
     pub fn restore(
-        state: &[u8],
+        tensors: StateDict,
         classes: usize,
         ipc: u32,
         image: [i64; 3],
         device: Device,
-    ) -> Result<Self, DistillError> {
+    ) -> Result<(Self, StateDict), DistillError> {
         let invalid = |message: String| DistillError::Snapshot(message);
-        let tensors = state_dict::read(state).map_err(|e| invalid(e.to_string()))?;
         let (classes, ipc) = (classes as i64, i64::from(ipc));
         let shape: Vec<usize> = [classes * ipc, image[0], image[1], image[2]].iter().map(|&d| d as usize).collect();
         let mut images = None;
         let mut velocity = None;
-        for (name, stored) in &tensors {
+        let mut rest = Vec::new();
+        for (name, stored) in tensors {
+            let slot = match name.as_str() {
+                "images" => &mut images,
+                "velocity" => &mut velocity,
+                _ => {
+                    rest.push((name, stored));
+                    continue;
+                }
+            };
             if stored.dtype != Dtype::F32 || stored.shape != shape {
                 return Err(invalid(format!(
                     "{name:?} is {:?} {:?}, expected F32 {shape:?}",
                     stored.dtype, stored.shape
                 )));
             }
-            let tensor = host_tensor::to_tensor(stored)?.f_to(device)?;
-            match name.as_str() {
-                "images" => images = Some(tensor),
-                "velocity" => velocity = Some(tensor),
-                other => return Err(invalid(format!("unexpected tensor {other:?}"))),
-            }
+            *slot = Some(host_tensor::to_tensor(&stored)?.f_to(device)?);
         }
         let images = images.ok_or_else(|| invalid("no \"images\" tensor".into()))?;
-        Ok(Self { images: images.f_set_requires_grad(true)?, ipc, classes, velocity })
+        Ok((Self { images: images.f_set_requires_grad(true)?, ipc, classes, velocity }, rest))
     }
 
     /// One step of `torch.optim.SGD(lr, momentum)` (no dampening, no weight decay) along
@@ -413,6 +463,21 @@ impl ClassSampler {
         self.by_class.iter().map(Vec::len).min().unwrap_or(0)
     }
 
+    /// `count` random images of any class (at most the split's size), normalized, with their
+    /// labels.
+    pub fn mixed_batch(
+        &self,
+        train: &Split,
+        normalization: &Normalization,
+        count: usize,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Tensor), TchError> {
+        let mut members: Vec<i64> = self.by_class.concat();
+        let index = partial_shuffle(&mut members, count, rng).f_to(train.images.device())?;
+        let images = normalization.normalize(&train.images.f_index_select(0, &index)?)?;
+        Ok((images, train.labels.f_index_select(0, &index)?))
+    }
+
     /// `count` random images of `class` (at most the class's size), normalized.
     pub fn batch(
         &self,
@@ -423,16 +488,20 @@ impl ClassSampler {
         rng: &mut Rng,
     ) -> Result<Tensor, TchError> {
         let mut members = self.by_class[class].clone();
-        // A partial Fisher-Yates shuffle: the first `count` are a uniform sample.
-        let count = count.min(members.len());
-        for index in 0..count {
-            let pick = index + rng.below((members.len() - index) as u64) as usize;
-            members.swap(index, pick);
-        }
-        let device = train.images.device();
-        let index = Tensor::f_from_slice(&members[..count])?.f_to(device)?;
+        let index = partial_shuffle(&mut members, count, rng).f_to(train.images.device())?;
         normalization.normalize(&train.images.f_index_select(0, &index)?)
     }
+}
+
+/// A uniform sample of `count` of `members` (all of them when fewer), without replacement, as a
+/// CPU tensor: a partial Fisher-Yates shuffle.
+fn partial_shuffle(members: &mut [i64], count: usize, rng: &mut Rng) -> Tensor {
+    let count = count.min(members.len());
+    for index in 0..count {
+        let pick = index + rng.below((members.len() - index) as u64) as usize;
+        members.swap(index, pick);
+    }
+    Tensor::from_slice(&members[..count])
 }
 
 /// Where a matching step's real batches come from: `batch_real` random training images of a
@@ -461,6 +530,11 @@ impl RealBatches<'_> {
         let (_, _, height, width) = real.size4()?;
         let dsa = SiameseDsa::draw(&mut Rng::stream(self.seed, &key(purpose::DSA)), height, width, real.device())?;
         Ok((dsa.apply(&real)?, dsa.apply(&synthetic)?))
+    }
+
+    /// `count` random real images of any class, normalized, with their labels.
+    pub fn mixed(&self, count: usize, rng: &mut Rng) -> Result<(Tensor, Tensor), TchError> {
+        self.sampler.mixed_batch(self.train, self.normalization, count, rng)
     }
 
     /// Every class's [`Self::pair`] at `step`: the real batches and the synthetic ones, in class

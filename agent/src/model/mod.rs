@@ -201,7 +201,12 @@ impl ConvNet {
     /// normalizer is taken out). `train` selects batch statistics (and updates the running ones)
     /// in batch norm; other layers ignore it.
     pub fn forward(&self, images: &Tensor, train: bool) -> Result<Tensor, TchError> {
-        self.embed(images, train)?.f_linear(&self.classifier.weight, Some(&self.classifier.bias))
+        self.classify(&self.embed(images, train)?)
+    }
+
+    /// The logits of features from [`Self::embed`] (for a caller that needs both).
+    pub fn classify(&self, features: &Tensor) -> Result<Tensor, TchError> {
+        features.f_linear(&self.classifier.weight, Some(&self.classifier.bias))
     }
 
     /// The flattened features `[n, width * s * s]` the classifier reads (DC-bench's `embed`).

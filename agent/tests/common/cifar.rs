@@ -53,6 +53,7 @@ pub fn dc_spec(
                 experiment: 0,
                 stored: "normalized".into(),
                 labels_path: String::new(),
+                mosaic: false,
             })),
         }),
         training: Some(reference_training(epochs, lr_schedule, augmentation)),

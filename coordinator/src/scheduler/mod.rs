@@ -454,7 +454,10 @@ impl Scheduler {
                 Some(complete_request::Outcome::Train(result)) => match verify_checkpoint(&result) {
                     Ok(()) => {
                         tx.put_blob(&result.checkpoint_sha256, &result.checkpoint)?;
-                        tx.insert_result(&task_id, &lease_token, agent, now, None, Some(&result.checkpoint_sha256))?;
+                        // The run's record (time, images, loss, device); the checkpoint is a blob.
+                        let record = TrainResult { checkpoint: Vec::new(), ..result };
+                        let digest = Some(record.checkpoint_sha256.as_str());
+                        tx.insert_result(&task_id, &lease_token, agent, now, Some(&record.encode_to_vec()), digest)?;
                         tx.set_state(&task_id, TaskState::Done)?;
                         tracing::info!(task = %task.description, agent, "train result accepted");
                         vec![Transition::TrainCompleted]

@@ -8,7 +8,8 @@
 use beard_proto::evaluation::attack_in;
 use beard_proto::keys::{distill_key, train_key};
 use beard_proto::v1::{
-    AttackSpec, DistillOutput, DistillSpec, DistilledSource, PooledCheckpoint, TrainSpec, distilled_source,
+    AttackSpec, DistillOutput, DistillSpec, DistilledSource, PooledCheckpoint, TrainSpec, distill_spec,
+    distilled_source,
 };
 
 use super::distill;
@@ -116,7 +117,8 @@ impl Sweep {
 
 /// The training-set source that reads a distill task's output.
 fn output_of(distill: &DistillSpec) -> DistilledSource {
-    let output = DistillOutput { distill_task_id: distill_key(distill) };
+    let mosaic = matches!(distill.algorithm, Some(distill_spec::Algorithm::Idm(_)));
+    let output = DistillOutput { distill_task_id: distill_key(distill), mosaic };
     DistilledSource { source: Some(distilled_source::Source::Distilled(output)) }
 }
 

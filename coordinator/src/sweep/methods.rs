@@ -123,6 +123,8 @@ pub(super) struct FileSet {
     pub(super) stored: Stored,
     /// Index of the experiment inside DC/DSA/DM/IDM result files.
     pub(super) experiment: u32,
+    /// The images are IDM's and BACON's 2x2 mosaics, decoded to four images each for training.
+    pub(super) mosaic: bool,
     /// Model-pool checkpoints: PyTorch state dicts or safetensors, read by `coordinator submit`.
     pub(super) checkpoints: Option<OrderedMap<DatasetName, OrderedMap<Count, Text>>>,
     pub(super) model: CheckpointModel,
@@ -195,12 +197,13 @@ const EXPECTED: &str = "`random`, a mapping with `files:` (and optionally stored
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with files, stored, experiment, checkpoints, model, full or distill (and training)"
+    expecting = "a mapping with files, stored, experiment, mosaic, checkpoints, model, full or distill (and training)"
 )]
 struct SourceFields {
     files: Option<OrderedMap<DatasetName, OrderedMap<Count, FileEntry>>>,
     stored: Option<Stored>,
     experiment: Option<u32>,
+    mosaic: Option<bool>,
     checkpoints: Option<OrderedMap<DatasetName, OrderedMap<Count, Text>>>,
     model: Option<CheckpointModel>,
     full: Option<FullSettings>,
@@ -224,13 +227,13 @@ impl SourceFields {
     }
 
     fn source(self) -> Result<MethodSource, &'static str> {
-        let SourceFields { files, stored, experiment, checkpoints, model, full, distill, training: _ } = self;
-        let describes_files = stored.is_some() || experiment.is_some();
+        let SourceFields { files, stored, experiment, mosaic, checkpoints, model, full, distill, training: _ } = self;
+        let describes_files = stored.is_some() || experiment.is_some() || mosaic.is_some();
         if let Some(distill) = distill {
             let others = files.is_some() || checkpoints.is_some() || full.is_some();
             if others || describes_files || model.is_some() {
                 return Err("`distill:` learns the method's sets on the cluster; it takes no `files`, \
-                            `checkpoints`, `full`, `stored`, `experiment` or `model` beside it");
+                            `checkpoints`, `full`, `stored`, `experiment`, `mosaic` or `model` beside it");
             }
             return match distill.mismatch() {
                 Some(mismatch) => Err(mismatch),
@@ -242,11 +245,15 @@ impl SourceFields {
                 (false, false) => Ok(MethodSource::Full(full)),
                 (true, _) => Err("a method takes its models either from files (`files:`, `checkpoints:`) or from \
                                   `full:`, not both"),
-                (false, true) => Err("`stored`, `experiment` and `model` describe files; `full:` takes none of them"),
+                (false, true) => {
+                    Err("`stored`, `experiment`, `mosaic` and `model` describe files; `full:` takes none of them")
+                }
             };
         }
         if files.is_none() && describes_files {
-            return Err("`stored` and `experiment` describe distilled-set files, and this method has no `files:`");
+            return Err(
+                "`stored`, `experiment` and `mosaic` describe distilled-set files, and this method has no `files:`",
+            );
         }
         if checkpoints.is_none() && model.is_some() {
             return Err("`model` describes the method's checkpoints, and it has no `checkpoints:` (the sweep's \
@@ -259,6 +266,7 @@ impl SourceFields {
             files,
             stored: stored.unwrap_or_default(),
             experiment: experiment.unwrap_or(0),
+            mosaic: mosaic.unwrap_or(false),
             checkpoints,
             model: model.unwrap_or_default(),
         }))

@@ -93,6 +93,8 @@ pub enum Source {
         experiment: u32,
         /// `normalized` or `pixels`.
         stored: String,
+        /// IDM's and BACON's 2x2 mosaics, decoded for training.
+        mosaic: bool,
         /// Only those of the sweep's datasets and IPCs, in file order.
         checkpoints: Vec<PoolCheckpoint>,
         /// The checkpoints' pooling, and what their weights must hold.
@@ -153,13 +155,14 @@ impl Method {
             Source::Distill { .. } => return None,
             Source::Random => distilled_source::Source::Random(v1::RandomSubset {}),
             Source::Full { .. } => distilled_source::Source::Full(v1::FullTrainSplit {}),
-            Source::Files { files, experiment, stored, .. } => {
+            Source::Files { files, experiment, stored, mosaic, .. } => {
                 let file = files.iter().find(|file| file.dataset == dataset && file.ipc == ipc)?;
                 distilled_source::Source::File(DistilledFile {
                     path: file.path.clone(),
                     experiment: *experiment,
                     stored: stored.clone(),
                     labels_path: file.labels_path.clone(),
+                    mosaic: *mosaic,
                 })
             }
         };
@@ -321,6 +324,7 @@ fn files_source(set: FileSet, pool_dir: Option<&str>, evaluated: &Evaluated) -> 
         files,
         experiment: set.experiment,
         stored: set.stored.as_str().to_owned(),
+        mosaic: set.mosaic,
         checkpoints,
         checkpoint_model: checkpoint_settings(&set.model),
     }

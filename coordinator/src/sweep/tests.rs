@@ -399,8 +399,10 @@ fn methods_keep_yaml_order() {
 
 #[test]
 fn file_paths_are_joined_onto_the_pool_dir() {
-    let text = with(5, "  DC:\n    files:\n      synthetic: { 1: DC/a.pt, 10: /abs/b.pt }\n    experiment: 2")
-        + "pool_dir: /pool\n";
+    let text = with(
+        5,
+        "  DC:\n    files:\n      synthetic: { 1: DC/a.pt, 10: /abs/b.pt }\n    experiment: 2\n    mosaic: true",
+    ) + "pool_dir: /pool\n";
     let sweep = accepted(&text);
     let source = |ipc| sweep.methods[0].distilled(DatasetName::Synthetic, ipc);
     let file = |path: &str| DistilledSource {
@@ -409,6 +411,7 @@ fn file_paths_are_joined_onto_the_pool_dir() {
             experiment: 2,
             stored: "normalized".into(),
             labels_path: String::new(),
+            mosaic: true,
         })),
     };
     assert_eq!(source(1), Some(file("/pool/DC/a.pt")));
@@ -927,4 +930,23 @@ fn a_method_with_its_own_training_protocol_trains_its_models_with_it() {
                   P: { checkpoints: { synthetic: { 1: p.pth } }, training: { aug: none } }\n\
                   ipc: [1]\nattacks: { fgsm: {} }\ntargeted: [false]\nseeds: 1\n";
     assert_rejected(pooled, 4, "methods.P", "no `training:` applies");
+}
+
+#[test]
+fn models_of_idm_and_bacon_sets_train_on_the_decoded_mosaics() {
+    let sweep = accepted(
+        "name: d\ndatasets: { synthetic: {} }\nmethods:\n  IDM: { distill: { method: idm, iterations: 3 } }\n  \
+         BACON: { distill: { method: bacon, iterations: 3 } }\n  DM: { distill: { method: dm, iterations: 3 } }\n\
+         ipc: [1]\nattacks: { fgsm: {} }\ntargeted: [false]\nseeds: 1\n",
+    );
+    let expansion = sweep.expand(&PoolModels::default());
+    let mosaics: Vec<(String, bool)> = expansion
+        .trains
+        .iter()
+        .map(|train| match train.source.as_ref().and_then(|s| s.source.as_ref()) {
+            Some(distilled_source::Source::Distilled(output)) => (train.method.clone(), output.mosaic),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(mosaics, [("IDM".into(), true), ("BACON".into(), true), ("DM".into(), false)]);
 }
