@@ -15,8 +15,9 @@
 //!   where their model is. A learned set's files are uploaded in chunks under the live lease
 //!   before the completion that names them.
 //! - A distill task hands the worker a snapshot of its state whenever `snapshot_every` has
-//!   passed; the heartbeat task sends the latest one to the coordinator under the live lease, and
-//!   the next attempt of the task (on any agent) resumes from it.
+//!   passed; the heartbeat task uploads the latest one's state in chunks and names it in a
+//!   snapshot under the live lease, and the next attempt of the task (on any agent) fetches it
+//!   and resumes from it.
 //! - On shutdown (SIGTERM / Ctrl-C) the agent stops leasing, gives the running task the drain
 //!   timeout to finish, then cancels it and hands it back as a retryable failure.
 
@@ -173,7 +174,8 @@ pub async fn run<B: Backend>(
             ..Current::default()
         };
         let output =
-            run_task(&task, &mut client, &checkpoints, &backend, &current, cancel, &mut stop_rx, &config).await;
+            run_task(&task, &mut client, &identity, &checkpoints, &backend, &current, cancel, &mut stop_rx, &config)
+                .await;
         // Still under the lease (heartbeats renew it): cache and upload what the task produced.
         let outcome = settle(&mut client, &identity, &task, &checkpoints, output).await;
         *lock(&current) = Current::default();
@@ -332,8 +334,16 @@ async fn send_snapshot(client: &mut Client, identity: &Identity, current: &Mutex
         (lease, snapshot)
     };
     let (task, iteration) = (lease.task_id.clone(), snapshot.iteration);
-    let request = SaveSnapshotRequest { lease: Some(lease.clone()), snapshot: Some(snapshot) };
-    match client.save_snapshot(request.clone()).await {
+    // The state travels as a blob; the snapshot names it.
+    let header = BlobHeader { lease: Some(lease.clone()), ..Default::default() };
+    let uploaded = client.put_blob(tokio_stream::iter(beard_proto::blob::chunks(&snapshot.state, header))).await;
+    let named = Snapshot { state: Vec::new(), ..snapshot.clone() };
+    let request = SaveSnapshotRequest { lease: Some(lease.clone()), snapshot: Some(named) };
+    let saved = match uploaded {
+        Ok(_) => client.save_snapshot(request).await,
+        Err(status) => Err(status),
+    };
+    match saved {
         Ok(response) if response.get_ref().accepted => tracing::info!(%task, iteration, "snapshot saved"),
         Ok(_) => tracing::warn!(%task, iteration, "snapshot refused: the lease is gone"),
         Err(status) => {
@@ -341,8 +351,37 @@ async fn send_snapshot(client: &mut Client, identity: &Identity, current: &Mutex
             let mut guard = lock(current);
             let same_lease = guard.lease.as_ref().is_some_and(|(token, _)| *token == lease.lease_token);
             if guard.snapshot.is_none() && same_lease {
-                guard.snapshot = request.snapshot;
+                guard.snapshot = Some(snapshot);
             }
+        }
+    }
+}
+
+/// The snapshot a leased task resumes from, its state fetched in chunks and checked; `None`
+/// (the task starts over) when it has none or the state cannot be fetched.
+async fn resumed_snapshot(client: &mut Client, identity: &Identity, task: &LeasedTask) -> Option<Snapshot> {
+    let snapshot = task.snapshot.as_ref()?;
+    let lease = identity.lease(&task.task_id, &task.lease_token);
+    let fetched = async {
+        let mut chunks = client.fetch_snapshot(lease).await?.into_inner();
+        let mut assembler = Assembler::new(Vec::new());
+        while let Some(chunk) = chunks.message().await? {
+            assembler.push(chunk).map_err(|error| tonic::Status::data_loss(error.to_string()))?;
+        }
+        let (header, state) = assembler.finish().map_err(|error| tonic::Status::data_loss(error.to_string()))?;
+        if header.sha256 != snapshot.state_sha256 {
+            return Err(tonic::Status::data_loss(format!(
+                "got state {}, not {}",
+                header.sha256, snapshot.state_sha256
+            )));
+        }
+        Ok::<_, tonic::Status>(state)
+    };
+    match fetched.await {
+        Ok(state) => Some(Snapshot { state, ..snapshot.clone() }),
+        Err(status) => {
+            tracing::warn!(task = %task.task_id, error = %status.message(), "snapshot state unavailable: starting over");
+            None
         }
     }
 }
@@ -354,6 +393,7 @@ type Outcome = complete_request::Outcome;
 async fn run_task<B: Backend>(
     task: &LeasedTask,
     client: &mut Client,
+    identity: &Identity,
     checkpoints: &Path,
     backend: &Arc<Mutex<B>>,
     current: &Arc<Mutex<Current>>,
@@ -365,7 +405,9 @@ async fn run_task<B: Backend>(
     let resumes_from = task.snapshot.as_ref().map(|snapshot| snapshot.iteration);
     tracing::info!(task = %task.task_id, attempt = task.attempt, resumes_from, "task started");
     let job = match spec {
-        Some(task_spec::Kind::Distill(distill)) => Job::Distill(distill, task.snapshot.clone()),
+        Some(task_spec::Kind::Distill(distill)) => {
+            Job::Distill(distill, resumed_snapshot(client, identity, task).await)
+        }
         Some(task_spec::Kind::Train(train)) => Job::Train(fetched_distill_output(client, checkpoints, train).await?),
         Some(task_spec::Kind::Attack(attack)) => {
             let inputs = attack_checkpoints(client, checkpoints, &attack).await?;

@@ -54,6 +54,15 @@ impl Blobs {
         std::fs::rename(&tmp, &path).map_err(io)
     }
 
+    /// Delete the blob `digest` (nothing when it is not there).
+    pub fn remove(&self, digest: &str) -> StoreResult<()> {
+        let path = self.path(digest)?;
+        match std::fs::remove_file(&path) {
+            Err(source) if source.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io { path, source }),
+            _ => Ok(()),
+        }
+    }
+
     pub fn get(&self, digest: &str) -> StoreResult<Vec<u8>> {
         let path = self.path(digest)?;
         std::fs::read(&path).map_err(|source| StoreError::Io { path, source })

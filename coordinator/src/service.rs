@@ -20,7 +20,7 @@ use beard_proto::v1::agent_service_server::{AgentService, AgentServiceServer};
 use beard_proto::v1::control_service_server::{ControlService, ControlServiceServer};
 use beard_proto::v1::{
     AgentsRequest, AgentsResponse, BlobChunk, BlobHeader, CancelRequest, CancelResponse, CompleteRequest,
-    CompleteResponse, FetchOutputRequest, HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse,
+    CompleteResponse, FetchOutputRequest, HeartbeatRequest, HeartbeatResponse, LeaseRef, LeaseRequest, LeaseResponse,
     PutBlobResponse, RegisterRequest, RegisterResponse, ReportFile, ReportRequest, ReportResponse, SaveSnapshotRequest,
     SaveSnapshotResponse, StatusRequest, StatusResponse, SubmitRequest, SubmitResponse,
 };
@@ -167,6 +167,16 @@ pub struct Agents {
 /// Chunks of a file on their way to an agent.
 type ChunkStream = ReceiverStream<Result<BlobChunk, Status>>;
 
+impl Agents {
+    /// Stream the blob `digest` in chunks, from a blocking thread.
+    fn stream_blob(&self, digest: String) -> Result<Response<ChunkStream>, Status> {
+        let path = self.blobs.path(&digest).map_err(|e| Status::internal(e.to_string()))?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || send_file(&path, digest, &sender));
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+}
+
 #[tonic::async_trait]
 impl AgentService for Agents {
     async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<RegisterResponse>, Status> {
@@ -202,10 +212,15 @@ impl AgentService for Agents {
     async fn fetch_output(&self, request: Request<FetchOutputRequest>) -> Result<Response<ChunkStream>, Status> {
         let id = request.into_inner().task_id;
         let digest = call(&self.scheduler, move |s| s.output(&id)).await?.into_inner();
-        let path = self.blobs.path(&digest).map_err(|e| Status::internal(e.to_string()))?;
-        let (sender, receiver) = tokio::sync::mpsc::channel(4);
-        tokio::task::spawn_blocking(move || send_file(&path, digest, &sender));
-        Ok(Response::new(ReceiverStream::new(receiver)))
+        self.stream_blob(digest)
+    }
+
+    type FetchSnapshotStream = ChunkStream;
+
+    async fn fetch_snapshot(&self, request: Request<LeaseRef>) -> Result<Response<ChunkStream>, Status> {
+        let lease = request.into_inner();
+        let digest = call(&self.scheduler, move |s| s.snapshot_state(&lease, now_ms())).await?.into_inner();
+        self.stream_blob(digest)
     }
 
     async fn put_blob(&self, request: Request<Streaming<BlobChunk>>) -> Result<Response<PutBlobResponse>, Status> {

@@ -13,13 +13,15 @@
 //!   digest with its run record (a `TrainResult` without the checkpoint); a distill task's set
 //!   digest with its run record (a `DistillResult` without blobs).
 //! - `task_files`: further blobs a task produced (a distilled set's safetensors encoding).
-//! - `snapshots`: the latest state a long task (a distillation) saved, for its next lease.
+//! - `snapshots`: the latest state a long task (a distillation) saved, for its next lease: its
+//!   iteration and the digest of its state blob.
 //! - `task_progress`: what the agent on a leased task last reported.
 //! - `task_errors`: every failed attempt with its typed failure.
 //! - `agents`: the last registration and heartbeat of each agent name.
 //!
-//! Checkpoints and distilled sets live in `blobs/<sha256>` beside the database, written
-//! atomically; snapshots, replaced as a task goes on, stay in their table.
+//! Checkpoints, distilled sets and snapshot states live in `blobs/<sha256>` beside the database,
+//! written atomically; a snapshot state is deleted once a newer one replaces it or its task
+//! finishes.
 
 use std::path::{Path, PathBuf};
 
@@ -114,7 +116,6 @@ CREATE TABLE IF NOT EXISTS task_files (
 CREATE TABLE IF NOT EXISTS snapshots (
     task_id   TEXT PRIMARY KEY,
     iteration INTEGER NOT NULL,
-    state     BLOB NOT NULL,
     sha256    TEXT NOT NULL,
     saved_ms  INTEGER NOT NULL
 );
@@ -246,6 +247,19 @@ fn task_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(TaskRow, String)>
     ))
 }
 
+/// State files made before snapshot states moved to blobs keep them inline, in a `state` column:
+/// drop those snapshots (their tasks start over) and the column.
+fn drop_inline_snapshots(conn: &Connection) -> StoreResult<()> {
+    let inline: bool =
+        conn.query_row("SELECT COUNT(*) > 0 FROM pragma_table_info('snapshots') WHERE name = 'state'", [], |r| {
+            r.get(0)
+        })?;
+    if inline {
+        conn.execute_batch("DELETE FROM snapshots; ALTER TABLE snapshots DROP COLUMN state;")?;
+    }
+    Ok(())
+}
+
 fn finish_task((mut task, state): (TaskRow, String)) -> StoreResult<TaskRow> {
     task.state = TaskState::parse(&state)?;
     Ok(task)
@@ -261,6 +275,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        drop_inline_snapshots(&conn)?;
         Ok(Self { conn, blobs })
     }
 
@@ -430,33 +445,32 @@ impl Tx<'_> {
 
     // ---- snapshots ------------------------------------------------------------------------
 
-    /// Keep `state` as the latest snapshot of the task `token` leases (replacing an earlier
-    /// one); false when the token holds no lease on `task_id`.
+    /// Keep the blob `sha256` as the latest snapshot state of the task `token` leases (replacing
+    /// an earlier one); false when the token holds no lease on `task_id`.
     pub fn save_snapshot(
         &self,
         task_id: &str,
         token: &str,
         iteration: u32,
-        state: &[u8],
         sha256: &str,
         at_ms: i64,
     ) -> StoreResult<bool> {
         let changed = self.tx.execute(
-            "INSERT INTO snapshots (task_id, iteration, state, sha256, saved_ms)
-             SELECT id, ?3, ?4, ?5, ?6 FROM tasks WHERE id = ?1 AND lease_token = ?2 AND state = 'leased'
-             ON CONFLICT (task_id) DO UPDATE SET iteration = excluded.iteration, state = excluded.state,
-                                                 sha256 = excluded.sha256, saved_ms = excluded.saved_ms",
-            params![task_id, token, iteration, state, sha256, at_ms],
+            "INSERT INTO snapshots (task_id, iteration, sha256, saved_ms)
+             SELECT id, ?3, ?4, ?5 FROM tasks WHERE id = ?1 AND lease_token = ?2 AND state = 'leased'
+             ON CONFLICT (task_id) DO UPDATE SET iteration = excluded.iteration, sha256 = excluded.sha256,
+                                                 saved_ms = excluded.saved_ms",
+            params![task_id, token, iteration, sha256, at_ms],
         )?;
         Ok(changed > 0)
     }
 
-    /// (iteration, state, sha256) of a task's latest snapshot.
-    pub fn snapshot(&self, task_id: &str) -> StoreResult<Option<(u32, Vec<u8>, String)>> {
+    /// (iteration, state blob digest) of a task's latest snapshot.
+    pub fn snapshot(&self, task_id: &str) -> StoreResult<Option<(u32, String)>> {
         Ok(self
             .tx
-            .query_row("SELECT iteration, state, sha256 FROM snapshots WHERE task_id = ?1", [task_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            .query_row("SELECT iteration, sha256 FROM snapshots WHERE task_id = ?1", [task_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?)
     }
@@ -711,6 +725,19 @@ impl Tx<'_> {
     pub fn has_blob(&self, digest: &str) -> bool {
         self.blobs.contains(digest)
     }
+
+    /// Delete the blob `digest` unless a result, a task file or a snapshot names it (a snapshot
+    /// state another one replaced, or whose task finished).
+    pub fn remove_blob_if_unused(&self, digest: &str) -> StoreResult<()> {
+        let used: bool = self.tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM results WHERE checkpoint_sha256 = ?1)
+                 OR EXISTS (SELECT 1 FROM task_files WHERE sha256 = ?1)
+                 OR EXISTS (SELECT 1 FROM snapshots WHERE sha256 = ?1)",
+            [digest],
+            |r| r.get(0),
+        )?;
+        if used { Ok(()) } else { self.blobs.remove(digest) }
+    }
 }
 
 fn sweep_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SweepRow> {
@@ -722,4 +749,32 @@ fn sweep_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SweepRow> {
         state: row.get(4)?,
         created_ms: row.get(5)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_file_with_inline_snapshot_states_drops_them_and_their_column() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = Connection::open(dir.path().join("state.db")).expect("sqlite");
+        conn.execute_batch(
+            "CREATE TABLE snapshots (task_id TEXT PRIMARY KEY, iteration INTEGER NOT NULL, state BLOB NOT NULL,
+                                     sha256 TEXT NOT NULL, saved_ms INTEGER NOT NULL);
+             INSERT INTO snapshots VALUES ('t', 3, x'00', 'd', 1);",
+        )
+        .expect("the earlier layout");
+        drop(conn);
+        let mut store = Store::open(dir.path()).expect("opens");
+        assert_eq!(store.transaction(|tx| tx.snapshot("t")).expect("reads"), None, "the inline snapshot is gone");
+        let columns: Vec<String> = store
+            .conn
+            .prepare("SELECT name FROM pragma_table_info('snapshots')")
+            .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
+            .expect("columns");
+        assert_eq!(columns, ["task_id", "iteration", "sha256", "saved_ms"]);
+        drop(store);
+        Store::open(dir.path()).expect("opens again, with nothing left to change");
+    }
 }

@@ -113,6 +113,8 @@ async fn a_killed_distillation_resumes_from_its_snapshot_and_learns_the_uninterr
     assert!(record.final_loss.is_finite() && record.seconds > 0.0, "{record:?}");
     let remaining: u32 = conn.query_row("SELECT COUNT(*) FROM snapshots", [], |r| r.get(0))?;
     assert_eq!(remaining, 0, "a finished task's snapshot is dropped");
+    let blobs = std::fs::read_dir(coordinator.state.join("blobs"))?.count();
+    assert_eq!(blobs, 3, "the set in two encodings and the model's checkpoint; no snapshot state is left");
     let attacks = attack_results(&conn, &sweep)?;
     assert_eq!(attacks.len(), 1);
     assert_eq!(attacks[0].1.samples, 64, "the model trained on the learned set was attacked");

@@ -54,7 +54,8 @@ async fn calls_without_the_token_or_with_a_wrong_one_are_refused() -> anyhow::Re
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn tampered_checkpoints_uploads_traversal_digests_and_oversized_messages_are_rejected() -> anyhow::Result<()> {
+async fn tampered_checkpoints_uploads_snapshot_reads_traversal_digests_and_oversized_messages_are_rejected()
+-> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let coordinator = start_coordinator(dir.path(), 30.0)?;
     let token = coordinator.token()?;
@@ -88,6 +89,13 @@ async fn tampered_checkpoints_uploads_traversal_digests_and_oversized_messages_a
     let status = agent.put_blob(tokio_stream::iter(broken)).await.expect_err("more bytes than announced");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert_eq!(std::fs::read_dir(coordinator.state.join("blobs"))?.count(), 0, "nothing was kept");
+    // A snapshot's state goes only to its task's leaseholder (and this task has none).
+    let stranger = upload("not a lease", &task.task_id).lease.expect("a lease");
+    let status = agent.fetch_snapshot(stranger).await.expect_err("no lease, no snapshot");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    let own = upload(&task.lease_token, &task.task_id).lease.expect("a lease");
+    let status = agent.fetch_snapshot(own).await.expect_err("no snapshot saved");
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
 
     // A checkpoint whose bytes do not match the declared digest is not stored.
     let tampered = CompleteRequest {

@@ -30,8 +30,10 @@
 //!   backoff until `max_attempts`; permanent ones fail the task at once. A failed task fails
 //!   every task downstream of it (a distill task its train tasks and their attack tasks) with
 //!   `dependency_failed`. Failed tasks stay visible in `status`.
-//! - A long task (a distillation) saves snapshots under its live lease; the next lease of the
-//!   same task carries the latest one, so a task whose agent died resumes from it.
+//! - A long task (a distillation) saves snapshots under its live lease, their states uploaded as
+//!   blobs first; the next lease of the same task names the latest one, whose state only that
+//!   leaseholder may fetch, so a task whose agent died resumes from it. A state is deleted once
+//!   another replaces it or its task finishes.
 //! - When no agent is alive the queue simply waits; `status` reports the number of live agents.
 //!
 //! All methods take the current time in milliseconds, so tests drive time by hand. The server
@@ -102,6 +104,8 @@ pub enum SchedulerError {
     ProtocolMismatch { got: u32, want: u32 },
     #[error("task {0:?} has no stored output (not finished, or not a task with one)")]
     NoOutput(String),
+    #[error("task {0:?} has no snapshot to resume from")]
+    NoSnapshot(String),
     #[error("task {task:?} is not leased under that token: {reason}")]
     NotLeased { task: String, reason: &'static str },
     #[error("stored data is corrupt: {0}")]
@@ -116,9 +120,10 @@ impl From<SchedulerError> for tonic::Status {
         let message = error.to_string();
         match error {
             SchedulerError::InvalidSweep(_) | SchedulerError::InvalidArgument(_) => Status::invalid_argument(message),
-            SchedulerError::UnknownSweep(_) | SchedulerError::UnknownAgent(_) | SchedulerError::NoOutput(_) => {
-                Status::not_found(message)
-            }
+            SchedulerError::UnknownSweep(_)
+            | SchedulerError::UnknownAgent(_)
+            | SchedulerError::NoOutput(_)
+            | SchedulerError::NoSnapshot(_) => Status::not_found(message),
             SchedulerError::StaleGeneration { .. } => Status::aborted(message),
             SchedulerError::NameInUse { holder, .. } => {
                 Status::with_details(tonic::Code::AlreadyExists, message, holder.encode_to_vec().into())
@@ -344,7 +349,8 @@ impl Scheduler {
         };
         let spec = TaskSpec::decode(task.spec.as_slice())
             .map_err(|e| SchedulerError::Corrupt(format!("task {}: {e}", task.id)))?;
-        let snapshot = snapshot.map(|(iteration, state, state_sha256)| Snapshot { iteration, state, state_sha256 });
+        let snapshot =
+            snapshot.map(|(iteration, state_sha256)| Snapshot { iteration, state: Vec::new(), state_sha256 });
         let resumes_from = snapshot.as_ref().map(|snapshot| snapshot.iteration);
         tracing::info!(task = %task.description, agent, attempt, resumes_from, "task leased");
         Ok(LeaseResponse {
@@ -379,31 +385,37 @@ impl Scheduler {
         })?)
     }
 
-    /// Keep a snapshot of a leased task; false (and nothing kept) when the lease is not live.
+    /// Keep a snapshot of a leased task, its state uploaded before; false (and nothing kept) when
+    /// the lease is not live. The state it replaces is deleted.
     pub fn save_snapshot(&mut self, request: &SaveSnapshotRequest, now: i64) -> SchedulerResult<bool> {
         let (Some(lease), Some(snapshot)) = (&request.lease, &request.snapshot) else {
             return Err(SchedulerError::InvalidArgument("the request needs its lease and a snapshot".into()));
         };
         self.check_generation(&lease.agent_name, &lease.generation, now)?;
-        let actual = sha256_hex(&snapshot.state);
-        if actual != snapshot.state_sha256 {
-            return Err(SchedulerError::InvalidArgument(format!(
-                "snapshot digest {actual} does not match the declared {}",
-                snapshot.state_sha256
-            )));
-        }
+        let digest = &snapshot.state_sha256;
         let saved = self.store.transaction(|tx| {
-            tx.save_snapshot(
-                &lease.task_id,
-                &lease.lease_token,
-                snapshot.iteration,
-                &snapshot.state,
-                &snapshot.state_sha256,
-                now,
-            )
+            if !tx.has_blob(digest) {
+                return Ok(None);
+            }
+            let replaced = tx.snapshot(&lease.task_id)?;
+            let saved = tx.save_snapshot(&lease.task_id, &lease.lease_token, snapshot.iteration, digest, now)?;
+            if let Some((_, old)) = replaced.filter(|(_, old)| saved && old != digest) {
+                tx.remove_blob_if_unused(&old)?;
+            }
+            Ok(Some(saved))
+        })?;
+        let saved = saved.ok_or_else(|| {
+            SchedulerError::InvalidArgument(format!("the snapshot state {digest:?} was not uploaded before"))
         })?;
         tracing::debug!(task = %lease.task_id, iteration = snapshot.iteration, saved, "snapshot");
         Ok(saved)
+    }
+
+    /// The digest of the snapshot state the leaseholder `lease` resumes from.
+    pub fn snapshot_state(&mut self, lease: &LeaseRef, now: i64) -> SchedulerResult<String> {
+        self.check_lease(lease, now)?;
+        let snapshot = self.store.transaction(|tx| tx.snapshot(&lease.task_id))?;
+        snapshot.map(|(_, digest)| digest).ok_or_else(|| SchedulerError::NoSnapshot(lease.task_id.clone()))
     }
 
     /// Requeue (or quarantine) every task whose lease ran out. Returns how many expired.
@@ -471,7 +483,10 @@ impl Scheduler {
                         let digest = Some(record.set_sha256.as_str());
                         tx.insert_result(&task_id, &lease_token, agent, now, Some(&record.encode_to_vec()), digest)?;
                         tx.insert_task_file(&task_id, DISTILLED_SAFETENSORS, &record.safetensors_sha256)?;
-                        tx.delete_snapshot(&task_id)?;
+                        if let Some((_, state)) = tx.snapshot(&task_id)? {
+                            tx.delete_snapshot(&task_id)?;
+                            tx.remove_blob_if_unused(&state)?;
+                        }
                         tx.set_state(&task_id, TaskState::Done)?;
                         tracing::info!(
                             task = %task.description, agent, resumed_from = record.resumed_from, "distilled set accepted"

@@ -456,11 +456,14 @@ fn lease_ref(task: &LeasedTask, agent: &str, token: &str) -> LeaseRef {
     }
 }
 
-fn snapshot_request(task: &LeasedTask, agent: &str, iteration: u32) -> SaveSnapshotRequest {
+/// A snapshot at `iteration` whose state (`state after N`) was uploaded first.
+fn snapshot_request(scheduler: &Scheduler, task: &LeasedTask, agent: &str, iteration: u32) -> SaveSnapshotRequest {
     let state = format!("state after {iteration}").into_bytes();
+    let state_sha256 = sha256_hex(&state);
+    scheduler.blobs().put(&state_sha256, &state).expect("upload");
     SaveSnapshotRequest {
         lease: Some(lease_ref(task, agent, &task.lease_token)),
-        snapshot: Some(Snapshot { iteration, state_sha256: sha256_hex(&state), state }),
+        snapshot: Some(Snapshot { iteration, state_sha256, state: Vec::new() }),
     }
 }
 
@@ -477,20 +480,29 @@ fn a_distill_task_runs_first_resumes_from_its_snapshot_and_then_feeds_its_train_
     let running = &status.running[0];
     assert_eq!((running.agent.as_str(), running.progress.as_str()), ("a", progress));
     assert!(running.description.contains("distill"), "{}", running.description);
-    assert!(f.scheduler.save_snapshot(&snapshot_request(&distill, "a", 2), 5).expect("snapshot"));
+    let first = snapshot_request(&f.scheduler, &distill, "a", 1);
+    assert!(f.scheduler.save_snapshot(&first, 5).expect("snapshot"));
+    let first_state = first.snapshot.expect("snapshot").state_sha256;
+    assert!(f.scheduler.save_snapshot(&snapshot_request(&f.scheduler, &distill, "a", 2), 5).expect("snapshot"));
+    assert!(!f.scheduler.blobs().contains(&first_state), "a replaced state is deleted");
 
     // Agent a dies: the lease runs out and b takes the task over from iteration 2.
     assert_eq!(f.scheduler.expire(40_000).expect("expire"), 1);
     let resumed = lease(&mut f.scheduler, "b", 40_001).expect("re-leased");
     assert_eq!(resumed.task_id, distill.task_id);
-    assert_eq!(resumed.snapshot.as_ref().map(|s| s.iteration), Some(2));
+    let state = resumed.snapshot.as_ref().map(|s| s.state_sha256.clone()).expect("a snapshot");
+    assert_eq!(resumed.snapshot.as_ref().map(|s| (s.iteration, s.state.is_empty())), Some((2, true)));
+    let own = lease_ref(&resumed, "b", &resumed.lease_token);
+    assert_eq!(f.scheduler.snapshot_state(&own, 40_001).expect("the state"), state, "served to its leaseholder");
+    let former = f.scheduler.snapshot_state(&lease_ref(&resumed, "a", &distill.lease_token), 40_001);
+    assert!(former.is_err(), "not to the lost lease: {former:?}");
     assert!(
-        !f.scheduler.save_snapshot(&snapshot_request(&distill, "a", 3), 40_002).expect("snapshot"),
+        !f.scheduler.save_snapshot(&snapshot_request(&f.scheduler, &distill, "a", 3), 40_002).expect("snapshot"),
         "the lost lease can no longer save"
     );
-    let mut corrupt = snapshot_request(&resumed, "b", 3);
-    corrupt.snapshot.as_mut().expect("snapshot").state.push(0);
-    assert!(matches!(f.scheduler.save_snapshot(&corrupt, 40_003), Err(SchedulerError::InvalidArgument(_))));
+    let mut missing = snapshot_request(&f.scheduler, &resumed, "b", 3);
+    missing.snapshot.as_mut().expect("snapshot").state_sha256 = sha256_hex(b"never uploaded");
+    assert!(matches!(f.scheduler.save_snapshot(&missing, 40_003), Err(SchedulerError::InvalidArgument(_))));
 
     f.scheduler
         .check_lease(&lease_ref(&resumed, "b", &resumed.lease_token), 40_004)
@@ -507,6 +519,7 @@ fn a_distill_task_runs_first_resumes_from_its_snapshot_and_then_feeds_its_train_
     assert!(f.scheduler.complete(distill_done(&resumed, "b"), 45_001).expect("complete").accepted);
     let digest = f.scheduler.output(&distill.task_id).expect("the set is served");
     assert_eq!(digest, sha256_hex(SET));
+    assert!(!f.scheduler.blobs().contains(&state), "the finished task's snapshot state is deleted");
     let train = lease(&mut f.scheduler, "b", 45_002).expect("the train task is leasable now");
     let Some(task_spec::Kind::Train(spec)) = train.spec.as_ref().and_then(|s| s.kind.as_ref()) else {
         panic!("not a train task")
