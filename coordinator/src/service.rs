@@ -228,7 +228,8 @@ impl AgentService for Agents {
         let first = chunks.message().await?.ok_or_else(|| Status::invalid_argument("an upload without chunks"))?;
         let lease = first.header.as_ref().and_then(|header| header.lease.clone());
         let lease = lease.ok_or_else(|| Status::invalid_argument("the first chunk names no lease"))?;
-        call(&self.scheduler, move |s| s.check_lease(&lease, now_ms())).await?;
+        let checked = lease.clone();
+        call(&self.scheduler, move |s| s.check_lease(&checked, now_ms())).await?;
         let mut incoming = self.blobs.incoming().map_err(|e| Status::internal(e.to_string()))?;
         // Chunks are written as they come (1 MiB each, into the page cache): brief enough to do
         // on the async worker.
@@ -240,6 +241,8 @@ impl AgentService for Agents {
             IncomingError::Stream(error) => Status::invalid_argument(error.to_string()),
             IncomingError::Store(error) => Status::internal(error.to_string()),
         })?;
+        let recorded = sha256.clone();
+        call(&self.scheduler, move |s| s.record_upload(&lease, &recorded)).await?;
         tracing::debug!(%sha256, "blob uploaded");
         Ok(Response::new(PutBlobResponse { sha256 }))
     }

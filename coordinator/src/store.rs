@@ -13,6 +13,7 @@
 //!   digest with its run record (a `TrainResult` without the checkpoint); a distill task's set
 //!   digest with its run record (a `DistillResult` without blobs).
 //! - `task_files`: further blobs a task produced (a distilled set's safetensors encoding).
+//! - `task_uploads`: the blobs uploaded under a task's leases, until it finishes.
 //! - `snapshots`: the latest state a long task (a distillation) saved, for its next lease: its
 //!   iteration and the digest of its state blob.
 //! - `task_progress`: what the agent on a leased task last reported.
@@ -112,6 +113,13 @@ CREATE TABLE IF NOT EXISTS task_files (
     name    TEXT NOT NULL,
     sha256  TEXT NOT NULL,
     PRIMARY KEY (task_id, name)
+);
+-- Blobs a task's agents uploaded under its leases; once the task finishes, those nothing names
+-- (a snapshot state whose agent died before naming it) are deleted.
+CREATE TABLE IF NOT EXISTS task_uploads (
+    task_id TEXT NOT NULL,
+    sha256  TEXT NOT NULL,
+    PRIMARY KEY (task_id, sha256)
 );
 CREATE TABLE IF NOT EXISTS snapshots (
     task_id   TEXT PRIMARY KEY,
@@ -724,6 +732,26 @@ impl Tx<'_> {
     /// Whether the blob `digest` is stored (a streamed upload arrived whole).
     pub fn has_blob(&self, digest: &str) -> bool {
         self.blobs.contains(digest)
+    }
+
+    /// Remember that the blob `digest` was uploaded under a lease on `task_id`.
+    pub fn record_upload(&self, task_id: &str, digest: &str) -> StoreResult<()> {
+        self.tx.execute("INSERT OR IGNORE INTO task_uploads (task_id, sha256) VALUES (?1, ?2)", [task_id, digest])?;
+        Ok(())
+    }
+
+    /// Forget what was uploaded for `task_id` (it finished), deleting the blobs nothing names.
+    pub fn drop_uploads(&self, task_id: &str) -> StoreResult<()> {
+        let digests: Vec<String> = self
+            .tx
+            .prepare("SELECT sha256 FROM task_uploads WHERE task_id = ?1")?
+            .query_map([task_id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        self.tx.execute("DELETE FROM task_uploads WHERE task_id = ?1", [task_id])?;
+        for digest in digests {
+            self.remove_blob_if_unused(&digest)?;
+        }
+        Ok(())
     }
 
     /// Delete the blob `digest` unless a result, a task file or a snapshot names it (a snapshot

@@ -63,7 +63,8 @@ pub fn distill(run: &Run, settings: &Matching) -> Result<Distilled, DistillError
         synthetic.descend(&loss, settings.lr_img, settings.momentum)?;
         let done = iteration + 1;
         let reported = if done % REPORT_EVERY == 0 || done == settings.iterations {
-            final_loss = loss.f_double_value(&[])?;
+            // Per class, as the reference logs it.
+            final_loss = loss.f_double_value(&[])? / run.dataset.classes as f64;
             Some(final_loss)
         } else {
             None

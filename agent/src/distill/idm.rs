@@ -1,5 +1,6 @@
 //! IDM (uitrbn/IDM `IDM_cifar10.py`) and BACON (zhouzhengqd/BACON `BACON_cifar10.py`, the same
-//! code with another matching term), with the flags of their `command.txt`.
+//! code with another matching term), with the flags of their `command.txt` (the same but for
+//! BACON's 50 queue steps on CIFAR-100 at IPC 50).
 //!
 //! The synthetic images are [`mosaic`]s, decoded to four images per stored one wherever they are
 //! matched or trained on; `init: real` is the partition-and-expansion start ([`Start::Mosaic`]).
@@ -77,7 +78,7 @@ impl IdmSettings {
     /// nets of which 1 matches and 2 train per iteration, batches of 256, lr_net 0.01, and the
     /// settings [`idm_official`] gives for the dataset and IPC.
     pub fn official(dataset: &str, ipc: u32, term: Term) -> Self {
-        let by_ipc = idm_official(dataset, ipc);
+        let by_ipc = idm_official(dataset, ipc, term == Term::Bacon);
         let matching = Matching {
             iterations: 20_000,
             batch_real: by_ipc.batch_real,

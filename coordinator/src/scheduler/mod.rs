@@ -385,8 +385,8 @@ impl Scheduler {
         })?)
     }
 
-    /// Keep a snapshot of a leased task, its state uploaded before; false (and nothing kept) when
-    /// the lease is not live. The state it replaces is deleted.
+    /// Keep a snapshot of a leased task, its state uploaded before; false (and nothing kept, the
+    /// state deleted) when the lease is not live. The state it replaces is deleted.
     pub fn save_snapshot(&mut self, request: &SaveSnapshotRequest, now: i64) -> SchedulerResult<bool> {
         let (Some(lease), Some(snapshot)) = (&request.lease, &request.snapshot) else {
             return Err(SchedulerError::InvalidArgument("the request needs its lease and a snapshot".into()));
@@ -399,7 +399,10 @@ impl Scheduler {
             }
             let replaced = tx.snapshot(&lease.task_id)?;
             let saved = tx.save_snapshot(&lease.task_id, &lease.lease_token, snapshot.iteration, digest, now)?;
-            if let Some((_, old)) = replaced.filter(|(_, old)| saved && old != digest) {
+            if !saved {
+                // Too late (the task finished or moved on): the state names nothing.
+                tx.remove_blob_if_unused(digest)?;
+            } else if let Some((_, old)) = replaced.filter(|(_, old)| old != digest) {
                 tx.remove_blob_if_unused(&old)?;
             }
             Ok(Some(saved))
@@ -409,6 +412,12 @@ impl Scheduler {
         })?;
         tracing::debug!(task = %lease.task_id, iteration = snapshot.iteration, saved, "snapshot");
         Ok(saved)
+    }
+
+    /// Note the blob `digest` that `lease`'s agent uploaded, so that it is deleted when its task
+    /// finishes unless something names it by then.
+    pub fn record_upload(&mut self, lease: &LeaseRef, digest: &str) -> SchedulerResult<()> {
+        Ok(self.store.transaction(|tx| tx.record_upload(&lease.task_id, digest))?)
     }
 
     /// The digest of the snapshot state the leaseholder `lease` resumes from.
@@ -483,10 +492,8 @@ impl Scheduler {
                         let digest = Some(record.set_sha256.as_str());
                         tx.insert_result(&task_id, &lease_token, agent, now, Some(&record.encode_to_vec()), digest)?;
                         tx.insert_task_file(&task_id, DISTILLED_SAFETENSORS, &record.safetensors_sha256)?;
-                        if let Some((_, state)) = tx.snapshot(&task_id)? {
-                            tx.delete_snapshot(&task_id)?;
-                            tx.remove_blob_if_unused(&state)?;
-                        }
+                        tx.delete_snapshot(&task_id)?;
+                        tx.drop_uploads(&task_id)?;
                         tx.set_state(&task_id, TaskState::Done)?;
                         tracing::info!(
                             task = %task.description, agent, resumed_from = record.resumed_from, "distilled set accepted"

@@ -457,14 +457,13 @@ fn lease_ref(task: &LeasedTask, agent: &str, token: &str) -> LeaseRef {
 }
 
 /// A snapshot at `iteration` whose state (`state after N`) was uploaded first.
-fn snapshot_request(scheduler: &Scheduler, task: &LeasedTask, agent: &str, iteration: u32) -> SaveSnapshotRequest {
+fn snapshot_request(scheduler: &mut Scheduler, task: &LeasedTask, agent: &str, iteration: u32) -> SaveSnapshotRequest {
     let state = format!("state after {iteration}").into_bytes();
     let state_sha256 = sha256_hex(&state);
+    let lease = lease_ref(task, agent, &task.lease_token);
     scheduler.blobs().put(&state_sha256, &state).expect("upload");
-    SaveSnapshotRequest {
-        lease: Some(lease_ref(task, agent, &task.lease_token)),
-        snapshot: Some(Snapshot { iteration, state_sha256, state: Vec::new() }),
-    }
+    scheduler.record_upload(&lease, &state_sha256).expect("recorded");
+    SaveSnapshotRequest { lease: Some(lease), snapshot: Some(Snapshot { iteration, state_sha256, state: Vec::new() }) }
 }
 
 #[test]
@@ -480,10 +479,11 @@ fn a_distill_task_runs_first_resumes_from_its_snapshot_and_then_feeds_its_train_
     let running = &status.running[0];
     assert_eq!((running.agent.as_str(), running.progress.as_str()), ("a", progress));
     assert!(running.description.contains("distill"), "{}", running.description);
-    let first = snapshot_request(&f.scheduler, &distill, "a", 1);
+    let first = snapshot_request(&mut f.scheduler, &distill, "a", 1);
     assert!(f.scheduler.save_snapshot(&first, 5).expect("snapshot"));
     let first_state = first.snapshot.expect("snapshot").state_sha256;
-    assert!(f.scheduler.save_snapshot(&snapshot_request(&f.scheduler, &distill, "a", 2), 5).expect("snapshot"));
+    let second = snapshot_request(&mut f.scheduler, &distill, "a", 2);
+    assert!(f.scheduler.save_snapshot(&second, 5).expect("snapshot"));
     assert!(!f.scheduler.blobs().contains(&first_state), "a replaced state is deleted");
 
     // Agent a dies: the lease runs out and b takes the task over from iteration 2.
@@ -496,11 +496,11 @@ fn a_distill_task_runs_first_resumes_from_its_snapshot_and_then_feeds_its_train_
     assert_eq!(f.scheduler.snapshot_state(&own, 40_001).expect("the state"), state, "served to its leaseholder");
     let former = f.scheduler.snapshot_state(&lease_ref(&resumed, "a", &distill.lease_token), 40_001);
     assert!(former.is_err(), "not to the lost lease: {former:?}");
-    assert!(
-        !f.scheduler.save_snapshot(&snapshot_request(&f.scheduler, &distill, "a", 3), 40_002).expect("snapshot"),
-        "the lost lease can no longer save"
-    );
-    let mut missing = snapshot_request(&f.scheduler, &resumed, "b", 3);
+    let late = snapshot_request(&mut f.scheduler, &distill, "a", 3);
+    assert!(!f.scheduler.save_snapshot(&late, 40_002).expect("snapshot"), "the lost lease can no longer save");
+    let late_state = late.snapshot.expect("snapshot").state_sha256;
+    assert!(!f.scheduler.blobs().contains(&late_state), "and its uploaded state is deleted");
+    let mut missing = snapshot_request(&mut f.scheduler, &resumed, "b", 3);
     missing.snapshot.as_mut().expect("snapshot").state_sha256 = sha256_hex(b"never uploaded");
     assert!(matches!(f.scheduler.save_snapshot(&missing, 40_003), Err(SchedulerError::InvalidArgument(_))));
 

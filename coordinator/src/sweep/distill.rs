@@ -11,7 +11,8 @@
 //! Every hyper-parameter left out takes the value of the method's official command:
 //! - DM: `main_DM.py` with the readme's flags for CIFAR: 20,000 iterations, 256 real images per
 //!   class, lr 1, momentum 0.5, siamese DSA, real images to start from.
-//! - IDM and BACON: IDM's `command.txt` (BACON's repeats it): 20,000 iterations, lr 0.2, momentum
+//! - IDM and BACON: their `command.txt` (BACON's repeats IDM's but for 50 train steps on CIFAR-100
+//!   at IPC 50): 20,000 iterations, lr 0.2, momentum
 //!   0.5, siamese DSA, the mosaic start, a queue of 100 nets (1 matching, 2 training 10 steps of 256
 //!   images per iteration), lr_net 0.01; the real batch, cross-entropy weight, net interval, train
 //!   steps and evaluation interval by dataset and IPC (`idm_official`).
@@ -237,7 +238,7 @@ pub(super) fn spec(
             fill(&mut config.inner_loop, inner);
         }
         distill_spec::Algorithm::Idm(config) => {
-            let official = idm_official(&dataset.name, ipc);
+            let official = idm_official(&dataset.name, ipc, config.bacon);
             if let Some(matching) = &mut config.matching {
                 fill(&mut matching.batch_real, official.batch_real);
             }
@@ -420,6 +421,8 @@ mod tests {
         assert_eq!((ipc1.net_generate_interval, ipc1.ce_weight), (5, Some(0.5)));
         let c100 = queue_matching("method: idm", "cifar100", 10);
         assert_eq!((c100.model_train_steps, c100.ce_weight), (50, Some(0.1)));
+        let steps = |method: &str| queue_matching(&format!("method: {method}"), "cifar100", 50).model_train_steps;
+        assert_eq!((steps("idm"), steps("bacon")), (10, 50), "BACON's command trains C100 IPC 50 nets longer");
         assert_eq!(queue_matching("method: idm", "cifar10", 50).eval_interval, 500);
         let set = queue_matching(
             "{ method: bacon, batch_real: 8, ce_weight: 0, net_num: 4, net_generate_interval: 2, train_net_num: 2, \
