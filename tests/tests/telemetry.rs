@@ -92,7 +92,7 @@ impl Ghost {
 fn stored_images(conn: &rusqlite::Connection, sweep: &str) -> anyhow::Result<u64> {
     let mut stmt = conn.prepare(
         "SELECT r.shard FROM sweep_tasks st JOIN results r ON r.task_id = st.task_id
-         WHERE st.sweep_id = ?1 AND r.shard IS NOT NULL",
+         JOIN tasks t ON t.id = st.task_id WHERE st.sweep_id = ?1 AND t.kind = 'attack'",
     )?;
     let shards = stmt.query_map([sweep], |row| row.get::<_, Vec<u8>>(0))?;
     let mut images = 0;
