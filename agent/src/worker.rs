@@ -34,7 +34,7 @@ use beard_proto::keys::is_valid_key;
 use beard_proto::tls::ClientTlsArgs;
 use beard_proto::v1::agent_service_client::AgentServiceClient;
 use beard_proto::v1::{
-    AttackShard, AttackSpec, BlobHeader, CompleteRequest, DistillSpec, DistilledFile, DistilledSource,
+    AttackShard, AttackSpec, BlobChunk, BlobHeader, CompleteRequest, DistillSpec, DistilledFile, DistilledSource,
     FetchOutputRequest, HeartbeatRequest, LeaseRef, LeaseRequest, LeasedTask, NameInUse, RegisterRequest,
     SaveSnapshotRequest, Snapshot, TaskFailure, TrainResult, TrainSpec, complete_request, distilled_source, task_spec,
 };
@@ -335,12 +335,10 @@ async fn send_snapshot(client: &mut Client, identity: &Identity, current: &Mutex
     };
     let (task, iteration) = (lease.task_id.clone(), snapshot.iteration);
     // The state travels as a blob; the snapshot names it.
-    let header = BlobHeader { lease: Some(lease.clone()), ..Default::default() };
-    let uploaded = client.put_blob(tokio_stream::iter(beard_proto::blob::chunks(&snapshot.state, header))).await;
-    let named = Snapshot { state: Vec::new(), ..snapshot.clone() };
+    let named = Snapshot { iteration, state_sha256: snapshot.state_sha256.clone(), state: Vec::new() };
     let request = SaveSnapshotRequest { lease: Some(lease.clone()), snapshot: Some(named) };
-    let saved = match uploaded {
-        Ok(_) => client.save_snapshot(request).await,
+    let saved = match upload(client, &lease, &snapshot.state).await {
+        Ok(()) => client.save_snapshot(request).await,
         Err(status) => Err(status),
     };
     match saved {
@@ -362,28 +360,42 @@ async fn send_snapshot(client: &mut Client, identity: &Identity, current: &Mutex
 async fn resumed_snapshot(client: &mut Client, identity: &Identity, task: &LeasedTask) -> Option<Snapshot> {
     let snapshot = task.snapshot.as_ref()?;
     let lease = identity.lease(&task.task_id, &task.lease_token);
-    let fetched = async {
-        let mut chunks = client.fetch_snapshot(lease).await?.into_inner();
-        let mut assembler = Assembler::new(Vec::new());
-        while let Some(chunk) = chunks.message().await? {
-            assembler.push(chunk).map_err(|error| tonic::Status::data_loss(error.to_string()))?;
-        }
-        let (header, state) = assembler.finish().map_err(|error| tonic::Status::data_loss(error.to_string()))?;
-        if header.sha256 != snapshot.state_sha256 {
-            return Err(tonic::Status::data_loss(format!(
-                "got state {}, not {}",
-                header.sha256, snapshot.state_sha256
-            )));
-        }
-        Ok::<_, tonic::Status>(state)
+    let fetched = match client.fetch_snapshot(lease).await {
+        Ok(chunks) => receive(chunks.into_inner()).await,
+        Err(status) => Err(Received::Unavailable(status)),
     };
-    match fetched.await {
-        Ok(state) => Some(Snapshot { state, ..snapshot.clone() }),
-        Err(status) => {
-            tracing::warn!(task = %task.task_id, error = %status.message(), "snapshot state unavailable: starting over");
-            None
+    let error = match fetched {
+        Ok((header, state)) if header.sha256 == snapshot.state_sha256 => {
+            return Some(Snapshot { state, ..snapshot.clone() });
         }
+        Ok((header, _)) => format!("got state {}, not {}", header.sha256, snapshot.state_sha256),
+        Err(Received::Unavailable(status)) => status.message().to_owned(),
+        Err(Received::Corrupt(error)) => error.to_string(),
+    };
+    tracing::warn!(task = %task.task_id, %error, "snapshot state unavailable: starting over");
+    None
+}
+
+/// Upload `bytes` in chunks under `lease`.
+async fn upload(client: &mut Client, lease: &LeaseRef, bytes: &[u8]) -> Result<(), tonic::Status> {
+    let header = BlobHeader { lease: Some(lease.clone()), ..Default::default() };
+    client.put_blob(tokio_stream::iter(beard_proto::blob::chunks(bytes, header))).await.map(|_| ())
+}
+
+/// Why a file streamed from the coordinator did not arrive.
+enum Received {
+    Unavailable(tonic::Status),
+    /// The chunks are not the file their header announced.
+    Corrupt(BlobError),
+}
+
+/// A file streamed in chunks, put back together and checked against its header.
+async fn receive(mut chunks: tonic::Streaming<BlobChunk>) -> Result<(BlobHeader, Vec<u8>), Received> {
+    let mut assembler = Assembler::new(Vec::new());
+    while let Some(chunk) = chunks.message().await.map_err(Received::Unavailable)? {
+        assembler.push(chunk).map_err(Received::Corrupt)?;
     }
+    assembler.finish().map_err(Received::Corrupt)
 }
 
 /// What a task produced, ready to be sent.
@@ -483,10 +495,9 @@ async fn upload_distilled(
     task: &LeasedTask,
     output: &DistilledOutput,
 ) -> Result<(), TaskFailure> {
+    let lease = identity.lease(&task.task_id, &task.lease_token);
     for file in [&output.set, &output.safetensors] {
-        let header = BlobHeader { lease: Some(identity.lease(&task.task_id, &task.lease_token)), ..Default::default() };
-        let chunks = beard_proto::blob::chunks(file, header);
-        client.put_blob(tokio_stream::iter(chunks)).await.map_err(|status| {
+        upload(client, &lease, file).await.map_err(|status| {
             TaskFailure::retryable("upload_failed", format!("the distilled set did not upload: {}", status.message()))
         })?;
     }
@@ -571,12 +582,11 @@ async fn ensure_checkpoint(client: &mut Client, dir: &Path, task_id: &str) -> Re
     }
     let unavailable = |status: tonic::Status| TaskFailure::retryable("output_unavailable", status.message().to_owned());
     let request = FetchOutputRequest { task_id: task_id.to_owned() };
-    let mut chunks = client.fetch_output(request).await.map_err(unavailable)?.into_inner();
-    let mut assembler = Assembler::new(Vec::new());
-    while let Some(chunk) = chunks.message().await.map_err(unavailable)? {
-        assembler.push(chunk).map_err(|error| corrupt(task_id, &error))?;
-    }
-    let (_, bytes) = assembler.finish().map_err(|error| corrupt(task_id, &error))?;
+    let chunks = client.fetch_output(request).await.map_err(unavailable)?.into_inner();
+    let (_, bytes) = receive(chunks).await.map_err(|received| match received {
+        Received::Unavailable(status) => unavailable(status),
+        Received::Corrupt(error) => corrupt(task_id, &error),
+    })?;
     if let Err(error) = write_atomically(&path, &bytes) {
         tracing::warn!(%error, "cannot cache the fetched output");
     }

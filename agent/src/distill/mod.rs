@@ -106,7 +106,7 @@ impl Distilled {
     }
 }
 
-/// How a matching method (DM, DC, DSA) learns its images; DM's whole configuration.
+/// How a matching method (DM, DC, DSA, IDM, BACON) learns its images; DM's whole configuration.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Matching {
     pub iterations: u32,
@@ -447,11 +447,15 @@ impl Synthetic {
 pub struct ClassSampler {
     /// The training split's indices of each class.
     by_class: Vec<Vec<i64>>,
+    /// All of them, class by class.
+    all: Vec<i64>,
 }
 
 impl ClassSampler {
     pub fn new(train: &Split, classes: usize) -> Self {
-        Self { by_class: train.indices_by_class(classes) }
+        let by_class = train.indices_by_class(classes);
+        let all = by_class.concat();
+        Self { by_class, all }
     }
 
     pub fn classes(&self) -> usize {
@@ -472,7 +476,7 @@ impl ClassSampler {
         count: usize,
         rng: &mut Rng,
     ) -> Result<(Tensor, Tensor), TchError> {
-        let mut members: Vec<i64> = self.by_class.concat();
+        let mut members = self.all.clone();
         let index = partial_shuffle(&mut members, count, rng).f_to(train.images.device())?;
         let images = normalization.normalize(&train.images.f_index_select(0, &index)?)?;
         Ok((images, train.labels.f_index_select(0, &index)?))
