@@ -1,7 +1,8 @@
 //! Link the agent against the libtorch that torch-sys found (the project venv's PyPI torch).
 //!
-//! - The precision shim (`src/precision/shim.cpp`), compiled against libtorch's headers: the
-//!   float32 settings of libtorch's global context that tch does not expose.
+//! - The C++ that tch has no API for, compiled against libtorch's headers: the precision shim
+//!   (`src/precision/shim.cpp`, the float32 settings of libtorch's global context) and the fused
+//!   ReLU + average pooling of a ConvNet block (`src/model/relu_pool.cpp`).
 //! - An rpath to libtorch's lib directory, so the binaries run without LD_LIBRARY_PATH.
 //! - `libtorch_cuda` linked with `--no-as-needed` when the wheel carries it: nothing in our code
 //!   references its symbols directly, so under `--as-needed` the linker would drop it and the
@@ -11,21 +12,34 @@ use std::path::Path;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    println!("cargo:rerun-if-changed=src/precision/shim.cpp");
+    let sources = ["src/precision/shim.cpp", "src/model/relu_pool.cpp"];
+    for source in sources {
+        println!("cargo:rerun-if-changed={source}");
+    }
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         panic!("torch-sys did not report its libtorch directory (DEP_TCH_LIBTORCH_LIB)");
     };
     let include = Path::new(&lib).join("../include");
     cc::Build::new()
         .cpp(true)
-        .file("src/precision/shim.cpp")
+        .files(sources)
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .flag("-std=c++17")
+        // libtorch's `at::parallel_for` is an inline OpenMP loop: without OpenMP it runs on one thread.
+        .flag("-fopenmp")
         .define("_GLIBCXX_USE_CXX11_ABI", "1")
         .warnings(false)
-        .compile("beard_precision");
+        .compile("beard_native");
     let mut args = vec![format!("-Wl,-rpath,{lib}")];
+    // The OpenMP runtime libtorch itself loads (the wheel's own libgomp), so there is one thread
+    // pool; a libtorch without one shares the system's.
+    let wheel_openmp = Path::new(&lib).join("libgomp.so.1");
+    if wheel_openmp.exists() {
+        args.push(wheel_openmp.display().to_string());
+    } else {
+        println!("cargo:rustc-link-lib=dylib=gomp");
+    }
     if Path::new(&lib).join("libtorch_cuda.so").exists() {
         args.extend([
             "-Wl,--no-as-needed".to_owned(),

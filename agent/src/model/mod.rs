@@ -14,10 +14,14 @@
 //! and no other thread's use of torch's global generator can change them. Every op uses tch's
 //! fallible variants, so device errors (out of memory) come back as values, not panics.
 //!
+//! ReLU and average pooling run as one fused operation on the CPU (`relu_pool`), bit-identical to
+//! libtorch's two.
+//!
 //! [`checkpoint`] turns the state dict into safetensors bytes and back, and reads PyTorch
 //! state-dict files (the published model pool).
 
 pub mod checkpoint;
+mod relu_pool;
 
 use beard_proto::v1::{ModelConfig, NormKind, PoolKind};
 use tch::nn::{Path, VarStore};
@@ -233,10 +237,9 @@ impl ConvNet {
                     true,
                 )?,
             };
-            x = x.f_relu()?;
             x = match self.pool {
-                Pool::Avg => x.f_avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>)?,
-                Pool::Max => x.f_max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)?,
+                Pool::Avg => relu_pool::relu_avg_pool(&x)?,
+                Pool::Max => x.f_relu()?.f_max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)?,
             };
         }
         x.f_flatten(1, -1)
