@@ -13,7 +13,7 @@
 //!   digest with its run record (a `TrainResult` without the checkpoint); a distill task's set
 //!   digest with its run record (a `DistillResult` without blobs).
 //! - `task_files`: further blobs a task produced (a distilled set's safetensors encoding).
-//! - `task_uploads`: the blobs uploaded under a task's leases, until it finishes.
+//! - `task_uploads`: the blobs uploaded under a task's leases, until it finishes or fails for good.
 //! - `snapshots`: the latest state a long task (a distillation) saved, for its next lease: its
 //!   iteration and the digest of its state blob.
 //! - `task_progress`: what the agent on a leased task last reported.
@@ -740,7 +740,8 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Forget what was uploaded for `task_id` (it finished), deleting the blobs nothing names.
+    /// Forget what was uploaded for `task_id` (it finished or failed for good), deleting the blobs
+    /// nothing names.
     pub fn drop_uploads(&self, task_id: &str) -> StoreResult<()> {
         let digests: Vec<String> = self
             .tx

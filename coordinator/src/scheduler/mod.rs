@@ -734,6 +734,8 @@ fn settle_failure(
         tx.record_error(&task.id, task.attempts, agent, &final_failure.encode_to_vec(), now)?;
     }
     tx.set_state(&task.id, TaskState::Failed)?;
+    // Uploads nothing names go; a distill task's snapshot stays for a resubmission to resume from.
+    tx.drop_uploads(&task.id)?;
     tracing::error!(task = %task.description, error = %final_failure, "task failed for good");
     // Downstream, level by level: a distill task's train tasks, then their attack tasks.
     let failure =

@@ -535,10 +535,19 @@ fn a_distill_task_runs_first_resumes_from_its_snapshot_and_then_feeds_its_train_
 fn a_failed_distill_task_fails_its_train_and_attack_tasks() {
     let mut f = distill_fixture();
     let distill = lease(&mut f.scheduler, "a", 1).expect("the distill task");
+    let snapshot = snapshot_request(&mut f.scheduler, &distill, "a", 1);
+    assert!(f.scheduler.save_snapshot(&snapshot, 2).expect("snapshot"));
+    // An upload nothing came to name (the agent failed between uploading and completing).
+    let stray = b"a set never completed";
+    f.scheduler.blobs().put(&sha256_hex(stray), stray).expect("upload");
+    f.scheduler.record_upload(&lease_ref(&distill, "a", &distill.lease_token), &sha256_hex(stray)).expect("recorded");
     let invalid = TaskFailure::permanent("invalid_spec", "no such dataset here");
     f.scheduler.complete(failed(&distill, invalid), 2).expect("complete");
     let status = f.scheduler.status(Some(&f.sweep), 3).expect("status").sweeps.remove(0);
     assert_eq!((status.state.as_str(), status.failed, status.total), ("completed", 3, 3));
     let codes: Vec<_> = status.errors.iter().filter_map(|e| e.failure.as_ref()).map(|f| f.code.as_str()).collect();
     assert_eq!(codes.iter().filter(|code| **code == codes::DEPENDENCY_FAILED).count(), 2, "{codes:?}");
+    assert!(!f.scheduler.blobs().contains(&sha256_hex(stray)), "the failed task's stray upload is deleted");
+    let state = snapshot.snapshot.expect("snapshot").state_sha256;
+    assert!(f.scheduler.blobs().contains(&state), "its snapshot stays, for a resubmitted sweep to resume from");
 }
