@@ -100,4 +100,5 @@ multihost-images: build
 	echo "==> base image and images ready in $$((SECONDS - start)) s"
 
 multihost-test: multihost-images
-	cargo test --locked --release -p beard-tests --test multihost_docker -- --ignored --nocapture
+	# --workspace: the same feature set as `make test`, so the test binary it built is reused, not rebuilt.
+	cargo test --locked --release --workspace --test multihost_docker -- --ignored --nocapture
