@@ -99,6 +99,6 @@ multihost-images: build
 	$(MAKE) --no-print-directory images BASE_IMAGE=$(MULTIHOST_BASE) IMAGE_TAG=multihost && \
 	echo "==> base image and images ready in $$((SECONDS - start)) s"
 
+# --workspace: the same feature set as `make test`, so the test binary it built is reused, not rebuilt.
 multihost-test: multihost-images
-	# --workspace: the same feature set as `make test`, so the test binary it built is reused, not rebuilt.
 	cargo test --locked --release --workspace --test multihost_docker -- --ignored --nocapture
