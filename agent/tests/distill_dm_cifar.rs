@@ -1,12 +1,13 @@
 //! DM on the real CIFAR-10 training set, sized for CI's two cores: IPC 1 from noise, 64 real
-//! images per class, 200 iterations, then the standard evaluation (a fresh ConvNet trained with
-//! SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 256, lr x0.1 at half, DSA) of two nets for
-//! 300 epochs each on the whole test set. It must reach 20 % and gain 12 points over the noise it
-//! started from (../shared/DISTILLATION.md, section 10: a reimplementation of the reference reached
-//! 25.5 % in 171 s).
+//! images per class, 100 iterations, then the standard evaluation (a fresh ConvNet trained with
+//! SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 256, lr x0.1 at half, DSA) for 300 epochs
+//! on the whole test set: two nets for the learned set, one for the noise it started from. It
+//! must reach 20 % and gain 12 points over that noise (../shared/DISTILLATION.md, section 10: a
+//! reimplementation of the reference reached 25.5 % in 171 s).
 //!
-//! On this 2-core machine, undisturbed, it reached 26.05 % from 10.07 % in 253 s (171 s of
-//! distillation); on cores shared with other work its iterations take several times longer.
+//! On this 2-core machine, undisturbed, it reached 25.69 % from 10.39 % in 160 s (87 s of
+//! distillation); 200 iterations gave 26.05 %, so half of them leave the margin as it was. On
+//! cores shared with other work its iterations take several times longer.
 
 mod common;
 
@@ -38,15 +39,15 @@ fn evaluate(set: &DistilledSet, dataset: &Dataset, config: &ConvNetConfig, nets:
 }
 
 #[test]
-fn dm_from_noise_learns_a_cifar10_set_worth_20_percent_in_200_iterations() {
-    let Some(data) = shared_data("dm_from_noise_learns_a_cifar10_set_worth_20_percent_in_200_iterations") else {
+fn dm_from_noise_learns_a_cifar10_set_worth_20_percent_in_100_iterations() {
+    let Some(data) = shared_data("dm_from_noise_learns_a_cifar10_set_worth_20_percent_in_100_iterations") else {
         return;
     };
     let dataset = Dataset::load(&cifar10(&data), Device::Cpu).expect("CIFAR-10 loads");
     let train_split = dataset.train().expect("the training split");
     let config = ConvNetConfig::new(&common::model_config(128, NormKind::Instance), &dataset.info).expect("config");
     let settings =
-        Matching { iterations: 200, batch_real: 64, lr_img: 1.0, momentum: 0.5, dsa: true, start: Start::Noise };
+        Matching { iterations: 100, batch_real: 64, lr_img: 1.0, momentum: 0.5, dsa: true, start: Start::Noise };
     let start_set = Matching { iterations: 1, lr_img: 0.0, ..settings };
     let context = TaskContext::detached();
     let run = Run {
@@ -64,13 +65,13 @@ fn dm_from_noise_learns_a_cifar10_set_worth_20_percent_in_200_iterations() {
     let learned = dm::distill(&run, &settings).expect("distils").set;
     let distilled = started.elapsed().as_secs_f64();
     let normalization = &dataset.info.normalization;
-    let before = evaluate(&noise.to_pixels(normalization).expect("pixels"), &dataset, &config, 2, 300);
+    let before = evaluate(&noise.to_pixels(normalization).expect("pixels"), &dataset, &config, 1, 300);
     let after = evaluate(&learned.to_pixels(normalization).expect("pixels"), &dataset, &config, 2, 300);
     println!(
-        "DM CIFAR-10 IPC 1 from noise, 200 iterations of 64 real images per class ({distilled:.0} s): \
-         {before:.2} % -> {after:.2} % (2 nets x 300 epochs each, {:.0} s in all)",
+        "DM CIFAR-10 IPC 1 from noise, 100 iterations of 64 real images per class ({distilled:.0} s): \
+         {before:.2} % (1 net) -> {after:.2} % (2 nets), 300 epochs each, {:.0} s in all",
         started.elapsed().as_secs_f64()
     );
-    assert!(after >= 20.0, "{after:.2} % after 200 iterations");
+    assert!(after >= 20.0, "{after:.2} % after 100 iterations");
     assert!(after - before >= 12.0, "{before:.2} % -> {after:.2} %: less than 12 points gained");
 }
