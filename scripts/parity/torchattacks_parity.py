@@ -210,11 +210,18 @@ def read_cifar10_test(directory, n):
     return images, labels
 
 
+def synchronize(device):
+    """Wait for the device's queued work (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def run_torchattacks(model, spec, targeted, images, labels, targets, batch_size, classes):
     """One attack run chunk by chunk: the adversarial images, correctness and wall seconds.
 
     The seconds cover the attack and the forward pass that judges its images, the work behind a
-    robust accuracy, as ours (`agent eval` times the attack with the verdicts it returns)."""
+    robust accuracy, as ours (`agent eval` times the attack with the verdicts it returns, after a
+    warm-up forward pass and with CUDA synchronized at both clock reads)."""
     attack = build_attack(model, spec, classes)
     if targeted:
         attack.set_mode_targeted_by_label(quiet=True)
@@ -224,6 +231,11 @@ def run_torchattacks(model, spec, targeted, images, labels, targets, batch_size,
     # 7 of 500 such images back as correct, never the other way round).
     size = 1 if parse_spec(spec)[0] == "deepfool" else batch_size
     chunks, predictions = [], []
+    # As ours: one untimed forward pass over a chunk first, and the device idle at both clock
+    # reads (CUDA runs kernels asynchronously; the last chunk's would otherwise go unclocked).
+    with torch.no_grad():
+        model(images[:batch_size])
+    synchronize(images.device)
     started = time.perf_counter()
     for start in range(0, len(images), batch_size):
         chunk = slice(start, start + batch_size)
@@ -231,6 +243,7 @@ def run_torchattacks(model, spec, targeted, images, labels, targets, batch_size,
         with torch.no_grad():
             predictions += [model(adversarial[at:at + size]).argmax(1) for at in range(0, len(adversarial), size)]
         chunks.append(adversarial)
+    synchronize(images.device)
     seconds = time.perf_counter() - started
     return torch.cat(chunks), torch.cat(predictions) == labels, seconds
 
