@@ -8,10 +8,12 @@
    and images, both in fp32, and on a GPU both with TF32 (ours `--tf32 all`).
 4. Training images per second, ours (`agent bench --adversarial-training`, its standard row)
    against a plain PyTorch loop training the same ConvNet on as many images with the same batch.
-5. A small sweep through `coordinator serve` and `agent run` on the device completes, and its
+5. DeepFool's robust accuracy on the first `--deepfool-n` test images (DM checkpoint) on the
+   device, in fp32, is within 0.4 points of the CPU's, computed in the same run.
+6. A small sweep through `coordinator serve` and `agent run` on the device completes, and its
    report names the device and precision.
 
-Checks 1, 2 and 5 pass or fail (the exit status says so); speeds are reported as ratios, not
+Checks 1, 2, 5 and 6 pass or fail (the exit status says so); speeds are reported as ratios, not
 judged. Run it through `check.sh`, which finds the binaries and torchattacks.
 """
 
@@ -55,9 +57,9 @@ class Table:
         return "\n".join(lines) + "\n"
 
 
-def agent_eval(args, checkpoint, extra):
+def agent_eval(args, checkpoint, extra, device=None):
     command = [str(args.bin / "agent"), "eval", "--checkpoint", str(checkpoint), "--dataset", "cifar10",
-               "--data-dir", str(args.cifar10), "--device", args.device, "--json", *extra]
+               "--data-dir", str(args.cifar10), "--device", device or args.device, "--json", *extra]
     done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
@@ -106,10 +108,28 @@ def check_attack_speed(args, table):
             _, correct, seconds = run_torchattacks(model, spec, False, images, labels, labels, args.batch_size, 10)
             theirs = 100.0 * correct.float().mean().item()
             cells.append(f"{'tf32' if tf32 else 'fp32'}: ours {ours['accuracy']:.1f} % at {n / ours['seconds']:.0f} "
-                         f"img/s, torchattacks {theirs:.1f} % at {n / seconds:.0f} img/s, "
+                         f"img/s ({ours['seconds']:.2f} s), torchattacks {theirs:.1f} % at {n / seconds:.0f} img/s, "
                          f"ratio {seconds / ours['seconds']:.2f}x")
         set_tf32(False)
         table.measure(f"attack `{spec}`, {n} images", "; ".join(cells))
+
+
+DEEPFOOL = "deepfool:steps=50,overshoot=0.02"
+DEEPFOOL_TOLERANCE = 0.4
+
+
+def check_deepfool_against_cpu(args, table):
+    """DeepFool stops at the first iterate a forward pass calls misclassified, for a few images
+    within float32 ulps of the boundary, so a device's rounding may move those few: within 0.4
+    points of the CPU's robust accuracy, not more (on a CPU node: the same figure twice)."""
+    checkpoint = args.pool / "DM_ConvNet_CIFAR10_50_None.pth"
+    extra = ["--limit", str(args.deepfool_n), "--attack", DEEPFOOL]
+    on_device = agent_eval(args, checkpoint, [*extra, "--batch-size", str(args.batch_size), "--tf32", "off"])
+    on_cpu = agent_eval(args, checkpoint, extra, device="cpu")
+    ours, cpu = on_device["attacks"][0]["accuracy"], on_cpu["attacks"][0]["accuracy"]
+    table.check(f"DeepFool robust accuracy, {args.deepfool_n} images", abs(ours - cpu) <= DEEPFOOL_TOLERANCE,
+                f"`{on_device['device']}` {ours:.2f} %, `{on_cpu['device']}` {cpu:.2f} % "
+                f"(at most {DEEPFOOL_TOLERANCE} points apart)")
 
 
 def plain_training_rate(device, images, epochs, batch):
@@ -209,6 +229,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--attacks", default="fgsm;pgd;pgdl2;cw@2000;deepfool@500;autoattack:steps=10@1000",
                         help="attack specs separated by `;`, each with an optional `@IMAGES`")
+    parser.add_argument("--deepfool-n", type=int, default=500, help="test images of the DeepFool check")
     parser.add_argument("--ipc", type=int, default=50)
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--timeout", type=int, default=300, help="seconds any one command may take")
@@ -218,7 +239,9 @@ def main():
     args.cifar10, args.pool = args.data / "cifar-10-batches-bin", args.data / "model_pool"
 
     table, started = Table(), time.perf_counter()
-    for step in (check_device_and_clean_accuracy, check_attack_speed, check_training_speed, check_sweep):
+    steps = (check_device_and_clean_accuracy, check_attack_speed, check_deepfool_against_cpu, check_training_speed,
+             check_sweep)
+    for step in steps:
         try:
             step(args, table)
         except Exception as error:  # noqa: BLE001 - every step reports, the table still prints

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Check a GPU node (or, with --device cpu, this machine as a smoke test) in one run: the device is
 # used, clean accuracies equal the CPU's, images/s against torchattacks and a plain PyTorch
-# training loop, a small sweep through coordinator + agent; one markdown table (scripts/gpu/check.py).
+# training loop, DeepFool within 0.4 points of the CPU's, a small sweep through coordinator + agent;
+# one markdown table (scripts/gpu/check.py).
 #
 #   scripts/gpu/check.sh [--device cuda:0] [--bundle DIR] [--data DIR] [--quick] [--out FILE]
 #
@@ -47,6 +48,6 @@ torch_lib=$("$python" -c 'import os, torch; print(os.path.join(os.path.dirname(t
 export LD_LIBRARY_PATH=$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 sizes=()
 if [ -n "$quick" ]; then
-    sizes=(--n 200 --batch-size 100 --attacks "fgsm;pgd" --ipc 10 --epochs 20 --timeout 600)
+    sizes=(--n 200 --batch-size 100 --attacks "fgsm;pgd" --deepfool-n 100 --ipc 10 --epochs 20 --timeout 600)
 fi
 exec "$python" scripts/gpu/check.py --device "$device" --bin "$bin" --data "$data" "${sizes[@]}" ${out:+--out "$out"}
