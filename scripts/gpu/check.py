@@ -6,18 +6,23 @@
    DM 62.06 % on the 10,000 CIFAR-10 test images: 5,431 and 6,206 correct).
 3. Images per second, ours (`agent eval`) against torchattacks 3.5.1 on the same device, weights
    and images, both in fp32, and on a GPU both with TF32 (ours `--tf32 all`).
-4. Training images per second, ours (`agent bench --adversarial-training`, its standard row)
-   against a plain PyTorch loop training the same ConvNet on as many images with the same batch.
-5. DeepFool's robust accuracy on the first `--deepfool-n` test images (DM checkpoint) on the
+4. DeepFool's robust accuracy on the first `--deepfool-n` test images (DM checkpoint) on the
    device, in fp32, is within 0.4 points of the CPU's, computed in the same run.
-6. A small sweep through `coordinator serve` and `agent run` on the device completes, and its
+5. Training images per second, ours (`agent bench --adversarial-training`, its standard row)
+   against a plain PyTorch loop training the same ConvNet on as many images with the same batch.
+6. AutoAttack's wall seconds per task on the weak models of DC's released IPC-1 set, through a
+   sweep (Square's sequential queries on the few points still robust: the tail that launch
+   overhead dominates on a GPU). Needs `distilled/` in `--data`.
+7. A small sweep through `coordinator serve` and `agent run` on the device completes, and its
    report names the device and precision.
 
-Checks 1, 2, 5 and 6 pass or fail (the exit status says so); speeds are reported as ratios, not
+Checks 1, 2, 4 and 7 pass or fail (the exit status says so); speeds are reported as ratios, not
 judged. Run it through `check.sh`, which finds the binaries and torchattacks.
 """
 
 import argparse
+import csv
+import io
 import json
 import os
 import re
@@ -182,10 +187,12 @@ evaluation: { test_samples: 500 }
 """
 
 
-def check_sweep(args, table):
+def run_sweep(args, text):
+    """`coordinator submit --wait` of a sweep through `coordinator serve` and one `agent run` on
+    the device: (the submit process, its wall seconds, the report in `report_format`)."""
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        (work / "sweep.yaml").write_text(SWEEP)
+        (work / "sweep.yaml").write_text(text)
         coordinator = subprocess.Popen([str(args.bin / "coordinator"), "serve", "--listen", "127.0.0.1:0",
                                         "--state", str(work / "state"), "--addr-file", str(work / "address")],
                                        stderr=open(work / "coordinator.log", "w"))
@@ -205,18 +212,61 @@ def check_sweep(args, table):
                                         env=env, capture_output=True, text=True, timeout=args.timeout)
                 seconds = time.perf_counter() - started
                 sweep = re.search(r"submitted (\S+)", submit.stdout)
-                report = subprocess.run([str(args.bin / "coordinator"), "report", sweep.group(1) if sweep else "-"],
-                                        env=env, capture_output=True, text=True, timeout=60).stdout
+                reports = {form: subprocess.run([str(args.bin / "coordinator"), "report", "--format", form,
+                                                 sweep.group(1) if sweep else "-"],
+                                                env=env, capture_output=True, text=True, timeout=60).stdout
+                           for form in ("md", "csv")}
             finally:
                 agent.terminate()
                 agent.wait(timeout=30)
         finally:
             coordinator.terminate()
             coordinator.wait(timeout=30)
-    computed = next((line for line in report.splitlines() if line.startswith("Computed on")), "no device line")
+    return submit, seconds, reports
+
+
+def check_sweep(args, table):
+    submit, seconds, reports = run_sweep(args, SWEEP)
+    computed = next((line for line in reports["md"].splitlines() if line.startswith("Computed on")), "no device line")
     ok = submit.returncode == 0 and f"`{args.device}" in computed and "fp32)`" in computed
     table.check("sweep through coordinator + agent", ok,
                 f"4 train and 8 attack tasks in {seconds:.1f} s; {computed}" if ok else submit.stderr[-500:])
+
+
+WEAK_MODEL_SWEEP = """name: gpu-check-weak-model
+pool_dir: {distilled}
+datasets:
+  cifar10: {{ root: {cifar10} }}
+methods:
+  DC:
+    files: {{ cifar10: {{ 1: DC_CIFAR10_ConvNet_ipc1.res.pt }} }}
+    stored: normalized
+ipc: [1]
+attacks:
+  autoattack: {{ targeted: [false] }}
+targeted: [false]
+seeds: {seeds}
+training: {{ optimizer: sgd, lr: 0.01, momentum: 0.9, weight_decay: 5e-4, batch_size: 256, epochs: {epochs}, lr_schedule: half }}
+evaluation: {{ test_samples: {images}, batch_size: {batch} }}
+metrics: {{ time_basis: wall }}
+"""
+
+
+def check_weak_model_autoattack(args, table):
+    """AutoAttack's wall seconds per task on the weak models of DC's released IPC-1 set, trained
+    with the reference recipe: the launch-bound tail of a sweep (Square's 5,000 sequential queries
+    on the few points still robust). On an H200 these tasks took 9 to 20 s on 2,000 images."""
+    text = WEAK_MODEL_SWEEP.format(distilled=args.data / "distilled", cifar10=args.cifar10, seeds=args.weak_seeds,
+                                   epochs=args.weak_epochs, images=args.weak_n, batch=args.batch_size)
+    submit, seconds, reports = run_sweep(args, text)
+    if submit.returncode != 0:
+        raise RuntimeError(submit.stderr[-500:])
+    board = {row["quantity"]: float(row["value"]) for row in csv.DictReader(io.StringIO(reports["csv"]))
+             if row["table"] == "leaderboard" and row["method"] == "DC" and row["ipc"] == "1"}
+    attack, accuracy, clean = board["autoattack_time"], board["autoattack_accuracy"], board["clean_accuracy"]
+    table.measure(f"AutoAttack on weak models (DC IPC-1, {args.weak_epochs} epochs, {args.weak_n} images)",
+                  f"{attack:.1f} s per task (mean over {args.weak_seeds} seed{'s' if args.weak_seeds != 1 else ''}), "
+                  f"robust {accuracy:.1f} % (clean {clean:.1f} %); the sweep took {seconds:.0f} s")
 
 
 def main():
@@ -224,12 +274,15 @@ def main():
     parser.add_argument("--device", default="cuda:0")
     parser.add_argument("--bin", type=Path, required=True, help="directory with the agent and coordinator binaries")
     parser.add_argument("--data", type=Path, required=True,
-                        help="directory with cifar-10-batches-bin/ and model_pool/ (as ../shared/data)")
+                        help="directory with cifar-10-batches-bin/, model_pool/ and distilled/ (as ../shared/data)")
     parser.add_argument("--n", type=int, default=10000, help="test images per attack speed run (SPEC@N overrides)")
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--attacks", default="fgsm;pgd;pgdl2;cw@2000;deepfool@500;autoattack:steps=10@1000",
                         help="attack specs separated by `;`, each with an optional `@IMAGES`")
     parser.add_argument("--deepfool-n", type=int, default=500, help="test images of the DeepFool check")
+    parser.add_argument("--weak-n", type=int, default=2000, help="test images of the weak-model AutoAttack sweep")
+    parser.add_argument("--weak-seeds", type=int, default=2, help="seeds (models) of the weak-model AutoAttack sweep")
+    parser.add_argument("--weak-epochs", type=int, default=1000, help="training epochs of those models")
     parser.add_argument("--ipc", type=int, default=50)
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--timeout", type=int, default=300, help="seconds any one command may take")
@@ -240,7 +293,7 @@ def main():
 
     table, started = Table(), time.perf_counter()
     steps = (check_device_and_clean_accuracy, check_attack_speed, check_deepfool_against_cpu, check_training_speed,
-             check_sweep)
+             check_weak_model_autoattack, check_sweep)
     for step in steps:
         try:
             step(args, table)
