@@ -126,11 +126,11 @@ DEEPFOOL_TOLERANCE = 0.4
 def check_deepfool_against_cpu(args, table):
     """DeepFool stops at the first iterate a forward pass calls misclassified, for a few images
     within float32 ulps of the boundary, so a device's rounding may move those few: within 0.4
-    points of the CPU's robust accuracy, not more (on a CPU node: the same figure twice)."""
+    points of the CPU's robust accuracy, not more (a CPU node compares its one run with itself)."""
     checkpoint = args.pool / "DM_ConvNet_CIFAR10_50_None.pth"
     extra = ["--limit", str(args.deepfool_n), "--attack", DEEPFOOL]
     on_device = agent_eval(args, checkpoint, [*extra, "--batch-size", str(args.batch_size), "--tf32", "off"])
-    on_cpu = agent_eval(args, checkpoint, extra, device="cpu")
+    on_cpu = on_device if args.device == "cpu" else agent_eval(args, checkpoint, extra, device="cpu")
     ours, cpu = on_device["attacks"][0]["accuracy"], on_cpu["attacks"][0]["accuracy"]
     table.check(f"DeepFool robust accuracy, {args.deepfool_n} images", abs(ours - cpu) <= DEEPFOOL_TOLERANCE,
                 f"`{on_device['device']}` {ours:.2f} %, `{on_cpu['device']}` {cpu:.2f} % "
@@ -187,7 +187,7 @@ evaluation: { test_samples: 500 }
 """
 
 
-def run_sweep(args, text):
+def run_sweep(args, text, report_format):
     """`coordinator submit --wait` of a sweep through `coordinator serve` and one `agent run` on
     the device: (the submit process, its wall seconds, the report in `report_format`)."""
     with tempfile.TemporaryDirectory() as work:
@@ -212,22 +212,21 @@ def run_sweep(args, text):
                                         env=env, capture_output=True, text=True, timeout=args.timeout)
                 seconds = time.perf_counter() - started
                 sweep = re.search(r"submitted (\S+)", submit.stdout)
-                reports = {form: subprocess.run([str(args.bin / "coordinator"), "report", "--format", form,
-                                                 sweep.group(1) if sweep else "-"],
-                                                env=env, capture_output=True, text=True, timeout=60).stdout
-                           for form in ("md", "csv")}
+                report = subprocess.run([str(args.bin / "coordinator"), "report", "--format", report_format,
+                                         sweep.group(1) if sweep else "-"],
+                                        env=env, capture_output=True, text=True, timeout=60).stdout
             finally:
                 agent.terminate()
                 agent.wait(timeout=30)
         finally:
             coordinator.terminate()
             coordinator.wait(timeout=30)
-    return submit, seconds, reports
+    return submit, seconds, report
 
 
 def check_sweep(args, table):
-    submit, seconds, reports = run_sweep(args, SWEEP)
-    computed = next((line for line in reports["md"].splitlines() if line.startswith("Computed on")), "no device line")
+    submit, seconds, report = run_sweep(args, SWEEP, "md")
+    computed = next((line for line in report.splitlines() if line.startswith("Computed on")), "no device line")
     ok = submit.returncode == 0 and f"`{args.device}" in computed and "fp32)`" in computed
     table.check("sweep through coordinator + agent", ok,
                 f"4 train and 8 attack tasks in {seconds:.1f} s; {computed}" if ok else submit.stderr[-500:])
@@ -258,10 +257,10 @@ def check_weak_model_autoattack(args, table):
     on the few points still robust). On an H200 these tasks took 9 to 20 s on 2,000 images."""
     text = WEAK_MODEL_SWEEP.format(distilled=args.data / "distilled", cifar10=args.cifar10, seeds=args.weak_seeds,
                                    epochs=args.weak_epochs, images=args.weak_n, batch=args.batch_size)
-    submit, seconds, reports = run_sweep(args, text)
+    submit, seconds, report = run_sweep(args, text, "csv")
     if submit.returncode != 0:
         raise RuntimeError(submit.stderr[-500:])
-    board = {row["quantity"]: float(row["value"]) for row in csv.DictReader(io.StringIO(reports["csv"]))
+    board = {row["quantity"]: float(row["value"]) for row in csv.DictReader(io.StringIO(report))
              if row["table"] == "leaderboard" and row["method"] == "DC" and row["ipc"] == "1"}
     attack, accuracy, clean = board["autoattack_time"], board["autoattack_accuracy"], board["clean_accuracy"]
     table.measure(f"AutoAttack on weak models (DC IPC-1, {args.weak_epochs} epochs, {args.weak_n} images)",
