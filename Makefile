@@ -39,7 +39,9 @@ test-fast: $(TORCH_STAMP)
 	cargo test --workspace --lib --locked
 
 # --show-output: the figures passing tests print (parity tables, accuracies, throughput) stay in the log.
-test: build deploy-check
+# `cargo test` builds the binaries with the tests in one build graph (the test crates compile
+# beside the agent library instead of after it), so the `build` behind the later steps is a no-op.
+test: $(TORCH_STAMP) deploy-check
 	cargo test --workspace --locked --release -- --show-output
 	$(MAKE) --no-print-directory gpu-check-smoke
 	$(MAKE) --no-print-directory multihost-test

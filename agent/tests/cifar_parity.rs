@@ -7,8 +7,9 @@
 //!   verdict, and every adversarial pixel within `common::parity::PIXEL_TOLERANCE` (measured:
 //!   bit-identical). DeepFool is within a point on 500 images.
 //! - C&W, untargeted and targeted (targets (y + 1) % 10), with `torchattacks_margin=true`, is
-//!   within a point on [`SLOW_SAMPLES`] images (torchattacks' C&W runs 100 steps, minutes on two
-//!   CPU cores; measured targeted: 11% robust on both sides). Our `standard` margin, the paper's,
+//!   within a point on [`SLOW_SAMPLES`] images, that is with the same robust count (torchattacks'
+//!   C&W runs 100 steps, a minute per mode on two CPU cores; measured on 100 images: every
+//!   verdict the same, targeted 11% robust on both sides). Our `standard` margin, the paper's,
 //!   leaves none of these samples robust targeted: torchattacks' reads a negative target logit as
 //!   0 and loses its gradient (see `attacks::cw`).
 //! - AutoAttack, on [`AUTOATTACK_SAMPLES`] images, twice. At the reference's strength (ours runs
@@ -43,7 +44,7 @@ use common::parity::{Run, ScriptModel, compare};
 use tch::{Device, Tensor};
 
 const SAMPLES: i64 = 500;
-const SLOW_SAMPLES: i64 = 100;
+const SLOW_SAMPLES: i64 = 50;
 const AUTOATTACK_SAMPLES: i64 = 100;
 const CHUNK: i64 = 100;
 /// C&W as torchattacks runs it (100 steps, its margin), untargeted and targeted.

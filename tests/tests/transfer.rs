@@ -16,7 +16,7 @@ use std::process::Command;
 use beard_proto::v1::{AttackShard, AttackSpec, EvaluationMode};
 use common::*;
 
-const IMAGES: u32 = 500;
+const IMAGES: u32 = 200;
 const CHECKPOINTS: [(&str, &str); 2] =
     [("DC", "DC_ConvNet_CIFAR10_50_None.pth"), ("DM", "DM_ConvNet_CIFAR10_50_None.pth")];
 
