@@ -19,6 +19,14 @@ use tch::Device;
 
 pub const EPS: f64 = 8.0 / 255.0;
 
+/// Every test binary of the agent keeps freed host memory for reuse from its start, before any
+/// test thread allocates, as the agent's binary does: in-process training and attacks then run
+/// as fast as the agent's (`beard_agent::host_memory`).
+#[ctor::ctor(unsafe)]
+fn keep_freed_memory() {
+    beard_agent::host_memory::keep_freed_memory();
+}
+
 pub fn synthetic() -> DatasetRef {
     DatasetRef { name: "synthetic".into(), root: String::new() }
 }

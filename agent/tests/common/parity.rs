@@ -244,7 +244,6 @@ pub fn compare(
     targets: &Tensor,
     chunk: i64,
 ) -> Vec<String> {
-    beard_agent::host_memory::keep_freed_memory(); // as the agent's binary does
     let theirs = Theirs::run(script_model, runs, images, labels, targets, chunk);
     println!("{}", theirs.stdout);
     let count = images.size()[0];
