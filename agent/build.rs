@@ -2,7 +2,8 @@
 //!
 //! - The C++ that tch has no API for, compiled against libtorch's headers: the precision shim
 //!   (`src/precision/shim.cpp`, the float32 settings of libtorch's global context) and the fused
-//!   ReLU + average pooling of a ConvNet block (`src/model/relu_pool.cpp`).
+//!   ReLU + average pooling of a ConvNet block (`src/model/relu_pool.cpp`) and the first
+//!   convolution's direct kernels (`src/model/first_conv.cpp`).
 //! - An rpath to libtorch's lib directory, so the binaries run without LD_LIBRARY_PATH.
 //! - `libtorch_cuda` linked with `--no-as-needed` when the wheel carries it: nothing in our code
 //!   references its symbols directly, so under `--as-needed` the linker would drop it and the
@@ -12,8 +13,8 @@ use std::path::Path;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    let sources = ["src/precision/shim.cpp", "src/model/relu_pool.cpp"];
-    for source in sources {
+    let sources = ["src/precision/shim.cpp", "src/model/relu_pool.cpp", "src/model/first_conv.cpp"];
+    for source in sources.iter().chain(&["src/model/native.h"]) {
         println!("cargo:rerun-if-changed={source}");
     }
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
@@ -28,6 +29,9 @@ fn main() {
         .flag("-std=c++17")
         // libtorch's `at::parallel_for` is an inline OpenMP loop: without OpenMP it runs on one thread.
         .flag("-fopenmp")
+        // The kernels reproduce libtorch's rounding step by step: no multiply-add is fused
+        // unless the source asks for it.
+        .flag("-ffp-contract=off")
         .define("_GLIBCXX_USE_CXX11_ABI", "1")
         .warnings(false)
         .compile("beard_native");

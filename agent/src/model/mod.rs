@@ -14,13 +14,16 @@
 //! and no other thread's use of torch's global generator can change them. Every op uses tch's
 //! fallible variants, so device errors (out of memory) come back as values, not panics.
 //!
-//! ReLU and average pooling run as one fused operation on the CPU (`relu_pool`), bit-identical to
-//! libtorch's two.
+//! On the CPU, ReLU and average pooling run as one fused operation (`relu_pool`), bit-identical to
+//! libtorch's two, and the first convolution runs in NCHW without oneDNN's layout changes
+//! ([`first_conv`]), bit-identical to libtorch's.
 //!
 //! [`checkpoint`] turns the state dict into safetensors bytes and back, and reads PyTorch
 //! state-dict files (the published model pool).
 
 pub mod checkpoint;
+pub mod first_conv;
+mod native;
 mod relu_pool;
 
 use beard_proto::v1::{ModelConfig, NormKind, PoolKind};
@@ -220,7 +223,7 @@ impl ConvNet {
             None => images.shallow_clone(),
         };
         for block in &self.blocks {
-            x = x.f_conv2d(&block.conv.weight, Some(&block.conv.bias), [1, 1], [1, 1], [1, 1], 1)?;
+            x = first_conv::conv2d(&x, &block.conv.weight, &block.conv.bias)?;
             x = match &block.norm {
                 None => x,
                 Some(NormLayer::Instance { affine, groups }) => {

@@ -13,9 +13,7 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <cstdlib>
-#include <cstring>
-#include <exception>
+#include "native.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -157,13 +155,6 @@ struct ReluAvgPool : public torch::autograd::Function<ReluAvgPool> {
     }
 };
 
-char* copy_message(const char* message) {
-    const size_t length = std::strlen(message) + 1;
-    auto* copy = static_cast<char*>(std::malloc(length));
-    if (copy != nullptr) std::memcpy(copy, message, length);
-    return copy;
-}
-
 }  // namespace
 
 extern "C" {
@@ -172,14 +163,7 @@ extern "C" {
 // (the caller checks), recorded for autograd. On failure returns null and sets `*error` to a
 // malloc'ed message the caller frees.
 at::Tensor* beard_relu_avg_pool(const at::Tensor* input, char** error) {
-    try {
-        return new at::Tensor(ReluAvgPool::apply(*input));
-    } catch (const std::exception& failure) {
-        *error = copy_message(failure.what());
-    } catch (...) {
-        *error = copy_message("unknown C++ exception in beard_relu_avg_pool");
-    }
-    return nullptr;
+    return beard::guarded("beard_relu_avg_pool", error, [&] { return ReluAvgPool::apply(*input); });
 }
 
 }

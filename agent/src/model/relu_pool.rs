@@ -6,10 +6,12 @@
 //! gradients, so every attack's numbers stay those of torchattacks on the same model. Anywhere
 //! else (CUDA, other dtypes, odd sizes) it runs libtorch's two operators.
 
-use std::ffi::{CStr, c_char};
+use std::ffi::c_char;
 
 use tch::{Device, Kind, TchError, Tensor};
 use torch_sys::C_tensor;
+
+use super::native::owned_tensor;
 
 unsafe extern "C" {
     fn beard_relu_avg_pool(input: *const C_tensor, error: *mut *mut c_char) -> *mut C_tensor;
@@ -29,23 +31,9 @@ fn fusable(x: &Tensor) -> Result<bool, TchError> {
 }
 
 fn fused(x: &Tensor) -> Result<Tensor, TchError> {
-    let mut error: *mut c_char = std::ptr::null_mut();
     // SAFETY: `x` is a live tensor; the function returns a new owned tensor, or null with a
-    // malloc'ed message that is read and freed here.
-    unsafe {
-        let result = beard_relu_avg_pool(x.as_ptr(), &mut error);
-        if result.is_null() {
-            let message = if error.is_null() {
-                "the fused ReLU and pooling failed".to_owned()
-            } else {
-                let text = CStr::from_ptr(error).to_string_lossy().into_owned();
-                libc::free(error.cast());
-                text
-            };
-            return Err(TchError::Torch(message));
-        }
-        Ok(Tensor::from_ptr(result))
-    }
+    // malloc'ed message.
+    unsafe { owned_tensor("the fused ReLU and pooling", |error| beard_relu_avg_pool(x.as_ptr(), error)) }
 }
 
 #[cfg(test)]
