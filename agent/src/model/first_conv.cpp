@@ -196,8 +196,9 @@ __attribute__((target("avx2,fma"))) void forward_block(const float* image, const
         }
 }
 
-// Rows per input-gradient task: the output gradient rows a block needs stay in the L1 cache.
-constexpr int64_t kGradientBand = 8;
+// Rows per input-gradient task: a block's padded output gradient (16 x 18 rows of 34 on CIFAR)
+// stays in the core's caches, and each row is copied 18/16 times, not 10/8 (measured best).
+constexpr int64_t kGradientBand = 16;
 
 // The input gradient of `Vectors` (1 or 2) x 8 columns from `x` of band row `y`: one block's
 // partial sums added to `grad` (stored, for the first block). `band` is the block's padded output
