@@ -7,8 +7,8 @@
 //! and the input gradient in oneDNN's accumulation order instead; the first call of each shape
 //! checks them against libtorch's result and only a shape that matched bit for bit runs them from
 //! then on (see the C++ file), so every attack's numbers stay those of torchattacks on the same
-//! model. Other inputs (more channels, CUDA, other dtypes, widths that are not a multiple of 8)
-//! and CPUs without AVX2 and FMA run libtorch's `conv2d`.
+//! model. Other inputs (more channels, CUDA, other dtypes, other layouts, widths that are not a
+//! multiple of 8) and CPUs without AVX2 and FMA run libtorch's `conv2d`.
 
 use std::ffi::c_char;
 
@@ -53,7 +53,10 @@ pub fn direct_calls() -> (u64, u64) {
 
 /// Whether the shapes are the ones the C++ kernels take.
 fn direct(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<bool, TchError> {
-    let cpu_float = |tensor: &Tensor| tensor.device() == Device::Cpu && tensor.kind() == Kind::Float;
+    // Contiguous too: libtorch runs a channels-last input through other oneDNN kernels, whose
+    // order the per-shape check (keyed by shape, not layout) must not vouch for.
+    let cpu_float =
+        |tensor: &Tensor| tensor.device() == Device::Cpu && tensor.kind() == Kind::Float && tensor.is_contiguous();
     if !(cpu_float(x) && cpu_float(weight) && cpu_float(bias)) {
         return Ok(false);
     }
@@ -176,6 +179,8 @@ mod tests {
         let (x, weight, bias) = problem(2, 32, 32, 16);
         let doubles = [&x, &weight, &bias].map(|t| t.to_kind(Kind::Double));
         assert!(!direct(&doubles[0], &doubles[1], &doubles[2]).unwrap(), "float64");
+        let channels_last = x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+        assert!(!direct(&channels_last, &weight, &bias).unwrap(), "channels-last");
         let wide = Tensor::rand([2, 8, 32, 32], (Kind::Float, Device::Cpu));
         let wide_weight = Tensor::randn([16, 8, 3, 3], (Kind::Float, Device::Cpu));
         assert!(!direct(&wide, &wide_weight, &bias).unwrap(), "8 input channels");
