@@ -31,7 +31,9 @@ const PARTITION: Duration = Duration::from_secs(12);
 const AGENTS: usize = 3;
 
 /// 12 train tasks (2 methods × IPC 1, 2 × 3 seeds) and 48 attack tasks (FGSM and PGD, both
-/// modes), each a second or a few on one CPU thread.
+/// modes) on one CPU thread each, a second or a few. There is enough work that the healthy agent
+/// cannot drain the sweep while agent-1 is cut off (with 300 epochs and 5 PGD steps it did once
+/// the attacks got faster, and agent-1 found nothing to lease).
 fn sweep() -> String {
     r#"name: multihost
 datasets:
@@ -42,10 +44,10 @@ methods:
 ipc: [1, 2]
 attacks:
   fgsm: {}
-  pgd: { steps: 5 }
+  pgd: { steps: 20 }
 targeted: [false, true]
 seeds: 3
-training: { optimizer: adam, lr: 0.001, epochs: 300, batch_size: 64, weight_decay: 0, lr_schedule: constant, aug: none }
+training: { optimizer: adam, lr: 0.001, epochs: 1000, batch_size: 64, weight_decay: 0, lr_schedule: constant, aug: none }
 model: { width: 16 }
 evaluation: { test_samples: 256, batch_size: 128 }
 "#
