@@ -170,14 +170,12 @@ void pad_planes(const float* planes, int64_t count, int64_t height, int64_t widt
         }
 }
 
-// One image's output channels `first..first + 8`, every row. `taps` is the block's packed weights.
-__attribute__((target("avx2,fma"))) void forward_block(const float* image, const float* taps, const float* bias,
-                                                       float* output, int64_t height, int64_t width,
-                                                       std::vector<float>& padded) {
+// One image's output channels `first..first + 8`, every row, from its zero-padded input planes
+// (`pad_planes`). `taps` is the block's packed weights.
+__attribute__((target("avx2,fma"))) void forward_block(const float* padded, const float* taps, const float* bias,
+                                                       float* output, int64_t height, int64_t width) {
     const int64_t padded_width = width + 2;
     const int64_t plane = height * width;
-    padded.resize(kInputChannels * (height + 2) * padded_width);
-    pad_planes(image, kInputChannels, height, width, 0, height, padded.data());
     for (int64_t y = 0; y < height; ++y)
         for (int64_t x = 0; x < width; x += kLanes) {
             __m256 sums[kForwardBlock];
@@ -273,13 +271,18 @@ at::Tensor direct_forward(const at::Tensor& input_, const at::Tensor& weight_, c
     const float* in = input.const_data_ptr<float>();
     const float* shift = bias.const_data_ptr<float>();
     float* out = output.mutable_data_ptr<float>();
-    // Tasks: (image, block of 8 output channels).
+    // Tasks: (image, block of 8 output channels); an image's input is padded once per thread.
     at::parallel_for(0, images * blocks, blocks, [&](int64_t begin, int64_t end) {
-        std::vector<float> padded;
+        std::vector<float> padded(kInputChannels * (height + 2) * (width + 2));
+        int64_t padded_image = -1;
         for (int64_t task = begin; task < end; ++task) {
             const int64_t image = task / blocks, first = (task % blocks) * kForwardBlock;
-            forward_block(in + image * kInputChannels * plane, packed.data() + first * kInputChannels * kTaps * kTaps,
-                          shift + first, out + (image * channels + first) * plane, height, width, padded);
+            if (image != padded_image) {
+                pad_planes(in + image * kInputChannels * plane, kInputChannels, height, width, 0, height, padded.data());
+                padded_image = image;
+            }
+            forward_block(padded.data(), packed.data() + first * kInputChannels * kTaps * kTaps, shift + first,
+                          out + (image * channels + first) * plane, height, width);
         }
     });
     return output;
