@@ -2,8 +2,9 @@
 //!
 //! - The C++ that tch has no API for, compiled against libtorch's headers: the precision shim
 //!   (`src/precision/shim.cpp`, the float32 settings of libtorch's global context) and the fused
-//!   ReLU + average pooling of a ConvNet block (`src/model/relu_pool.cpp`) and the first
-//!   convolution's direct kernels (`src/model/first_conv.cpp`).
+//!   ReLU + average pooling of a ConvNet block (`src/model/relu_pool.cpp`), the fused instance
+//!   norm + ReLU + pooling (`src/model/instance_norm_pool.cpp`) and the first convolution's
+//!   direct kernels (`src/model/first_conv.cpp`).
 //! - An rpath to libtorch's lib directory, so the binaries run without LD_LIBRARY_PATH.
 //! - `libtorch_cuda` linked with `--no-as-needed` when the wheel carries it: nothing in our code
 //!   references its symbols directly, so under `--as-needed` the linker would drop it and the
@@ -13,8 +14,13 @@ use std::path::Path;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    let sources = ["src/precision/shim.cpp", "src/model/relu_pool.cpp", "src/model/first_conv.cpp"];
-    for source in sources.iter().chain(&["src/model/native.h"]) {
+    let sources = [
+        "src/precision/shim.cpp",
+        "src/model/relu_pool.cpp",
+        "src/model/first_conv.cpp",
+        "src/model/instance_norm_pool.cpp",
+    ];
+    for source in sources.iter().chain(&["src/model/native.h", "src/model/pool_rows.h", "src/model/verified.h"]) {
         println!("cargo:rerun-if-changed={source}");
     }
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {

@@ -29,8 +29,9 @@
 //! Targeted PGD is compared on `synthetic` (`parity.rs`), to keep this test inside its share of
 //! CI.
 //!
-//! On CPUs where oneDNN runs AVX-512 kernels, the test also checks that the first convolution ran
-//! through its direct kernels (`model::first_conv`), so the bits compared are theirs.
+//! The test also checks that the bits compared are those of our own kernels: the first
+//! convolution's direct kernels (`model::first_conv`) on CPUs where oneDNN runs AVX-512 ones, and
+//! the fused instance norm, ReLU and pooling (`model::instance_norm_pool`) on CPUs with AVX2.
 //!
 //! DeepFool leaves about 3% of these samples within a few float32 ulps of the decision boundary
 //! (its step there falls below the pixels' resolution), where a forward pass's verdict depends on
@@ -41,7 +42,7 @@
 mod common;
 
 use beard_agent::data::{Dataset, dataset_info};
-use beard_agent::model::first_conv;
+use beard_agent::model::{first_conv, instance_norm_pool};
 use common::cifar::{cifar10, reference_model};
 use common::files::shared_data;
 use common::parity::{Run, ScriptModel, compare};
@@ -90,16 +91,24 @@ fn beard_attacks_match_torchattacks_on_the_reference_checkpoint() {
     ];
     failures.extend(compare(&model, &script_model, &runs, &images, &labels, &targets, CHUNK));
     assert!(failures.is_empty(), "parity failures: {failures:#?}");
-    assert_direct_first_convolution_ran();
+    assert_own_kernels_ran();
 }
 
-/// The bits above came from the direct first-convolution kernels (`model::first_conv`), not from
-/// their fallback to libtorch, wherever oneDNN runs its AVX-512 kernels (where they were measured).
-fn assert_direct_first_convolution_ran() {
+/// The bits above came from our kernels, not from their fallback to libtorch, wherever they were
+/// measured: the direct first convolution (`model::first_conv`) where oneDNN runs its AVX-512
+/// kernels, the fused instance norm (`model::instance_norm_pool`) on AVX2 with FMA.
+fn assert_own_kernels_ran() {
     let (forwards, gradients) = first_conv::direct_calls();
     println!("direct first convolution: {forwards} forward passes, {gradients} input gradients");
+    let (norm_forwards, norm_gradients) = instance_norm_pool::fused_calls();
+    println!("fused instance norm: {norm_forwards} forward passes, {norm_gradients} input gradients");
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
-        assert!(forwards > 0 && gradients > 0, "the direct kernels did not run");
+    {
+        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
+            assert!(forwards > 0 && gradients > 0, "the direct first-convolution kernels did not run");
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            assert!(norm_forwards > 0 && norm_gradients > 0, "the fused instance-norm kernels did not run");
+        }
     }
 }

@@ -17,12 +17,11 @@
 // Terms outside the image add a zero product (oneDNN skips them), which can only turn an exactly
 // zero -0 into +0.
 //
-// The order is oneDNN's on this machine's instruction set, so it is not assumed: the first call
-// of each shape (batch, size, width, thread count, and whether autograd records the forward pass,
-// which picks oneDNN's training or inference kernel) computes both, returns libtorch's and keeps
-// the verdict of comparing them; later calls of a shape that matched run only the direct kernels,
-// the others only libtorch's. The weight and bias gradients (training) are always libtorch's, and
-// so is every gradient of a backward pass that builds a graph (double backward).
+// The order is oneDNN's on this machine's instruction set, so it is not assumed: each shape
+// (batch, size, width, thread count, and whether autograd records the forward pass, which picks
+// oneDNN's training or inference kernel) is verified on its first call (verified.h). The weight
+// and bias gradients (training) are always libtorch's, and so is every gradient of a backward
+// pass that builds a graph (double backward).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -30,10 +29,8 @@
 #include <array>
 #include <atomic>
 #include <cstring>
-#include <map>
-#include <mutex>
-#include <optional>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -41,6 +38,7 @@
 #endif
 
 #include "native.h"
+#include "verified.h"
 
 namespace {
 
@@ -62,53 +60,16 @@ enum class Pass { Forward, InputGradient };
 // One call's shape: pass, batch, height, width, output channels, threads, forward recorded.
 using Shape = std::tuple<Pass, int64_t, int64_t, int64_t, int64_t, int, bool>;
 
-// Whether the direct kernels gave libtorch's bits, per shape.
-class Verdicts {
-  public:
-    std::optional<bool> find(const Shape& shape) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        const auto found = verdicts_.find(shape);
-        return found == verdicts_.end() ? std::nullopt : std::optional<bool>(found->second);
-    }
-
-    void record(const Shape& shape, bool same) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        verdicts_.emplace(shape, same);
-    }
-
-  private:
-    std::mutex mutex_;
-    std::map<Shape, bool> verdicts_;
-};
-
-Verdicts& verdicts() {
-    static Verdicts instance;
+beard::Verdicts<Shape>& verdicts() {
+    static beard::Verdicts<Shape> instance;
     return instance;
 }
 
-// Equal values, NaN matching NaN.
-bool same_values(const at::Tensor& ours, const at::Tensor& theirs) {
-    return ours.sizes() == theirs.sizes() && ((ours == theirs) | (ours.isnan() & theirs.isnan())).all().item<bool>();
-}
-
-// `direct()` where the shape's verdict says it matches `reference()`; on a shape's first call both,
-// the verdict kept and `reference()`'s result returned.
+// The direct kernels where the shape's verdict says they match libtorch (see verified.h).
 template <class Direct, class Reference>
 at::Tensor verified(const Shape& shape, std::atomic<uint64_t>& direct_calls, Direct&& direct, Reference&& reference) {
-    const auto verdict = verdicts().find(shape);
-    if (verdict.has_value()) {
-        if (!*verdict) return reference();
-        ++direct_calls;
-        return direct();
-    }
-    at::Tensor theirs = reference();
-    at::Tensor ours;
-    {
-        at::NoGradGuard no_grad;
-        ours = direct();
-    }
-    verdicts().record(shape, same_values(ours, theirs.detach()));
-    return theirs;
+    return beard::verified(verdicts(), shape, direct_calls, std::forward<Direct>(direct),
+                           std::forward<Reference>(reference));
 }
 
 #if defined(__x86_64__)

@@ -14,15 +14,17 @@
 //! and no other thread's use of torch's global generator can change them. Every op uses tch's
 //! fallible variants, so device errors (out of memory) come back as values, not panics.
 //!
-//! On the CPU, ReLU and average pooling run as one fused operation (`relu_pool`), bit-identical to
-//! libtorch's two, and the first convolution runs in NCHW without oneDNN's layout changes
-//! ([`first_conv`]), bit-identical to libtorch's.
+//! On the CPU, ReLU and average pooling run as one fused operation (`relu_pool`), and with the
+//! instance norm before them too where the norm's weights are frozen ([`instance_norm_pool`]);
+//! the first convolution runs in NCHW without oneDNN's layout changes ([`first_conv`]). All three
+//! are bit-identical to libtorch's operators.
 //!
 //! [`checkpoint`] turns the state dict into safetensors bytes and back, and reads PyTorch
 //! state-dict files (the published model pool).
 
 pub mod checkpoint;
 pub mod first_conv;
+pub mod instance_norm_pool;
 mod native;
 mod relu_pool;
 
@@ -224,25 +226,23 @@ impl ConvNet {
         };
         for block in &self.blocks {
             x = first_conv::conv2d(&x, &block.conv.weight, &block.conv.bias)?;
-            x = match &block.norm {
-                None => x,
-                Some(NormLayer::Instance { affine, groups }) => {
-                    x.f_group_norm(*groups, Some(&affine.weight), Some(&affine.bias), NORM_EPS, true)?
+            x = match (&block.norm, self.pool) {
+                (Some(NormLayer::Instance { affine, groups }), Pool::Avg) => {
+                    instance_norm_pool::instance_norm_relu_avg_pool(
+                        &x,
+                        *groups,
+                        &affine.weight,
+                        &affine.bias,
+                        NORM_EPS,
+                    )?
                 }
-                Some(NormLayer::Batch { affine, running_mean, running_var }) => x.f_batch_norm(
-                    Some(&affine.weight),
-                    Some(&affine.bias),
-                    Some(running_mean),
-                    Some(running_var),
-                    train,
-                    BATCH_NORM_MOMENTUM,
-                    NORM_EPS,
-                    true,
-                )?,
-            };
-            x = match self.pool {
-                Pool::Avg => relu_pool::relu_avg_pool(&x)?,
-                Pool::Max => x.f_relu()?.f_max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)?,
+                (norm, pool) => {
+                    let x = normalize(norm.as_ref(), &x, train)?;
+                    match pool {
+                        Pool::Avg => relu_pool::relu_avg_pool(&x)?,
+                        Pool::Max => x.f_relu()?.f_max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)?,
+                    }
+                }
             };
         }
         x.f_flatten(1, -1)
@@ -283,6 +283,27 @@ fn uniform_affine(path: &Path, dims: &[i64], rng: &mut Rng) -> Result<Affine, Tc
         Tensor::f_from_slice(&values)?.f_reshape(dims)
     };
     Ok(Affine { weight: path.f_var_copy("weight", &draw(dims)?)?, bias: path.f_var_copy("bias", &draw(&dims[..1])?)? })
+}
+
+/// A block's norm layer applied to its convolution's output; `train` selects batch statistics
+/// (and updates the running ones) in batch norm.
+fn normalize(norm: Option<&NormLayer>, x: &Tensor, train: bool) -> Result<Tensor, TchError> {
+    match norm {
+        None => Ok(x.shallow_clone()),
+        Some(NormLayer::Instance { affine, groups }) => {
+            x.f_group_norm(*groups, Some(&affine.weight), Some(&affine.bias), NORM_EPS, true)
+        }
+        Some(NormLayer::Batch { affine, running_mean, running_var }) => x.f_batch_norm(
+            Some(&affine.weight),
+            Some(&affine.bias),
+            Some(running_mean),
+            Some(running_var),
+            train,
+            BATCH_NORM_MOMENTUM,
+            NORM_EPS,
+            true,
+        ),
+    }
 }
 
 fn norm_layer(path: &Path, norm: Norm, width: i64) -> Result<Option<NormLayer>, TchError> {

@@ -1,6 +1,6 @@
-//! The C boundary of the ConvNet's C++ operators (`relu_pool.cpp`, `first_conv.cpp`, built by the
-//! build script against libtorch's headers): a call returns an owned tensor, or null with a
-//! malloc'ed message (`native.h`), which becomes a [`TchError`].
+//! The C boundary of the ConvNet's C++ operators (`relu_pool.cpp`, `instance_norm_pool.cpp`,
+//! `first_conv.cpp`, built by the build script against libtorch's headers): a call returns an
+//! owned tensor, or null with a malloc'ed message (`native.h`), which becomes a [`TchError`].
 
 use std::ffi::{CStr, c_char};
 
