@@ -20,9 +20,10 @@
 //   lanes folded 4, 2, 1); c2 = fma(db*gamma, mean, -ds*gamma) * rstd^3 / n,
 //   c3 = fma(-(db*gamma*rstd), 1/n, -c2 * mean), dx = fma(rstd * gamma, dy, c2 * x) + c3.
 //
-// Only planes whose size is a multiple of 8 come here (no scalar tails). Each shape is verified
-// on its first call (verified.h). A backward pass that builds a graph (double backward) runs
-// libtorch's own differentiable operators.
+// Only planes whose size is a multiple of 8 come here (no scalar tails). Each plane shape is
+// verified on the first image of its first call (verified.h). A backward pass that builds a graph
+// (double backward) runs libtorch's own differentiable operators, whose paths autograd then adds
+// in its own order (equal values up to one rounding).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -54,8 +55,10 @@ std::atomic<uint64_t> fused_gradients{0};
 
 enum class Pass { Forward, InputGradient };
 
-// One call's shape: pass, batch, channels, height, width.
-using Shape = std::tuple<Pass, int64_t, int64_t, int64_t, int64_t>;
+// One call's shape: pass, channels, height, width. Not the batch: both libtorch's kernels and
+// ours compute each plane on its own, the same way whatever the planes around it, so a verdict
+// holds for every batch (attacks that drop the samples they fooled, as DeepFool, call with many).
+using Shape = std::tuple<Pass, int64_t, int64_t, int64_t>;
 
 beard::Verdicts<Shape>& verdicts() {
     static beard::Verdicts<Shape> instance;
@@ -63,7 +66,7 @@ beard::Verdicts<Shape>& verdicts() {
 }
 
 Shape shape_of(Pass pass, const at::Tensor& input) {
-    return {pass, input.size(0), input.size(1), input.size(2), input.size(3)};
+    return {pass, input.size(1), input.size(2), input.size(3)};
 }
 
 // The statistics of one plane that the backward pass reuses.
@@ -337,10 +340,15 @@ struct InstanceNormReluAvgPool : public torch::autograd::Function<InstanceNormRe
             const auto output = reference_forward(input, weight, bias, eps);
             grad_input = torch::autograd::grad({output}, {input}, {grads[0]}, true, true)[0];
         } else {
-            grad_input = beard::verified(
+            const auto& grad_output = grads[0];
+            grad_input = beard::verified_per_image(
                 verdicts(), shape_of(Pass::InputGradient, input), fused_gradients,
-                [&] { return fused_input_gradient(grads[0], input, weight, bias, saved[3]); },
-                [&] { return reference_input_gradient(grads[0], input, weight, bias, eps); });
+                [&] { return fused_input_gradient(grad_output, input, weight, bias, saved[3]); },
+                [&](int64_t images) {
+                    return reference_input_gradient(grad_output.narrow(0, 0, images), input.narrow(0, 0, images),
+                                                    weight, bias, eps);
+                },
+                input.size(0));
         }
         return {grad_input, at::Tensor(), at::Tensor(), at::Tensor()};
     }
@@ -351,14 +359,14 @@ at::Tensor instance_norm_relu_avg_pool(const at::Tensor& input, const at::Tensor
     if (!vector_unit() || weight.requires_grad() || bias.requires_grad()) {
         return reference_forward(input, weight, bias, eps);
     }
-    return beard::verified(
+    return beard::verified_per_image(
         verdicts(), shape_of(Pass::Forward, input), fused_forwards,
-        // Under the comparison's no-grad guard this is the plain forward pass.
         [&] {
             return at::GradMode::is_enabled() ? InstanceNormReluAvgPool::apply(input, weight, bias, eps)
                                               : std::get<0>(fused_forward(input, weight, bias, eps));
         },
-        [&] { return reference_forward(input, weight, bias, eps); });
+        [&](int64_t images) { return reference_forward(input.narrow(0, 0, images), weight, bias, eps); },
+        input.size(0));
 }
 
 }  // namespace

@@ -146,7 +146,10 @@ mod tests {
         }
     }
 
-    /// Gradient matching differentiates an input gradient again: libtorch's operators run then.
+    /// A backward pass that builds a graph runs libtorch's differentiable operators: the same
+    /// formulas, summed over the gradient's two paths in autograd's order, so equal up to one
+    /// rounding (nothing in the agent differentiates twice with frozen norm weights; gradient
+    /// matching trains them, and takes libtorch's operators from the start).
     #[test]
     fn double_backward_equals_libtorchs() {
         tch::manual_seed(8);
@@ -160,7 +163,9 @@ mod tests {
         };
         let (ours, theirs) = (second(ours), second(libtorch));
         assert!(ours.abs().sum(Kind::Float).double_value(&[]) > 0.0, "the second derivative reaches the images");
-        assert!(ours.equal(&theirs));
+        let worst = (&ours - &theirs).abs().max().double_value(&[]);
+        let scale = theirs.abs().max().double_value(&[]);
+        assert!(worst <= 1e-6 * scale, "max |difference| {worst:e} against values up to {scale:e}");
     }
 
     #[test]
