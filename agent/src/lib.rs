@@ -16,6 +16,7 @@
 //!   - [`transfer`]: the models of a transfer task judging the examples crafted on its source.
 //! - [`attack_spec`]: attack specs as the command line writes them (`pgd:eps=8/255,steps=10`).
 //! - [`bench`]: attack throughput on this machine (`agent bench`), without a coordinator.
+//! - [`graph`]: CUDA graphs for the attacks' long loops of small steps, verified before use.
 //! - [`precision`]: exact float32 on GPUs (TF32 off, deterministic cuDNN) and its description.
 //! - [`host_memory`]: the C allocator's settings for the host memory of CPU tensors.
 //! - [`cli`]: the offline commands `agent eval` (a checkpoint's clean and robust accuracy),
@@ -33,6 +34,7 @@ pub mod cli;
 pub mod data;
 pub mod distill;
 pub mod eval;
+pub mod graph;
 pub mod host_memory;
 pub mod host_tensor;
 pub mod model;

@@ -12,11 +12,14 @@
    against a plain PyTorch loop training the same ConvNet on as many images with the same batch.
 6. AutoAttack's wall seconds per task on the weak models of DC's released IPC-1 set, through a
    sweep (Square's sequential queries on the few points still robust: the tail that launch
-   overhead dominates on a GPU). Needs `distilled/` in `--data`.
+   overhead dominates on a GPU), and whether the agent replayed CUDA graphs; then AutoAttack on
+   one of those models by `agent eval` with graphs (the default) and without
+   (`BEARD_CUDA_GRAPHS=0`): the ratio, and that both give the same robust accuracy. Needs
+   `distilled/` in `--data`.
 7. A small sweep through `coordinator serve` and `agent run` on the device completes, and its
    report names the device and precision.
 
-Checks 1, 2, 4 and 7 pass or fail (the exit status says so); speeds are reported as ratios, not
+Checks 1, 2, 4, 6 (same results) and 7 pass or fail (the exit status says so); speeds are reported as ratios, not
 judged. Run it through `check.sh`, which finds the binaries and torchattacks.
 """
 
@@ -26,6 +29,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,10 +66,11 @@ class Table:
         return "\n".join(lines) + "\n"
 
 
-def agent_eval(args, checkpoint, extra, device=None):
+def agent_eval(args, checkpoint, extra, device=None, env=None):
     command = [str(args.bin / "agent"), "eval", "--checkpoint", str(checkpoint), "--dataset", "cifar10",
                "--data-dir", str(args.cifar10), "--device", device or args.device, "--json", *extra]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout,
+                          env=dict(os.environ, **(env or {})))
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout)
@@ -187,9 +192,10 @@ evaluation: { test_samples: 500 }
 """
 
 
-def run_sweep(args, text, report_format):
+def run_sweep(args, text, report_format, keep_checkpoint=None):
     """`coordinator submit --wait` of a sweep through `coordinator serve` and one `agent run` on
-    the device: (the submit process, its wall seconds, the report in `report_format`)."""
+    the device: (the submit process, its wall seconds, the report in `report_format`, the agent's
+    log lines about CUDA graphs). `keep_checkpoint`: where to copy one trained checkpoint."""
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         (work / "sweep.yaml").write_text(text)
@@ -221,11 +227,16 @@ def run_sweep(args, text, report_format):
         finally:
             coordinator.terminate()
             coordinator.wait(timeout=30)
-    return submit, seconds, report
+        graphs = [line.strip() for line in (work / "agent.log").read_text(errors="replace").splitlines()
+                  if "CUDA graphs" in line]
+        trained = sorted((work / "agent" / "checkpoints").glob("*"))
+        if keep_checkpoint and trained:
+            shutil.copyfile(trained[0], keep_checkpoint)
+    return submit, seconds, report, graphs
 
 
 def check_sweep(args, table):
-    submit, seconds, report = run_sweep(args, SWEEP, "md")
+    submit, seconds, report, _ = run_sweep(args, SWEEP, "md")
     computed = next((line for line in report.splitlines() if line.startswith("Computed on")), "no device line")
     ok = submit.returncode == 0 and f"`{args.device}" in computed and "fp32)`" in computed
     table.check("sweep through coordinator + agent", ok,
@@ -254,18 +265,33 @@ metrics: {{ time_basis: wall }}
 def check_weak_model_autoattack(args, table):
     """AutoAttack's wall seconds per task on the weak models of DC's released IPC-1 set, trained
     with the reference recipe: the launch-bound tail of a sweep (Square's 5,000 sequential queries
-    on the few points still robust). On an H200 these tasks took 9 to 20 s on 2,000 images."""
+    on the few points still robust). On an H200 these tasks took 9 to 20 s on 2,000 images
+    without CUDA graphs. Then one of those models under AutoAttack with graphs and without."""
     text = WEAK_MODEL_SWEEP.format(distilled=args.data / "distilled", cifar10=args.cifar10, seeds=args.weak_seeds,
                                    epochs=args.weak_epochs, images=args.weak_n, batch=args.batch_size)
-    submit, seconds, report = run_sweep(args, text, "csv")
-    if submit.returncode != 0:
-        raise RuntimeError(submit.stderr[-500:])
-    board = {row["quantity"]: float(row["value"]) for row in csv.DictReader(io.StringIO(report))
-             if row["table"] == "leaderboard" and row["method"] == "DC" and row["ipc"] == "1"}
-    attack, accuracy, clean = board["autoattack_time"], board["autoattack_accuracy"], board["clean_accuracy"]
-    table.measure(f"AutoAttack on weak models (DC IPC-1, {args.weak_epochs} epochs, {args.weak_n} images)",
-                  f"{attack:.1f} s per task (mean over {args.weak_seeds} seed{'s' if args.weak_seeds != 1 else ''}), "
-                  f"robust {accuracy:.1f} % (clean {clean:.1f} %); the sweep took {seconds:.0f} s")
+    with tempfile.TemporaryDirectory() as kept:
+        checkpoint = Path(kept) / "weak-model.safetensors"
+        submit, seconds, report, graphs = run_sweep(args, text, "csv", keep_checkpoint=checkpoint)
+        if submit.returncode != 0:
+            raise RuntimeError(submit.stderr[-500:])
+        board = {row["quantity"]: float(row["value"]) for row in csv.DictReader(io.StringIO(report))
+                 if row["table"] == "leaderboard" and row["method"] == "DC" and row["ipc"] == "1"}
+        attack, accuracy, clean = board["autoattack_time"], board["autoattack_accuracy"], board["clean_accuracy"]
+        used = "replayed" if any("replaying" in line for line in graphs) else "not used"
+        reasons = "; ".join(line for line in graphs if "without CUDA graphs" in line)
+        table.measure(f"AutoAttack on weak models (DC IPC-1, {args.weak_epochs} epochs, {args.weak_n} images)",
+                      f"{attack:.1f} s per task (mean over {args.weak_seeds} seed{'s' if args.weak_seeds != 1 else ''})"
+                      f", robust {accuracy:.1f} % (clean {clean:.1f} %), the sweep took {seconds:.0f} s; "
+                      f"CUDA graphs {used}{': ' + reasons if reasons else ''}")
+        extra = ["--limit", str(args.weak_n), "--batch-size", str(args.batch_size), "--attack", "autoattack"]
+        runs = {name: agent_eval(args, checkpoint, extra, env=env)["attacks"][0]
+                for name, env in (("graphs", {}), ("no graphs", {"BEARD_CUDA_GRAPHS": "0"}))}
+    on, off = runs["graphs"], runs["no graphs"]
+    table.measure("AutoAttack on one of those models, CUDA graphs (the default) against none",
+                  f"{on['seconds']:.2f} s with graphs, {off['seconds']:.2f} s with `BEARD_CUDA_GRAPHS=0`: "
+                  f"ratio {off['seconds'] / on['seconds']:.2f}x")
+    table.check("CUDA graphs change no result", on["accuracy"] == off["accuracy"],
+                f"AutoAttack robust accuracy {on['accuracy']:.2f} % with graphs, {off['accuracy']:.2f} % without")
 
 
 def main():

@@ -22,6 +22,12 @@
 //! synchronization in the loop) to drop the fooled ones from the working set, and to stop when
 //! none is left. The random draws are shared by the chunk, so compaction does not change them.
 //!
+//! A query reads nothing from the host: the squares of all queries are drawn up front and kept on
+//! the device, and the query's index is a counter on the device. So on CUDA a query is one
+//! replay of a CUDA graph ([`ReplayedStep`]) instead of a few dozen tiny launches; on CUDA the
+//! working set shrinks only to powers of two (fooled images fill it up, their updates masked), so
+//! that a few captures serve the whole attack. Neither changes a result.
+//!
 //! Seeding: stripes, positions and signs come from the host generator under the attack's seed,
 //! one stream per chunk.
 
@@ -29,6 +35,7 @@ use tch::{Kind, TchError, Tensor};
 
 use super::{Adversarial, Attack, Goal};
 use crate::data::rng::Rng;
+use crate::graph::ReplayedStep;
 use crate::model::ConvNet;
 
 /// The host random stream label of Square's draws ("SQRE").
@@ -59,7 +66,65 @@ struct WorkingSet {
     first_success: Tensor,
 }
 
+/// How many images the working set keeps when some of them are still robust.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Sizing {
+    /// Those still robust.
+    Exact,
+    /// The least power of two that holds those still robust (one capture per size, on CUDA).
+    PowersOfTwo,
+}
+
+impl Sizing {
+    fn rows_for(self, robust: i64) -> i64 {
+        match self {
+            Sizing::Exact => robust,
+            Sizing::PowersOfTwo => (robust.max(1) as u64).next_power_of_two() as i64,
+        }
+    }
+}
+
+/// The squares of every query, drawn up front, on the device.
+struct Draws {
+    /// `[n, 3]` int64: the top row, left column and side of query q's square.
+    corners: Tensor,
+    /// `[n, c, 1, 1]`: `2 eps` times query q's random sign per channel.
+    values: Tensor,
+    /// `[h]` int64: the images' row indices.
+    rows: Tensor,
+    /// `[w]` int64: the images' column indices.
+    columns: Tensor,
+}
+
+impl Draws {
+    /// The perturbation `[c, h, w]` of the query whose 0-based index `query` (`[1]` int64) holds:
+    /// its values on its square, zero elsewhere.
+    fn square(&self, query: &Tensor) -> Result<Tensor, TchError> {
+        let corner = self.corners.f_index_select(0, query)?.f_squeeze_dim(0)?;
+        let side = corner.f_narrow(0, 2, 1)?;
+        let within = |index: &Tensor, start: &Tensor| -> Result<Tensor, TchError> {
+            index.f_ge_tensor(start)?.f_logical_and(&index.f_lt_tensor(&start.f_add(&side)?)?)
+        };
+        let in_rows = within(&self.rows, &corner.f_narrow(0, 0, 1)?)?;
+        let in_columns = within(&self.columns, &corner.f_narrow(0, 1, 1)?)?;
+        let window = in_rows.f_unsqueeze(1)?.f_logical_and(&in_columns.f_unsqueeze(0)?)?;
+        self.values.f_index_select(0, query)?.f_squeeze_dim(0)?.f_where_scalarother(&window, 0.0)
+    }
+}
+
 impl WorkingSet {
+    /// The same tensors (sharing their storage).
+    fn shallow(&self) -> Self {
+        Self {
+            rows: self.rows.shallow_clone(),
+            clean: self.clean.shallow_clone(),
+            labels: self.labels.shallow_clone(),
+            best: self.best.shallow_clone(),
+            margin: self.margin.shallow_clone(),
+            first_success: self.first_success.shallow_clone(),
+        }
+    }
+
     /// The subset at the positions `keep` (`[m']` int64).
     fn select(&self, keep: &Tensor) -> Result<Self, TchError> {
         Ok(Self {
@@ -107,24 +172,29 @@ impl Square {
         self.p_init / divisor
     }
 
-    /// The perturbation of query `query` (`[c, h, w]` on `device`): `2 eps` times one random
-    /// sign per channel on one random square, zero elsewhere.
-    fn square(&self, query: u32, shape: [i64; 3], rng: &mut Rng, device: tch::Device) -> Result<Tensor, TchError> {
+    /// Every query's square, in the order the host generator draws them: the position (top,
+    /// then left), then one sign per channel.
+    fn draws(&self, shape: [i64; 3], rng: &mut Rng, device: tch::Device) -> Result<Draws, TchError> {
         let [channels, height, width] = shape;
-        let side =
-            ((self.fraction(query) * (height * width) as f64).sqrt().round() as i64).max(1).min(height.min(width));
-        let offset =
-            |extent: i64, rng: &mut Rng| if extent > side { rng.below((extent - side) as u64) as i64 } else { 0 };
-        let (top, left) = (offset(height, rng), offset(width, rng));
-        let mut values = vec![0f32; (channels * height * width) as usize];
-        for channel in 0..channels {
-            let value = (2.0 * self.eps * random_sign(rng)) as f32;
-            for row in top..top + side {
-                let start = ((channel * height + row) * width + left) as usize;
-                values[start..start + side as usize].fill(value);
-            }
+        let mut corners = Vec::with_capacity(3 * self.queries as usize);
+        let mut values = Vec::with_capacity((channels * i64::from(self.queries)) as usize);
+        for query in 0..self.queries {
+            let side =
+                ((self.fraction(query) * (height * width) as f64).sqrt().round() as i64).max(1).min(height.min(width));
+            let offset =
+                |extent: i64, rng: &mut Rng| if extent > side { rng.below((extent - side) as u64) as i64 } else { 0 };
+            let (top, left) = (offset(height, rng), offset(width, rng));
+            corners.extend([top, left, side]);
+            values.extend((0..channels).map(|_| (2.0 * self.eps * random_sign(rng)) as f32));
         }
-        Tensor::f_from_slice(&values)?.f_reshape([channels, height, width])?.f_to_device(device)
+        let queries = i64::from(self.queries);
+        let on_device = |tensor: Tensor| tensor.f_to_device(device);
+        Ok(Draws {
+            corners: on_device(Tensor::f_from_slice(&corners)?.f_reshape([queries, 3])?)?,
+            values: on_device(Tensor::f_from_slice(&values)?.f_reshape([queries, channels, 1, 1])?)?,
+            rows: Tensor::f_arange(height, (Kind::Int64, device))?,
+            columns: Tensor::f_arange(width, (Kind::Int64, device))?,
+        })
     }
 
     /// The starting stripes: one random sign per image, channel and column.
@@ -144,6 +214,82 @@ impl Square {
         let others = logits.f_scatter_value(1, &labels, f64::NEG_INFINITY)?.f_amax([1], false)?;
         own.f_sub(&others)
     }
+
+    /// One query on every image of `set`, whose 0-based index `query` (`[1]` int64 on the
+    /// device) holds: updates the best points, margins and success steps of `set` and the
+    /// counter `query` in place, reading nothing from the host.
+    fn query(&self, model: &ConvNet, set: &WorkingSet, draws: &Draws, query: &Tensor) -> Result<(), TchError> {
+        let candidate = set
+            .best
+            .f_add(&draws.square(query)?)?
+            .f_clamp_tensor(Some(&set.clean.f_sub_scalar(self.eps)?), Some(&set.clean.f_add_scalar(self.eps)?))?
+            .f_clamp(0.0, 1.0)?;
+        let margin = Self::margin(model, &candidate, &set.labels)?;
+        let improved = margin.f_lt_tensor(&set.margin)?.f_logical_and(&set.margin.f_gt(0.0)?)?;
+        let newly = improved.f_logical_and(&margin.f_le(0.0)?)?;
+        // Each `where` writes into the tensor whose old values it keeps (element by element),
+        // and returns that tensor.
+        let _first_success = query.f_add_scalar(2)?.f_where_self_out(&set.first_success, &newly, &set.first_success)?;
+        let _best = candidate.f_where_self_out(&set.best, &improved.f_reshape([-1, 1, 1, 1])?, &set.best)?;
+        let _margin = margin.f_where_self_out(&set.margin, &improved, &set.margin)?;
+        let _next_query = query.f_add_scalar_out(query, 1)?;
+        Ok(())
+    }
+
+    /// The queries on the images at `rows` of `images` (those correctly classified): every one
+    /// of them with its best point and success step, in some order; the working set shrinks per
+    /// `sizing`.
+    fn search(
+        &self,
+        model: &ConvNet,
+        images: &Tensor,
+        labels: &Tensor,
+        rows: Tensor,
+        sizing: Sizing,
+    ) -> Result<WorkingSet, TchError> {
+        let (_, channels, height, width) = images.size4()?;
+        let device = images.device();
+        let mut rng = Rng::stream(self.seed, &[STREAM]);
+        let clean = images.f_index_select(0, &rows)?;
+        let labels = labels.f_index_select(0, &rows)?;
+        let best = self.stripes(&clean, &mut rng)?;
+        let draws = self.draws([channels, height, width], &mut rng, device)?;
+        let margin = Self::margin(model, &best, &labels)?;
+        let first_success = Tensor::f_where_scalar(&margin.f_le(0.0)?, 1, -1)?;
+        let mut set = WorkingSet { rows, clean, labels, best, margin, first_success };
+        let mut done = set.select(&Tensor::f_zeros([0], (Kind::Int64, device))?)?;
+        let counter = Tensor::f_zeros([1], (Kind::Int64, device))?;
+        let mut step: Option<ReplayedStep> = None;
+        for query in 0..self.queries {
+            if query % COMPACT_EVERY == 0 {
+                // The host reads how many are still robust (see the module doc).
+                let active = set.margin.f_gt(0.0)?;
+                let keep = active.f_nonzero()?.f_squeeze_dim(1)?;
+                let robust = keep.size1()?;
+                if robust == 0 {
+                    break;
+                }
+                let size = sizing.rows_for(robust);
+                if size < set.rows.size1()? {
+                    let fooled = active.f_logical_not()?.f_nonzero()?.f_squeeze_dim(1)?;
+                    let (padding, retired) = (size - robust, fooled.size1()? - (size - robust));
+                    done = concat(&done, &set.select(&fooled.f_narrow(0, padding, retired)?)?)?;
+                    set = set.select(&Tensor::f_cat(&[keep, fooled.f_narrow(0, 0, padding)?], 0)?)?;
+                    step = None;
+                }
+            }
+            match &mut step {
+                Some(step) => step.run()?,
+                None => {
+                    let (working, draws, counter_now) = (set.shallow(), &draws, counter.shallow_clone());
+                    let query = move || self.query(model, &working, draws, &counter_now);
+                    let state = [&set.best, &set.margin, &set.first_success, &counter];
+                    step = Some(ReplayedStep::first(query, &state)?);
+                }
+            }
+        }
+        concat(&done, &set)
+    }
 }
 
 impl Attack for Square {
@@ -160,52 +306,19 @@ impl Attack for Square {
             return Err(TchError::Torch("Square runs untargeted only".to_owned()));
         }
         let images = images.f_detach()?;
-        let (_, channels, height, width) = images.size4()?;
         let device = images.device();
         let labels = goal.classes();
         let clean_logits = tch::no_grad(|| model.forward(&images, false))?;
         let robust = clean_logits.f_argmax(1, false)?.f_eq_tensor(labels)?;
         let mut first_success = Tensor::f_where_scalar(&robust, -1, 0)?;
         let mut found = images.shallow_clone();
-        let mut rng = Rng::stream(self.seed, &[STREAM]);
 
         // Choosing the robust images needs their count on the host (see the module doc).
         let rows = robust.f_nonzero()?.f_squeeze_dim(1)?;
         if rows.numel() > 0 {
-            let clean = images.f_index_select(0, &rows)?;
-            let set_labels = labels.f_index_select(0, &rows)?;
-            let best = self.stripes(&clean, &mut rng)?;
-            let margin = Self::margin(model, &best, &set_labels)?;
-            let first = Tensor::f_where_scalar(&margin.f_le(0.0)?, 1, -1)?;
-            let mut set = WorkingSet { rows, clean, labels: set_labels, best, margin, first_success: first };
-            let mut done = WorkingSet::select(&set, &Tensor::f_zeros([0], (Kind::Int64, device))?)?;
-            for query in 0..self.queries {
-                if query % COMPACT_EVERY == 0 {
-                    let active = set.margin.f_gt(0.0)?;
-                    let keep = active.f_nonzero()?.f_squeeze_dim(1)?;
-                    if keep.numel() < set.rows.numel() {
-                        let fooled = active.f_logical_not()?.f_nonzero()?.f_squeeze_dim(1)?;
-                        done = concat(&done, &set.select(&fooled)?)?;
-                        set = set.select(&keep)?;
-                    }
-                    if set.rows.numel() == 0 {
-                        break;
-                    }
-                }
-                let square = self.square(query, [channels, height, width], &mut rng, device)?;
-                let candidate = set
-                    .best
-                    .f_add(&square)?
-                    .f_clamp_tensor(Some(&set.clean.f_sub_scalar(self.eps)?), Some(&set.clean.f_add_scalar(self.eps)?))?
-                    .f_clamp(0.0, 1.0)?;
-                let margin = Self::margin(model, &candidate, &set.labels)?;
-                let improved = margin.f_lt_tensor(&set.margin)?.f_logical_and(&set.margin.f_gt(0.0)?)?;
-                let newly = improved.f_logical_and(&margin.f_le(0.0)?)?;
-                set.first_success = set.first_success.f_masked_fill(&newly, i64::from(query) + 2)?;
-                set.best = candidate.f_where_self(&improved.f_reshape([-1, 1, 1, 1])?, &set.best)?;
-                set.margin = margin.f_where_self(&improved, &set.margin)?;
-            }
-            let all = concat(&done, &set)?;
+            // Graphs or not (`BEARD_CUDA_GRAPHS`), so that turning them off changes no batch.
+            let sizing = if device.is_cuda() { Sizing::PowersOfTwo } else { Sizing::Exact };
+            let all = self.search(model, &images, labels, rows, sizing)?;
             found = found.f_index_copy(0, &all.rows, &all.best)?;
             first_success = first_success.f_index_copy(0, &all.rows, &all.first_success)?;
         }
@@ -235,4 +348,68 @@ fn concat(a: &WorkingSet, b: &WorkingSet) -> Result<WorkingSet, TchError> {
         margin: cat(&a.margin, &b.margin)?,
         first_success: cat(&a.first_success, &b.first_success)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Normalization;
+    use crate::model::{ConvNetConfig, Norm, Pool};
+    use tch::Device;
+
+    fn square_attack() -> Square {
+        Square::new(1.0 / 255.0, 300, 0.8, 11).expect("valid")
+    }
+
+    #[test]
+    fn a_query_square_is_its_drawn_values_on_its_drawn_window() {
+        let attack = square_attack();
+        let draws = attack.draws([3, 8, 6], &mut Rng::stream(5, &[STREAM]), Device::Cpu).expect("draws");
+        for query in [0i64, 1, 37, 299] {
+            let square = draws.square(&Tensor::from_slice(&[query])).expect("square");
+            let corner = Vec::<i64>::try_from(draws.corners.get(query)).expect("corner");
+            let values = Vec::<f32>::try_from(draws.values.get(query).flatten(0, -1)).expect("values");
+            let (top, left, side) = (corner[0], corner[1], corner[2]);
+            assert!(side >= 1 && top + side <= 8 && left + side <= 6, "query {query}: {corner:?}");
+            let mut expected = vec![0f32; 3 * 8 * 6];
+            for (channel, value) in values.iter().enumerate() {
+                for row in top..top + side {
+                    for column in left..left + side {
+                        expected[(channel * 48) + (row * 6 + column) as usize] = *value;
+                    }
+                }
+            }
+            assert_eq!(Vec::<f32>::try_from(square.flatten(0, -1)).expect("square"), expected, "query {query}");
+        }
+    }
+
+    #[test]
+    fn keeping_fooled_images_in_the_working_set_changes_no_result() {
+        let config = ConvNetConfig {
+            width: 16,
+            depth: 3,
+            norm: Norm::Instance,
+            pool: Pool::Avg,
+            classes: 10,
+            image_size: 32,
+            normalization: Normalization::IDENTITY,
+        };
+        let mut model = ConvNet::new(&config, 3, Device::Cpu).expect("model");
+        model.freeze();
+        let images = Tensor::rand([40, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let labels = model.forward(&images, false).expect("forward").argmax(1, false);
+        let rows = Tensor::arange(40, (Kind::Int64, Device::Cpu));
+        let attack = square_attack();
+        let run = |sizing| {
+            let set = attack.search(&model, &images, &labels, rows.copy(), sizing).expect("search");
+            let order = set.rows.argsort(0, false);
+            (set.best.index_select(0, &order), Vec::<i64>::try_from(set.first_success.index_select(0, &order)).unwrap())
+        };
+        let (exact_best, exact_steps) = run(Sizing::Exact);
+        let (padded_best, padded_steps) = run(Sizing::PowersOfTwo);
+        let fooled = exact_steps.iter().filter(|step| **step > 0).count();
+        assert!((5..35).contains(&fooled), "{fooled} of 40 fooled: the working set must shrink and stay non-empty");
+        assert_eq!(exact_steps, padded_steps);
+        assert!(exact_best.equal(&padded_best), "the best points differ");
+    }
 }
