@@ -31,14 +31,23 @@
 //! samples fooled in the first few. A sample's success step counts iterations over all runs it took part in (the
 //! run's random start counts as the run's step 0).
 //!
+//! An iteration reads nothing from the host and updates the run's state in place (the step
+//! number is a counter on the device, the losses the checkpoints read a ring of the last ones),
+//! so on CUDA every iteration after the first is one replay of a CUDA graph
+//! ([`ReplayedStep`]); checkpoints, whose iterations the host knows, run between replays. On
+//! CUDA the working set shrinks only to powers of two ([`super::shrink`]), and samples kept as
+//! padding keep the result they had.
+//!
 //! Seeding: the random starts come from the host generator under the attack's seed, one stream
 //! per chunk; the same seed gives the same starts on every device.
 
 use tch::{Kind, Reduction, TchError, Tensor};
 
 use super::robust_runs::{RunInput, RunOutput, Schedule, run_while_robust};
-use super::{Adversarial, Attack, Goal, input_gradient};
+use super::shrink::{Compaction, Sizing};
+use super::{Adversarial, Attack, Ball, Goal, input_gradient, linf_ball};
 use crate::data::rng::Rng;
+use crate::graph::{ReplayedStep, owned_copy};
 use crate::model::ConvNet;
 
 /// The host random stream label of APGD's random starts ("APGD").
@@ -122,54 +131,74 @@ impl Apgd {
         Ok((logits.f_detach()?, loss.f_detach()?, gradient))
     }
 
-    /// One APGD run from a random start (see the module doc).
-    fn run(&self, model: &ConvNet, run: &RunInput, rng: &mut Rng) -> Result<RunOutput, TchError> {
+    /// One APGD run from a random start (see the module doc); the working set shrinks per
+    /// `sizing`.
+    fn run(&self, model: &ConvNet, run: &RunInput, rng: &mut Rng, sizing: Sizing) -> Result<RunOutput, TchError> {
         let start = run.clean.f_add(&random_surface_start(&run.clean, self.eps, rng)?)?.f_clamp(0.0, 1.0)?;
         let (logits, loss, gradient) = self.evaluate(model, &start, &run.labels, run.targets.as_ref())?;
         let robust = logits.f_argmax(1, false)?.f_eq_tensor(&run.labels)?;
+        let iterations = i64::from(self.iterations);
+        let mut checkpoint_gap = ((0.22 * iterations as f64) as i64).max(1);
+        let gap_decrease = ((0.03 * iterations as f64) as i64).max(1);
+        let min_gap = ((0.06 * iterations as f64) as i64).max(1);
+        let count = start.size()[0];
+        let device = start.device();
+        // Every tensor an iteration updates in place has storage of its own.
         let mut state = RunState {
-            rows: Tensor::f_arange(robust.size()[0], (Kind::Int64, robust.device()))?,
+            rows: Tensor::f_arange(count, (Kind::Int64, device))?,
             clean: run.clean.shallow_clone(),
             labels: run.labels.shallow_clone(),
             targets: run.targets.as_ref().map(Tensor::shallow_clone),
             first_success: Tensor::f_where_scalar(&robust, -1, run.first_step)?,
             robust,
-            x_best_adv: start.shallow_clone(),
-            x_best: start.shallow_clone(),
-            x_previous: start.shallow_clone(),
-            gradient_best: gradient.shallow_clone(),
-            loss_best_at_checkpoint: loss.shallow_clone(),
+            x_best_adv: owned_copy(&start)?,
+            x_best: owned_copy(&start)?,
+            x_previous: owned_copy(&start)?,
+            gradient_best: owned_copy(&gradient)?,
+            loss_best_at_checkpoint: owned_copy(&loss)?,
             loss_best: loss,
-            step_size: Tensor::f_full([start.size()[0], 1, 1, 1], 2.0 * self.eps, (Kind::Float, start.device()))?,
-            halved_at_checkpoint: Tensor::f_ones([start.size()[0]], (Kind::Bool, start.device()))?,
-            losses: Vec::with_capacity(self.iterations as usize),
+            step_size: Tensor::f_full([count, 1, 1, 1], 2.0 * self.eps, (Kind::Float, device))?,
+            halved_at_checkpoint: Tensor::f_ones([count], (Kind::Bool, device))?,
+            // A checkpoint reads at most the first gap's losses and the one before them.
+            loss_ring: Tensor::f_zeros([checkpoint_gap + 1, count], (Kind::Float, device))?,
             x_adv: start,
             gradient,
+            live: None,
         };
         let mut finished = state.result_template()?;
-
-        let iterations = i64::from(self.iterations);
-        let mut checkpoint_gap = ((0.22 * iterations as f64) as i64).max(1);
-        let gap_decrease = ((0.03 * iterations as f64) as i64).max(1);
-        let min_gap = ((0.06 * iterations as f64) as i64).max(1);
+        let step = Tensor::f_full([1], run.first_step + 1, (Kind::Int64, device))?;
+        let mut replayed: Option<ReplayedStep> = None;
+        let mut ball = linf_ball(&state.clean, self.eps)?;
         let mut since_checkpoint = 0;
         for i in 0..iterations {
             if i > 0 && i % COMPACT_EVERY == 0 {
                 // The in-run compaction's host synchronization (see the module doc).
-                let keep = state.robust.f_nonzero()?.f_squeeze_dim(1)?;
-                if keep.numel() < state.rows.numel() {
-                    let done = state.robust.f_logical_not()?.f_nonzero()?.f_squeeze_dim(1)?;
-                    finished = state.select(&done)?.store(finished)?;
-                    state = state.select(&keep)?;
-                }
-                if state.rows.numel() == 0 {
-                    break;
+                match sizing.compact(&state.robust)? {
+                    Compaction::AllDone => break,
+                    Compaction::Unchanged => {}
+                    Compaction::Shrink(shrink) => {
+                        finished = state.select(&shrink.leave)?.store(finished)?;
+                        state = RunState { live: shrink.live()?, ..state.select(&shrink.keep)? };
+                        ball = linf_ball(&state.clean, self.eps)?;
+                        replayed = None;
+                    }
                 }
             }
-            self.iterate(model, &mut state, run.first_step + i + 1, i > 0)?;
+            if i == 0 {
+                // The first iteration has no momentum: not the step the later ones replay.
+                self.iterate(model, &state, &ball, &step, run.first_step + 1, false)?;
+            } else if let Some(replayed) = &mut replayed {
+                replayed.run()?;
+            } else {
+                let (working, step_now) = (state.shallow(), step.shallow_clone());
+                let ball_now = (ball.0.shallow_clone(), ball.1.shallow_clone());
+                let first_step = run.first_step + 1;
+                let iterate = move || self.iterate(model, &working, &ball_now, &step_now, first_step, true);
+                replayed = Some(ReplayedStep::first(iterate, &state.updated(&step))?);
+            }
             since_checkpoint += 1;
             if since_checkpoint == checkpoint_gap {
-                state.checkpoint(checkpoint_gap)?;
+                state.checkpoint(i + 1, checkpoint_gap)?;
                 checkpoint_gap = (checkpoint_gap - gap_decrease).max(min_gap);
                 since_checkpoint = 0;
             }
@@ -178,36 +207,53 @@ impl Apgd {
     }
 
     /// One iteration on every sample of `state`: the momentum step, the evaluation of the new
-    /// point, and the bookkeeping of misclassified and best-loss points.
-    fn iterate(&self, model: &ConvNet, state: &mut RunState, step: i64, momentum: bool) -> Result<(), TchError> {
-        let lower = state.clean.f_sub_scalar(self.eps)?;
-        let upper = state.clean.f_add_scalar(self.eps)?;
-        let project = |candidate: &Tensor| candidate.f_clamp_tensor(Some(&lower), Some(&upper))?.f_clamp(0.0, 1.0);
+    /// point, and the bookkeeping of misclassified and best-loss points. `step` (`[1]` int64 on
+    /// the device) holds the iteration's step number and counts on; the run's first iteration
+    /// is step `first_step`. Updates `state` in place and reads nothing from the host, so that
+    /// it can be a replayed graph.
+    fn iterate(
+        &self,
+        model: &ConvNet,
+        state: &RunState,
+        (lower, upper): &Ball,
+        step: &Tensor,
+        first_step: i64,
+        momentum: bool,
+    ) -> Result<(), TchError> {
+        let project = |candidate: &Tensor| candidate.f_clamp_tensor(Some(lower), Some(upper));
         let per_image = |mask: &Tensor| mask.f_reshape([-1, 1, 1, 1]);
 
         let x_adv = &state.x_adv;
         let momentum_term = x_adv.f_sub(&state.x_previous)?;
         let weight = if momentum { MOMENTUM } else { 1.0 };
-        let stepped = project(&x_adv.f_add(&state.gradient.f_sign()?.f_mul(&state.step_size)?)?)?;
+        let stepped = project(&x_adv.f_add(&state.gradient.f_sign()?.f_mul(&state.step_size)?)?)?.f_clamp(0.0, 1.0)?;
         let mixed = x_adv
             .f_add(&stepped.f_sub(x_adv)?.f_mul_scalar(weight)?)?
             .f_add(&momentum_term.f_mul_scalar(1.0 - weight)?)?;
-        state.x_previous = state.x_adv.shallow_clone();
-        state.x_adv = project(&mixed)?;
+        state.x_previous.shallow_clone().f_copy_(x_adv)?;
+        let _x_adv = project(&mixed)?.f_clamp_out(x_adv, 0.0, 1.0)?;
 
-        let (logits, loss, gradient) = self.evaluate(model, &state.x_adv, &state.labels, state.targets.as_ref())?;
-        state.gradient = gradient;
+        let (logits, loss, gradient) = self.evaluate(model, x_adv, &state.labels, state.targets.as_ref())?;
+        state.gradient.shallow_clone().f_copy_(&gradient)?;
         let fooled = logits.f_argmax(1, false)?.f_ne_tensor(&state.labels)?;
-        state.robust = state.robust.f_logical_and(&fooled.f_logical_not()?)?;
-        state.x_best_adv = state.x_adv.f_where_self(&per_image(&fooled)?, &state.x_best_adv)?;
         let newly = fooled.f_logical_and(&state.first_success.f_lt(0)?)?;
-        state.first_success = state.first_success.f_masked_fill(&newly, step)?;
+        let _robust = state.robust.f_logical_and_out(&state.robust, &fooled.f_logical_not()?)?;
+        let kept = match &state.live {
+            Some(live) => fooled.f_logical_and(live)?,
+            None => fooled,
+        };
+        // Each `where` writes into the tensor whose old values it keeps (element by element).
+        let _x_best_adv = x_adv.f_where_self_out(&state.x_best_adv, &per_image(&kept)?, &state.x_best_adv)?;
+        let _first_success = step.f_where_self_out(&state.first_success, &newly, &state.first_success)?;
 
-        let improved = loss.f_gt_tensor(&state.loss_best)?;
-        state.x_best = state.x_adv.f_where_self(&per_image(&improved)?, &state.x_best)?;
-        state.gradient_best = state.gradient.f_where_self(&per_image(&improved)?, &state.gradient_best)?;
-        state.loss_best = loss.f_where_self(&improved, &state.loss_best)?;
-        state.losses.push(loss);
+        let improved = per_image(&loss.f_gt_tensor(&state.loss_best)?)?;
+        let _x_best = x_adv.f_where_self_out(&state.x_best, &improved, &state.x_best)?;
+        let _gradient_best = state.gradient.f_where_self_out(&state.gradient_best, &improved, &state.gradient_best)?;
+        let _loss_best = loss.f_where_self_out(&state.loss_best, &improved.f_reshape([-1])?, &state.loss_best)?;
+        let slots = state.loss_ring.size()[0];
+        let slot = step.f_sub_scalar(first_step)?.f_remainder(slots)?;
+        let _ring = state.loss_ring.shallow_clone().f_index_copy_(0, &slot, &loss.f_unsqueeze(0)?)?;
+        let _next_step = step.f_add_scalar_out(step, 1)?;
         Ok(())
     }
 }
@@ -229,10 +275,13 @@ struct RunState {
     gradient_best: Tensor,
     loss_best: Tensor,
     step_size: Tensor,
-    /// The loss of every iteration so far, `[m]` each.
-    losses: Vec<Tensor>,
+    /// `[k, m]`: the loss of the run's iteration `j` in row `j % k`, for the checkpoints.
+    loss_ring: Tensor,
     loss_best_at_checkpoint: Tensor,
     halved_at_checkpoint: Tensor,
+    /// Bool `[m]`: the samples whose results may still change (the others are padding rows,
+    /// [`super::shrink`]); `None` when all may.
+    live: Option<Tensor>,
 }
 
 impl RunState {
@@ -254,10 +303,53 @@ impl RunState {
             gradient_best: pick(&self.gradient_best)?,
             loss_best: pick(&self.loss_best)?,
             step_size: pick(&self.step_size)?,
-            losses: self.losses.iter().map(pick).collect::<Result<_, _>>()?,
+            loss_ring: self.loss_ring.f_index_select(1, keep)?,
             loss_best_at_checkpoint: pick(&self.loss_best_at_checkpoint)?,
             halved_at_checkpoint: pick(&self.halved_at_checkpoint)?,
+            live: None,
         })
+    }
+
+    /// The same tensors (sharing their storage).
+    fn shallow(&self) -> Self {
+        let same = Tensor::shallow_clone;
+        Self {
+            rows: same(&self.rows),
+            clean: same(&self.clean),
+            labels: same(&self.labels),
+            targets: self.targets.as_ref().map(same),
+            x_adv: same(&self.x_adv),
+            x_previous: same(&self.x_previous),
+            gradient: same(&self.gradient),
+            robust: same(&self.robust),
+            first_success: same(&self.first_success),
+            x_best_adv: same(&self.x_best_adv),
+            x_best: same(&self.x_best),
+            gradient_best: same(&self.gradient_best),
+            loss_best: same(&self.loss_best),
+            step_size: same(&self.step_size),
+            loss_ring: same(&self.loss_ring),
+            loss_best_at_checkpoint: same(&self.loss_best_at_checkpoint),
+            halved_at_checkpoint: same(&self.halved_at_checkpoint),
+            live: self.live.as_ref().map(same),
+        }
+    }
+
+    /// What [`Apgd::iterate`] updates in place, with the step counter `step`.
+    fn updated<'a>(&'a self, step: &'a Tensor) -> [&'a Tensor; 11] {
+        [
+            &self.x_adv,
+            &self.x_previous,
+            &self.gradient,
+            &self.robust,
+            &self.first_success,
+            &self.x_best_adv,
+            &self.x_best,
+            &self.gradient_best,
+            &self.loss_best,
+            &self.loss_ring,
+            step,
+        ]
     }
 
     /// The run's result for all its samples, before any is stored.
@@ -274,21 +366,24 @@ impl RunState {
         })
     }
 
-    /// A checkpoint after `gap` iterations: samples whose loss oscillated or stalled halve their
-    /// step and restart from their best-loss point and gradient.
-    fn checkpoint(&mut self, gap: i64) -> Result<(), TchError> {
+    /// A checkpoint after `gap` iterations, `done` iterations into the run: samples whose loss
+    /// oscillated or stalled halve their step and restart from their best-loss point and
+    /// gradient. In place, like an iteration.
+    fn checkpoint(&self, done: i64, gap: i64) -> Result<(), TchError> {
         let per_image = |mask: &Tensor| mask.f_reshape([-1, 1, 1, 1]);
-        let oscillating = rises_at_most(&self.losses, gap, RHO)?;
+        let oscillating = rises_at_most(&self.loss_ring, done, gap, RHO)?;
         let stalled = self
             .halved_at_checkpoint
             .f_logical_not()?
             .f_logical_and(&self.loss_best_at_checkpoint.f_ge_tensor(&self.loss_best)?)?;
         let halve = oscillating.f_logical_or(&stalled)?;
-        self.step_size = self.step_size.f_mul_scalar(0.5)?.f_where_self(&per_image(&halve)?, &self.step_size)?;
-        self.x_adv = self.x_best.f_where_self(&per_image(&halve)?, &self.x_adv)?;
-        self.gradient = self.gradient_best.f_where_self(&per_image(&halve)?, &self.gradient)?;
-        self.halved_at_checkpoint = halve;
-        self.loss_best_at_checkpoint = self.loss_best.shallow_clone();
+        let halve_image = per_image(&halve)?;
+        let _step_size =
+            self.step_size.f_mul_scalar(0.5)?.f_where_self_out(&self.step_size, &halve_image, &self.step_size)?;
+        let _x_adv = self.x_best.f_where_self_out(&self.x_adv, &halve_image, &self.x_adv)?;
+        let _gradient = self.gradient_best.f_where_self_out(&self.gradient, &halve_image, &self.gradient)?;
+        self.halved_at_checkpoint.shallow_clone().f_copy_(&halve)?;
+        self.loss_best_at_checkpoint.shallow_clone().f_copy_(&self.loss_best)?;
         Ok(())
     }
 }
@@ -303,6 +398,19 @@ impl Attack for Apgd {
     }
 
     fn perturb(&self, model: &ConvNet, images: &Tensor, goal: &Goal) -> Result<Adversarial, TchError> {
+        self.perturb_sized(model, images, goal, Sizing::for_device(images.device()))
+    }
+}
+
+impl Apgd {
+    /// [`Attack::perturb`] with the working sets shrinking per `sizing`.
+    fn perturb_sized(
+        &self,
+        model: &ConvNet,
+        images: &Tensor,
+        goal: &Goal,
+        sizing: Sizing,
+    ) -> Result<Adversarial, TchError> {
         if goal.is_targeted() {
             return Err(TchError::Torch("APGD runs untargeted only".to_owned()));
         }
@@ -312,7 +420,7 @@ impl Attack for Apgd {
         };
         let schedule = Schedule { target_ranks, restarts: self.restarts, iterations: self.iterations };
         let mut rng = Rng::stream(self.seed, &[STREAM]);
-        run_while_robust(model, images, goal, &schedule, |input| self.run(model, &input, &mut rng))
+        run_while_robust(model, images, goal, &schedule, |input| self.run(model, &input, &mut rng, sizing))
     }
 }
 
@@ -326,16 +434,16 @@ pub(super) fn random_surface_start(images: &Tensor, eps: f64, rng: &mut Rng) -> 
 }
 
 /// Per sample (bool `[m]`): whether the loss rose in at most `rho * gap` of the last `gap`
-/// iterations; before the first loss the reference reads 0.
-fn rises_at_most(losses: &[Tensor], gap: i64, rho: f64) -> Result<Tensor, TchError> {
-    let last = losses.len();
-    let mut rises = losses[last - 1].f_zeros_like()?;
-    for back in 0..gap as usize {
-        let current = &losses[last - 1 - back];
-        let previous = match (last - 1 - back).checked_sub(1) {
-            Some(index) => losses[index].shallow_clone(),
-            None => current.f_zeros_like()?,
-        };
+/// iterations, `done` iterations into the run (`ring` as [`RunState::loss_ring`]); before the
+/// first loss the reference reads 0.
+fn rises_at_most(ring: &Tensor, done: i64, gap: i64, rho: f64) -> Result<Tensor, TchError> {
+    let slots = ring.size()[0];
+    let loss = |iteration: i64| ring.f_select(0, iteration % slots);
+    let mut rises = loss(done - 1)?.f_zeros_like()?;
+    for back in 0..gap {
+        let iteration = done - 1 - back;
+        let current = loss(iteration)?;
+        let previous = if iteration > 0 { loss(iteration - 1)? } else { current.f_zeros_like()? };
         rises = rises.f_add(&current.f_gt_tensor(&previous)?.f_to_kind(Kind::Float)?)?;
     }
     rises.f_le(gap as f64 * rho)
@@ -355,4 +463,22 @@ fn targeted_dlr(logits: &Tensor, labels: &Tensor, targets: &Tensor) -> Result<Te
         .f_sub(&sorted.f_select(1, classes - 3)?.f_add(&sorted.f_select(1, classes - 4)?)?.f_mul_scalar(0.5)?)?
         .f_add_scalar(DIVISION_EPS)?;
     own.f_sub(&target)?.f_neg()?.f_div(&scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attacks::testing::{assert_same_and_some_fooled, random_model_and_images};
+
+    #[test]
+    fn padding_rows_change_no_result() {
+        let (model, images, labels) = random_model_and_images(40);
+        let goal = Goal::untargeted(&labels);
+        for loss in [ApgdLoss::CrossEntropy, ApgdLoss::TargetedDlr { target_classes: 3 }] {
+            let apgd = Apgd::new(0.2 / 255.0, 40, 2, loss, 1).expect("valid");
+            let exact = apgd.perturb_sized(&model, &images, &goal, Sizing::Exact).expect("exact");
+            let padded = apgd.perturb_sized(&model, &images, &goal, Sizing::PowersOfTwo).expect("padded");
+            assert_same_and_some_fooled(&exact, &padded, 40);
+        }
+    }
 }

@@ -28,6 +28,11 @@
 //! Samples are independent of each other (the model runs in evaluation mode), so dropping some
 //! does not change the others. Each compaction reads a count on the host.
 //!
+//! A step reads nothing from the host and updates the working set in place (its number is a
+//! counter on the device), so on CUDA it is one replay of a CUDA graph ([`ReplayedStep`]); there
+//! the working set shrinks only to powers of two ([`super::shrink`]), and samples kept as padding
+//! keep the result they had.
+//!
 //! A sample's success step counts iterations over the runs it took part in (iteration `i` of run
 //! `r` is step `r · steps + i + 1`). Seeding: the random restarts come from the host generator
 //! under the attack's seed, one stream per chunk.
@@ -36,8 +41,10 @@ use tch::{Kind, TchError, Tensor};
 
 use super::apgd::random_surface_start;
 use super::robust_runs::{RunInput, RunOutput, Schedule, run_while_robust};
+use super::shrink::{Compaction, Sizing};
 use super::{Adversarial, Attack, Goal, input_gradient};
 use crate::data::rng::Rng;
+use crate::graph::{ReplayedStep, owned_copy};
 use crate::model::ConvNet;
 
 /// The host random stream label of FAB's random restarts ("FABT").
@@ -77,6 +84,9 @@ struct WorkingSet {
     distance: Tensor,
     /// `[m]` int64: the step after which `distance` first dropped within eps, -1 if not yet.
     first_success: Tensor,
+    /// Bool `[m]`: the samples whose results may still change (the others are padding rows,
+    /// [`super::shrink`]); `None` when all may.
+    live: Option<Tensor>,
 }
 
 impl WorkingSet {
@@ -92,7 +102,23 @@ impl WorkingSet {
             best: pick(&self.best)?,
             distance: pick(&self.distance)?,
             first_success: pick(&self.first_success)?,
+            live: None,
         })
+    }
+
+    /// The same tensors (sharing their storage).
+    fn shallow(&self) -> Self {
+        Self {
+            rows: self.rows.shallow_clone(),
+            clean: self.clean.shallow_clone(),
+            labels: self.labels.shallow_clone(),
+            targets: self.targets.shallow_clone(),
+            iterate: self.iterate.shallow_clone(),
+            best: self.best.shallow_clone(),
+            distance: self.distance.shallow_clone(),
+            first_success: self.first_success.shallow_clone(),
+            live: self.live.as_ref().map(Tensor::shallow_clone),
+        }
     }
 
     /// Writes the best points and success steps of this set into the run's outputs.
@@ -159,9 +185,11 @@ impl FabT {
         Ok((difference.f_detach()?, gradient))
     }
 
-    /// One FAB step of the whole working set, then the bookkeeping of its misclassified points.
-    fn step(&self, model: &ConvNet, set: &mut WorkingSet, step: i64) -> Result<(), TchError> {
-        let count = set.rows.size()[0];
+    /// One FAB step of the whole working set, then the bookkeeping of its misclassified points;
+    /// `step` (`[1]` int64 on the device) holds the step's number and counts on. Updates `set`
+    /// in place and reads nothing from the host, so that it can be a replayed graph.
+    fn step(&self, model: &ConvNet, set: &WorkingSet, step: &Tensor) -> Result<(), TchError> {
+        let count = set.rows.size1()?;
         let x = &set.iterate;
         let (difference, gradient) = Self::boundary(model, x, set)?;
         let w = gradient.f_reshape([count, -1])?;
@@ -185,20 +213,26 @@ impl FabT {
         let logits = tch::no_grad(|| model.forward(&next, false))?;
         let misclassified = logits.f_argmax(1, false)?.f_ne_tensor(&set.labels)?;
         let distance = next.f_sub(&set.clean)?.f_abs()?.f_flatten(1, -1)?.f_amax([1], false)?;
-        let closer = misclassified.f_logical_and(&distance.f_lt_tensor(&set.distance)?)?;
-        set.best = next.f_where_self(&closer.f_reshape([-1, 1, 1, 1])?, &set.best)?;
-        set.distance = distance.f_where_self(&closer, &set.distance)?;
+        let mut closer = misclassified.f_logical_and(&distance.f_lt_tensor(&set.distance)?)?;
+        if let Some(live) = &set.live {
+            closer = closer.f_logical_and(live)?;
+        }
+        // Each `where` writes into the tensor whose old values it keeps (element by element).
+        let _best = next.f_where_self_out(&set.best, &closer.f_reshape([-1, 1, 1, 1])?, &set.best)?;
+        let _distance = distance.f_where_self_out(&set.distance, &closer, &set.distance)?;
         let within = set.distance.f_le(self.eps)?.f_logical_and(&set.first_success.f_lt(0)?)?;
-        set.first_success = set.first_success.f_masked_fill(&within, step)?;
+        let _first_success = step.f_where_self_out(&set.first_success, &within, &set.first_success)?;
         let pulled_back = set.clean.f_add(&next.f_sub(&set.clean)?.f_mul_scalar(self.beta)?)?;
-        set.iterate = pulled_back.f_where_self(&misclassified.f_reshape([-1, 1, 1, 1])?, &next)?;
+        let _iterate = pulled_back.f_where_self_out(&set.iterate, &misclassified.f_reshape([-1, 1, 1, 1])?, &next)?;
+        let _next_step = step.f_add_scalar_out(step, 1)?;
         Ok(())
     }
 
     /// One run on `input.clean` towards its targets, from the clean images (restart 0) or a
     /// random point of the L∞ sphere of radius `eps / 2`; returns per sample the closest
     /// misclassified point within eps and its success step (-1 if none).
-    fn run(&self, model: &ConvNet, input: &RunInput, rng: &mut Rng) -> Result<RunOutput, TchError> {
+    /// The working set shrinks per `sizing`.
+    fn run(&self, model: &ConvNet, input: &RunInput, rng: &mut Rng, sizing: Sizing) -> Result<RunOutput, TchError> {
         let RunInput { clean, labels, targets, restart, first_step } = input;
         let targets = targets.as_ref().ok_or_else(|| TchError::Torch("FAB-T runs need target classes".to_owned()))?;
         let start = match restart {
@@ -214,26 +248,38 @@ impl FabT {
             clean: clean.shallow_clone(),
             labels: labels.shallow_clone(),
             targets: targets.shallow_clone(),
-            iterate: start.unwrap_or_else(|| clean.shallow_clone()),
-            best: clean.shallow_clone(),
+            // Updated in place: never the caller's tensors.
+            iterate: owned_copy(start.as_ref().unwrap_or(clean))?,
+            best: owned_copy(clean)?,
             distance: Tensor::f_full([count], f64::INFINITY, (Kind::Float, device))?,
-            first_success: first_success.shallow_clone(),
+            first_success: owned_copy(&first_success)?,
+            live: None,
         };
+        let mut counter = Tensor::f_zeros([1], (Kind::Int64, device))?;
+        let mut step: Option<ReplayedStep> = None;
         for iteration in 0..self.iterations {
             if iteration > 0 && iteration % COMPACT_EVERY == 0 {
                 // The compaction's host synchronization (see the module doc).
-                let open = set.first_success.f_lt(0)?;
-                let keep = open.f_nonzero()?.f_squeeze_dim(1)?;
-                if keep.numel() < set.rows.numel() {
-                    let done = set.select(&open.f_logical_not()?.f_nonzero()?.f_squeeze_dim(1)?)?;
-                    (best, first_success) = done.store(&best, &first_success)?;
-                    set = set.select(&keep)?;
-                }
-                if set.rows.numel() == 0 {
-                    break;
+                match sizing.compact(&set.first_success.f_lt(0)?)? {
+                    Compaction::AllDone => break,
+                    Compaction::Unchanged => {}
+                    Compaction::Shrink(shrink) => {
+                        (best, first_success) = set.select(&shrink.leave)?.store(&best, &first_success)?;
+                        set = WorkingSet { live: shrink.live()?, ..set.select(&shrink.keep)? };
+                        step = None;
+                    }
                 }
             }
-            self.step(model, &mut set, first_step + i64::from(iteration) + 1)?;
+            match &mut step {
+                Some(step) => step.run()?,
+                None => {
+                    let _first = counter.f_fill_(first_step + i64::from(iteration) + 1)?;
+                    let (working, counter_now) = (set.shallow(), counter.shallow_clone());
+                    let iterate = move || self.step(model, &working, &counter_now);
+                    let state = [&set.iterate, &set.best, &set.distance, &set.first_success, &counter];
+                    step = Some(ReplayedStep::first(iterate, &state)?);
+                }
+            }
         }
         let (images, first_success) = set.store(&best, &first_success)?;
         Ok(RunOutput { images, first_success })
@@ -250,13 +296,26 @@ impl Attack for FabT {
     }
 
     fn perturb(&self, model: &ConvNet, images: &Tensor, goal: &Goal) -> Result<Adversarial, TchError> {
+        self.perturb_sized(model, images, goal, Sizing::for_device(images.device()))
+    }
+}
+
+impl FabT {
+    /// [`Attack::perturb`] with the working sets shrinking per `sizing`.
+    fn perturb_sized(
+        &self,
+        model: &ConvNet,
+        images: &Tensor,
+        goal: &Goal,
+        sizing: Sizing,
+    ) -> Result<Adversarial, TchError> {
         if goal.is_targeted() {
             return Err(TchError::Torch("FAB-T runs untargeted only (its targets only steer the search)".to_owned()));
         }
         let schedule =
             Schedule { target_ranks: Some(self.target_classes), restarts: self.restarts, iterations: self.iterations };
         let mut rng = Rng::stream(self.seed, &[STREAM]);
-        run_while_robust(model, images, goal, &schedule, |input| self.run(model, &input, &mut rng))
+        run_while_robust(model, images, goal, &schedule, |input| self.run(model, &input, &mut rng, sizing))
     }
 }
 
@@ -351,5 +410,15 @@ mod tests {
             }
         }
         assert!(feasible > 50 && infeasible > 10, "both cases exercised: {feasible} / {infeasible}");
+    }
+
+    #[test]
+    fn padding_rows_change_no_result() {
+        let (model, images, labels) = crate::attacks::testing::random_model_and_images(40);
+        let goal = Goal::untargeted(&labels);
+        let fab = FabT::new(0.2 / 255.0, 40, 2, 3, 0.1, 1.05, 0.9, 0).expect("valid");
+        let exact = fab.perturb_sized(&model, &images, &goal, Sizing::Exact).expect("exact");
+        let padded = fab.perturb_sized(&model, &images, &goal, Sizing::PowersOfTwo).expect("padded");
+        crate::attacks::testing::assert_same_and_some_fooled(&exact, &padded, 40);
     }
 }

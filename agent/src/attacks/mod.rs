@@ -17,6 +17,8 @@
 //! - [`spsa`]: SPSA, a query-only attack with a sampled gradient estimate and Adam steps.
 //! - `robust_runs`: the runs over target ranks and restarts on the samples still robust that
 //!   APGD and FAB-T share.
+//! - `shrink`: how the working sets of Square, APGD and FAB-T shrink as samples are done (on
+//!   CUDA to powers of two, for CUDA graphs).
 //! - [`autoattack`]: the AutoAttack 'standard' cascade of those four.
 //!
 //! [`from_config`] builds the attack a task asks for, refusing a targeted run of an attack that
@@ -32,6 +34,7 @@ pub mod pgd;
 pub mod pgdl2;
 pub mod projected;
 mod robust_runs;
+mod shrink;
 pub mod spsa;
 pub mod square;
 
@@ -196,6 +199,15 @@ pub fn from_config(config: &AttackConfig, targeted: bool) -> Result<Box<dyn Atta
     Ok(attack)
 }
 
+/// The lower and upper corners `[m, c, h, w]` of the L∞ balls around a working set's images
+/// (computed once per working set by the attacks that step many times inside them).
+type Ball = (Tensor, Tensor);
+
+/// The [`Ball`] of radius `eps` around `images`.
+fn linf_ball(images: &Tensor, eps: f64) -> Result<Ball, TchError> {
+    Ok((images.f_sub_scalar(eps)?, images.f_add_scalar(eps)?))
+}
+
 /// The gradient of the scalar `objective` with respect to the leaf `input`; `keep_graph` keeps
 /// the graph for another backward pass.
 fn input_gradient(objective: &Tensor, input: &Tensor, keep_graph: bool) -> Result<Tensor, TchError> {
@@ -209,4 +221,45 @@ fn input_gradient(objective: &Tensor, input: &Tensor, keep_graph: bool) -> Resul
 fn record_first_success(first_success: &Tensor, reached: &Tensor, step: u32) -> Result<Tensor, TchError> {
     let newly = reached.f_logical_and(&first_success.f_lt(0)?)?;
     first_success.f_masked_fill(&newly, i64::from(step))
+}
+
+/// What the attacks' unit tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use tch::{Device, Kind, Tensor};
+
+    use super::Adversarial;
+    use crate::data::Normalization;
+    use crate::model::{ConvNet, ConvNetConfig, Norm, Pool};
+
+    /// A frozen untrained width-16 ConvNet for 32x32 images, `n` random images and the labels it
+    /// gives them (so every image starts correctly classified).
+    pub fn random_model_and_images(n: i64) -> (ConvNet, Tensor, Tensor) {
+        let config = ConvNetConfig {
+            width: 16,
+            depth: 3,
+            norm: Norm::Instance,
+            pool: Pool::Avg,
+            classes: 10,
+            image_size: 32,
+            normalization: Normalization::IDENTITY,
+        };
+        let mut model = ConvNet::new(&config, 3, Device::Cpu).expect("model");
+        model.freeze();
+        tch::manual_seed(5);
+        let images = Tensor::rand([n, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let labels = model.forward(&images, false).expect("forward").argmax(1, false);
+        (model, images, labels)
+    }
+
+    /// The two results are the same bits, and the attack fooled some of the `n` samples but not
+    /// all (so that working sets shrank and stayed non-empty).
+    pub fn assert_same_and_some_fooled(a: &Adversarial, b: &Adversarial, n: i64) {
+        let steps = Vec::<i64>::try_from(&a.first_success).expect("steps");
+        let fooled = steps.iter().filter(|step| **step >= 0).count() as i64;
+        assert!(fooled > n / 8 && fooled < n * 7 / 8, "{fooled} of {n} fooled");
+        assert_eq!(steps, Vec::<i64>::try_from(&b.first_success).expect("steps"));
+        assert!(a.images.equal(&b.images), "the adversarial images differ");
+        assert!(a.logits.equal(&b.logits), "the logits differ");
+    }
 }

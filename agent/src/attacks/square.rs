@@ -25,15 +25,17 @@
 //! A query reads nothing from the host: the squares of all queries are drawn up front and kept on
 //! the device, and the query's index is a counter on the device. So on CUDA a query is one
 //! replay of a CUDA graph ([`ReplayedStep`]) instead of a few dozen tiny launches; on CUDA the
-//! working set shrinks only to powers of two (fooled images fill it up, their updates masked), so
-//! that a few captures serve the whole attack. Neither changes a result.
+//! working set shrinks only to powers of two ([`super::shrink`]; fooled images fill it up, their
+//! margin masks their updates), so that a few captures serve the whole attack. Neither changes a
+//! result.
 //!
 //! Seeding: stripes, positions and signs come from the host generator under the attack's seed,
 //! one stream per chunk.
 
 use tch::{Kind, TchError, Tensor};
 
-use super::{Adversarial, Attack, Goal};
+use super::shrink::{Compaction, Sizing};
+use super::{Adversarial, Attack, Ball, Goal, linf_ball};
 use crate::data::rng::Rng;
 use crate::graph::ReplayedStep;
 use crate::model::ConvNet;
@@ -66,49 +68,23 @@ struct WorkingSet {
     first_success: Tensor,
 }
 
-/// How many images the working set keeps when some of them are still robust.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Sizing {
-    /// Those still robust.
-    Exact,
-    /// The least power of two that holds those still robust (one capture per size, on CUDA).
-    PowersOfTwo,
-}
-
-impl Sizing {
-    fn rows_for(self, robust: i64) -> i64 {
-        match self {
-            Sizing::Exact => robust,
-            Sizing::PowersOfTwo => (robust.max(1) as u64).next_power_of_two() as i64,
-        }
-    }
-}
-
 /// The squares of every query, drawn up front, on the device.
 struct Draws {
-    /// `[n, 3]` int64: the top row, left column and side of query q's square.
-    corners: Tensor,
+    /// Bool `[n, h, 1]`: the rows query q's square covers.
+    rows: Tensor,
+    /// Bool `[n, 1, w]`: the columns it covers.
+    columns: Tensor,
     /// `[n, c, 1, 1]`: `2 eps` times query q's random sign per channel.
     values: Tensor,
-    /// `[h]` int64: the images' row indices.
-    rows: Tensor,
-    /// `[w]` int64: the images' column indices.
-    columns: Tensor,
 }
 
 impl Draws {
     /// The perturbation `[c, h, w]` of the query whose 0-based index `query` (`[1]` int64) holds:
     /// its values on its square, zero elsewhere.
     fn square(&self, query: &Tensor) -> Result<Tensor, TchError> {
-        let corner = self.corners.f_index_select(0, query)?.f_squeeze_dim(0)?;
-        let side = corner.f_narrow(0, 2, 1)?;
-        let within = |index: &Tensor, start: &Tensor| -> Result<Tensor, TchError> {
-            index.f_ge_tensor(start)?.f_logical_and(&index.f_lt_tensor(&start.f_add(&side)?)?)
-        };
-        let in_rows = within(&self.rows, &corner.f_narrow(0, 0, 1)?)?;
-        let in_columns = within(&self.columns, &corner.f_narrow(0, 1, 1)?)?;
-        let window = in_rows.f_unsqueeze(1)?.f_logical_and(&in_columns.f_unsqueeze(0)?)?;
-        self.values.f_index_select(0, query)?.f_squeeze_dim(0)?.f_where_scalarother(&window, 0.0)
+        let pick = |draws: &Tensor| draws.f_index_select(0, query)?.f_squeeze_dim(0);
+        let window = pick(&self.rows)?.f_logical_and(&pick(&self.columns)?)?;
+        pick(&self.values)?.f_where_scalarother(&window, 0.0)
     }
 }
 
@@ -176,24 +152,27 @@ impl Square {
     /// then left), then one sign per channel.
     fn draws(&self, shape: [i64; 3], rng: &mut Rng, device: tch::Device) -> Result<Draws, TchError> {
         let [channels, height, width] = shape;
-        let mut corners = Vec::with_capacity(3 * self.queries as usize);
-        let mut values = Vec::with_capacity((channels * i64::from(self.queries)) as usize);
+        let queries = self.queries as usize;
+        let mut rows = vec![false; queries * height as usize];
+        let mut columns = vec![false; queries * width as usize];
+        let mut values = Vec::with_capacity(queries * channels as usize);
         for query in 0..self.queries {
             let side =
                 ((self.fraction(query) * (height * width) as f64).sqrt().round() as i64).max(1).min(height.min(width));
             let offset =
                 |extent: i64, rng: &mut Rng| if extent > side { rng.below((extent - side) as u64) as i64 } else { 0 };
             let (top, left) = (offset(height, rng), offset(width, rng));
-            corners.extend([top, left, side]);
+            let (row, column) = (query as usize * height as usize, query as usize * width as usize);
+            rows[row + top as usize..row + (top + side) as usize].fill(true);
+            columns[column + left as usize..column + (left + side) as usize].fill(true);
             values.extend((0..channels).map(|_| (2.0 * self.eps * random_sign(rng)) as f32));
         }
         let queries = i64::from(self.queries);
-        let on_device = |tensor: Tensor| tensor.f_to_device(device);
+        let on_device = |values: Tensor, shape: &[i64]| values.f_reshape(shape)?.f_to_device(device);
         Ok(Draws {
-            corners: on_device(Tensor::f_from_slice(&corners)?.f_reshape([queries, 3])?)?,
-            values: on_device(Tensor::f_from_slice(&values)?.f_reshape([queries, channels, 1, 1])?)?,
-            rows: Tensor::f_arange(height, (Kind::Int64, device))?,
-            columns: Tensor::f_arange(width, (Kind::Int64, device))?,
+            rows: on_device(Tensor::f_from_slice(&rows)?, &[queries, height, 1])?,
+            columns: on_device(Tensor::f_from_slice(&columns)?, &[queries, 1, width])?,
+            values: on_device(Tensor::f_from_slice(&values)?, &[queries, channels, 1, 1])?,
         })
     }
 
@@ -218,12 +197,16 @@ impl Square {
     /// One query on every image of `set`, whose 0-based index `query` (`[1]` int64 on the
     /// device) holds: updates the best points, margins and success steps of `set` and the
     /// counter `query` in place, reading nothing from the host.
-    fn query(&self, model: &ConvNet, set: &WorkingSet, draws: &Draws, query: &Tensor) -> Result<(), TchError> {
-        let candidate = set
-            .best
-            .f_add(&draws.square(query)?)?
-            .f_clamp_tensor(Some(&set.clean.f_sub_scalar(self.eps)?), Some(&set.clean.f_add_scalar(self.eps)?))?
-            .f_clamp(0.0, 1.0)?;
+    fn query(
+        &self,
+        model: &ConvNet,
+        set: &WorkingSet,
+        ball: &Ball,
+        draws: &Draws,
+        query: &Tensor,
+    ) -> Result<(), TchError> {
+        let candidate =
+            set.best.f_add(&draws.square(query)?)?.f_clamp_tensor(Some(&ball.0), Some(&ball.1))?.f_clamp(0.0, 1.0)?;
         let margin = Self::margin(model, &candidate, &set.labels)?;
         let improved = margin.f_lt_tensor(&set.margin)?.f_logical_and(&set.margin.f_gt(0.0)?)?;
         let newly = improved.f_logical_and(&margin.f_le(0.0)?)?;
@@ -262,27 +245,24 @@ impl Square {
         let mut step: Option<ReplayedStep> = None;
         for query in 0..self.queries {
             if query % COMPACT_EVERY == 0 {
-                // The host reads how many are still robust (see the module doc).
-                let active = set.margin.f_gt(0.0)?;
-                let keep = active.f_nonzero()?.f_squeeze_dim(1)?;
-                let robust = keep.size1()?;
-                if robust == 0 {
-                    break;
-                }
-                let size = sizing.rows_for(robust);
-                if size < set.rows.size1()? {
-                    let fooled = active.f_logical_not()?.f_nonzero()?.f_squeeze_dim(1)?;
-                    let (padding, retired) = (size - robust, fooled.size1()? - (size - robust));
-                    done = concat(&done, &set.select(&fooled.f_narrow(0, padding, retired)?)?)?;
-                    set = set.select(&Tensor::f_cat(&[keep, fooled.f_narrow(0, 0, padding)?], 0)?)?;
-                    step = None;
+                // The host reads how many are still robust (see the module doc); fooled images
+                // that stay as padding are masked by their margin.
+                match sizing.compact(&set.margin.f_gt(0.0)?)? {
+                    Compaction::AllDone => break,
+                    Compaction::Unchanged => {}
+                    Compaction::Shrink(shrink) => {
+                        done = concat(&done, &set.select(&shrink.leave)?)?;
+                        set = set.select(&shrink.keep)?;
+                        step = None;
+                    }
                 }
             }
             match &mut step {
                 Some(step) => step.run()?,
                 None => {
                     let (working, draws, counter_now) = (set.shallow(), &draws, counter.shallow_clone());
-                    let query = move || self.query(model, &working, draws, &counter_now);
+                    let ball = linf_ball(&set.clean, self.eps)?;
+                    let query = move || self.query(model, &working, &ball, draws, &counter_now);
                     let state = [&set.best, &set.margin, &set.first_success, &counter];
                     step = Some(ReplayedStep::first(query, &state)?);
                 }
@@ -302,11 +282,23 @@ impl Attack for Square {
     }
 
     fn perturb(&self, model: &ConvNet, images: &Tensor, goal: &Goal) -> Result<Adversarial, TchError> {
+        self.perturb_sized(model, images, goal, Sizing::for_device(images.device()))
+    }
+}
+
+impl Square {
+    /// [`Attack::perturb`] with the working set shrinking per `sizing`.
+    fn perturb_sized(
+        &self,
+        model: &ConvNet,
+        images: &Tensor,
+        goal: &Goal,
+        sizing: Sizing,
+    ) -> Result<Adversarial, TchError> {
         if goal.is_targeted() {
             return Err(TchError::Torch("Square runs untargeted only".to_owned()));
         }
         let images = images.f_detach()?;
-        let device = images.device();
         let labels = goal.classes();
         let clean_logits = tch::no_grad(|| model.forward(&images, false))?;
         let robust = clean_logits.f_argmax(1, false)?.f_eq_tensor(labels)?;
@@ -316,8 +308,6 @@ impl Attack for Square {
         // Choosing the robust images needs their count on the host (see the module doc).
         let rows = robust.f_nonzero()?.f_squeeze_dim(1)?;
         if rows.numel() > 0 {
-            // Graphs or not (`BEARD_CUDA_GRAPHS`), so that turning them off changes no batch.
-            let sizing = if device.is_cuda() { Sizing::PowersOfTwo } else { Sizing::Exact };
             let all = self.search(model, &images, labels, rows, sizing)?;
             found = found.f_index_copy(0, &all.rows, &all.best)?;
             first_success = first_success.f_index_copy(0, &all.rows, &all.first_success)?;
@@ -353,12 +343,18 @@ fn concat(a: &WorkingSet, b: &WorkingSet) -> Result<WorkingSet, TchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::Normalization;
-    use crate::model::{ConvNetConfig, Norm, Pool};
     use tch::Device;
 
     fn square_attack() -> Square {
         Square::new(1.0 / 255.0, 300, 0.8, 11).expect("valid")
+    }
+
+    /// The first index and the length of the one run of `true` in `mask`.
+    fn one_run(mask: &[bool]) -> (usize, usize) {
+        let start = mask.iter().position(|covered| *covered).expect("covers something");
+        let length = mask[start..].iter().take_while(|covered| **covered).count();
+        assert!(mask[start + length..].iter().all(|covered| !covered), "{mask:?}: one run");
+        (start, length)
     }
 
     #[test]
@@ -367,15 +363,16 @@ mod tests {
         let draws = attack.draws([3, 8, 6], &mut Rng::stream(5, &[STREAM]), Device::Cpu).expect("draws");
         for query in [0i64, 1, 37, 299] {
             let square = draws.square(&Tensor::from_slice(&[query])).expect("square");
-            let corner = Vec::<i64>::try_from(draws.corners.get(query)).expect("corner");
-            let values = Vec::<f32>::try_from(draws.values.get(query).flatten(0, -1)).expect("values");
-            let (top, left, side) = (corner[0], corner[1], corner[2]);
-            assert!(side >= 1 && top + side <= 8 && left + side <= 6, "query {query}: {corner:?}");
+            let flat = |draws: &Tensor| draws.get(query).flatten(0, -1);
+            let (top, side) = one_run(&Vec::<bool>::try_from(flat(&draws.rows)).expect("rows"));
+            let (left, width) = one_run(&Vec::<bool>::try_from(flat(&draws.columns)).expect("columns"));
+            assert_eq!(side, width, "query {query}: a square");
+            let values = Vec::<f32>::try_from(flat(&draws.values)).expect("values");
             let mut expected = vec![0f32; 3 * 8 * 6];
             for (channel, value) in values.iter().enumerate() {
                 for row in top..top + side {
                     for column in left..left + side {
-                        expected[(channel * 48) + (row * 6 + column) as usize] = *value;
+                        expected[channel * 48 + row * 6 + column] = *value;
                     }
                 }
             }
@@ -385,31 +382,11 @@ mod tests {
 
     #[test]
     fn keeping_fooled_images_in_the_working_set_changes_no_result() {
-        let config = ConvNetConfig {
-            width: 16,
-            depth: 3,
-            norm: Norm::Instance,
-            pool: Pool::Avg,
-            classes: 10,
-            image_size: 32,
-            normalization: Normalization::IDENTITY,
-        };
-        let mut model = ConvNet::new(&config, 3, Device::Cpu).expect("model");
-        model.freeze();
-        let images = Tensor::rand([40, 3, 32, 32], (Kind::Float, Device::Cpu));
-        let labels = model.forward(&images, false).expect("forward").argmax(1, false);
-        let rows = Tensor::arange(40, (Kind::Int64, Device::Cpu));
+        let (model, images, labels) = crate::attacks::testing::random_model_and_images(40);
+        let goal = Goal::untargeted(&labels);
         let attack = square_attack();
-        let run = |sizing| {
-            let set = attack.search(&model, &images, &labels, rows.copy(), sizing).expect("search");
-            let order = set.rows.argsort(0, false);
-            (set.best.index_select(0, &order), Vec::<i64>::try_from(set.first_success.index_select(0, &order)).unwrap())
-        };
-        let (exact_best, exact_steps) = run(Sizing::Exact);
-        let (padded_best, padded_steps) = run(Sizing::PowersOfTwo);
-        let fooled = exact_steps.iter().filter(|step| **step > 0).count();
-        assert!((5..35).contains(&fooled), "{fooled} of 40 fooled: the working set must shrink and stay non-empty");
-        assert_eq!(exact_steps, padded_steps);
-        assert!(exact_best.equal(&padded_best), "the best points differ");
+        let exact = attack.perturb_sized(&model, &images, &goal, Sizing::Exact).expect("exact");
+        let padded = attack.perturb_sized(&model, &images, &goal, Sizing::PowersOfTwo).expect("padded");
+        crate::attacks::testing::assert_same_and_some_fooled(&exact, &padded, 40);
     }
 }

@@ -18,7 +18,7 @@ use std::ffi::{CStr, c_char, c_int};
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 
-use tch::{Device, TchError};
+use tch::{Device, TchError, Tensor};
 
 pub use replayed::ReplayedStep;
 
@@ -92,6 +92,14 @@ impl Drop for CudaGraph {
         // SAFETY: `raw` came from `beard_graph_begin` and is freed only here.
         unsafe { beard_graph_free(self.raw.as_ptr()) }
     }
+}
+
+/// A copy of `tensor` in storage of its own: the state a step updates in place must not alias
+/// tensors its caller still reads.
+pub fn owned_copy(tensor: &Tensor) -> Result<Tensor, TchError> {
+    let mut copy = tensor.f_empty_like()?;
+    copy.f_copy_(tensor)?;
+    Ok(copy)
 }
 
 /// The shim's error message as a [`TchError`], freeing it.

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tch::{Kind, TchError, Tensor};
 
-use super::{CudaGraph, replays_on};
+use super::{CudaGraph, owned_copy, replays_on};
 
 /// The work of one step.
 type Step<'a> = Box<dyn FnMut() -> Result<(), TchError> + 'a>;
@@ -76,14 +76,7 @@ impl<'a> ReplayedStep<'a> {
 }
 
 fn copies(state: &[&Tensor]) -> Result<Vec<Tensor>, TchError> {
-    state
-        .iter()
-        .map(|tensor| {
-            let mut copy = tensor.f_empty_like()?;
-            copy.f_copy_(tensor)?;
-            Ok(copy)
-        })
-        .collect()
+    state.iter().map(|tensor| owned_copy(tensor)).collect()
 }
 
 /// Writes `values` into the state tensors' own storage (which the step and a capture refer to).
