@@ -194,7 +194,7 @@ impl Apgd {
                 let ball_now = (ball.0.shallow_clone(), ball.1.shallow_clone());
                 let first_step = run.first_step + 1;
                 let iterate = move || self.iterate(model, &working, &ball_now, &step_now, first_step, true);
-                replayed = Some(ReplayedStep::first(iterate, &state.updated(&step))?);
+                replayed = Some(ReplayedStep::first("APGD's iterations", iterate, &state.updated(&step))?);
             }
             since_checkpoint += 1;
             if since_checkpoint == checkpoint_gap {

@@ -277,7 +277,7 @@ impl FabT {
                     let (working, counter_now) = (set.shallow(), counter.shallow_clone());
                     let iterate = move || self.step(model, &working, &counter_now);
                     let state = [&set.iterate, &set.best, &set.distance, &set.first_success, &counter];
-                    step = Some(ReplayedStep::first(iterate, &state)?);
+                    step = Some(ReplayedStep::first("FAB-T's steps", iterate, &state)?);
                 }
             }
         }

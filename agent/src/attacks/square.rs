@@ -264,7 +264,7 @@ impl Square {
                     let ball = linf_ball(&set.clean, self.eps)?;
                     let query = move || self.query(model, &working, &ball, draws, &counter_now);
                     let state = [&set.best, &set.margin, &set.first_success, &counter];
-                    step = Some(ReplayedStep::first(query, &state)?);
+                    step = Some(ReplayedStep::first("Square's queries", query, &state)?);
                 }
             }
         }

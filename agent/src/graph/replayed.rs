@@ -9,10 +9,12 @@
 //! 3. the replay's state compared with the eager one, bit for bit.
 //!
 //! Only a graph whose replay matched is kept; otherwise (or when the capture fails) the state is
-//! the eager result and every later run is eager too, and the agent says why once in its log.
-//! Off CUDA, or with `BEARD_CUDA_GRAPHS=0`, the step simply runs each time.
+//! the eager result, every later run is eager too, and so is every later step of the same kind
+//! (a failure that comes from what the step does would only repeat): the agent's log says which
+//! kinds replay graphs and why one does not, once each. Off CUDA, or with `BEARD_CUDA_GRAPHS=0`,
+//! the step simply runs each time.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use tch::{Kind, TchError, Tensor};
 
@@ -28,14 +30,19 @@ pub struct ReplayedStep<'a> {
 }
 
 impl<'a> ReplayedStep<'a> {
-    /// Runs `step` once, which updates `state` in place, and prepares the later runs: on a CUDA
-    /// device (with graphs enabled) as the replay of a verified capture, otherwise eagerly.
-    pub fn first(step: impl FnMut() -> Result<(), TchError> + 'a, state: &[&Tensor]) -> Result<Self, TchError> {
+    /// Runs `step` (of the kind `what`, e.g. "Square's queries") once, which updates `state` in
+    /// place, and prepares the later runs: on a CUDA device (with graphs enabled, and no step of
+    /// this kind failed before) as the replay of a verified capture, otherwise eagerly.
+    pub fn first(
+        what: &'static str,
+        step: impl FnMut() -> Result<(), TchError> + 'a,
+        state: &[&Tensor],
+    ) -> Result<Self, TchError> {
         let mut step: Step<'a> = Box::new(step);
         let Some(device) = state.first().map(|tensor| tensor.device()) else {
             return Err(TchError::Torch("a replayed step needs state tensors".to_owned()));
         };
-        if !replays_on(device) {
+        if !replays_on(device) || verdict(what) == Some(false) {
             step()?;
             return Ok(Self { step, graph: None });
         }
@@ -47,17 +54,17 @@ impl<'a> ReplayedStep<'a> {
             Ok(graph) => graph,
             Err(error) => {
                 restore(state, &eager)?;
-                warn_once(&format!("the capture failed: {error}"));
+                record(what, Err(&format!("the capture failed: {error}")));
                 return Ok(Self { step, graph: None });
             }
         };
         graph.replay()?;
         if !same_bits(state, &eager)? {
             restore(state, &eager)?;
-            warn_once("its replay differed from the step run eagerly");
+            record(what, Err("a replay differed from the step run eagerly"));
             return Ok(Self { step, graph: None });
         }
-        announce_once();
+        record(what, Ok(()));
         Ok(Self { step, graph: Some(graph) })
     }
 
@@ -98,19 +105,29 @@ fn same_bits(state: &[&Tensor], values: &[Tensor]) -> Result<bool, TchError> {
     Ok(true)
 }
 
-/// Says once per process that graphs are in use (`scripts/gpu/check.sh` looks for it).
-fn announce_once() {
-    static ANNOUNCED: AtomicBool = AtomicBool::new(false);
-    if !ANNOUNCED.swap(true, Ordering::Relaxed) {
-        tracing::info!("CUDA graphs: replaying captured steps, each checked against the step run eagerly");
-    }
+/// What this process found for each kind of step: whether its graphs replay (`true`) or not.
+static VERDICTS: Mutex<Vec<(&'static str, bool)>> = Mutex::new(Vec::new());
+
+fn verdict(what: &str) -> Option<bool> {
+    let verdicts = VERDICTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    verdicts.iter().find(|(kind, _)| *kind == what).map(|(_, replays)| *replays)
 }
 
-/// Says once per process why a step runs eagerly on CUDA.
-fn warn_once(reason: &str) {
-    static WARNED: AtomicBool = AtomicBool::new(false);
-    if !WARNED.swap(true, Ordering::Relaxed) {
-        tracing::warn!("a step runs without CUDA graphs: {reason}; its results stay the same, only slower");
+/// Records how a capture of a step of the kind `what` went, and logs it the first time a kind
+/// replays and whenever one stops (`scripts/gpu/check.sh` reads these lines).
+fn record(what: &'static str, outcome: Result<(), &str>) {
+    let mut verdicts = VERDICTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let replays = outcome.is_ok();
+    match verdicts.iter_mut().find(|(kind, _)| *kind == what) {
+        Some((_, known)) if *known == replays => return,
+        Some((_, known)) => *known = replays,
+        None => verdicts.push((what, replays)),
+    }
+    match outcome {
+        Ok(()) => tracing::info!("CUDA graphs: replaying {what}, each graph checked against the step run eagerly"),
+        Err(reason) => tracing::warn!(
+            "{what} run without CUDA graphs from now on: {reason}; their results stay the same, only slower"
+        ),
     }
 }
 
@@ -123,7 +140,8 @@ mod tests {
     fn off_cuda_the_step_runs_every_time() {
         let counter = Tensor::zeros([1], (Kind::Int64, Device::Cpu));
         let mut state = counter.shallow_clone();
-        let mut step = ReplayedStep::first(|| state.f_add_scalar_(1).map(|_| ()), &[&counter]).expect("first run");
+        let mut step = ReplayedStep::first("a test's steps", || state.f_add_scalar_(1).map(|_| ()), &[&counter])
+            .expect("first run");
         assert!(!step.is_replayed());
         for _ in 0..4 {
             step.run().expect("run");
