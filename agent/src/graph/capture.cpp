@@ -7,8 +7,8 @@
 //
 // The code references libtorch's and c10's CUDA libraries only, never the CUDA runtime itself:
 // the agent then runs against any node's libtorch of the same version, whose CUDA runtime that
-// libtorch finds on its own. So the capture stream is set and restored through c10's functions,
-// not through a stream guard (whose inline event methods call the runtime).
+// libtorch finds on its own. So the capture's device and stream are set and restored through
+// c10's functions, not through guards (whose inline event methods call the runtime).
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -34,18 +34,21 @@ char* copy_message(const char* message) {
 
 #ifdef BEARD_CUDA_GRAPHS
 
-// A graph, and while it is being captured the stream that was current before.
+// A graph, and while it is being captured the device and stream that were current before.
 struct BeardGraph {
     at::cuda::CUDAGraph graph;
-    c10::cuda::CUDAStream previous;
+    c10::cuda::CUDAStream previous_stream;
+    c10::DeviceIndex previous_device;
     bool capturing = false;
 
-    explicit BeardGraph(c10::DeviceIndex device) : previous(c10::cuda::getCurrentCUDAStream(device)) {}
+    explicit BeardGraph(c10::DeviceIndex device)
+        : previous_stream(c10::cuda::getCurrentCUDAStream(device)), previous_device(c10::cuda::current_device()) {}
 
-    // Back to the stream that was current before the capture began.
-    void restore_stream() {
+    // Back to the device and stream that were current before the capture began.
+    void restore_current() {
         if (capturing) {
-            c10::cuda::setCurrentCUDAStream(previous);
+            c10::cuda::setCurrentCUDAStream(previous_stream);
+            c10::cuda::set_device(previous_device);
             capturing = false;
         }
     }
@@ -53,25 +56,27 @@ struct BeardGraph {
 
 extern "C" {
 
-// Starts capturing the work the calling thread enqueues on CUDA device `device`: on a side stream
-// (CUDA captures no work of the legacy default stream), after all work enqueued before has
-// finished, into the graph's private memory pool. Null with `*error` set on failure.
+// Starts capturing the work the calling thread enqueues on CUDA device `device`: with `device`
+// current (the graph's memory pool belongs to the current device), on a side stream (CUDA
+// captures no work of the legacy default stream), after all work enqueued before has finished,
+// into the graph's private memory pool. Null with `*error` set on failure.
 BeardGraph* beard_graph_begin(int device, char** error) {
     BeardGraph* graph = nullptr;
     try {
         auto index = static_cast<c10::DeviceIndex>(device);
         graph = new BeardGraph(index);
         c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, index);
+        graph->capturing = true;
+        c10::cuda::set_device(index);
         c10::cuda::device_synchronize();
         c10::cuda::setCurrentCUDAStream(side);
-        graph->capturing = true;
         graph->graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
         return graph;
     } catch (const std::exception& e) {
         *error = copy_message(e.what());
     }
     if (graph != nullptr) {
-        graph->restore_stream();
+        graph->restore_current();
         delete graph;
     }
     return nullptr;
@@ -82,10 +87,10 @@ BeardGraph* beard_graph_begin(int device, char** error) {
 int beard_graph_end(BeardGraph* graph, char** error) {
     try {
         graph->graph.capture_end();
-        graph->restore_stream();
+        graph->restore_current();
         return 0;
     } catch (const std::exception& e) {
-        graph->restore_stream();
+        graph->restore_current();
         *error = copy_message(e.what());
         return 1;
     }
@@ -103,7 +108,7 @@ int beard_graph_replay(BeardGraph* graph, char** error) {
 }
 
 void beard_graph_free(BeardGraph* graph) {
-    graph->restore_stream();
+    graph->restore_current();
     delete graph;
 }
 
