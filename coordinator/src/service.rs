@@ -46,8 +46,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Errors that stop the server.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot open the state directory: {0}")]
-    Store(#[from] crate::store::StoreError),
     #[error("cannot start the scheduler thread: {0}")]
     Thread(#[from] std::io::Error),
     #[error("grpc server failed: {0}")]
@@ -64,16 +62,15 @@ pub struct Listeners {
     pub metrics: Option<TcpListener>,
 }
 
-/// Serve the coordinator on `listeners` with state in `state_dir` until `shutdown` resolves.
+/// Serve the coordinator on `listeners` from the opened `store` until `shutdown` resolves.
 /// Every call to the agent and control services must carry `token`; health checks need none.
 pub async fn run(
     listeners: Listeners,
-    state_dir: &Path,
+    store: Store,
     config: SchedulerConfig,
     token: Token,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let store = Store::open(state_dir)?;
     let blobs = store.blobs().clone();
     let scheduler = Scheduler::new(store, config);
     let counters = scheduler.counters().clone();

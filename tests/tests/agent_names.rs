@@ -23,18 +23,17 @@ fn holder(state: &Path, name: &str) -> anyhow::Result<Option<String>> {
     })
 }
 
-/// The generation that holds `name` once one other than `not` does. Until the coordinator has
-/// created its store (it writes its address first), reading it fails: that counts as no holder
-/// yet, and the last such error is the answer if none appears in time.
+/// The generation that holds `name` once one other than `not` does. The coordinator writes its
+/// address only once its store is open, so a failed read is an error, not "not yet".
 async fn wait_for_holder(state: &Path, name: &str, not: Option<&str>) -> anyhow::Result<String> {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        match holder(state, name) {
-            Ok(Some(generation)) if Some(generation.as_str()) != not => return Ok(generation),
-            Ok(_) => anyhow::ensure!(std::time::Instant::now() < deadline, "no new holder of {name}"),
-            Err(error) if std::time::Instant::now() >= deadline => return Err(error),
-            Err(_) => {}
+        if let Some(generation) = holder(state, name)?
+            && Some(generation.as_str()) != not
+        {
+            return Ok(generation);
         }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "no new holder of {name}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

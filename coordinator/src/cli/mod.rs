@@ -98,7 +98,7 @@ struct ServeArgs {
     /// Base delay before a failed task is retried (doubles per attempt).
     #[arg(long, default_value_t = 2.0)]
     retry_backoff_secs: f64,
-    /// Write the bound address to this file once listening (useful with port 0).
+    /// Write the bound address to this file once listening with its state open (useful with port 0).
     #[arg(long)]
     addr_file: Option<PathBuf>,
     /// File holding the bearer token clients must present (else `BEARD_TOKEN`; else a random
@@ -216,6 +216,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             token
         }
     };
+    // The store is open (its tables exist) before the address is written: a written address means ready.
+    let store = crate::store::Store::open(&args.state)
+        .with_context(|| format!("cannot open the state in {}", args.state.display()))?;
     let bound = listener.local_addr()?;
     if let Some(path) = &args.addr_file {
         std::fs::write(path, bound.to_string()).with_context(|| format!("cannot write {}", path.display()))?;
@@ -225,7 +228,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(address = %metrics.local_addr()?, "metrics at /metrics and gRPC health on this address");
     }
     let listeners = crate::service::Listeners { grpc: listener, tls, metrics };
-    crate::service::run(listeners, &args.state, config, token, beard_proto::process::shutdown_signal()).await?;
+    crate::service::run(listeners, store, config, token, beard_proto::process::shutdown_signal()).await?;
     tracing::info!("coordinator stopped");
     Ok(())
 }
