@@ -4,8 +4,9 @@
 //!   (`src/precision/shim.cpp`, the float32 settings of libtorch's global context) and the fused
 //!   ReLU + average pooling of a ConvNet block (`src/model/relu_pool.cpp`), the fused instance
 //!   norm + ReLU + pooling (`src/model/instance_norm_pool.cpp`) and the first convolution's
-//!   direct kernels (`src/model/first_conv.cpp`), and CUDA graph capture (`src/graph/capture.cpp`,
-//!   built with `BEARD_CUDA_GRAPHS` when the wheel carries CUDA and the CUDA runtime's headers).
+//!   direct kernels (`src/model/first_conv.cpp`), a task's own random generator
+//!   (`src/random/generator.cpp`), and CUDA graph capture (`src/graph/capture.cpp`, built with
+//!   `BEARD_CUDA_GRAPHS` when the wheel carries CUDA and the CUDA runtime's headers).
 //! - An rpath to libtorch's lib directory, so the binaries run without LD_LIBRARY_PATH.
 //! - `libtorch_cuda` linked with `--no-as-needed` when the wheel carries it: nothing in our code
 //!   references its symbols directly, so under `--as-needed` the linker would drop it and the
@@ -21,6 +22,7 @@ fn main() {
         "src/model/first_conv.cpp",
         "src/model/instance_norm_pool.cpp",
         "src/graph/capture.cpp",
+        "src/random/generator.cpp",
     ];
     for source in sources.iter().chain(&["src/model/native.h", "src/model/pool_rows.h", "src/model/verified.h"]) {
         println!("cargo:rerun-if-changed={source}");

@@ -18,6 +18,8 @@
 //! - [`bench`]: attack throughput on this machine (`agent bench`), without a coordinator.
 //! - [`graph`]: CUDA graphs for the attacks' long loops of small steps, verified before use.
 //! - [`precision`]: exact float32 on GPUs (TF32 off, deterministic cuDNN) and its description.
+//! - [`random`]: a task's own libtorch random generator, so side-by-side work cannot shift its
+//!   draws.
 //! - [`host_memory`]: the C allocator's settings for the host memory of CPU tensors.
 //! - [`cli`]: the offline commands `agent eval` (a checkpoint's clean and robust accuracy),
 //!   `agent export` (a checkpoint as safetensors or a PyTorch file) and `agent datasets fetch`.
@@ -39,6 +41,7 @@ pub mod host_memory;
 pub mod host_tensor;
 pub mod model;
 pub mod precision;
+pub mod random;
 pub mod tch_backend;
 pub mod train;
 pub mod transfer;

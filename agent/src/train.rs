@@ -31,6 +31,7 @@ use crate::data::DatasetInfo;
 use crate::data::distilled::DistilledSet;
 use crate::data::rng::{Rng, streams};
 use crate::model::ConvNet;
+use crate::random::TaskGenerator;
 
 const ADAM_BETAS: (f64, f64) = (0.9, 0.999);
 const ADAM_EPS: f64 = 1e-8;
@@ -63,7 +64,10 @@ pub fn train(
         return Err(TrainError::InvalidConfig("the training set is empty".into()));
     }
     let adversary = match &config.adversarial {
-        Some(adversarial) => Some(adversarial::Adversary::new(adversarial, dataset.classes as i64)?),
+        Some(adversarial) => {
+            let generator = TaskGenerator::seeded(u64::from(seed), set.images.device())?;
+            Some(adversarial::Adversary::new(adversarial, dataset.classes as i64, generator)?)
+        }
         None => None,
     };
     let mut optimizer = optimizer(config)?;

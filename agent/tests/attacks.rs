@@ -2,7 +2,7 @@
 
 mod common;
 
-use beard_agent::attacks::{Attack, Fgsm, Goal, Pgd};
+use beard_agent::attacks::{Attack, Fgsm, Goal, Pgd, Start};
 use beard_agent::backend::{AttackCheckpoints, Backend, TaskContext};
 use beard_proto::v1::{AttackConfig, AttackShard, attack_config};
 use tch::Kind;
@@ -16,9 +16,9 @@ fn every_adversarial_sample_stays_in_the_eps_ball_and_in_pixel_range() {
     let eps = common::EPS;
     let attacks: [(&str, Box<dyn Attack>); 4] = [
         ("fgsm", Box::new(Fgsm::new(eps).expect("fgsm"))),
-        ("pgd", Box::new(Pgd::new(eps, 2.0 / 255.0, 10, false).expect("pgd"))),
-        ("pgd random start", Box::new(Pgd::new(eps, 2.0 / 255.0, 5, true).expect("pgd"))),
-        ("pgd big steps", Box::new(Pgd::new(eps, 0.1, 3, true).expect("pgd"))),
+        ("pgd", Box::new(Pgd::new(eps, 2.0 / 255.0, 10, Start::Clean).expect("pgd"))),
+        ("pgd random start", Box::new(Pgd::new(eps, 2.0 / 255.0, 5, Start::Random(common::generator())).expect("pgd"))),
+        ("pgd big steps", Box::new(Pgd::new(eps, 0.1, 3, Start::Random(common::generator())).expect("pgd"))),
     ];
     for (name, attack) in &attacks {
         for (mode, goal) in [("untargeted", Goal::untargeted(&labels)), ("targeted", Goal::targeted(&targets))] {
@@ -46,7 +46,7 @@ fn targeted_attacks_reach_their_targets() {
     let trained = common::trained(0, 20);
     let images = trained.dataset.test.images.narrow(0, 0, 100);
     let targets = (trained.dataset.test.labels.narrow(0, 0, 100) + 1).remainder(10);
-    let pgd = Pgd::new(common::EPS, 2.0 / 255.0, 10, false).expect("pgd");
+    let pgd = Pgd::new(common::EPS, 2.0 / 255.0, 10, Start::Clean).expect("pgd");
     let adversarial = pgd.perturb(&trained.model, &images, &Goal::targeted(&targets)).expect("attack");
     let hit = adversarial.logits.argmax(1, false).eq_tensor(&targets).to_kind(Kind::Float).mean(Kind::Float);
     let rate = 100.0 * hit.double_value(&[]);
@@ -93,12 +93,12 @@ fn zero_budget_attacks_leave_images_unchanged() {
     let goal = Goal::untargeted(&trained.dataset.test.labels.narrow(0, 0, 20));
     for attack in [
         Box::new(Fgsm::new(0.0).expect("fgsm")) as Box<dyn Attack>,
-        Box::new(Pgd::new(0.0, 0.01, 3, true).expect("pgd")),
+        Box::new(Pgd::new(0.0, 0.01, 3, Start::Random(common::generator())).expect("pgd")),
     ] {
         let adversarial = attack.perturb(&trained.model, &images, &goal).expect("attack");
         assert!(adversarial.images.equal(&images));
     }
-    assert!(Pgd::new(f64::NAN, 0.01, 3, false).is_err());
-    assert!(Pgd::new(0.1, 0.01, 0, false).is_err());
+    assert!(Pgd::new(f64::NAN, 0.01, 3, Start::Clean).is_err());
+    assert!(Pgd::new(0.1, 0.01, 0, Start::Clean).is_err());
     assert!(Fgsm::new(1.5).is_err());
 }

@@ -9,7 +9,7 @@ mod common;
 
 use beard_agent::attack_spec;
 use beard_agent::attacks::{
-    self, Adversarial, Apgd, ApgdLoss, Attack, AttackConfigError, AutoAttack, FabT, Goal, Pgd, Square,
+    self, Adversarial, Apgd, ApgdLoss, Attack, AttackConfigError, AutoAttack, FabT, Goal, Pgd, Square, Start,
 };
 use common::parity::{Run, ScriptModel, compare};
 use tch::{Kind, Tensor};
@@ -53,7 +53,7 @@ fn autoattack_parts_stay_in_budget_and_are_at_least_as_strong_as_pgd() {
     let clean = accuracy(&model.forward(&images, false).expect("forward"), &labels);
 
     // Fewer iterations, targets and queries than 'standard' to stay quick on two CPU cores.
-    let pgd = Pgd::new(EPS, EPS / 4.0, 10, false).expect("pgd");
+    let pgd = Pgd::new(EPS, EPS / 4.0, 10, Start::Clean).expect("pgd");
     let apgd_ce = Apgd::new(EPS, 50, 1, ApgdLoss::CrossEntropy, 0).expect("apgd-ce");
     let apgd_t = Apgd::new(EPS, 25, 1, ApgdLoss::TargetedDlr { target_classes: 3 }, 0).expect("apgd-t");
     let fab_t = FabT::new(EPS, 20, 1, 3, 0.1, 1.05, 0.9, 0).expect("fab-t");
@@ -107,8 +107,14 @@ fn standard_autoattack_stays_in_budget_and_is_never_weaker_than_its_apgd_ce() {
 fn autoattack_and_its_parts_are_untargeted_only() {
     for spec in ["autoattack", "apgd-ce", "apgd-t", "fab-t", "square"] {
         let config = attack_spec::parse(spec).expect("spec");
-        assert!(attacks::from_config(&config, false).is_ok(), "{spec} builds");
-        assert!(matches!(attacks::from_config(&config, true), Err(AttackConfigError::UntargetedOnly(_))), "{spec}");
+        assert!(attacks::from_config(&config, false, &common::generator()).is_ok(), "{spec} builds");
+        assert!(
+            matches!(
+                attacks::from_config(&config, true, &common::generator()),
+                Err(AttackConfigError::UntargetedOnly(_))
+            ),
+            "{spec}"
+        );
     }
     for bad in [
         "apgd-ce:steps=0",
@@ -121,7 +127,13 @@ fn autoattack_and_its_parts_are_untargeted_only() {
         "autoattack:version=plus",
     ] {
         let config = attack_spec::parse(bad).expect("spec");
-        assert!(matches!(attacks::from_config(&config, false), Err(AttackConfigError::Invalid { .. })), "{bad}");
+        assert!(
+            matches!(
+                attacks::from_config(&config, false, &common::generator()),
+                Err(AttackConfigError::Invalid { .. })
+            ),
+            "{bad}"
+        );
     }
 }
 

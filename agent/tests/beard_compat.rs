@@ -91,7 +91,7 @@ fn beard_compat_reproduces_the_reference_protocol() {
 fn shard(data: &std::path::Path, dataset: &Dataset, mode: EvaluationMode, spec: &str, targeted: bool) -> AttackShard {
     let (_, mut model) = reference_model(data);
     let config = attack_in(&attack_spec::parse(spec).expect("spec"), mode);
-    let attack = attacks::from_config(&config, targeted).expect("attack");
+    let attack = attacks::from_config(&config, targeted, &common::generator()).expect("attack");
     let plan = Plan {
         protocol: Protocol::prepare(mode, &mut model).expect("protocol"),
         test_samples: PGD_SAMPLES as usize,
@@ -132,7 +132,8 @@ fn beard_compat_is_weaker_than_standard_and_keeps_its_own_budget() {
 
         // The budget holds around the clamped normalized image (the first clamp moves every
         // channel value below 0 or above 1, which the outcomes' norms show in full).
-        let attack = attacks::from_config(&attack_spec::parse(spec).expect("spec"), false).expect("attack");
+        let attack = attacks::from_config(&attack_spec::parse(spec).expect("spec"), false, &common::generator())
+            .expect("attack");
         let adversarial = attack.perturb(&model, &images, &Goal::untargeted(&labels)).expect("attack runs").images;
         let widest = (&adversarial - images.clamp(0.0, 1.0)).abs().max().double_value(&[]);
         assert!(widest <= eps + 1e-6, "{spec}: a step of {widest} exceeds eps {eps} in normalized units");

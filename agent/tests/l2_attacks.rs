@@ -3,7 +3,7 @@
 
 mod common;
 
-use beard_agent::attacks::{self, Attack, AttackConfigError, CarliniWagner, DeepFool, Goal, PgdL2};
+use beard_agent::attacks::{self, Attack, AttackConfigError, CarliniWagner, DeepFool, Goal, PgdL2, Start};
 use beard_agent::backend::{AttackCheckpoints, Backend, TaskContext};
 use beard_proto::v1::{self as proto, AttackConfig, AttackShard, ErrorClass, attack_config};
 use tch::{Kind, Tensor};
@@ -37,9 +37,17 @@ fn every_adversarial_sample_is_in_pixel_range_and_pgdl2_stays_in_its_ball() {
     let targets = (&labels + 1).remainder(10);
     let eps = 0.5;
     let attacks: [(&str, Box<dyn Attack>, Option<f64>); 5] = [
-        ("pgdl2", Box::new(PgdL2::new(eps, 0.1, 10, false).expect("pgdl2")), Some(eps)),
-        ("pgdl2 random start", Box::new(PgdL2::new(eps, 0.1, 5, true).expect("pgdl2")), Some(eps)),
-        ("pgdl2 big steps", Box::new(PgdL2::new(eps, 2.0, 3, true).expect("pgdl2")), Some(eps)),
+        ("pgdl2", Box::new(PgdL2::new(eps, 0.1, 10, Start::Clean).expect("pgdl2")), Some(eps)),
+        (
+            "pgdl2 random start",
+            Box::new(PgdL2::new(eps, 0.1, 5, Start::Random(common::generator())).expect("pgdl2")),
+            Some(eps),
+        ),
+        (
+            "pgdl2 big steps",
+            Box::new(PgdL2::new(eps, 2.0, 3, Start::Random(common::generator())).expect("pgdl2")),
+            Some(eps),
+        ),
         ("cw", Box::new(CarliniWagner::new(1.0, 0.0, 30, 0.01).expect("cw")), None),
         ("deepfool", Box::new(DeepFool::new(50, 0.02, 10).expect("deepfool")), None),
     ];
@@ -108,8 +116,11 @@ fn untargeted_only_attacks_refuse_targeted_runs() {
             per_image: false,
         })),
     };
-    assert!(matches!(attacks::from_config(&deepfool, true), Err(AttackConfigError::UntargetedOnly("deepfool"))));
-    assert!(attacks::from_config(&deepfool, false).is_ok());
+    assert!(matches!(
+        attacks::from_config(&deepfool, true, &common::generator()),
+        Err(AttackConfigError::UntargetedOnly("deepfool"))
+    ));
+    assert!(attacks::from_config(&deepfool, false, &common::generator()).is_ok());
     let cw = AttackConfig {
         attack: Some(attack_config::Attack::Cw(proto::CarliniWagner {
             c: 1.0,
@@ -119,7 +130,7 @@ fn untargeted_only_attacks_refuse_targeted_runs() {
             torchattacks_margin: false,
         })),
     };
-    assert!(attacks::from_config(&cw, true).is_ok());
+    assert!(attacks::from_config(&cw, true, &common::generator()).is_ok());
 
     let mut trained = common::trained(0, 1);
     let spec = common::attack_spec(&trained.spec, deepfool, true, 10);
@@ -138,9 +149,9 @@ fn untargeted_only_attacks_refuse_targeted_runs() {
 
 #[test]
 fn invalid_parameters_are_refused() {
-    assert!(PgdL2::new(-0.1, 0.1, 10, false).is_err());
-    assert!(PgdL2::new(0.5, f64::NAN, 10, false).is_err());
-    assert!(PgdL2::new(0.5, 0.1, 0, false).is_err());
+    assert!(PgdL2::new(-0.1, 0.1, 10, Start::Clean).is_err());
+    assert!(PgdL2::new(0.5, f64::NAN, 10, Start::Clean).is_err());
+    assert!(PgdL2::new(0.5, 0.1, 0, Start::Clean).is_err());
     assert!(CarliniWagner::new(0.0, 0.0, 10, 0.01).is_err());
     assert!(CarliniWagner::new(1.0, -1.0, 10, 0.01).is_err());
     assert!(CarliniWagner::new(1.0, 0.0, 10, 0.0).is_err());
@@ -150,7 +161,11 @@ fn invalid_parameters_are_refused() {
     let trained = common::trained(0, 1);
     let images = trained.dataset.test.images.narrow(0, 0, 20);
     let goal = Goal::untargeted(&trained.dataset.test.labels.narrow(0, 0, 20));
-    let unchanged = PgdL2::new(0.0, 0.1, 3, true).expect("pgdl2").perturb(&trained.model, &images, &goal);
+    let unchanged = PgdL2::new(0.0, 0.1, 3, Start::Random(common::generator())).expect("pgdl2").perturb(
+        &trained.model,
+        &images,
+        &goal,
+    );
     assert!(unchanged.expect("attack").images.equal(&images));
 }
 

@@ -3,12 +3,12 @@
 
 use tch::{TchError, Tensor};
 
-use super::projected::{Ball, Schedule};
+use super::projected::{Ball, Schedule, Start};
 use super::{Adversarial, Attack, Goal};
 use crate::model::ConvNet;
 
 /// The fast gradient sign method with budget eps (L∞, pixel scale).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Fgsm {
     schedule: Schedule,
 }
@@ -17,7 +17,7 @@ impl Fgsm {
     /// FGSM with budget `eps` in [0, 1].
     pub fn new(eps: f64) -> Result<Self, String> {
         // One step of size eps: the projection that follows it changes nothing.
-        Ok(Self { schedule: Schedule::new(Ball::Linf, eps, eps, 1, false)? })
+        Ok(Self { schedule: Schedule::new(Ball::Linf, eps, eps, 1, Start::Clean)? })
     }
 }
 

@@ -42,6 +42,7 @@ use beard_proto::v1::{AttackConfig, attack_config};
 use tch::{Reduction, TchError, Tensor};
 
 use crate::model::ConvNet;
+use crate::random::TaskGenerator;
 
 pub use apgd::{Apgd, ApgdLoss};
 pub use autoattack::AutoAttack;
@@ -51,6 +52,7 @@ pub use fab::FabT;
 pub use fgsm::Fgsm;
 pub use pgd::Pgd;
 pub use pgdl2::PgdL2;
+pub use projected::Start;
 pub use spsa::Spsa;
 pub use square::Square;
 
@@ -133,18 +135,24 @@ pub enum AttackConfigError {
     Invalid { attack: &'static str, message: String },
 }
 
-/// The attack a task's config describes, for a targeted or an untargeted run.
-pub fn from_config(config: &AttackConfig, targeted: bool) -> Result<Box<dyn Attack>, AttackConfigError> {
+/// The attack a task's config describes, for a targeted or an untargeted run. Random starts
+/// (PGD's, PGD-L2's) draw from `generator`, the task's stream.
+pub fn from_config(
+    config: &AttackConfig,
+    targeted: bool,
+    generator: &TaskGenerator,
+) -> Result<Box<dyn Attack>, AttackConfigError> {
     let name = beard_proto::describe::attack_name(config);
     let invalid = |message: String| AttackConfigError::Invalid { attack: name, message };
+    let start = |random: bool| if random { Start::Random(generator.clone()) } else { Start::Clean };
     let attack: Box<dyn Attack> = match &config.attack {
         None => return Err(AttackConfigError::Missing),
         Some(attack_config::Attack::Fgsm(fgsm)) => Box::new(Fgsm::new(fgsm.eps).map_err(invalid)?),
         Some(attack_config::Attack::Pgd(pgd)) => {
-            Box::new(Pgd::new(pgd.eps, pgd.alpha, pgd.steps, pgd.random_start).map_err(invalid)?)
+            Box::new(Pgd::new(pgd.eps, pgd.alpha, pgd.steps, start(pgd.random_start)).map_err(invalid)?)
         }
         Some(attack_config::Attack::Pgdl2(pgd)) => {
-            Box::new(PgdL2::new(pgd.eps, pgd.alpha, pgd.steps, pgd.random_start).map_err(invalid)?)
+            Box::new(PgdL2::new(pgd.eps, pgd.alpha, pgd.steps, start(pgd.random_start)).map_err(invalid)?)
         }
         Some(attack_config::Attack::Cw(cw)) => {
             let margin = if cw.torchattacks_margin { Margin::Torchattacks } else { Margin::Logits };
@@ -231,6 +239,7 @@ pub(crate) mod testing {
     use super::Adversarial;
     use crate::data::Normalization;
     use crate::model::{ConvNet, ConvNetConfig, Norm, Pool};
+    use crate::random::TaskGenerator;
 
     /// A frozen untrained width-16 ConvNet for 32x32 images, `n` random images and the labels it
     /// gives them (so every image starts correctly classified).
@@ -246,8 +255,10 @@ pub(crate) mod testing {
         };
         let mut model = ConvNet::new(&config, 3, Device::Cpu).expect("model");
         model.freeze();
-        tch::manual_seed(5);
-        let images = Tensor::rand([n, 3, 32, 32], (Kind::Float, Device::Cpu));
+        // Drawn from a stream of its own: other tests of the process draw from the default one.
+        let shape = Tensor::empty([n, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let images =
+            TaskGenerator::seeded(5, Device::Cpu).and_then(|g| g.uniform_like(&shape, 0.0, 1.0)).expect("images");
         let labels = model.forward(&images, false).expect("forward").argmax(1, false);
         (model, images, labels)
     }

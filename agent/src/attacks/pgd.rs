@@ -4,20 +4,20 @@
 
 use tch::{TchError, Tensor};
 
-use super::projected::{Ball, Schedule};
+use super::projected::{Ball, Schedule, Start};
 use super::{Adversarial, Attack, Goal};
 use crate::model::ConvNet;
 
 /// L∞ projected gradient descent.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Pgd {
     schedule: Schedule,
 }
 
 impl Pgd {
-    /// PGD with budget `eps` in [0, 1], step `alpha`, `steps` steps.
-    pub fn new(eps: f64, alpha: f64, steps: u32, random_start: bool) -> Result<Self, String> {
-        Ok(Self { schedule: Schedule::new(Ball::Linf, eps, alpha, steps, random_start)? })
+    /// PGD with budget `eps` in [0, 1], step `alpha`, `steps` steps from `start`.
+    pub fn new(eps: f64, alpha: f64, steps: u32, start: Start) -> Result<Self, String> {
+        Ok(Self { schedule: Schedule::new(Ball::Linf, eps, alpha, steps, start)? })
     }
 }
 

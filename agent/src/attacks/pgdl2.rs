@@ -4,21 +4,21 @@
 
 use tch::{TchError, Tensor};
 
-use super::projected::{Ball, Schedule};
+use super::projected::{Ball, Schedule, Start};
 use super::{Adversarial, Attack, Goal};
 use crate::model::ConvNet;
 
 /// L2 projected gradient descent.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct PgdL2 {
     schedule: Schedule,
 }
 
 impl PgdL2 {
     /// PGD-L2 with budget `eps` (L2 norm of the perturbation in pixel scale), step `alpha`,
-    /// `steps` steps.
-    pub fn new(eps: f64, alpha: f64, steps: u32, random_start: bool) -> Result<Self, String> {
-        Ok(Self { schedule: Schedule::new(Ball::L2, eps, alpha, steps, random_start)? })
+    /// `steps` steps from `start`.
+    pub fn new(eps: f64, alpha: f64, steps: u32, start: Start) -> Result<Self, String> {
+        Ok(Self { schedule: Schedule::new(Ball::L2, eps, alpha, steps, start)? })
     }
 }
 

@@ -21,6 +21,7 @@ use tch::{Kind, TchError, Tensor};
 
 use super::{Adversarial, Goal, input_gradient, record_first_success};
 use crate::model::ConvNet;
+use crate::random::TaskGenerator;
 
 /// What torchattacks adds to a gradient's L2 norm before dividing by it.
 const L2_DIVISION_EPS: f64 = 1e-10;
@@ -34,21 +35,31 @@ pub enum Ball {
     L2,
 }
 
+/// Where the iterates of a schedule start.
+#[derive(Clone, Debug)]
+pub enum Start {
+    /// At the clean images.
+    Clean,
+    /// At random points of the ball, drawn from the task's stream (torchattacks' draws under
+    /// `torch.manual_seed` of the same seed).
+    Random(TaskGenerator),
+}
+
 /// One projected-gradient attack schedule.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Schedule {
     pub ball: Ball,
     pub eps: f64,
     pub alpha: f64,
     pub steps: u32,
-    pub random_start: bool,
+    pub start: Start,
 }
 
 impl Schedule {
     /// A schedule, if its numbers make sense: eps in [0, 1] for L∞ (pixel scale), finite and not
     /// negative for L2; alpha finite and not negative; at least one step. Zero budgets are
     /// allowed: they leave the images unchanged.
-    pub fn new(ball: Ball, eps: f64, alpha: f64, steps: u32, random_start: bool) -> Result<Self, String> {
+    pub fn new(ball: Ball, eps: f64, alpha: f64, steps: u32, start: Start) -> Result<Self, String> {
         match ball {
             Ball::Linf if !(0.0..=1.0).contains(&eps) => {
                 return Err(format!("eps must be in [0, 1] (pixel scale), got {eps}"));
@@ -64,14 +75,17 @@ impl Schedule {
         if steps == 0 {
             return Err("steps must be at least 1".to_owned());
         }
-        Ok(Self { ball, eps, alpha, steps, random_start })
+        Ok(Self { ball, eps, alpha, steps, start })
     }
 
     /// Run the schedule on one chunk.
     pub fn run(&self, model: &ConvNet, images: &Tensor, goal: &Goal) -> Result<Adversarial, TchError> {
         let images = images.f_detach()?;
         let (count, ..) = images.size4()?;
-        let mut adversarial = if self.random_start { self.random_start(&images)? } else { images.shallow_clone() };
+        let mut adversarial = match &self.start {
+            Start::Clean => images.shallow_clone(),
+            Start::Random(generator) => self.random_start(&images, generator)?,
+        };
         let mut first_success = Tensor::f_full([count], -1, (Kind::Int64, images.device()))?;
         for step in 0..self.steps {
             let input = adversarial.f_detach()?.f_set_requires_grad(true)?;
@@ -86,14 +100,14 @@ impl Schedule {
         Ok(Adversarial { images: adversarial, logits, first_success })
     }
 
-    /// A random point of the ball around `images`, clamped to [0, 1].
-    fn random_start(&self, images: &Tensor) -> Result<Tensor, TchError> {
+    /// A random point of the ball around `images` drawn from `generator`, clamped to [0, 1].
+    fn random_start(&self, images: &Tensor, generator: &TaskGenerator) -> Result<Tensor, TchError> {
         let delta = match self.ball {
-            Ball::Linf => images.f_empty_like()?.f_uniform_(-self.eps, self.eps)?,
+            Ball::Linf => generator.uniform_like(images, -self.eps, self.eps)?,
             Ball::L2 => {
-                let direction = images.f_empty_like()?.f_normal_(0.0, 1.0)?;
+                let direction = generator.normal_like(images, 0.0, 1.0)?;
                 let norms = per_sample_l2(&direction)?;
-                let radii = norms.f_empty_like()?.f_uniform_(0.0, 1.0)?;
+                let radii = generator.uniform_like(&norms, 0.0, 1.0)?;
                 direction.f_mul(&radii.f_div(&norms)?.f_mul_scalar(self.eps)?)?
             }
         };

@@ -22,6 +22,7 @@ use crate::backend::TaskContext;
 use crate::data::{DataError, Dataset, Split};
 use crate::eval::{self, EvalError, Plan, Protocol};
 use crate::model::{ConvNet, ConvNetConfig, ModelError};
+use crate::random::TaskGenerator;
 use crate::tch_backend::{TchBackend, describe};
 use crate::transfer::Judge;
 
@@ -212,9 +213,10 @@ pub fn run(config: &EvalConfig, mut on_attack: impl FnMut(&AttackReport)) -> Res
     let mut attacks = Vec::with_capacity(config.attacks.len());
     for attack_config in &config.attacks {
         let attack_config = &attack_in(attack_config, config.mode);
-        let attack = attacks::from_config(attack_config, config.targets.is_some())?;
+        // Each attack draws from its own stream of the seed, as each attack task does.
+        let generator = TaskGenerator::seeded(u64::from(config.seed), config.device)?;
+        let attack = attacks::from_config(attack_config, config.targets.is_some(), &generator)?;
         let spec = attack_spec::format(attack_config);
-        tch::manual_seed(i64::from(config.seed));
         let shard = eval::evaluate_with_judges(
             &model,
             &dataset.test,

@@ -54,7 +54,6 @@ pub fn select(
         return Err(DistillError::Invalid(format!("class {class} has {} training images, ipc {ipc}", members.len())));
     }
     let device = train.images.device();
-    tch::manual_seed(i64::from(seed));
     let net = ConvNet::new(model, u64::from(seed), device)?;
     let final_loss = train::train(&net, &full_split(train), dataset, training, seed, ctx)?;
     let mut chosen = Vec::with_capacity(dataset.classes * ipc as usize);

@@ -25,7 +25,7 @@
 pub mod checkpoint;
 pub mod first_conv;
 pub mod instance_norm_pool;
-mod native;
+pub(crate) mod native;
 mod relu_pool;
 
 use beard_proto::v1::{ModelConfig, NormKind, PoolKind};

@@ -1,6 +1,7 @@
-//! The C boundary of the ConvNet's C++ operators (`relu_pool.cpp`, `instance_norm_pool.cpp`,
-//! `first_conv.cpp`, built by the build script against libtorch's headers): a call returns an
-//! owned tensor, or null with a malloc'ed message (`native.h`), which becomes a [`TchError`].
+//! The C boundary of the agent's C++ (the ConvNet's operators `relu_pool.cpp`,
+//! `instance_norm_pool.cpp` and `first_conv.cpp`, and `random/generator.cpp`, built by the build
+//! script against libtorch's headers): a call returns an owned result, or null with a malloc'ed
+//! message (`native.h`), which becomes a [`TchError`].
 
 use std::ffi::{CStr, c_char};
 
@@ -24,15 +25,25 @@ pub unsafe fn owned_tensor(
         // SAFETY: the caller guarantees `result` is an owned tensor.
         return Ok(unsafe { Tensor::from_ptr(result) });
     }
-    let message = if error.is_null() {
-        format!("{what} failed")
-    } else {
-        // SAFETY: the caller guarantees a malloc'ed NUL-terminated string, read once and freed here.
-        unsafe {
-            let text = CStr::from_ptr(error).to_string_lossy().into_owned();
-            libc::free(error.cast());
-            text
-        }
+    // SAFETY: the caller guarantees the slot holds null or a malloc'ed message.
+    Err(unsafe { take_message(what, error) })
+}
+
+/// The error a failed call left in its message slot `error`, freed here; "`what` failed" when
+/// it left none.
+///
+/// # Safety
+///
+/// `error` must be null or a malloc'ed NUL-terminated string that nothing else reads or frees.
+pub unsafe fn take_message(what: &str, error: *mut c_char) -> TchError {
+    if error.is_null() {
+        return TchError::Torch(format!("{what} failed"));
+    }
+    // SAFETY: the caller guarantees a malloc'ed NUL-terminated string, read once and freed here.
+    let text = unsafe {
+        let text = CStr::from_ptr(error).to_string_lossy().into_owned();
+        libc::free(error.cast());
+        text
     };
-    Err(TchError::Torch(message))
+    TchError::Torch(text)
 }

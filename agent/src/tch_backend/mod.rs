@@ -31,6 +31,7 @@ use crate::distill::{self, output};
 use crate::eval::{self, Plan, Protocol};
 use crate::model::{ConvNet, ConvNetConfig};
 use crate::precision::{self, Tf32, Work};
+use crate::random::TaskGenerator;
 use crate::train;
 use crate::transfer::Judge;
 
@@ -125,7 +126,6 @@ impl TchBackend {
         let dataset = self.dataset(dataset_ref)?;
         let config = ConvNetConfig::new(model_config, &dataset.info)?;
         let set = distilled::select(spec.source.as_ref(), dataset, spec.ipc, spec.seed)?;
-        tch::manual_seed(i64::from(spec.seed));
         let model = ConvNet::new(&config, u64::from(spec.seed), device)?;
         let started = Instant::now();
         let final_loss = train::train(&model, &set, &dataset.info, training, spec.seed, ctx)?;
@@ -147,11 +147,12 @@ impl TchBackend {
         checkpoints: &AttackCheckpoints,
         ctx: &TaskContext,
     ) -> Result<AttackShard, TaskFailure> {
-        let attack = spec
-            .attack
-            .as_ref()
-            .map_or(Err(AttackConfigError::Missing), |config| attacks::from_config(config, spec.targeted))?;
         let train = spec.train.as_ref().ok_or_else(|| invalid_spec("the attack spec has no train spec"))?;
+        let generator =
+            TaskGenerator::seeded(u64::from(train.seed), self.device).map_err(|error| failure::torch(&error))?;
+        let attack = spec.attack.as_ref().map_or(Err(AttackConfigError::Missing), |config| {
+            attacks::from_config(config, spec.targeted, &generator)
+        })?;
         let dataset_ref = train.dataset.as_ref().ok_or_else(|| invalid_spec("the train spec names no dataset"))?;
         let model_config = train.model.as_ref().ok_or_else(|| invalid_spec("the train spec names no model"))?;
         let evaluation = spec.evaluation.unwrap_or_default();
@@ -175,7 +176,6 @@ impl TchBackend {
             seed: train.seed,
             device: device_description,
         };
-        tch::manual_seed(i64::from(train.seed));
         let classes = dataset.info.classes as i64;
         Ok(eval::evaluate_with_judges(&model, &dataset.test, classes, attack.as_ref(), &plan, ctx, &judges)?)
     }

@@ -4,7 +4,7 @@
 //! current weights; the rest of the batch stays clean.
 //!
 //! Untargeted examples move away from each image's class; targeted ones towards a random other
-//! class drawn on the device with torch's generator (seeded by the task). Soft labels give the
+//! class drawn on the device from the run's own generator (seeded by the task). Soft labels give the
 //! attack their most likely class.
 //!
 //! Model mode: the attacks run the model's inference forward pass, so batch norm uses (and does not
@@ -15,11 +15,12 @@
 //! for input gradients only, so crafting leaves the weights' gradients untouched.
 
 use beard_proto::v1::AdversarialTraining;
-use tch::{Kind, TchError, Tensor};
+use tch::{TchError, Tensor};
 
 use super::TrainError;
 use crate::attacks::{self, Attack, Goal};
 use crate::model::ConvNet;
+use crate::random::TaskGenerator;
 
 /// The adversary of one training run.
 pub struct Adversary {
@@ -27,11 +28,14 @@ pub struct Adversary {
     targeted: bool,
     ratio: f64,
     classes: i64,
+    /// The run's stream: target classes and the attack's random starts, in the order drawn.
+    generator: TaskGenerator,
 }
 
 impl Adversary {
-    /// The adversary `config` describes, for a dataset of `classes` classes.
-    pub fn new(config: &AdversarialTraining, classes: i64) -> Result<Self, TrainError> {
+    /// The adversary `config` describes, for a dataset of `classes` classes, drawing from
+    /// `generator`.
+    pub fn new(config: &AdversarialTraining, classes: i64, generator: TaskGenerator) -> Result<Self, TrainError> {
         let invalid = |message: String| TrainError::InvalidConfig(format!("adversarial training: {message}"));
         if !(config.ratio > 0.0 && config.ratio <= 1.0) {
             return Err(invalid(format!("ratio must be in (0, 1], got {}", config.ratio)));
@@ -40,8 +44,9 @@ impl Adversary {
             return Err(invalid(format!("targeted examples need at least 2 classes, got {classes}")));
         }
         let attack = config.attack.as_ref().ok_or_else(|| invalid("no attack is configured".into()))?;
-        let attack = attacks::from_config(attack, config.targeted).map_err(|error| invalid(error.to_string()))?;
-        Ok(Self { attack, targeted: config.targeted, ratio: config.ratio, classes })
+        let attack =
+            attacks::from_config(attack, config.targeted, &generator).map_err(|error| invalid(error.to_string()))?;
+        Ok(Self { attack, targeted: config.targeted, ratio: config.ratio, classes, generator })
     }
 
     /// `images` (`[n, 3, h, w]`) with its first `round(ratio * n)` rows (at least one) replaced by
@@ -54,7 +59,7 @@ impl Adversary {
         let classes = if labels.dim() == 2 { labels.f_argmax(1, false)? } else { labels.shallow_clone() };
         let classes = classes.f_narrow(0, 0, crafted)?;
         let goal = if self.targeted {
-            let offsets = Tensor::f_randint_low(1, self.classes, [crafted], (Kind::Int64, images.device()))?;
+            let offsets = self.generator.randint(1, self.classes, &[crafted])?;
             Goal::targeted(&classes.f_add(&offsets)?.f_remainder(self.classes)?)
         } else {
             Goal::untargeted(&classes)

@@ -10,6 +10,7 @@ pub mod tinyimagenet;
 use beard_agent::backend::{Backend, TaskContext};
 use beard_agent::data::Dataset;
 use beard_agent::model::{ConvNet, ConvNetConfig};
+use beard_agent::random::TaskGenerator;
 use beard_agent::tch_backend::TchBackend;
 use beard_proto::v1::{
     AttackConfig, AttackSpec, DatasetRef, DistilledSource, EvaluationConfig, ModelConfig, NormKind, Optimizer,
@@ -25,6 +26,11 @@ pub const EPS: f64 = 8.0 / 255.0;
 #[ctor::ctor(unsafe)]
 fn keep_freed_memory() {
     beard_agent::host_memory::keep_freed_memory();
+}
+
+/// A task's random stream of seed 0 on the CPU, for attacks with random starts.
+pub fn generator() -> TaskGenerator {
+    TaskGenerator::seeded(0, Device::Cpu).expect("a CPU generator")
 }
 
 pub fn synthetic() -> DatasetRef {

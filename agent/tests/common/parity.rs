@@ -185,7 +185,8 @@ impl Theirs {
 /// Our attack for a run, as its spec configures it (C&W runs compare with
 /// `torchattacks_margin=true`, which the script ignores: torchattacks always reads its own).
 pub fn our_attack(run: &Run) -> Box<dyn Attack> {
-    attacks::from_config(&attack_spec::parse(run.spec).expect("spec"), run.targeted).expect("attack")
+    attacks::from_config(&attack_spec::parse(run.spec).expect("spec"), run.targeted, &super::generator())
+        .expect("attack")
 }
 
 /// How one run's two outcomes compare.
