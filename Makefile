@@ -17,7 +17,7 @@ export LIBTORCH_USE_PYTORCH := 1
 TORCHATTACKS_VERSION := 3.5.1
 TORCH_STAMP := $(VENV)/.torch-$(TORCH_VERSION)-torchattacks-$(TORCHATTACKS_VERSION)
 
-.PHONY: build venv demo test test-fast lint clean fuzz deploy-check gpu-check-smoke images multihost-images multihost-test
+.PHONY: build venv demo test test-fast lint clean fuzz deploy-check gpu-check-smoke gpu-bundle images multihost-images multihost-test
 
 venv: $(TORCH_STAMP)
 
@@ -50,6 +50,10 @@ test: $(TORCH_STAMP) deploy-check
 # GPU node runs, as a smoke test of its every step.
 gpu-check-smoke: build
 	scripts/gpu/check.sh --device cpu --quick
+
+# What scripts/gpu/check.sh needs on a GPU node without Rust or torchattacks, in .dev/gpu.
+gpu-bundle: build
+	scripts/gpu/bundle.sh
 
 lint: $(TORCH_STAMP)
 	cargo fmt --all --check
