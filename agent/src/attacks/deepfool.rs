@@ -21,8 +21,13 @@
 //!   So does a sample at a fixed point: an update that leaves its image unchanged bit for bit
 //!   (its step fell below the pixels' float32 resolution, or was clamped away) would repeat
 //!   forever, and it stays robust with that image, as in torchattacks, which would step it in
-//!   place until `steps`. Sizing the working set needs these counts on the host: two
-//!   synchronizations per iteration, the only ones inside the loop.
+//!   place until `steps`. Sizing the working set needs these counts on the host. On a CPU the
+//!   set keeps exactly the open samples, compacted twice per iteration: the misclassified leave
+//!   before the others move (the rest's forward pass runs again without them), the fixed points
+//!   after. On CUDA an iteration is one step over a set that shrinks only to powers of two
+//!   ([`super::shrink`]), done samples frozen in place until the compaction every
+//!   [`COMPACT_EVERY_ON_CUDA`] iterations, so that the iterations after the first replay one
+//!   CUDA graph per set size ([`crate::graph::ReplayedStep`]).
 //!
 //! `per_image` gives up the batching for torchattacks' float32 arithmetic bit for bit: one image
 //! at a time (a convolution over one image rounds differently from one over a batch), the
@@ -55,7 +60,9 @@
 
 use tch::{Kind, TchError, Tensor};
 
+use super::shrink::{Compaction, Sizing};
 use super::{Adversarial, Attack, Goal, input_gradient};
+use crate::graph::{ReplayedStep, owned_copy};
 use crate::model::ConvNet;
 
 /// The floor of gradient norms; its square is still a normal float32.
@@ -71,37 +78,89 @@ pub struct DeepFool {
     per_image: bool,
 }
 
-/// The samples still robust, as rows of the chunk.
+/// Iterations between two compactions of the working set on CUDA, whose iterations in between
+/// are graph replays with no host reads. On a CPU the set is compacted before every iteration:
+/// there a sample's work is the whole cost and a synchronization none.
+const COMPACT_EVERY_ON_CUDA: u32 = 4;
+
+/// The samples of a chunk still iterating, and those that finished since the last compaction
+/// (padding rows on CUDA, [`super::shrink`]), as rows of the chunk. Every tensor an iteration
+/// updates in place has storage of its own.
 struct WorkingSet {
     /// `[m]` int64: their rows in the chunk.
     rows: Tensor,
-    /// `[m, 3, h, w]`: their current images.
-    images: Tensor,
     /// `[m]` int64: their true labels.
     labels: Tensor,
     /// `[m, k - 1]` int64: their candidate classes other than the label.
     candidates: Tensor,
+    /// `[m, 3, h, w]`: their current images, which stay as they are once a sample is done.
+    images: Tensor,
+    /// Bool `[m]`: still iterating (neither misclassified nor at a fixed point).
+    open: Tensor,
+    /// `[m, classes]`: for the done samples, the logits that decided their fate.
+    verdicts: Tensor,
+    /// `[m]` int64: the iteration at which each was first misclassified, -1 if not yet.
+    first_success: Tensor,
 }
 
 impl WorkingSet {
-    /// Takes the samples where `leaving` (bool `[m]`) holds out of the set, writing their rows
-    /// of `logits` (`[m, classes]`) into `verdicts`; returns their rows in the chunk.
-    fn remove(&mut self, leaving: &Tensor, logits: &Tensor, verdicts: &mut Tensor) -> Result<Tensor, TchError> {
-        let positions = |mask: &Tensor| mask.f_nonzero()?.f_squeeze_dim(1);
-        let (gone, kept) = (positions(leaving)?, positions(&leaving.f_logical_not()?)?);
-        let rows = self.rows.f_index_select(0, &gone)?;
-        *verdicts = verdicts.f_index_copy(0, &rows, &logits.f_detach()?.f_index_select(0, &gone)?)?;
-        *self = Self {
-            rows: self.rows.f_index_select(0, &kept)?,
-            images: self.images.f_index_select(0, &kept)?,
-            labels: self.labels.f_index_select(0, &kept)?,
-            candidates: self.candidates.f_index_select(0, &kept)?,
-        };
-        Ok(rows)
+    /// The samples at the positions `keep` (`[m']` int64).
+    fn select(&self, keep: &Tensor) -> Result<Self, TchError> {
+        let pick = |tensor: &Tensor| tensor.f_index_select(0, keep);
+        Ok(Self {
+            rows: pick(&self.rows)?,
+            labels: pick(&self.labels)?,
+            candidates: pick(&self.candidates)?,
+            images: pick(&self.images)?,
+            open: pick(&self.open)?,
+            verdicts: pick(&self.verdicts)?,
+            first_success: pick(&self.first_success)?,
+        })
     }
 
-    fn is_empty(&self) -> bool {
-        self.rows.numel() == 0
+    /// The same tensors (sharing their storage).
+    fn shallow(&self) -> Self {
+        let same = Tensor::shallow_clone;
+        Self {
+            rows: same(&self.rows),
+            labels: same(&self.labels),
+            candidates: same(&self.candidates),
+            images: same(&self.images),
+            open: same(&self.open),
+            verdicts: same(&self.verdicts),
+            first_success: same(&self.first_success),
+        }
+    }
+
+    /// What [`DeepFool::iterate`] updates in place, with the iteration counter `step`.
+    fn updated<'a>(&'a self, step: &'a Tensor) -> [&'a Tensor; 5] {
+        [&self.images, &self.open, &self.verdicts, &self.first_success, step]
+    }
+
+    /// `result` with this set's samples written into their rows.
+    fn store(&self, result: &Adversarial) -> Result<Adversarial, TchError> {
+        Ok(Adversarial {
+            images: result.images.f_index_copy(0, &self.rows, &self.images)?,
+            logits: result.logits.f_index_copy(0, &self.rows, &self.verdicts)?,
+            first_success: result.first_success.f_index_copy(0, &self.rows, &self.first_success)?,
+        })
+    }
+
+    /// The set compacted by `sizing` (a host synchronization), the samples that leave stored
+    /// into `result`: `None` once no sample is open (all stored), else the set and whether it
+    /// shrank.
+    fn compact(self, sizing: Sizing, result: &mut Adversarial) -> Result<Option<(Self, bool)>, TchError> {
+        match sizing.compact(&self.open)? {
+            Compaction::AllDone => {
+                *result = self.store(result)?;
+                Ok(None)
+            }
+            Compaction::Unchanged => Ok(Some((self, false))),
+            Compaction::Shrink(shrink) => {
+                *result = self.select(&shrink.leave)?.store(result)?;
+                Ok(Some((self.select(&shrink.keep)?, true)))
+            }
+        }
     }
 }
 
@@ -187,60 +246,115 @@ impl DeepFool {
         input.f_detach()?.f_add(&step)?.f_clamp(0.0, 1.0)
     }
 
-    /// The attack on a batch of `images` with true `labels`, all at once.
-    fn perturb_batch(&self, model: &ConvNet, images: &Tensor, labels: &Tensor) -> Result<Adversarial, TchError> {
+    /// The forward pass of an iteration: the set's images as a leaf that requires grad, and
+    /// their logits.
+    fn forward(model: &ConvNet, set: &WorkingSet) -> Result<(Tensor, Tensor), TchError> {
+        let input = set.images.f_detach()?.f_set_requires_grad(true)?;
+        let logits = model.forward(&input, false)?;
+        Ok((input, logits))
+    }
+
+    /// The first half of an iteration, in place: an open sample that `logits` misclassify is
+    /// done, with them as its verdict and `step` (`[1]` int64) as its success step.
+    fn judge(set: &WorkingSet, logits: &Tensor, step: &Tensor) -> Result<(), TchError> {
+        let fooled = logits.f_argmax(1, false)?.f_ne_tensor(&set.labels)?.f_logical_and(&set.open)?;
+        let _verdicts = logits.f_detach()?.f_where_self_out(&set.verdicts, &fooled.f_unsqueeze(1)?, &set.verdicts)?;
+        let _first_success = step.f_where_self_out(&set.first_success, &fooled, &set.first_success)?;
+        let _open = set.open.f_logical_and_out(&set.open, &fooled.f_logical_not()?)?;
+        Ok(())
+    }
+
+    /// The second half, in place: the open samples move (the others keep their images), and one
+    /// whose image did not change is done at its fixed point, with the verdict on its unchanged
+    /// image just computed; `step` counts on.
+    fn advance(&self, set: &WorkingSet, input: &Tensor, logits: &Tensor, step: &Tensor) -> Result<(), TchError> {
+        let updated = self.update(logits, input, set)?;
+        let fixed = updated.f_eq_tensor(input)?.f_flatten(1, -1)?.f_all_dim(1, false)?.f_logical_and(&set.open)?;
+        let _verdicts = logits.f_detach()?.f_where_self_out(&set.verdicts, &fixed.f_unsqueeze(1)?, &set.verdicts)?;
+        let _images = updated.f_where_self_out(&set.images, &set.open.f_reshape([-1, 1, 1, 1])?, &set.images)?;
+        let _open = set.open.f_logical_and_out(&set.open, &fixed.f_logical_not()?)?;
+        let _next_step = step.f_add_scalar_out(step, 1)?;
+        Ok(())
+    }
+
+    /// The attack on a batch of `images` with true `labels`, all at once, the working set
+    /// shrinking per `sizing`.
+    fn perturb_batch(
+        &self,
+        model: &ConvNet,
+        images: &Tensor,
+        labels: &Tensor,
+        sizing: Sizing,
+    ) -> Result<Adversarial, TchError> {
         let images = images.f_detach()?;
         let (count, ..) = images.size4()?;
         let device = images.device();
-        let labels = labels.shallow_clone();
+        let compact_every = if sizing == Sizing::Exact { 1 } else { COMPACT_EVERY_ON_CUDA };
         // The first iteration's forward pass on the clean images also picks the candidates.
         let mut input = images.f_detach()?.f_set_requires_grad(true)?;
         let mut logits = model.forward(&input, false)?;
         let mut set = WorkingSet {
             rows: Tensor::f_arange(count, (Kind::Int64, device))?,
-            images: images.shallow_clone(),
-            candidates: self.candidates(&logits.f_detach()?, &labels)?,
-            labels,
+            candidates: self.candidates(&logits.f_detach()?, labels)?,
+            labels: labels.shallow_clone(),
+            images: owned_copy(&images)?,
+            open: Tensor::f_ones([count], (Kind::Bool, device))?,
+            verdicts: logits.f_zeros_like()?,
+            first_success: Tensor::f_full([count], -1, (Kind::Int64, device))?,
         };
-        let mut adversarial = images.shallow_clone();
-        let mut verdicts = logits.f_zeros_like()?;
-        let mut first_success = Tensor::f_full([count], -1, (Kind::Int64, device))?;
-        for step in 0..self.steps {
-            if step > 0 {
-                input = set.images.f_detach()?.f_set_requires_grad(true)?;
-                logits = model.forward(&input, false)?;
-            }
-            let fooled = logits.f_argmax(1, false)?.f_ne_tensor(&set.labels)?;
-            // Compaction needs the counts on the host (see the module doc).
-            if fooled.f_any()?.f_int64_value(&[])? != 0 {
-                let rows = set.remove(&fooled, &logits, &mut verdicts)?;
-                first_success = first_success.f_index_fill(0, &rows, i64::from(step))?;
-                if set.is_empty() {
-                    break;
-                }
-                input = set.images.f_detach()?.f_set_requires_grad(true)?;
-                logits = model.forward(&input, false)?;
-            }
-            set.images = self.update(&logits, &input, &set)?;
-            adversarial = adversarial.f_index_copy(0, &set.rows, &set.images)?;
-            // A fixed point leaves with the verdict on its unchanged image just computed.
-            let fixed = set.images.f_eq_tensor(&input)?.f_flatten(1, -1)?.f_all_dim(1, false)?;
-            if fixed.f_any()?.f_int64_value(&[])? != 0 {
-                let _still_robust = set.remove(&fixed, &logits, &mut verdicts)?;
-                if set.is_empty() {
-                    break;
+        let mut result = Adversarial {
+            images: images.f_zeros_like()?,
+            logits: logits.f_zeros_like()?,
+            first_success: set.first_success.f_zeros_like()?,
+        };
+        let step = Tensor::f_zeros([1], (Kind::Int64, device))?;
+        let mut replayed: Option<ReplayedStep> = None;
+        for iteration in 0..self.steps {
+            if iteration > 0 && iteration % compact_every == 0 {
+                let Some((kept, shrunk)) = set.compact(sizing, &mut result)? else { return Ok(result) };
+                set = kept;
+                if shrunk {
+                    replayed = None;
                 }
             }
+            if sizing == Sizing::PowersOfTwo {
+                // On CUDA the whole iteration is one step, replayed from a graph after the first.
+                if iteration == 0 {
+                    Self::judge(&set, &logits, &step)?;
+                    self.advance(&set, &input, &logits, &step)?;
+                } else if let Some(replayed) = &mut replayed {
+                    replayed.run()?;
+                } else {
+                    let (working, step_now) = (set.shallow(), step.shallow_clone());
+                    let iterate = move || {
+                        let (input, logits) = Self::forward(model, &working)?;
+                        Self::judge(&working, &logits, &step_now)?;
+                        self.advance(&working, &input, &logits, &step_now)
+                    };
+                    replayed = Some(ReplayedStep::first("DeepFool's iterations", iterate, &set.updated(&step))?);
+                }
+                continue;
+            }
+            // On a CPU the samples judged misclassified leave before the others move.
+            if iteration > 0 {
+                (input, logits) = Self::forward(model, &set)?;
+            }
+            Self::judge(&set, &logits, &step)?;
+            let Some((kept, shrunk)) = set.compact(sizing, &mut result)? else { return Ok(result) };
+            set = kept;
+            if shrunk {
+                (input, logits) = Self::forward(model, &set)?;
+            }
+            self.advance(&set, &input, &logits, &step)?;
         }
-        if !set.is_empty() {
-            // Images updated after their last check: the one forward pass after the loop.
-            let last = tch::no_grad(|| model.forward(&set.images, false))?;
-            verdicts = verdicts.f_index_copy(0, &set.rows, &last)?;
-            let reached = last.f_argmax(1, false)?.f_ne_tensor(&set.labels)?;
-            let rows = set.rows.f_masked_select(&reached)?;
-            first_success = first_success.f_index_fill(0, &rows, i64::from(self.steps))?;
-        }
-        Ok(Adversarial { images: adversarial, logits: verdicts, first_success })
+        // The samples still open after the last step, their images updated after their last
+        // check: one forward pass over their final images.
+        let Some((set, _)) = set.compact(sizing, &mut result)? else { return Ok(result) };
+        let last = tch::no_grad(|| model.forward(&set.images, false))?;
+        let _verdicts = last.f_where_self_out(&set.verdicts, &set.open.f_unsqueeze(1)?, &set.verdicts)?;
+        let reached = last.f_argmax(1, false)?.f_ne_tensor(&set.labels)?.f_logical_and(&set.open)?;
+        let _first_success = set.first_success.shallow_clone().f_masked_fill_(&reached, i64::from(self.steps))?;
+        set.store(&result)
     }
 }
 
@@ -258,13 +372,19 @@ impl Attack for DeepFool {
             return Err(TchError::Torch("DeepFool runs untargeted only".to_owned()));
         }
         let labels = goal.classes();
+        let sizing = Sizing::for_device(images.device());
         if !self.per_image {
-            return self.perturb_batch(model, images, labels);
+            return self.perturb_batch(model, images, labels, sizing);
         }
         let (count, ..) = images.size4()?;
         let mut parts = Vec::with_capacity(count as usize);
         for index in 0..count {
-            parts.push(self.perturb_batch(model, &images.f_narrow(0, index, 1)?, &labels.f_narrow(0, index, 1)?)?);
+            parts.push(self.perturb_batch(
+                model,
+                &images.f_narrow(0, index, 1)?,
+                &labels.f_narrow(0, index, 1)?,
+                sizing,
+            )?);
         }
         let joined = |part: fn(&Adversarial) -> &Tensor| Tensor::f_cat(&parts.iter().map(part).collect::<Vec<_>>(), 0);
         Ok(Adversarial {
@@ -272,5 +392,22 @@ impl Attack for DeepFool {
             logits: joined(|adversarial| &adversarial.logits)?,
             first_success: joined(|adversarial| &adversarial.first_success)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attacks::testing::{assert_same_and_some_fooled, random_model_and_images};
+
+    #[test]
+    fn padding_rows_change_no_result() {
+        let (model, images, labels) = random_model_and_images(40);
+        for (steps, overshoot, top_k) in [(1, 0.0, 0), (2, 0.0, 3), (1, 0.0, 3), (3, 0.0, 0)] {
+            let deepfool = DeepFool::new(steps, overshoot, top_k).expect("valid");
+            let exact = deepfool.perturb_batch(&model, &images, &labels, Sizing::Exact).expect("exact");
+            let padded = deepfool.perturb_batch(&model, &images, &labels, Sizing::PowersOfTwo).expect("padded");
+            assert_same_and_some_fooled(&exact, &padded, 40);
+        }
     }
 }
