@@ -24,7 +24,7 @@ fn main() {
         "src/graph/capture.cpp",
         "src/random/generator.cpp",
     ];
-    for source in sources.iter().chain(&["src/model/native.h", "src/model/pool_rows.h", "src/model/verified.h"]) {
+    for source in sources.iter().chain(&["src/native.h", "src/model/pool_rows.h", "src/model/verified.h"]) {
         println!("cargo:rerun-if-changed={source}");
     }
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {

@@ -18,6 +18,7 @@
 //! - [`bench`]: attack throughput on this machine (`agent bench`), without a coordinator.
 //! - [`graph`]: CUDA graphs for the attacks' long loops of small steps, verified before use.
 //! - [`precision`]: exact float32 on GPUs (TF32 off, deterministic cuDNN) and its description.
+//! - `native`: the C boundary of the agent's C++ (errors as messages, never exceptions).
 //! - [`random`]: a task's own libtorch random generator, so side-by-side work cannot shift its
 //!   draws.
 //! - [`host_memory`]: the C allocator's settings for the host memory of CPU tensors.
@@ -40,6 +41,7 @@ pub mod graph;
 pub mod host_memory;
 pub mod host_tensor;
 pub mod model;
+mod native;
 pub mod precision;
 pub mod random;
 pub mod tch_backend;

@@ -9,10 +9,7 @@
 // the agent then runs against any node's libtorch of the same version, whose CUDA runtime that
 // libtorch finds on its own. So the capture's device and stream are set and restored through
 // c10's functions, not through guards (whose inline event methods call the runtime).
-#include <cstdlib>
-#include <cstring>
-#include <exception>
-#include <string>
+#include "../native.h"
 
 #ifdef BEARD_CUDA_GRAPHS
 #include <ATen/cuda/CUDAGraph.h>
@@ -20,17 +17,7 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
-namespace {
-
-// A copy of `message` that the caller frees with `beard_graph_free_message`.
-char* copy_message(const char* message) {
-    size_t length = std::strlen(message);
-    char* copy = static_cast<char*>(std::malloc(length + 1));
-    if (copy != nullptr) std::memcpy(copy, message, length + 1);
-    return copy;
-}
-
-}  // namespace
+using beard::copy_message;
 
 #ifdef BEARD_CUDA_GRAPHS
 
@@ -140,5 +127,3 @@ void beard_graph_free(BeardGraph*) {}
 }  // extern "C"
 
 #endif
-
-extern "C" void beard_graph_free_message(char* message) { std::free(message); }

@@ -14,11 +14,13 @@
 
 mod replayed;
 
-use std::ffi::{CStr, c_char, c_int};
+use std::ffi::{c_char, c_int};
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 
 use tch::{Device, TchError, Tensor};
+
+use crate::native::take_message;
 
 pub use replayed::ReplayedStep;
 
@@ -32,7 +34,6 @@ unsafe extern "C" {
     fn beard_graph_end(graph: *mut RawGraph, error: *mut *mut c_char) -> c_int;
     fn beard_graph_replay(graph: *mut RawGraph, error: *mut *mut c_char) -> c_int;
     fn beard_graph_free(graph: *mut RawGraph);
-    fn beard_graph_free_message(message: *mut c_char);
 }
 
 /// Whether steps on `device` are captured and replayed as CUDA graphs: on CUDA devices unless
@@ -104,14 +105,8 @@ pub fn owned_copy(tensor: &Tensor) -> Result<Tensor, TchError> {
 
 /// The shim's error message as a [`TchError`], freeing it.
 fn take_error(message: *mut c_char) -> TchError {
-    if message.is_null() {
-        return TchError::Torch("CUDA graph call failed without a message".to_owned());
-    }
-    // SAFETY: the shim hands over a NUL-terminated copy that we own.
-    let text = unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned();
-    // SAFETY: freed once, by the allocator that made it.
-    unsafe { beard_graph_free_message(message) };
-    TchError::Torch(text)
+    // SAFETY: the shim leaves null or a malloc'ed message (`native.h`) that only we read.
+    unsafe { take_message("a CUDA graph call", message) }
 }
 
 #[cfg(test)]

@@ -77,7 +77,8 @@ impl<'a> ReplayedStep<'a> {
     }
 
     /// Whether later runs replay a graph.
-    pub fn is_replayed(&self) -> bool {
+    #[cfg(test)]
+    fn is_replayed(&self) -> bool {
         self.graph.is_some()
     }
 }

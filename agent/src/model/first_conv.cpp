@@ -37,7 +37,7 @@
 #include <immintrin.h>
 #endif
 
-#include "native.h"
+#include "../native.h"
 #include "verified.h"
 
 namespace {

@@ -15,7 +15,7 @@ use std::ffi::c_char;
 use tch::{Device, Kind, TchError, Tensor};
 use torch_sys::C_tensor;
 
-use super::native::owned_tensor;
+use crate::native::owned_tensor;
 
 unsafe extern "C" {
     fn beard_first_conv(

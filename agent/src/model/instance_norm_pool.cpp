@@ -41,7 +41,7 @@
 #include <immintrin.h>
 #endif
 
-#include "native.h"
+#include "../native.h"
 #include "pool_rows.h"
 #include "verified.h"
 

@@ -14,8 +14,8 @@ use std::ffi::c_char;
 use tch::{Device, Kind, TchError, Tensor};
 use torch_sys::C_tensor;
 
-use super::native::owned_tensor;
 use super::relu_pool::relu_avg_pool;
+use crate::native::owned_tensor;
 
 unsafe extern "C" {
     fn beard_instance_norm_relu_avg_pool(

@@ -25,7 +25,6 @@
 pub mod checkpoint;
 pub mod first_conv;
 pub mod instance_norm_pool;
-pub(crate) mod native;
 mod relu_pool;
 
 use beard_proto::v1::{ModelConfig, NormKind, PoolKind};

@@ -11,7 +11,7 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include "native.h"
+#include "../native.h"
 #include "pool_rows.h"
 
 namespace {

@@ -11,7 +11,7 @@ use std::ffi::c_char;
 use tch::{Device, Kind, TchError, Tensor};
 use torch_sys::C_tensor;
 
-use super::native::owned_tensor;
+use crate::native::owned_tensor;
 
 unsafe extern "C" {
     fn beard_relu_avg_pool(input: *const C_tensor, error: *mut *mut c_char) -> *mut C_tensor;

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <mutex>
 
-#include "../model/native.h"
+#include "../native.h"
 
 namespace {
 

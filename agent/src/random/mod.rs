@@ -22,7 +22,7 @@ use std::ptr::NonNull;
 use tch::{Device, TchError, Tensor};
 use torch_sys::C_tensor;
 
-use crate::model::native::{owned_tensor, take_message};
+use crate::native::{owned_tensor, take_message};
 
 #[repr(C)]
 struct RawGenerator {
@@ -61,7 +61,6 @@ unsafe extern "C" {
 /// stream: a draw through any of them is the stream's next.
 pub struct TaskGenerator {
     raw: NonNull<RawGenerator>,
-    device: Device,
 }
 
 // SAFETY: an `at::Generator` is a reference-counted handle whose every draw locks the generator's
@@ -83,12 +82,7 @@ impl TaskGenerator {
         let raw = unsafe { beard_generator_new(cuda_index, seed, &mut error) };
         // SAFETY: on a null result `error` is null or a malloc'ed message, read once here.
         let raw = NonNull::new(raw).ok_or_else(|| unsafe { take_message("creating a random generator", error) })?;
-        Ok(Self { raw, device })
-    }
-
-    /// The device whose tensors this stream fills.
-    pub fn device(&self) -> Device {
-        self.device
+        Ok(Self { raw })
     }
 
     /// A tensor of `like`'s shape, kind and device, uniform in `[from, to)` (`uniform_`).
@@ -128,7 +122,7 @@ impl Clone for TaskGenerator {
     fn clone(&self) -> Self {
         // SAFETY: the generator is live; sharing it returns a new owned handle.
         let raw = unsafe { beard_generator_share(self.raw.as_ptr()) };
-        Self { raw: NonNull::new(raw).expect("a shared generator handle"), device: self.device }
+        Self { raw: NonNull::new(raw).expect("a shared generator handle") }
     }
 }
 
@@ -141,7 +135,7 @@ impl Drop for TaskGenerator {
 
 impl std::fmt::Debug for TaskGenerator {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("TaskGenerator").field("device", &self.device).finish_non_exhaustive()
+        formatter.debug_struct("TaskGenerator").finish_non_exhaustive()
     }
 }
 

@@ -1,6 +1,6 @@
-//! The C boundary of the agent's C++ (the ConvNet's operators `relu_pool.cpp`,
-//! `instance_norm_pool.cpp` and `first_conv.cpp`, and `random/generator.cpp`, built by the build
-//! script against libtorch's headers): a call returns an owned result, or null with a malloc'ed
+//! The C boundary of the agent's C++ (the ConvNet's operators in `model/`,
+//! `random/generator.cpp` and `graph/capture.cpp`, built by the build script against libtorch's
+//! headers): a call returns an owned result, or a null result or failure code with a malloc'ed
 //! message (`native.h`), which becomes a [`TchError`].
 
 use std::ffi::{CStr, c_char};

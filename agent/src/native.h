@@ -1,7 +1,7 @@
-// What the agent's C++ (the ConvNet's operators relu_pool.cpp, instance_norm_pool.cpp and
-// first_conv.cpp, and random/generator.cpp) shares at its C boundary: a C++ exception becomes a
-// null result and a malloc'ed message the Rust side reads and frees (model/native.rs), so no
-// exception crosses into Rust.
+// What the agent's C++ (the ConvNet's operators in model/, random/generator.cpp and
+// graph/capture.cpp) shares at its C boundary: a C++ exception becomes a null result or a failure
+// code and a malloc'ed message the Rust side reads and frees (native.rs), so no exception crosses
+// into Rust.
 #pragma once
 
 #include <ATen/ATen.h>
